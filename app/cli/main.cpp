@@ -1,0 +1,142 @@
+// headlab-cli: the scriptable front end. Results on stdout, logs and progress on stderr,
+// exit 0 on success, non-zero with one "error: ..." line on failure (PRODUCT.md §6).
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "cli_args.h"
+#include "headlab/core/errors.h"
+#include "headlab/core/generate.h"
+#include "headlab/core/model_loader.h"
+#include "headlab/core/startup.h"
+#include "headlab/core/tokenizer.h"
+
+namespace {
+
+using headlab::cli::Args;
+
+const char* kUsage = R"(usage: headlab-cli <command> [options]
+
+commands:
+  info      --model M                                   model config as JSON
+  tokenize  --model M | --tokenizer T  (--text S | --text-file F) [--no-bos]
+  generate  --model M [--tokenizer T] --prompt S [--max-tokens N] [--steps N] [--greedy]
+            [--temperature X] [--top-p P] [--seed N] [--device cpu|cuda] [--dtype float32|bfloat16|float16]
+  capture   --model M --prompt S --hooks GLOB --out trace.h5        (not built yet)
+  probe P   --model M [probe options] [--json] [--out results.h5]   (not built yet)
+  patch     --model M --clean S --corrupted S --answer S --wrong S --sweep KIND   (not built yet)
+  demo      [--out DIR]                                             (not built yet)
+
+  M: a Hugging Face folder, a .gguf, a llama2.c .bin, or a cached Hugging Face name.
+options: --version, --help, --threads N
+)";
+
+headlab::LoadedModel open(const Args& a) {
+  headlab::LoadOptions o;
+  o.tokenizerPath = a.get("tokenizer");
+  o.device = a.get("device", "cpu");
+  o.dtype = a.get("dtype", "float32");
+  return headlab::loadModel(a.require("model"), o);
+}
+
+int cmdInfo(const Args& a) {
+  auto m = open(a);
+  nlohmann::json j = headlab::configToJson(m.model->config());
+  j["format"] = m.format;
+  j["source"] = m.source;
+  j["tokenizer"] = m.tokenizer ? m.tokenizer->kind() : "none";
+  std::cout << j.dump(2) << "\n";
+  return 0;
+}
+
+std::string readText(const Args& a) {
+  if (a.has("text")) return a.get("text");
+  if (a.has("text-file")) {
+    std::ifstream in(a.get("text-file"), std::ios::binary);
+    if (!in) throw headlab::IoError(a.get("text-file") + ": cannot open");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
+  throw std::invalid_argument("missing --text or --text-file");
+}
+
+int cmdTokenize(const Args& a) {
+  std::unique_ptr<headlab::Tokenizer> tok;
+  if (a.has("tokenizer")) {
+    tok = headlab::loadTokenizer(a.get("tokenizer"));
+  } else {
+    auto m = open(a);
+    if (!m.tokenizer) throw headlab::TokenizerError(m.source + ": no tokenizer found; pass --tokenizer");
+    tok = std::move(m.tokenizer);
+  }
+  auto ids = tok->encode(readText(a), !a.has("no-bos"));
+  for (size_t i = 0; i < ids.size(); ++i) std::cout << (i ? " " : "") << ids[i];
+  std::cout << "\n";
+  return 0;
+}
+
+int cmdGenerate(const Args& a) {
+  auto m = open(a);
+  if (!m.tokenizer) throw headlab::TokenizerError(m.source + ": no tokenizer found; pass --tokenizer");
+  const std::string prompt = a.require("prompt");
+  if (prompt.empty()) throw headlab::InputError("empty prompt (--prompt \"\")");
+  auto ids = m.tokenizer->encode(prompt, true);
+  headlab::GenerateOptions g;
+  g.maxNewTokens = a.integer("max-tokens", 64);
+  // llama2.c -n N runs N forwards (positions 0..N-1), prompt included: N + 1 - P new tokens.
+  if (a.has("steps")) g.maxNewTokens = a.integer("steps", 64) + 1 - static_cast<long long>(ids.size());
+  g.greedy = a.has("greedy");
+  g.temperature = std::stod(a.get("temperature", "1.0"));
+  g.topP = std::stod(a.get("top-p", "0.9"));
+  g.seed = static_cast<uint64_t>(a.integer("seed", 0));
+  auto out = headlab::generate(*m.model, ids, g, m.tokenizer->bos(), m.tokenizer->eos());
+  std::cout << headlab::renderGeneration(*m.tokenizer, ids, out) << "\n";
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+    std::cout << kUsage;
+    return args.empty() ? 2 : 0;
+  }
+  if (args[0] == "--version") {
+    std::cout << "headlab-cli " << headlab::appVersion() << "\n";
+    return 0;
+  }
+  const std::string cmd = args[0];
+  std::vector<std::string> rest(args.begin() + 1, args.end());
+  try {
+    const std::set<std::string> flags = {"greedy", "no-bos", "json", "force", "help"};
+    const std::set<std::string> options = {"model", "tokenizer", "text", "text-file", "prompt", "max-tokens", "steps",
+                                           "temperature", "top-p", "seed", "device", "dtype", "threads", "out",
+                                           "hooks", "clean", "corrupted", "answer", "wrong", "sweep", "method"};
+    Args a(rest, flags, options);
+    headlab::configureThreads(static_cast<int>(a.integer("threads", 0)));
+    if (cmd == "info") return cmdInfo(a);
+    if (cmd == "tokenize") return cmdTokenize(a);
+    if (cmd == "generate") return cmdGenerate(a);
+    if (cmd == "capture" || cmd == "probe" || cmd == "patch" || cmd == "demo") {
+      std::cerr << "error: '" << cmd << "' is not built yet in this version of HeadLab\n";
+      return 3;
+    }
+    std::cerr << "error: unknown command '" << cmd << "' (see headlab-cli --help)\n";
+    return 2;
+  } catch (const std::invalid_argument& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::string msg = e.what();
+    if (auto nl = msg.find('\n'); nl != std::string::npos) msg = msg.substr(0, nl);
+    std::cerr << "error: " << msg << "\n";
+    return 1;
+  }
+}

@@ -1,0 +1,33 @@
+// Opens a model from what the user typed: a Hugging Face folder, a .gguf, a llama2.c .bin,
+// or a cached Hugging Face name. Validates everything before returning; a failure throws
+// (IoError, ConfigError, WeightError, TokenizerError) and leaves nothing half-loaded.
+#pragma once
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "headlab/core/hooked_transformer.h"
+#include "headlab/core/tokenizer.h"
+
+namespace headlab {
+
+struct LoadOptions {
+  std::string tokenizerPath;     // overrides the tokenizer found with the model
+  std::string device = "cpu";    // "cpu" or "cuda[:n]"
+  std::string dtype = "float32"; // "float32", "bfloat16", "float16"
+};
+
+struct LoadedModel {
+  std::unique_ptr<HookedTransformer> model;
+  std::unique_ptr<Tokenizer> tokenizer;  // may be null when none was found
+  std::string source;                    // resolved path
+  std::string format;                    // "hf", "gguf", "llama2c"
+};
+
+LoadedModel loadModel(const std::string& spec, const LoadOptions& options = {});
+// Resolves a bare name ("gpt2") from the Hugging Face cache; returns spec unchanged otherwise.
+std::string resolveModelPath(const std::string& spec);
+at::ScalarType parseDtype(const std::string& s);  // throws InputError
+at::Device parseDevice(const std::string& s);     // throws InputError (also when CUDA is absent)
+
+}  // namespace headlab

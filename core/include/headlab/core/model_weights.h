@@ -1,0 +1,38 @@
+// Canonical weights of a decoder-only transformer, whatever file they came from.
+// Linear weights keep the PyTorch nn.Linear orientation [out, in]; absent biases are undefined.
+#pragma once
+#include <ATen/Tensor.h>
+
+#include <vector>
+
+namespace headlab {
+
+struct LayerWeights {
+  at::Tensor ln1_w, ln1_b;   // [d_model]
+  at::Tensor wq, bq;         // [n_heads * d_head, d_model], [n_heads * d_head]
+  at::Tensor wk, bk;         // [n_kv_heads * d_head, d_model]
+  at::Tensor wv, bv;         // [n_kv_heads * d_head, d_model]
+  at::Tensor wo, bo;         // [d_model, n_heads * d_head], [d_model]
+  at::Tensor ln2_w, ln2_b;   // [d_model]
+  at::Tensor w_gate;         // [d_mlp, d_model] (gated MLPs: llama w1 / gate_proj)
+  at::Tensor w_in, b_in;     // [d_mlp, d_model] (llama w3 / up_proj; GPT-2 c_fc)
+  at::Tensor w_out, b_out;   // [d_model, d_mlp] (llama w2 / down_proj; GPT-2 c_proj)
+};
+
+struct ModelWeights {
+  at::Tensor embed;          // [d_vocab, d_model]
+  at::Tensor pos_embed;      // [n_ctx, d_model] (learned positions only)
+  at::Tensor lnf_w, lnf_b;   // [d_model]
+  at::Tensor unembed;        // [d_vocab, d_model] (same storage as embed when tied)
+  at::Tensor unembed_b;      // [d_vocab] (rare)
+  std::vector<LayerWeights> layers;
+};
+
+struct ModelConfig;
+// Checks every tensor's shape against the config. Throws ShapeError naming the tensor,
+// the expected and the actual shape.
+void validateWeights(const ModelConfig& config, const ModelWeights& w, const std::string& where);
+// Moves and casts every tensor (float dtypes only).
+ModelWeights weightsTo(const ModelWeights& w, at::Device device, at::ScalarType dtype);
+
+}  // namespace headlab

@@ -1,0 +1,88 @@
+// Tensors as stored in a checkpoint file: memory-mapped, validated, converted on request.
+#pragma once
+#include <ATen/Tensor.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace headlab {
+
+// A read-only memory map of a whole file. Move-only RAII around mmap/munmap.
+class MappedFile {
+ public:
+  explicit MappedFile(const std::string& path);  // throws IoError
+  ~MappedFile();
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  const uint8_t* data() const { return m_data; }
+  uint64_t size() const { return m_size; }
+  const std::string& path() const { return m_path; }
+
+ private:
+  std::string m_path;
+  const uint8_t* m_data = nullptr;
+  uint64_t m_size = 0;
+};
+
+enum class StoredDtype { F32, F16, BF16, Q8_0, I32, I64 };
+const char* toString(StoredDtype d);
+// Bytes for `numel` elements (Q8_0: blocks of 32 -> 34 bytes). Throws WeightError on overflow.
+uint64_t storedBytes(StoredDtype d, uint64_t numel, const std::string& where);
+
+struct RawTensor {
+  std::string name;
+  StoredDtype dtype = StoredDtype::F32;
+  std::vector<int64_t> shape;  // PyTorch order (outermost first)
+  const uint8_t* data = nullptr;
+  uint64_t nbytes = 0;
+  std::string file;
+};
+
+// Bounds-checked little-endian reader over a byte range; every error names the file and offset.
+class ByteReader {
+ public:
+  ByteReader(const uint8_t* data, uint64_t size, std::string file) : m_data(data), m_size(size), m_file(std::move(file)) {}
+  template <typename T>
+  T read(const char* what);
+  std::string readString(uint64_t len, const char* what);
+  void skip(uint64_t n, const char* what);
+  uint64_t offset() const { return m_pos; }
+  uint64_t remaining() const { return m_size - m_pos; }
+  void seek(uint64_t pos) { m_pos = pos; }
+  const std::string& file() const { return m_file; }
+  [[noreturn]] void fail(const std::string& msg) const;
+
+ private:
+  void need(uint64_t n, const char* what);
+  const uint8_t* m_data;
+  uint64_t m_size;
+  uint64_t m_pos = 0;
+  std::string m_file;
+};
+
+class TensorStore {
+ public:
+  void addFile(std::shared_ptr<MappedFile> f) { m_files.push_back(std::move(f)); }
+  // Throws WeightError on a duplicate name.
+  void add(RawTensor t);
+  bool has(const std::string& name) const { return m_tensors.count(name) > 0; }
+  const RawTensor& raw(const std::string& name) const;  // throws WeightError "missing tensor"
+  // Float32 copy of a tensor, checked against `expectedShape` (empty = any). Throws WeightError
+  // "file: tensor 'x' has wrong shape; expected [a, b], got [c, d]".
+  at::Tensor get(const std::string& name, const std::vector<int64_t>& expectedShape = {}) const;
+  at::Tensor getOptional(const std::string& name, const std::vector<int64_t>& expectedShape = {}) const;
+  const std::map<std::string, RawTensor>& tensors() const { return m_tensors; }
+  std::string describe() const;  // the file name(s), for messages
+
+ private:
+  std::vector<std::shared_ptr<MappedFile>> m_files;
+  std::map<std::string, RawTensor> m_tensors;
+};
+
+std::string shapeString(const std::vector<int64_t>& s);
+std::string shapeString(at::IntArrayRef s);
+
+}  // namespace headlab

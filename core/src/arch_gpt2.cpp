@@ -1,0 +1,70 @@
+// GPT-2: LayerNorm, learned positions, GELU (tanh), fused c_attn stored as Conv1D [in, out].
+#include "architectures.h"
+#include "headlab/core/errors.h"
+
+namespace headlab::arch {
+
+ModelConfig gpt2ConfigFromHf(const nlohmann::json& cfg, const std::string& where) {
+  ModelConfig c;
+  c.arch = "gpt2";
+  c.d_model = require<int64_t>(cfg, "n_embd", where);
+  c.n_layers = require<int64_t>(cfg, "n_layer", where);
+  c.n_heads = require<int64_t>(cfg, "n_head", where);
+  c.n_kv_heads = c.n_heads;
+  c.d_head = c.n_heads > 0 ? c.d_model / c.n_heads : 0;
+  c.d_mlp = optional<int64_t>(cfg, "n_inner", 4 * c.d_model, where);
+  c.d_vocab = require<int64_t>(cfg, "vocab_size", where);
+  c.n_ctx = optional<int64_t>(cfg, "n_positions", optional<int64_t>(cfg, "n_ctx", 1024, where), where);
+  c.norm = NormKind::LayerNorm;
+  c.norm_eps = optional<double>(cfg, "layer_norm_epsilon", 1e-5, where);
+  std::string act = optional<std::string>(cfg, "activation_function", "gelu_new", where);
+  if (act == "gelu_new" || act == "gelu_pytorch_tanh") c.act = Activation::GeluNew;
+  else if (act == "gelu") c.act = Activation::Gelu;
+  else if (act == "relu") c.act = Activation::Relu;
+  else throw ConfigError(where + ": activation_function '" + act + "' unsupported");
+  c.gated_mlp = false;
+  c.learned_pos = true;
+  c.rope = RopeLayout::None;
+  c.tied_embeddings = optional<bool>(cfg, "tie_word_embeddings", true, where);
+  c.bos_token_id = optional<int64_t>(cfg, "bos_token_id", -1, where);
+  c.eos_token_id = optional<int64_t>(cfg, "eos_token_id", -1, where);
+  c.validate(where);
+  return c;
+}
+
+ModelWeights gpt2WeightsFromHf(const ModelConfig& c, const TensorStore& st) {
+  // Hugging Face's GPT2LMHeadModel prefixes "transformer."; the original gpt2 upload does not.
+  const std::string p = st.has("transformer.wte.weight") ? "transformer." : "";
+  const int64_t D = c.d_model, F = c.d_mlp;
+  auto layer = [&](int64_t l, const char* rest) { return p + "h." + std::to_string(l) + "." + rest; };
+  ModelWeights w;
+  w.embed = st.get(p + "wte.weight", {c.d_vocab, D});
+  w.pos_embed = st.get(p + "wpe.weight", {c.n_ctx, D});
+  w.lnf_w = st.get(p + "ln_f.weight", {D});
+  w.lnf_b = st.get(p + "ln_f.bias", {D});
+  w.unembed = c.tied_embeddings || !st.has("lm_head.weight") ? w.embed : st.get("lm_head.weight", {c.d_vocab, D});
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    LayerWeights L;
+    L.ln1_w = st.get(layer(l, "ln_1.weight"), {D});
+    L.ln1_b = st.get(layer(l, "ln_1.bias"), {D});
+    // Conv1D stores [in, out]; split the fused q|k|v columns and transpose to [out, in].
+    at::Tensor qkv = st.get(layer(l, "attn.c_attn.weight"), {D, 3 * D});
+    at::Tensor qkvBias = st.get(layer(l, "attn.c_attn.bias"), {3 * D});
+    auto cols = qkv.split(D, 1);
+    auto bias = qkvBias.split(D, 0);
+    L.wq = cols[0].t().contiguous(), L.wk = cols[1].t().contiguous(), L.wv = cols[2].t().contiguous();
+    L.bq = bias[0].contiguous(), L.bk = bias[1].contiguous(), L.bv = bias[2].contiguous();
+    L.wo = st.get(layer(l, "attn.c_proj.weight"), {D, D}).t().contiguous();
+    L.bo = st.get(layer(l, "attn.c_proj.bias"), {D});
+    L.ln2_w = st.get(layer(l, "ln_2.weight"), {D});
+    L.ln2_b = st.get(layer(l, "ln_2.bias"), {D});
+    L.w_in = st.get(layer(l, "mlp.c_fc.weight"), {D, F}).t().contiguous();
+    L.b_in = st.get(layer(l, "mlp.c_fc.bias"), {F});
+    L.w_out = st.get(layer(l, "mlp.c_proj.weight"), {F, D}).t().contiguous();
+    L.b_out = st.get(layer(l, "mlp.c_proj.bias"), {D});
+    w.layers.push_back(std::move(L));
+  }
+  return w;
+}
+
+}  // namespace headlab::arch

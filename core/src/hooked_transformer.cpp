@@ -1,0 +1,237 @@
+#include "headlab/core/hooked_transformer.h"
+
+#include <cmath>
+
+#include "headlab/core/errors.h"
+
+namespace headlab {
+
+namespace {
+at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
+  return b.defined() ? at::linear(x, w, b) : at::linear(x, w);
+}
+
+at::Tensor activate(const at::Tensor& x, Activation a) {
+  switch (a) {
+    case Activation::GeluNew: return at::gelu(x, "tanh");
+    case Activation::Gelu: return at::gelu(x);
+    case Activation::Silu: return at::silu(x);
+    case Activation::Relu: return at::relu(x);
+  }
+  return x;
+}
+}  // namespace
+
+HookedTransformer::HookedTransformer(ModelConfig config, ModelWeights weights)
+    : m_config(std::move(config)), m_weights(std::move(weights)), m_hooks(m_config.n_layers) {
+  m_config.validate("model");
+  validateWeights(m_config, m_weights, "model");
+  if (m_config.rope != RopeLayout::None) {
+    // float32 arithmetic on purpose: llama2.c and Hugging Face both build these tables in float32.
+    const int64_t half = m_config.rotaryDim() / 2;
+    std::vector<float> cosv(m_config.n_ctx * half), sinv(m_config.n_ctx * half);
+    const float theta = static_cast<float>(m_config.rope_theta);
+    for (int64_t i = 0; i < half; ++i) {
+      float freq = 1.0f / std::pow(theta, static_cast<float>(2 * i) / static_cast<float>(2 * half));
+      for (int64_t p = 0; p < m_config.n_ctx; ++p) {
+        float angle = static_cast<float>(p) * freq;
+        cosv[p * half + i] = std::cos(angle);
+        sinv[p * half + i] = std::sin(angle);
+      }
+    }
+    m_ropeCos = at::from_blob(cosv.data(), {m_config.n_ctx, half}, at::kFloat).clone().to(device());
+    m_ropeSin = at::from_blob(sinv.data(), {m_config.n_ctx, half}, at::kFloat).clone().to(device());
+  }
+}
+
+void HookedTransformer::to(at::Device dev, at::ScalarType dtype) {
+  m_weights = weightsTo(m_weights, dev, dtype);
+  if (m_ropeCos.defined()) {
+    m_ropeCos = m_ropeCos.to(dev);
+    m_ropeSin = m_ropeSin.to(dev);
+  }
+}
+
+void HookedTransformer::checkTokens(const at::Tensor& tokens, int64_t posOffset) const {
+  if (tokens.dim() != 2)
+    throw InputError("tokens must be [batch, pos], got " + std::to_string(tokens.dim()) + " dims");
+  if (tokens.size(0) == 0 || tokens.size(1) == 0) throw InputError("empty prompt: no tokens to run");
+  if (posOffset + tokens.size(1) > m_config.n_ctx)
+    throw InputError("prompt of " + std::to_string(posOffset + tokens.size(1)) +
+                     " tokens is longer than the model's context of " + std::to_string(m_config.n_ctx));
+  int64_t lo = tokens.min().item<int64_t>(), hi = tokens.max().item<int64_t>();
+  if (lo < 0 || hi >= m_config.d_vocab)
+    throw InputError("token id " + std::to_string(lo < 0 ? lo : hi) + " out of range [0, " +
+                     std::to_string(m_config.d_vocab) + ")");
+}
+
+at::Tensor HookedTransformer::norm(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) const {
+  const double eps = m_config.norm_eps;
+  at::Tensor xf = x.to(at::kFloat);
+  at::Tensor y;
+  if (m_config.norm == NormKind::LayerNorm) {
+    y = at::layer_norm(xf, {m_config.d_model}, w.to(at::kFloat), b.defined() ? b.to(at::kFloat) : at::Tensor(), eps);
+  } else {
+    y = xf * at::rsqrt(xf.pow(2).mean(-1, true) + eps) * w.to(at::kFloat);
+  }
+  return y.to(x.scalar_type());
+}
+
+at::Tensor HookedTransformer::rope(const at::Tensor& x, int64_t posOffset) const {
+  // x [batch, pos, head, d_head]; rotate the first rotary_dim features of each head.
+  const int64_t T = x.size(1), rot = m_config.rotaryDim(), half = rot / 2;
+  at::Tensor c = m_ropeCos.slice(0, posOffset, posOffset + T).view({1, T, 1, half}).to(x.scalar_type());
+  at::Tensor s = m_ropeSin.slice(0, posOffset, posOffset + T).view({1, T, 1, half}).to(x.scalar_type());
+  at::Tensor xr = x.slice(-1, 0, rot);
+  at::Tensor out;
+  if (m_config.rope == RopeLayout::Interleaved) {
+    at::Tensor pairs = xr.unflatten(-1, {half, 2});  // [..., half, 2]
+    at::Tensor x0 = pairs.select(-1, 0), x1 = pairs.select(-1, 1);
+    out = at::stack({x0 * c - x1 * s, x0 * s + x1 * c}, -1).flatten(-2);
+  } else {
+    at::Tensor x0 = xr.slice(-1, 0, half), x1 = xr.slice(-1, half, rot);
+    out = at::cat({x0 * c - x1 * s, x1 * c + x0 * s}, -1);
+  }
+  if (rot < x.size(-1)) out = at::cat({out, x.slice(-1, rot)}, -1);
+  return out;
+}
+
+at::Tensor HookedTransformer::embed(const at::Tensor& tokensIn, int64_t posOffset) {
+  at::Tensor tokens = tokensIn.to(device(), at::kLong);
+  at::Tensor resid = at::embedding(m_weights.embed, tokens);  // [batch, pos, d_model]
+  hook(m_hooks.idOf(GlobalHook::Embed), resid, posOffset);
+  if (m_config.learned_pos) {
+    at::Tensor pos = m_weights.pos_embed.slice(0, posOffset, posOffset + tokens.size(1))
+                         .unsqueeze(0)
+                         .expand({tokens.size(0), -1, -1});
+    hook(m_hooks.idOf(GlobalHook::PosEmbed), pos, posOffset);
+    resid = resid + pos;
+  }
+  return resid;
+}
+
+at::Tensor HookedTransformer::attention(int l, const at::Tensor& x, KvCache* cache, int64_t off) {
+  const auto& w = m_weights.layers[l];
+  const int64_t B = x.size(0), T = x.size(1);
+  const int64_t H = m_config.n_heads, Hkv = m_config.n_kv_heads, dh = m_config.d_head, G = H / Hkv;
+  auto id = [&](LayerHook h) { return m_hooks.idOf(l, h); };
+
+  at::Tensor q = linear(x, w.wq, w.bq).view({B, T, H, dh});
+  at::Tensor k = linear(x, w.wk, w.bk).view({B, T, Hkv, dh});
+  at::Tensor v = linear(x, w.wv, w.bv).view({B, T, Hkv, dh});
+  hook(id(LayerHook::Q), q, off);
+  hook(id(LayerHook::K), k, off);
+  hook(id(LayerHook::V), v, off);
+  if (m_config.rope != RopeLayout::None) {
+    q = rope(q, off);
+    k = rope(k, off);
+    hook(id(LayerHook::RotQ), q, off);
+    hook(id(LayerHook::RotK), k, off);
+  }
+  at::Tensor kt = k.transpose(1, 2), vt = v.transpose(1, 2);  // [batch, kv_head, pos, d_head]
+  if (cache) {
+    if (static_cast<int64_t>(cache->k.size()) <= l) cache->k.resize(l + 1), cache->v.resize(l + 1);
+    if (cache->k[l].defined()) {
+      kt = at::cat({cache->k[l], kt}, 2);
+      vt = at::cat({cache->v[l], vt}, 2);
+    }
+    cache->k[l] = kt, cache->v[l] = vt;
+  }
+  const int64_t S = kt.size(2);
+  // Query head h reads kv head h / G: group the query heads instead of copying keys.
+  at::Tensor qg = q.transpose(1, 2).reshape({B, Hkv, G, T, dh});
+  at::Tensor scores = at::matmul(qg, kt.unsqueeze(2).transpose(-1, -2)).view({B, H, T, S});
+  scores = scores / std::sqrt(static_cast<double>(dh));
+  at::Tensor qpos = at::arange(off, off + T, at::TensorOptions().dtype(at::kLong).device(x.device())).unsqueeze(1);
+  at::Tensor kpos = at::arange(S, at::TensorOptions().dtype(at::kLong).device(x.device())).unsqueeze(0);
+  at::Tensor masked = kpos > qpos;  // [q_pos, k_pos]
+  if (m_config.sliding_window > 0) masked = masked.logical_or(qpos - kpos >= m_config.sliding_window);
+  scores = scores.masked_fill(masked, -std::numeric_limits<double>::infinity());
+  hook(id(LayerHook::AttnScores), scores, off);
+  at::Tensor pattern = at::softmax(scores.to(at::kFloat), -1).to(x.scalar_type());  // [batch, head, q, k]
+  hook(id(LayerHook::Pattern), pattern, off);
+  at::Tensor z = at::matmul(pattern.view({B, Hkv, G, T, S}), vt.unsqueeze(2))  // [B, Hkv, G, T, dh]
+                     .view({B, H, T, dh})
+                     .transpose(1, 2)
+                     .contiguous();  // [batch, pos, head, d_head]
+  hook(id(LayerHook::Z), z, off);
+  at::Tensor out = linear(z.view({B, T, H * dh}), w.wo, w.bo);
+  if (m_hooks.hasHooks(id(LayerHook::Result))) {
+    // Per-head contribution to the residual stream: [batch, pos, head, d_model].
+    at::Tensor woHeads = w.wo.view({m_config.d_model, H, dh}).permute({1, 2, 0});  // [head, d_head, d_model]
+    at::Tensor result = at::einsum("bphd,hdm->bphm", {z, woHeads});
+    at::Tensor original = result, snapshot = result.clone();
+    hook(id(LayerHook::Result), result, off);
+    // Only a hook that replaced or edited the heads changes the output; read-only hooks keep the
+    // fused product so idle hooks stay bit-identical to the plain forward.
+    if (!result.is_same(original) || !at::equal(original, snapshot)) {
+      out = result.sum(2);
+      if (w.bo.defined()) out = out + w.bo;
+    }
+  }
+  return out;
+}
+
+at::Tensor HookedTransformer::mlp(int l, const at::Tensor& x) {
+  const auto& w = m_weights.layers[l];
+  auto id = [&](LayerHook h) { return m_hooks.idOf(l, h); };
+  at::Tensor post;
+  if (m_config.gated_mlp) {
+    at::Tensor pre = linear(x, w.w_gate, at::Tensor());
+    hook(id(LayerHook::MlpPre), pre);
+    at::Tensor preLinear = linear(x, w.w_in, w.b_in);
+    hook(id(LayerHook::MlpPreLinear), preLinear);
+    post = activate(pre, m_config.act) * preLinear;
+  } else {
+    at::Tensor pre = linear(x, w.w_in, w.b_in);
+    hook(id(LayerHook::MlpPre), pre);
+    post = activate(pre, m_config.act);
+  }
+  hook(id(LayerHook::MlpPost), post);
+  return linear(post, w.w_out, w.b_out);
+}
+
+at::Tensor HookedTransformer::block(int l, const at::Tensor& residPre, KvCache* cache, int64_t off) {
+  if (l < 0 || l >= m_config.n_layers)
+    throw InputError("layer " + std::to_string(l) + " out of range [0, " + std::to_string(m_config.n_layers) + ")");
+  const auto& w = m_weights.layers[l];
+  auto id = [&](LayerHook h) { return m_hooks.idOf(l, h); };
+  at::Tensor resid = residPre;
+  hook(id(LayerHook::ResidPre), resid, off);
+  at::Tensor x = norm(resid, w.ln1_w, w.ln1_b);
+  hook(id(LayerHook::Ln1Normalized), x, off);
+  at::Tensor attnOut = attention(l, x, cache, off);
+  hook(id(LayerHook::AttnOut), attnOut, off);
+  at::Tensor residMid = resid + attnOut;
+  hook(id(LayerHook::ResidMid), residMid, off);
+  at::Tensor x2 = norm(residMid, w.ln2_w, w.ln2_b);
+  hook(id(LayerHook::Ln2Normalized), x2, off);
+  at::Tensor mlpOut = mlp(l, x2);
+  hook(id(LayerHook::MlpOut), mlpOut, off);
+  at::Tensor residPost = residMid + mlpOut;
+  hook(id(LayerHook::ResidPost), residPost, off);
+  return residPost;
+}
+
+at::Tensor HookedTransformer::unembed(const at::Tensor& resid) {
+  at::Tensor x = norm(resid, m_weights.lnf_w, m_weights.lnf_b);
+  hook(m_hooks.idOf(GlobalHook::LnFinal), x);
+  return linear(x, m_weights.unembed, m_weights.unembed_b);
+}
+
+at::Tensor HookedTransformer::forward(const at::Tensor& tokens, KvCache* cache) {
+  const int64_t off = cache ? cache->length : 0;
+  checkTokens(tokens, off);
+  at::Tensor resid = embed(tokens, off);
+  for (int l = 0; l < m_config.n_layers; ++l) resid = block(l, resid, cache, off);
+  if (cache) cache->length += tokens.size(1);
+  return unembed(resid);
+}
+
+at::Tensor HookedTransformer::forwardFrom(int fromLayer, const at::Tensor& residPre) {
+  at::Tensor resid = residPre;
+  for (int l = fromLayer; l < m_config.n_layers; ++l) resid = block(l, resid);
+  return unembed(resid);
+}
+
+}  // namespace headlab

@@ -1,0 +1,122 @@
+#include "headlab/core/model_loader.h"
+
+#include <cstdlib>
+#include <filesystem>
+
+#include <nlohmann/json.hpp>
+
+#include "architectures.h"
+#include "headlab/core/checkpoint_formats.h"
+#include "headlab/core/errors.h"
+
+namespace headlab {
+
+namespace fs = std::filesystem;
+
+at::ScalarType parseDtype(const std::string& s) {
+  if (s == "float32" || s == "f32" || s == "fp32") return at::kFloat;
+  if (s == "bfloat16" || s == "bf16") return at::kBFloat16;
+  if (s == "float16" || s == "f16" || s == "fp16") return at::kHalf;
+  throw InputError("unknown dtype '" + s + "' (expected float32, bfloat16 or float16)");
+}
+
+at::Device parseDevice(const std::string& s) {
+  if (s == "cpu") return at::Device(at::kCPU);
+  if (s.rfind("cuda", 0) == 0) {
+    if (!at::hasCUDA()) throw InputError("device '" + s + "' requested but this libtorch has no CUDA");
+    return at::Device(s);
+  }
+  throw InputError("unknown device '" + s + "' (expected cpu or cuda)");
+}
+
+std::string resolveModelPath(const std::string& spec) {
+  if (fs::exists(spec)) return spec;
+  const char* home = std::getenv("HOME");
+  const char* hfHome = std::getenv("HF_HOME");
+  fs::path hub = hfHome ? fs::path(hfHome) / "hub" : fs::path(home ? home : "/") / ".cache/huggingface/hub";
+  std::string dirName = "models--";
+  for (char c : spec) dirName += c == '/' ? std::string("--") : std::string(1, c);
+  fs::path snaps = hub / dirName / "snapshots";
+  if (fs::is_directory(snaps))
+    for (const auto& e : fs::directory_iterator(snaps))
+      if (fs::exists(e.path() / "config.json")) return e.path().string();
+  throw IoError(spec + ": no such file or folder, and no Hugging Face cache entry " + (hub / dirName).string());
+}
+
+namespace {
+std::string detectFormat(const std::string& path) {
+  if (fs::is_directory(path)) return "hf";
+  MappedFile f(path);
+  if (f.size() >= 4 && std::string(reinterpret_cast<const char*>(f.data()), 4) == "GGUF") return "gguf";
+  if (fs::path(path).extension() == ".gguf") return "gguf";
+  if (fs::path(path).extension() == ".safetensors") return "safetensors";
+  return "llama2c";
+}
+
+std::unique_ptr<Tokenizer> findLlama2cTokenizer(const std::string& modelPath, int64_t vocab) {
+  fs::path dir = fs::path(modelPath).parent_path();
+  if (dir.empty()) dir = ".";
+  for (const char* name : {"tokenizer.bin"})
+    if (fs::exists(dir / name)) return loadLlama2cTokenizer((dir / name).string(), vocab);
+  // llama2.c names custom vocabularies tok<N>.bin.
+  fs::path custom = dir / ("tok" + std::to_string(vocab) + ".bin");
+  if (fs::exists(custom)) return loadLlama2cTokenizer(custom.string(), vocab);
+  return nullptr;
+}
+}  // namespace
+
+LoadedModel loadModel(const std::string& spec, const LoadOptions& opt) {
+  if (spec.empty()) throw InputError("no model given (expected a folder, .gguf, .bin or demo)");
+  LoadedModel out;
+  out.source = resolveModelPath(spec);
+  out.format = detectFormat(out.source);
+  ModelConfig config;
+  ModelWeights weights;
+  if (out.format == "hf") {
+    const std::string cfgPath = (fs::path(out.source) / "config.json").string();
+    if (!fs::exists(cfgPath)) throw IoError(out.source + ": folder has no config.json");
+    nlohmann::json cfg = readJsonFile(cfgPath);
+    if (!cfg.is_object()) throw ConfigError(cfgPath + ": expected a JSON object");
+    std::string type = arch::require<std::string>(cfg, "model_type", cfgPath);
+    TensorStore store;
+    readSafetensorsFolder(out.source, store);
+    if (arch::isLlamaFamily(type)) {
+      config = arch::llamaConfigFromHf(cfg, cfgPath);
+      weights = arch::llamaWeightsFromHf(config, store);
+      if (!store.has("lm_head.weight")) config.tied_embeddings = true;
+    } else if (type == "gpt2") {
+      config = arch::gpt2ConfigFromHf(cfg, cfgPath);
+      weights = arch::gpt2WeightsFromHf(config, store);
+    } else {
+      throw ConfigError(cfgPath + ": model_type '" + type + "' unsupported (expected gpt2, llama, mistral or qwen2)");
+    }
+    try {
+      out.tokenizer = loadTokenizer(out.source);
+    } catch (const IoError&) {
+      out.tokenizer = nullptr;  // weights without a tokenizer are still inspectable by ids
+    }
+  } else if (out.format == "gguf") {
+    GgufFile g = readGguf(out.source);
+    config = arch::llamaConfigFromGguf(g.metadata, g.tensors, out.source);
+    weights = arch::llamaWeightsFromGguf(config, g.tensors);
+    if (g.metadata.contains("tokenizer.ggml.tokens")) out.tokenizer = tokenizerFromGguf(g.metadata, out.source);
+  } else if (out.format == "llama2c") {
+    Llama2cFile f = readLlama2c(out.source);
+    config = arch::llamaConfigFromLlama2c(f.header);
+    weights = arch::llamaWeightsFromGguf(config, f.tensors);
+    out.tokenizer = findLlama2cTokenizer(out.source, config.d_vocab);
+  } else {
+    throw IoError(out.source + ": a bare .safetensors file has no config; open its folder instead");
+  }
+  if (!opt.tokenizerPath.empty()) out.tokenizer = loadTokenizer(opt.tokenizerPath);
+  if (out.tokenizer && out.tokenizer->vocabSize() > config.d_vocab)
+    throw TokenizerError(out.source + ": tokenizer has " + std::to_string(out.tokenizer->vocabSize()) +
+                         " tokens but the model's vocabulary is " + std::to_string(config.d_vocab));
+  at::Device device = parseDevice(opt.device);
+  at::ScalarType dtype = parseDtype(opt.dtype);
+  if (device.type() != at::kCPU || dtype != at::kFloat) weights = weightsTo(weights, device, dtype);
+  out.model = std::make_unique<HookedTransformer>(std::move(config), std::move(weights));
+  return out;
+}
+
+}  // namespace headlab

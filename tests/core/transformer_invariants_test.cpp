@@ -1,0 +1,101 @@
+// Invariants every architecture must keep, on seeded random weights.
+#include <gtest/gtest.h>
+
+#include <c10/core/InferenceMode.h>
+
+#include "headlab/core/errors.h"
+#include "random_model.h"
+
+namespace headlab {
+
+class TransformerInvariantsTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override { guard = std::make_unique<c10::InferenceMode>(); }
+  std::unique_ptr<c10::InferenceMode> guard;
+};
+
+TEST_P(TransformerInvariantsTest, PatternRowsSumToOneAndAreCausal) {
+  auto model = test::randomModel(GetParam());
+  std::vector<at::Tensor> patterns;
+  std::vector<HookHandle> handles;
+  for (const auto& name : model.hooks().match("blocks.*.attn.hook_pattern"))
+    handles.push_back(model.hooks().add(name, [&](at::Tensor& p, const HookContext&) { patterns.push_back(p.clone()); }));
+  model.forward(test::randomTokens(2, 12, 50));
+  ASSERT_EQ(patterns.size(), 3u);
+  for (const auto& p : patterns) {
+    ASSERT_EQ(p.sizes().vec(), (std::vector<int64_t>{2, 4, 12, 12}));
+    EXPECT_TRUE(at::allclose(p.sum(-1), at::ones({2, 4, 12}), 1e-5, 1e-6));
+    EXPECT_EQ(p.triu(1).abs().max().item<float>(), 0.0f) << "future keys must get zero attention";
+    if (GetParam() == "mistral") {
+      // window 5: query 11 cannot see key 6 or earlier
+      EXPECT_EQ(p.select(2, 11).slice(-1, 0, 7).abs().max().item<float>(), 0.0f);
+      EXPECT_GT(p.select(2, 11).slice(-1, 7, 12).sum().item<float>(), 0.99f);
+    }
+  }
+}
+
+TEST_P(TransformerInvariantsTest, IdleHooksEverywhereLeaveLogitsBitIdentical) {
+  auto model = test::randomModel(GetParam());
+  at::Tensor tokens = test::randomTokens(2, 10, 50);
+  at::Tensor plain = model.forward(tokens);
+  std::vector<HookHandle> handles;
+  double sink = 0;
+  for (const auto& name : model.hooks().names())
+    handles.push_back(model.hooks().add(name, [&](at::Tensor& t, const HookContext&) { sink += t.numel(); }));
+  at::Tensor hooked = model.forward(tokens);
+  EXPECT_GT(sink, 0);
+  EXPECT_TRUE(at::equal(plain, hooked));
+}
+
+TEST_P(TransformerInvariantsTest, ResultHookSumsToAttentionOutput) {
+  auto model = test::randomModel(GetParam());
+  at::Tensor result, attnOut;
+  auto h1 = model.hooks().add("blocks.1.attn.hook_result", [&](at::Tensor& t, const HookContext&) { result = t.clone(); });
+  auto h2 = model.hooks().add("blocks.1.hook_attn_out", [&](at::Tensor& t, const HookContext&) { attnOut = t.clone(); });
+  model.forward(test::randomTokens(1, 7, 50));
+  ASSERT_EQ(result.sizes().vec(), (std::vector<int64_t>{1, 7, 4, 32}));
+  at::Tensor sum = result.sum(2);
+  if (model.weights().layers[1].bo.defined()) sum = sum + model.weights().layers[1].bo;
+  EXPECT_TRUE(at::allclose(sum, attnOut, 1e-4, 1e-5));
+}
+
+TEST_P(TransformerInvariantsTest, SuffixRecomputeEqualsFullForward) {
+  auto model = test::randomModel(GetParam());
+  at::Tensor tokens = test::randomTokens(1, 9, 50);
+  at::Tensor resid2;
+  at::Tensor full;
+  {
+    auto h = model.hooks().add("blocks.2.hook_resid_pre", [&](at::Tensor& t, const HookContext&) { resid2 = t.clone(); });
+    full = model.forward(tokens);
+  }
+  EXPECT_TRUE(at::allclose(model.forwardFrom(2, resid2), full, 1e-5, 1e-6));
+}
+
+TEST_P(TransformerInvariantsTest, RejectsBadTokens) {
+  auto model = test::randomModel(GetParam());
+  EXPECT_THROW(model.forward(at::zeros({1, 0}, at::kLong)), InputError);
+  EXPECT_THROW(model.forward(at::full({1, 3}, 50, at::kLong)), InputError);
+  EXPECT_THROW(model.forward(at::zeros({1, 65}, at::kLong)), InputError);
+}
+
+INSTANTIATE_TEST_SUITE_P(Architectures, TransformerInvariantsTest,
+                         ::testing::Values("gpt2", "llama", "llama2c", "mistral", "qwen2"));
+
+TEST(GroupedQueryAttentionTest, QueryHeadsReadTheirKvHead) {
+  c10::InferenceMode guard;
+  auto model = test::randomModel("llama");  // 4 query heads, 2 kv heads
+  at::Tensor q, k, pattern;
+  auto h1 = model.hooks().add("blocks.0.attn.hook_rot_q", [&](at::Tensor& t, const HookContext&) { q = t.clone(); });
+  auto h2 = model.hooks().add("blocks.0.attn.hook_rot_k", [&](at::Tensor& t, const HookContext&) { k = t.clone(); });
+  auto h3 = model.hooks().add("blocks.0.attn.hook_pattern", [&](at::Tensor& t, const HookContext&) { pattern = t.clone(); });
+  model.forward(test::randomTokens(1, 6, 50));
+  ASSERT_EQ(k.size(2), 2);
+  for (int64_t h = 0; h < 4; ++h) {
+    // llama2.c's "h / kv_mul": heads 0,1 read kv head 0; heads 2,3 read kv head 1.
+    at::Tensor scores = at::matmul(q.select(2, h)[0], k.select(2, h / 2)[0].t()) / std::sqrt(8.0);
+    scores = scores.masked_fill(at::ones({6, 6}, at::kBool).triu(1), -INFINITY);
+    EXPECT_TRUE(at::allclose(at::softmax(scores, -1), pattern[0][h], 1e-5, 1e-6)) << "head " << h;
+  }
+}
+
+}  // namespace headlab

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The CLI contract of PRODUCT.md §6 on the real stories260K files.
+set -u
+CLI=$1
+SRC=$2
+SHARED=${HEADLAB_SHARED:-$(cd "$SRC/.." && pwd)/shared}
+M=$SHARED/models/stories260k
+fail=0
+check() { if [ "$2" != "$3" ]; then echo "FAIL $1: expected [$3] got [$2]"; fail=1; else echo "ok   $1"; fi; }
+
+v=$("$CLI" --version); check "--version" "${v%% *}" "headlab-cli"
+"$CLI" --help | grep -q "generate" || { echo "FAIL --help lists generate"; fail=1; }
+for c in info tokenize generate capture probe patch demo; do
+  "$CLI" --help | grep -q "^  $c" || { echo "FAIL --help lists $c"; fail=1; }
+done
+
+arch=$("$CLI" info --model "$M/stories260K.gguf" | /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["arch"], d["n_layers"], d["n_heads"], d["n_kv_heads"], d["d_model"], d["d_head"], d["d_vocab"])')
+check "info" "$arch" "llama 5 8 4 64 8 512"
+
+ids=$("$CLI" tokenize --tokenizer "$M/tok512.bin" --text "Once upon a time")
+check "tokenize" "$ids" "$("$CLI" tokenize --model "$M/stories260K.gguf" --text "Once upon a time")"
+nobos=$("$CLI" tokenize --tokenizer "$M/tok512.bin" --text "Once upon a time" --no-bos)
+check "tokenize --no-bos" "1 $nobos" "$ids"
+
+ref=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["stories260k_greedy_64"]["text"])' "$SHARED/testdata/stories260k-reference.json")
+out=$("$CLI" generate --model "$M/stories260K.bin" --tokenizer "$M/tok512.bin" --prompt "Once upon a time" --greedy --steps 64)
+check "generate --steps 64 (llama2.c -n 64)" "$out" "$ref"
+
+err=$("$CLI" generate --model "$M/stories260K.bin" --prompt "" 2>&1 >/dev/null); rc=$?
+check "empty prompt exit" "$rc" "1"
+check "empty prompt message" "$err" "error: empty prompt (--prompt \"\")"
+err=$("$CLI" info --model /nonexistent/model.bin 2>&1 >/dev/null); rc=$?
+[ $rc -ne 0 ] && [[ "$err" == error:*nonexistent* ]] && echo "ok   missing model" || { echo "FAIL missing model: $rc $err"; fail=1; }
+"$CLI" demo >/dev/null 2>&1; rc=$?
+[ $rc -ne 0 ] && echo "ok   unbuilt command exits non-zero" || { echo "FAIL demo should exit non-zero"; fail=1; }
+exit $fail

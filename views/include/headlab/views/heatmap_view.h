@@ -1,0 +1,47 @@
+// Attention heatmap: QCustomPlot colour map, no interpolation, token labels on both axes,
+// hover tooltip (query, key, weight), linear or log scale, viridis, zoom and pan, PNG/PDF export.
+#pragma once
+#include <QWidget>
+
+#include "headlab/views/view_data.h"
+
+class QCustomPlot;
+class QCPColorMap;
+class QCPColorScale;
+class QCPTextElement;
+
+namespace headlab::views {
+
+class HeatmapView : public QWidget {
+  Q_OBJECT
+ public:
+  explicit HeatmapView(QWidget* parent = nullptr);
+
+  void setData(const HeatmapData& data);
+  const HeatmapData& data() const { return m_data; }
+  void setLogScale(bool log);
+  bool logScale() const { return m_log; }
+  // The value the colour map holds at a cell (what the user sees, before log scaling).
+  float cellValue(int row, int col) const;
+  QString tooltipAt(int row, int col) const;
+  // Writes PNG or PDF (by extension) at width × height pixels/points. Returns false on failure.
+  bool exportTo(const QString& path, int width, int height);
+  QCustomPlot* plot() const { return m_plot; }
+
+ signals:
+  void cellClicked(int queryRow, int keyCol);
+
+ private:
+  void rebuild();
+  QCustomPlot* m_plot;
+  QCPColorMap* m_map = nullptr;
+  QCPColorScale* m_scale = nullptr;
+  QCPTextElement* m_title = nullptr;
+  HeatmapData m_data;
+  bool m_log = false;
+};
+
+// Writes any QCustomPlot as PNG or vector PDF, atomically (temporary file, then rename).
+bool exportPlot(QCustomPlot* plot, const QString& path, int width, int height);
+
+}  // namespace headlab::views

@@ -1,0 +1,47 @@
+// Plain value types the views draw. Built by app/ from tensors; views never see torch.
+#pragma once
+#include <QString>
+#include <QStringList>
+#include <vector>
+
+namespace headlab::views {
+
+// A [rows, cols] matrix of weights with labels, row-major.
+struct HeatmapData {
+  int rows = 0;
+  int cols = 0;
+  std::vector<float> values;  // rows * cols
+  QStringList rowLabels;      // query tokens
+  QStringList colLabels;      // key tokens
+  QString title;
+  float at(int r, int c) const { return values[static_cast<size_t>(r) * cols + c]; }
+  bool empty() const { return rows == 0 || cols == 0; }
+};
+
+// One score per (layer, head), row-major [layers, heads]; NaN = not computed.
+struct HeadScores {
+  int layers = 0;
+  int heads = 0;
+  std::vector<float> values;
+  QString name;        // "attention to first token", "entropy", ...
+  float threshold = 0; // drawn in the legend when > 0
+};
+
+enum class AblationKind { None, Zero, Mean, Uniform };
+
+struct HeadState {
+  AblationKind ablation = AblationKind::None;
+  float alpha = 1.0f;  // reweight factor, 0..4
+  bool edited() const { return ablation != AblationKind::None || alpha != 1.0f; }
+};
+
+struct TokenProb {
+  int id = 0;
+  QString text;
+  float baseline = 0;    // probability without interventions
+  float intervened = 0;  // with the current interventions
+};
+
+QString ablationName(AblationKind k);
+
+}  // namespace headlab::views

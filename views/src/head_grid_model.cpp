@@ -1,0 +1,125 @@
+#include "headlab/views/head_grid_model.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace headlab::views {
+
+QString ablationName(AblationKind k) {
+  switch (k) {
+    case AblationKind::None: return "none";
+    case AblationKind::Zero: return "zero";
+    case AblationKind::Mean: return "mean";
+    case AblationKind::Uniform: return "uniform";
+  }
+  return "?";
+}
+
+HeadGridModel::HeadGridModel(QObject* parent) : QAbstractTableModel(parent) {}
+
+void HeadGridModel::setShape(int layers, int heads) {
+  beginResetModel();
+  m_layers = layers, m_heads = heads;
+  m_states.assign(static_cast<size_t>(layers) * heads, HeadState{});
+  m_scores = HeadScores{layers, heads, std::vector<float>(static_cast<size_t>(layers) * heads, NAN), "", 0};
+  m_min = 0, m_max = 1;
+  endResetModel();
+}
+
+void HeadGridModel::setScores(const HeadScores& s) {
+  if (s.layers != m_layers || s.heads != m_heads || s.values.size() != static_cast<size_t>(m_layers) * m_heads) return;
+  m_scores = s;
+  m_min = INFINITY, m_max = -INFINITY;
+  for (float v : s.values)
+    if (std::isfinite(v)) m_min = std::min(m_min, v), m_max = std::max(m_max, v);
+  if (!std::isfinite(m_min)) m_min = 0, m_max = 1;
+  if (m_max - m_min < 1e-12f) m_max = m_min + 1;
+  emit dataChanged(index(0, 0), index(m_layers - 1, m_heads - 1));
+}
+
+const HeadState& HeadGridModel::state(int layer, int head) const {
+  return m_states.at(static_cast<size_t>(layer) * m_heads + head);
+}
+
+void HeadGridModel::setStates(const std::vector<HeadState>& states) {
+  if (states.size() != m_states.size()) return;
+  m_states = states;
+  emit dataChanged(index(0, 0), index(m_layers - 1, m_heads - 1));
+}
+
+void HeadGridModel::toggleAblation(int layer, int head) {
+  if (layer < 0 || layer >= m_layers || head < 0 || head >= m_heads) return;
+  HeadState& s = m_states[static_cast<size_t>(layer) * m_heads + head];
+  s.ablation = s.ablation == AblationKind::None ? m_kind : AblationKind::None;
+  emit dataChanged(index(layer, head), index(layer, head));
+  emit headStateChanged(layer, head, s);
+}
+
+void HeadGridModel::setAlpha(int layer, int head, float alpha) {
+  if (layer < 0 || layer >= m_layers || head < 0 || head >= m_heads) return;
+  HeadState& s = m_states[static_cast<size_t>(layer) * m_heads + head];
+  s.alpha = std::clamp(alpha, 0.0f, 4.0f);
+  emit dataChanged(index(layer, head), index(layer, head));
+  emit headStateChanged(layer, head, s);
+}
+
+void HeadGridModel::resetAll() {
+  std::fill(m_states.begin(), m_states.end(), HeadState{});
+  if (m_layers > 0) emit dataChanged(index(0, 0), index(m_layers - 1, m_heads - 1));
+  emit allReset();
+}
+
+int HeadGridModel::editedCount() const {
+  return static_cast<int>(std::count_if(m_states.begin(), m_states.end(), [](const HeadState& s) { return s.edited(); }));
+}
+
+int HeadGridModel::rowCount(const QModelIndex& parent) const { return parent.isValid() ? 0 : m_layers; }
+int HeadGridModel::columnCount(const QModelIndex& parent) const { return parent.isValid() ? 0 : m_heads; }
+
+float HeadGridModel::normalised(int layer, int head) const {
+  float v = m_scores.values.at(static_cast<size_t>(layer) * m_heads + head);
+  if (!std::isfinite(v)) return -1;
+  return (v - m_min) / (m_max - m_min);
+}
+
+QColor HeadGridModel::colourFor(float t) {
+  // Viridis at 5 stops, linearly interpolated: perceptually uniform and colour-blind safe.
+  static const float stops[5][3] = {{68, 1, 84}, {59, 82, 139}, {33, 145, 140}, {94, 201, 98}, {253, 231, 37}};
+  if (t < 0) return QColor(235, 235, 235);
+  t = std::clamp(t, 0.0f, 1.0f) * 4.0f;
+  int i = std::min(3, static_cast<int>(t));
+  float f = t - i;
+  auto mix = [&](int c) { return static_cast<int>(stops[i][c] + f * (stops[i + 1][c] - stops[i][c])); };
+  return QColor(mix(0), mix(1), mix(2));
+}
+
+QVariant HeadGridModel::data(const QModelIndex& idx, int role) const {
+  if (!idx.isValid()) return {};
+  const int l = idx.row(), h = idx.column();
+  const HeadState& s = state(l, h);
+  const float v = m_scores.values[static_cast<size_t>(l) * m_heads + h];
+  switch (role) {
+    case Qt::DisplayRole: {
+      QString badge;
+      if (s.ablation != AblationKind::None) badge = ablationName(s.ablation).left(1).toUpper();
+      if (s.alpha != 1.0f) badge += QString("×%1").arg(s.alpha, 0, 'g', 2);
+      return badge;
+    }
+    case Qt::BackgroundRole: return colourFor(normalised(l, h));
+    case Qt::ForegroundRole: return normalised(l, h) > 0.6f ? QColor(Qt::black) : QColor(Qt::white);
+    case Qt::ToolTipRole:
+      return QString("L%1 H%2\n%3: %4\nablation: %5, α = %6")
+          .arg(l).arg(h).arg(m_scores.name.isEmpty() ? "score" : m_scores.name)
+          .arg(std::isfinite(v) ? QString::number(v, 'f', 4) : "—")
+          .arg(ablationName(s.ablation)).arg(s.alpha);
+    case Qt::UserRole: return v;
+    default: return {};
+  }
+}
+
+QVariant HeadGridModel::headerData(int section, Qt::Orientation o, int role) const {
+  if (role != Qt::DisplayRole) return {};
+  return o == Qt::Horizontal ? QString("H%1").arg(section) : QString("L%1").arg(section);
+}
+
+}  // namespace headlab::views

@@ -1,0 +1,124 @@
+#include "headlab/views/heatmap_view.h"
+
+#include <qcustomplot.h>
+
+#include <QFileInfo>
+#include <QSaveFile>
+#include <QToolTip>
+#include <QVBoxLayout>
+#include <cmath>
+
+namespace headlab::views {
+
+namespace {
+QCPColorGradient viridis() {
+  QCPColorGradient g;
+  g.setColorStopAt(0.0, QColor(68, 1, 84));
+  g.setColorStopAt(0.25, QColor(59, 82, 139));
+  g.setColorStopAt(0.5, QColor(33, 145, 140));
+  g.setColorStopAt(0.75, QColor(94, 201, 98));
+  g.setColorStopAt(1.0, QColor(253, 231, 37));
+  g.setColorInterpolation(QCPColorGradient::ciRGB);
+  return g;
+}
+}  // namespace
+
+HeatmapView::HeatmapView(QWidget* parent) : QWidget(parent), m_plot(new QCustomPlot(this)) {
+  auto* layout = new QVBoxLayout(this);
+  layout->setContentsMargins(0, 0, 0, 0);
+  layout->addWidget(m_plot);
+  m_plot->setInteractions(QCP::iRangeDrag | QCP::iRangeZoom);
+  m_plot->setMouseTracking(true);
+  m_map = new QCPColorMap(m_plot->xAxis, m_plot->yAxis);
+  m_map->setInterpolate(false);
+  m_map->setTightBoundary(true);
+  m_scale = new QCPColorScale(m_plot);
+  m_plot->plotLayout()->addElement(0, 1, m_scale);
+  m_map->setColorScale(m_scale);
+  m_map->setGradient(viridis());
+  m_plot->plotLayout()->insertRow(0);
+  m_title = new QCPTextElement(m_plot, "", QFont("sans", 10, QFont::Bold));
+  m_plot->plotLayout()->addElement(0, 0, m_title);
+  m_plot->yAxis->setRangeReversed(true);  // query 0 at the top, as attention maps are read
+  m_plot->xAxis->setLabel("key");
+  m_plot->yAxis->setLabel("query");
+  connect(m_plot, &QCustomPlot::mouseMove, this, [this](QMouseEvent* e) {
+    if (m_data.empty()) return;
+    int c = static_cast<int>(std::lround(m_plot->xAxis->pixelToCoord(e->pos().x())));
+    int r = static_cast<int>(std::lround(m_plot->yAxis->pixelToCoord(e->pos().y())));
+    if (r >= 0 && r < m_data.rows && c >= 0 && c < m_data.cols)
+      QToolTip::showText(e->globalPosition().toPoint(), tooltipAt(r, c), m_plot);
+  });
+  connect(m_plot, &QCustomPlot::mousePress, this, [this](QMouseEvent* e) {
+    if (m_data.empty()) return;
+    int c = static_cast<int>(std::lround(m_plot->xAxis->pixelToCoord(e->pos().x())));
+    int r = static_cast<int>(std::lround(m_plot->yAxis->pixelToCoord(e->pos().y())));
+    if (r >= 0 && r < m_data.rows && c >= 0 && c < m_data.cols) emit cellClicked(r, c);
+  });
+}
+
+void HeatmapView::setData(const HeatmapData& data) {
+  m_data = data;
+  rebuild();
+}
+
+void HeatmapView::setLogScale(bool log) {
+  m_log = log;
+  rebuild();
+}
+
+float HeatmapView::cellValue(int row, int col) const {
+  if (row < 0 || row >= m_data.rows || col < 0 || col >= m_data.cols) return NAN;
+  return static_cast<float>(m_map->data()->cell(col, row));
+}
+
+QString HeatmapView::tooltipAt(int r, int c) const {
+  auto label = [](const QStringList& l, int i) { return i < l.size() ? l[i] : QString::number(i); };
+  return QString("query %1 '%2'\nkey %3 '%4'\nweight %5")
+      .arg(r).arg(label(m_data.rowLabels, r)).arg(c).arg(label(m_data.colLabels, c))
+      .arg(m_data.at(r, c), 0, 'f', 4);
+}
+
+void HeatmapView::rebuild() {
+  m_title->setText(m_data.title);
+  m_map->data()->setSize(std::max(1, m_data.cols), std::max(1, m_data.rows));
+  m_map->data()->setRange(QCPRange(0, std::max(0, m_data.cols - 1)), QCPRange(0, std::max(0, m_data.rows - 1)));
+  for (int r = 0; r < m_data.rows; ++r)
+    for (int c = 0; c < m_data.cols; ++c) m_map->data()->setCell(c, r, m_data.at(r, c));
+  m_map->setDataScaleType(m_log ? QCPAxis::stLogarithmic : QCPAxis::stLinear);
+  m_map->setDataRange(m_log ? QCPRange(1e-4, 1.0) : QCPRange(0.0, 1.0));
+  m_scale->axis()->setLabel(m_log ? "attention (log)" : "attention");
+  auto ticker = [](const QStringList& labels, int n) {
+    QSharedPointer<QCPAxisTickerText> t(new QCPAxisTickerText);
+    int step = std::max(1, n / 40);  // keep labels legible on long prompts
+    for (int i = 0; i < n; i += step) t->addTick(i, i < labels.size() ? labels[i] : QString::number(i));
+    return t;
+  };
+  m_plot->xAxis->setTicker(ticker(m_data.colLabels, m_data.cols));
+  m_plot->yAxis->setTicker(ticker(m_data.rowLabels, m_data.rows));
+  m_plot->xAxis->setTickLabelRotation(60);
+  m_plot->xAxis->setRange(-0.5, std::max(0.5, m_data.cols - 0.5));
+  m_plot->yAxis->setRange(-0.5, std::max(0.5, m_data.rows - 0.5));
+  m_plot->replot();
+}
+
+bool HeatmapView::exportTo(const QString& path, int width, int height) { return exportPlot(m_plot, path, width, height); }
+
+bool exportPlot(QCustomPlot* plot, const QString& path, int width, int height) {
+  // Render to a temporary file beside the target, then rename: a failed export leaves nothing.
+  QFileInfo info(path);
+  QString tmp = info.dir().filePath("." + info.fileName() + ".part");
+  bool ok;
+  if (info.suffix().compare("pdf", Qt::CaseInsensitive) == 0)
+    ok = plot->savePdf(tmp, width, height);
+  else
+    ok = plot->savePng(tmp, width, height);
+  if (!ok) {
+    QFile::remove(tmp);
+    return false;
+  }
+  QFile::remove(path);
+  return QFile::rename(tmp, path);
+}
+
+}  // namespace headlab::views
