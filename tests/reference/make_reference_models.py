@@ -1,0 +1,153 @@
+#!/usr/bin/python3
+"""Writes tiny random GPT-2, Mistral and Qwen2 checkpoints in Hugging Face layout, with logits
+from an independent forward that follows the published model definitions (transformers'
+modeling_gpt2 / modeling_mistral / modeling_qwen2), written from scratch in PyTorch here.
+It shares no code with HeadLab's runtime. Usage: make_reference_models.py OUT_DIR"""
+import json, math, os, struct, sys
+import numpy as np
+import torch
+
+torch.manual_seed(1234)
+
+
+def save_safetensors(path, tensors):
+    header, blobs, offset = {}, [], 0
+    for name, t in tensors.items():
+        data = t.contiguous().numpy().astype('<f4').tobytes()
+        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    h = json.dumps(header).encode()
+    h += b' ' * ((8 - len(h) % 8) % 8)
+    with open(path, 'wb') as f:
+        f.write(struct.pack('<Q', len(h)) + h + b''.join(blobs))
+
+
+def rnd(*shape, s=0.3):
+    return torch.randn(*shape) * s
+
+
+def gpt2():
+    D, H, L, V, C, F = 32, 4, 2, 60, 40, 128
+    cfg = {"model_type": "gpt2", "n_embd": D, "n_head": H, "n_layer": L, "vocab_size": V, "n_positions": C,
+           "layer_norm_epsilon": 1e-5, "activation_function": "gelu_new"}
+    w = {"transformer.wte.weight": rnd(V, D, s=1.0), "transformer.wpe.weight": rnd(C, D),
+         "transformer.ln_f.weight": 1 + rnd(D, s=0.1), "transformer.ln_f.bias": rnd(D, s=0.1)}
+    for l in range(L):
+        p = f"transformer.h.{l}."
+        w.update({p + "ln_1.weight": 1 + rnd(D, s=0.1), p + "ln_1.bias": rnd(D, s=0.1),
+                  p + "attn.c_attn.weight": rnd(D, 3 * D), p + "attn.c_attn.bias": rnd(3 * D),
+                  p + "attn.c_proj.weight": rnd(D, D), p + "attn.c_proj.bias": rnd(D),
+                  p + "ln_2.weight": 1 + rnd(D, s=0.1), p + "ln_2.bias": rnd(D, s=0.1),
+                  p + "mlp.c_fc.weight": rnd(D, F), p + "mlp.c_fc.bias": rnd(F),
+                  p + "mlp.c_proj.weight": rnd(F, D), p + "mlp.c_proj.bias": rnd(D)})
+
+    def gelu_new(x):
+        return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))))
+
+    def forward(ids):
+        T = ids.shape[0]
+        h = w["transformer.wte.weight"][ids] + w["transformer.wpe.weight"][torch.arange(T)]
+        for l in range(L):
+            p = f"transformer.h.{l}."
+            a = torch.nn.functional.layer_norm(h, (D,), w[p + "ln_1.weight"], w[p + "ln_1.bias"], 1e-5)
+            qkv = a @ w[p + "attn.c_attn.weight"] + w[p + "attn.c_attn.bias"]  # Conv1D: x @ W[in, out]
+            q, k, v = qkv.split(D, dim=-1)
+            q, k, v = (t.view(T, H, D // H).transpose(0, 1) for t in (q, k, v))
+            att = q @ k.transpose(-1, -2) / math.sqrt(D // H)
+            att = att.masked_fill(torch.triu(torch.ones(T, T, dtype=torch.bool), 1), float('-inf')).softmax(-1)
+            y = (att @ v).transpose(0, 1).reshape(T, D)
+            h = h + y @ w[p + "attn.c_proj.weight"] + w[p + "attn.c_proj.bias"]
+            m = torch.nn.functional.layer_norm(h, (D,), w[p + "ln_2.weight"], w[p + "ln_2.bias"], 1e-5)
+            h = h + gelu_new(m @ w[p + "mlp.c_fc.weight"] + w[p + "mlp.c_fc.bias"]) @ w[p + "mlp.c_proj.weight"] + w[p + "mlp.c_proj.bias"]
+        h = torch.nn.functional.layer_norm(h, (D,), w["transformer.ln_f.weight"], w["transformer.ln_f.bias"], 1e-5)
+        return h @ w["transformer.wte.weight"].T
+
+    return cfg, w, forward, V
+
+
+def llama_like(kind):
+    D, H, KV, L, V, C, F = 32, 4, 2, 2, 60, 64, 48
+    dh = D // H
+    cfg = {"model_type": kind, "hidden_size": D, "intermediate_size": F, "num_hidden_layers": L,
+           "num_attention_heads": H, "num_key_value_heads": KV, "vocab_size": V, "max_position_embeddings": C,
+           "rms_norm_eps": 1e-6, "rope_theta": 10000.0, "hidden_act": "silu", "tie_word_embeddings": False}
+    window = None
+    if kind == "mistral":
+        window = 6
+        cfg["sliding_window"] = window
+    w = {"model.embed_tokens.weight": rnd(V, D, s=1.0), "model.norm.weight": 1 + rnd(D, s=0.1),
+         "lm_head.weight": rnd(V, D)}
+    for l in range(L):
+        p = f"model.layers.{l}."
+        w.update({p + "input_layernorm.weight": 1 + rnd(D, s=0.1), p + "post_attention_layernorm.weight": 1 + rnd(D, s=0.1),
+                  p + "self_attn.q_proj.weight": rnd(H * dh, D), p + "self_attn.k_proj.weight": rnd(KV * dh, D),
+                  p + "self_attn.v_proj.weight": rnd(KV * dh, D), p + "self_attn.o_proj.weight": rnd(D, H * dh),
+                  p + "mlp.gate_proj.weight": rnd(F, D), p + "mlp.up_proj.weight": rnd(F, D), p + "mlp.down_proj.weight": rnd(D, F)})
+        if kind == "qwen2":
+            w.update({p + "self_attn.q_proj.bias": rnd(H * dh), p + "self_attn.k_proj.bias": rnd(KV * dh),
+                      p + "self_attn.v_proj.bias": rnd(KV * dh)})
+
+    def rms(x, g):
+        return g * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6))
+
+    def rotate_half(x):
+        x1, x2 = x[..., : x.shape[-1] // 2], x[..., x.shape[-1] // 2:]
+        return torch.cat((-x2, x1), dim=-1)
+
+    def forward(ids):
+        T = ids.shape[0]
+        inv_freq = 1.0 / (10000.0 ** (torch.arange(0, dh, 2).float() / dh))
+        freqs = torch.outer(torch.arange(T).float(), inv_freq)
+        emb = torch.cat((freqs, freqs), dim=-1)
+        cos, sin = emb.cos(), emb.sin()
+        i = torch.arange(T)[:, None]
+        j = torch.arange(T)[None, :]
+        masked = j > i
+        if window:
+            masked = masked | (i - j >= window)
+        h = w["model.embed_tokens.weight"][ids]
+        for l in range(L):
+            p = f"model.layers.{l}."
+            a = rms(h, w[p + "input_layernorm.weight"])
+
+            def proj(name, n):
+                y = a @ w[p + f"self_attn.{name}_proj.weight"].T
+                if p + f"self_attn.{name}_proj.bias" in w:
+                    y = y + w[p + f"self_attn.{name}_proj.bias"]
+                return y.view(T, n, dh).transpose(0, 1)
+
+            q, k, v = proj("q", H), proj("k", KV), proj("v", KV)
+            q = q * cos + rotate_half(q) * sin
+            k = k * cos + rotate_half(k) * sin
+            k = k.repeat_interleave(H // KV, dim=0)  # repeat_kv
+            v = v.repeat_interleave(H // KV, dim=0)
+            att = (q @ k.transpose(-1, -2) / math.sqrt(dh)).masked_fill(masked, float('-inf')).softmax(-1)
+            y = (att @ v).transpose(0, 1).reshape(T, H * dh)
+            h = h + y @ w[p + "self_attn.o_proj.weight"].T
+            m = rms(h, w[p + "post_attention_layernorm.weight"])
+            g = torch.nn.functional.silu(m @ w[p + "mlp.gate_proj.weight"].T) * (m @ w[p + "mlp.up_proj.weight"].T)
+            h = h + g @ w[p + "mlp.down_proj.weight"].T
+        return rms(h, w["model.norm.weight"]) @ w["lm_head.weight"].T
+
+    return cfg, w, forward, V
+
+
+def main(out):
+    for name, build in (("gpt2", gpt2), ("mistral", lambda: llama_like("mistral")), ("qwen2", lambda: llama_like("qwen2"))):
+        cfg, weights, forward, V = build()
+        d = os.path.join(out, name)
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, "config.json"), "w") as f:
+            json.dump(cfg, f)
+        save_safetensors(os.path.join(d, "model.safetensors"), weights)
+        ids = torch.randint(0, V, (13,))
+        with torch.no_grad():
+            logits = forward(ids)
+        with open(os.path.join(d, "reference.json"), "w") as f:
+            json.dump({"tokens": ids.tolist(), "shape": list(logits.shape), "logits": logits.flatten().tolist()}, f)
+    print("reference models written to", out)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
