@@ -1,0 +1,47 @@
+// Click-to-ablate: one prompt, a changing set of interventions, and a recompute that starts at
+// the first layer whose interventions changed (the layers before it are reused from the last run).
+// Thread: use from the thread that owns the model (the GUI's worker).
+#pragma once
+#include <ATen/ATen.h>
+
+#include <string>
+#include <vector>
+
+#include "headlab/core/interventions.h"
+
+namespace headlab {
+
+class HookedTransformer;
+
+class IncrementalRunner {
+ public:
+  explicit IncrementalRunner(HookedTransformer& model, bool capturePatterns = true);
+
+  // Runs the plain forward on tokens ([pos] ids) and caches every layer's input. Throws InputError.
+  void setPrompt(const std::vector<int64_t>& tokens);
+  // Applies the complete set `ivs` and recomputes from the earliest changed layer.
+  // Returns that layer (n_layers when nothing changed).
+  int update(const std::vector<Intervention>& ivs);
+
+  const std::vector<int64_t>& tokens() const { return m_tokens; }
+  const at::Tensor& baselineLogits() const { return m_baseline; }  // [pos, d_vocab]
+  const at::Tensor& logits() const { return m_logits; }             // [pos, d_vocab] with interventions
+  const at::Tensor& baselinePattern(int layer) const { return m_basePatterns.at(layer); }  // [head, q, k]
+  const at::Tensor& pattern(int layer) const { return m_patterns.at(layer); }             // [head, q, k]
+  int lastStartLayer() const { return m_lastStart; }
+
+ private:
+  int runFrom(int layer, const std::vector<Intervention>& ivs);
+  static std::string signature(const std::vector<Intervention>& ivs, int layer);
+
+  HookedTransformer& m_model;
+  bool m_capturePatterns;
+  std::vector<int64_t> m_tokens;
+  std::vector<at::Tensor> m_residPre;  // per layer, [1, pos, d_model], of the current run
+  std::vector<at::Tensor> m_patterns, m_basePatterns;
+  std::vector<std::string> m_signatures;
+  at::Tensor m_baseline, m_logits;
+  int m_lastStart = 0;
+};
+
+}  // namespace headlab

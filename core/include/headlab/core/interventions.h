@@ -1,0 +1,60 @@
+// Interventions as small composable functions on activations, and their installation as
+// scoped hooks. Definitions: PROBES.md §5 (ablation kinds), §1.2 (ACT), §5 (PASTA).
+// Every intervention names its kind and granularity (query head or kv group) in describe().
+#pragma once
+#include <ATen/ATen.h>
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "headlab/core/hooks.h"
+
+namespace headlab {
+
+class HookedTransformer;
+
+enum class InterventionKind {
+  Zero,           // hook_z of the head := 0
+  Mean,           // hook_z := mean over a prompt set (per position optional)
+  Resample,       // hook_z := the head's z on another prompt
+  Uniform,        // pattern := uniform over the visible keys (Retrieval Head masking)
+  Scale,          // hook_z *= alpha (reweight; VHR)
+  ActRedistribute,// pattern[:, sinks] *= beta, freed mass to non-sink keys (ACT)
+  Pasta,          // scores of non-emphasised keys += log(alpha) (PASTA)
+};
+const char* toString(InterventionKind k);
+InterventionKind interventionKindFromString(const std::string& s);  // throws InputError
+
+struct Intervention {
+  InterventionKind kind = InterventionKind::Zero;
+  int layer = 0;
+  std::vector<int> heads;     // query heads, or kv heads when kvGroup
+  bool kvGroup = false;       // under GQA: the heads are kv heads; every query head of each group is edited
+  double alpha = 1.0;         // Scale factor, PASTA alpha (default 0.01), ACT beta (default 0.4)
+  at::Tensor source;          // Mean / Resample: z values [pos or 1, head, d_head] or [batch, pos, head, d_head]
+  std::vector<int64_t> keys;  // ACT sink keys / PASTA emphasised keys (absolute positions)
+
+  nlohmann::json describe() const;
+};
+
+// Query heads an intervention touches (expands kv groups). Throws InputError when out of range.
+std::vector<int> targetQueryHeads(const Intervention& iv, int64_t nHeads, int64_t nKvHeads);
+
+// The pure edits. Shapes: z [batch, pos, head, d_head]; pattern and scores [batch, head, q, k].
+void zeroHeads(at::Tensor& z, const std::vector<int>& heads);
+void scaleHeads(at::Tensor& z, const std::vector<int>& heads, double alpha);
+void replaceHeads(at::Tensor& z, const std::vector<int>& heads, const at::Tensor& source);
+// Uniform over keys j with qpos - window < j <= qpos (qpos = posOffset + row). window 0 = no window.
+void uniformPattern(at::Tensor& pattern, const std::vector<int>& heads, int64_t posOffset, int64_t window = 0);
+// ACT: A[:, sinks] *= beta; the freed mass goes to the row's non-sink keys in proportion to their
+// attention. Rows whose only visible keys are sinks are left as they are (row 0 stays A[0,0] = 1).
+void redistributeSinks(at::Tensor& pattern, const std::vector<int>& heads, const std::vector<int64_t>& sinks, double beta);
+// PASTA: add log(alpha) to the scores of every key not in `emphasised`.
+void steerScores(at::Tensor& scores, const std::vector<int>& heads, const std::vector<int64_t>& emphasised, double alpha);
+
+// Installs the intervention as hooks on `model`. The returned handles remove it when destroyed.
+std::vector<HookHandle> install(HookedTransformer& model, const Intervention& iv);
+std::vector<HookHandle> install(HookedTransformer& model, const std::vector<Intervention>& ivs);
+
+}  // namespace headlab

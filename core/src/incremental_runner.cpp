@@ -1,0 +1,75 @@
+#include "headlab/core/incremental_runner.h"
+
+#include <c10/core/InferenceMode.h>
+
+#include "headlab/core/errors.h"
+#include "headlab/core/hooked_transformer.h"
+
+namespace headlab {
+
+IncrementalRunner::IncrementalRunner(HookedTransformer& model, bool capturePatterns)
+    : m_model(model), m_capturePatterns(capturePatterns) {}
+
+std::string IncrementalRunner::signature(const std::vector<Intervention>& ivs, int layer) {
+  std::string s;
+  for (const auto& iv : ivs) {
+    if (iv.layer != layer) continue;
+    s += iv.describe().dump();
+    if (iv.source.defined()) s += "@" + std::to_string(reinterpret_cast<uintptr_t>(iv.source.data_ptr()));
+    s += ";";
+  }
+  return s;
+}
+
+void IncrementalRunner::setPrompt(const std::vector<int64_t>& tokens) {
+  if (tokens.empty()) throw InputError("empty prompt: nothing to run");
+  c10::InferenceMode guard;
+  const int L = static_cast<int>(m_model.config().n_layers);
+  at::Tensor ids = at::tensor(tokens, at::kLong).unsqueeze(0);
+  m_model.checkTokens(ids);
+  m_tokens = tokens;
+  m_residPre.assign(L, at::Tensor());
+  m_patterns.assign(L, at::Tensor());
+  m_signatures.assign(L, std::string());
+  m_residPre[0] = m_model.embed(ids);
+  runFrom(0, {});
+  m_baseline = m_logits;
+  m_basePatterns = m_patterns;
+}
+
+int IncrementalRunner::update(const std::vector<Intervention>& ivs) {
+  if (m_tokens.empty()) throw InputError("no prompt set");
+  const int L = static_cast<int>(m_model.config().n_layers);
+  int start = L;
+  for (int l = 0; l < L; ++l)
+    if (signature(ivs, l) != m_signatures[l]) {
+      start = l;
+      break;
+    }
+  if (start < L) runFrom(start, ivs);
+  m_lastStart = start;
+  return start;
+}
+
+int IncrementalRunner::runFrom(int start, const std::vector<Intervention>& ivs) {
+  c10::InferenceMode guard;
+  const int L = static_cast<int>(m_model.config().n_layers);
+  std::vector<HookHandle> handles = install(m_model, ivs);
+  HookRegistry& hooks = m_model.hooks();
+  for (int l = start; l < L; ++l) {
+    if (m_capturePatterns)
+      handles.push_back(hooks.add(hooks.idOf(l, LayerHook::Pattern),
+                                  [this, l](at::Tensor& p, const HookContext&) { m_patterns[l] = p[0].clone(); }));
+  }
+  at::Tensor resid = m_residPre[start];
+  for (int l = start; l < L; ++l) {
+    m_residPre[l] = resid;
+    resid = m_model.block(l, resid);
+    m_signatures[l] = signature(ivs, l);
+  }
+  m_logits = m_model.unembed(resid)[0];
+  m_lastStart = start;
+  return start;
+}
+
+}  // namespace headlab

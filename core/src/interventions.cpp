@@ -1,0 +1,173 @@
+#include "headlab/core/interventions.h"
+
+#include <cmath>
+
+#include "headlab/core/errors.h"
+#include "headlab/core/hooked_transformer.h"
+
+namespace headlab {
+
+namespace {
+constexpr const char* kKindNames[] = {"zero", "mean", "resample", "uniform", "scale", "act", "pasta"};
+
+at::Tensor headIndex(const std::vector<int>& heads, const at::Tensor& like) {
+  return at::tensor(std::vector<int64_t>(heads.begin(), heads.end()), at::TensorOptions().dtype(at::kLong).device(like.device()));
+}
+
+// Keys each query row may see: [q, k] bool, true = visible.
+at::Tensor visibleKeys(int64_t q, int64_t k, int64_t posOffset, int64_t window, at::Device dev) {
+  auto opt = at::TensorOptions().dtype(at::kLong).device(dev);
+  at::Tensor qpos = at::arange(posOffset, posOffset + q, opt).unsqueeze(1);
+  at::Tensor kpos = at::arange(k, opt).unsqueeze(0);
+  at::Tensor vis = kpos <= qpos;
+  if (window > 0) vis = vis.logical_and(qpos - kpos < window);
+  return vis;
+}
+}  // namespace
+
+const char* toString(InterventionKind k) { return kKindNames[static_cast<int>(k)]; }
+
+InterventionKind interventionKindFromString(const std::string& s) {
+  for (int i = 0; i < 7; ++i)
+    if (s == kKindNames[i]) return static_cast<InterventionKind>(i);
+  throw InputError("unknown intervention kind '" + s + "' (expected zero, mean, resample, uniform, scale, act or pasta)");
+}
+
+nlohmann::json Intervention::describe() const {
+  nlohmann::json j = {{"kind", toString(kind)}, {"layer", layer}, {"heads", heads},
+                      {"granularity", kvGroup ? "kv_group" : "query_head"}};
+  if (kind == InterventionKind::Scale || kind == InterventionKind::Pasta || kind == InterventionKind::ActRedistribute)
+    j["alpha"] = alpha;
+  if (!keys.empty()) j["keys"] = keys;
+  return j;
+}
+
+std::vector<int> targetQueryHeads(const Intervention& iv, int64_t nHeads, int64_t nKvHeads) {
+  std::vector<int> out;
+  const int64_t limit = iv.kvGroup ? nKvHeads : nHeads, group = nHeads / nKvHeads;
+  for (int h : iv.heads) {
+    if (h < 0 || h >= limit)
+      throw InputError(std::string(iv.kvGroup ? "kv head " : "head ") + std::to_string(h) + " out of range [0, " +
+                       std::to_string(limit) + ") in layer " + std::to_string(iv.layer));
+    if (iv.kvGroup)
+      for (int64_t g = 0; g < group; ++g) out.push_back(static_cast<int>(h * group + g));
+    else
+      out.push_back(h);
+  }
+  return out;
+}
+
+void zeroHeads(at::Tensor& z, const std::vector<int>& heads) { z.index_fill_(2, headIndex(heads, z), 0); }
+
+void scaleHeads(at::Tensor& z, const std::vector<int>& heads, double alpha) {
+  at::Tensor idx = headIndex(heads, z);
+  z.index_copy_(2, idx, z.index_select(2, idx) * alpha);
+}
+
+void replaceHeads(at::Tensor& z, const std::vector<int>& heads, const at::Tensor& source) {
+  // source: [batch|1, pos|1, head, d_head]; broadcast over batch and position as given.
+  at::Tensor idx = headIndex(heads, z);
+  at::Tensor src = source.to(z.device(), z.scalar_type());
+  if (src.dim() == 3) src = src.unsqueeze(0);
+  if (src.size(1) != 1 && src.size(1) != z.size(1))
+    throw ShapeError("resample/mean source has " + std::to_string(src.size(1)) + " positions; the run has " + std::to_string(z.size(1)));
+  at::Tensor picked = src.index_select(2, idx).expand({z.size(0), z.size(1), static_cast<int64_t>(heads.size()), z.size(3)});
+  z.index_copy_(2, idx, picked.contiguous());
+}
+
+void uniformPattern(at::Tensor& pattern, const std::vector<int>& heads, int64_t posOffset, int64_t window) {
+  at::Tensor vis = visibleKeys(pattern.size(2), pattern.size(3), posOffset, window, pattern.device()).to(pattern.scalar_type());
+  at::Tensor uniform = vis / vis.sum(-1, true);  // [q, k]
+  at::Tensor idx = headIndex(heads, pattern);
+  pattern.index_copy_(1, idx, uniform.expand({pattern.size(0), static_cast<int64_t>(heads.size()), -1, -1}).contiguous());
+}
+
+void redistributeSinks(at::Tensor& pattern, const std::vector<int>& heads, const std::vector<int64_t>& sinks, double beta) {
+  at::Tensor idx = headIndex(heads, pattern);
+  at::Tensor a = pattern.index_select(1, idx);  // [batch, h, q, k]
+  at::Tensor sinkMask = at::zeros({a.size(3)}, a.options().dtype(at::kBool));
+  for (int64_t s : sinks)
+    if (s >= 0 && s < a.size(3)) sinkMask[s] = true;
+  at::Tensor sinkPart = a * sinkMask;
+  at::Tensor rest = a - sinkPart;
+  at::Tensor freed = (1.0 - beta) * sinkPart.sum(-1, true);
+  at::Tensor restSum = rest.sum(-1, true);
+  // Rows with no non-sink mass keep their attention (nothing to give the mass to).
+  at::Tensor canGive = restSum > 0;
+  at::Tensor edited = sinkPart * beta + rest + freed * rest / restSum.clamp_min(1e-30);
+  pattern.index_copy_(1, idx, at::where(canGive, edited, a));
+}
+
+void steerScores(at::Tensor& scores, const std::vector<int>& heads, const std::vector<int64_t>& emphasised, double alpha) {
+  at::Tensor bias = at::full({scores.size(3)}, std::log(alpha), scores.options());
+  for (int64_t k : emphasised)
+    if (k >= 0 && k < scores.size(3)) bias[k] = 0;
+  at::Tensor idx = headIndex(heads, scores);
+  scores.index_copy_(1, idx, scores.index_select(1, idx) + bias);
+}
+
+std::vector<HookHandle> install(HookedTransformer& model, const Intervention& iv) {
+  const auto& c = model.config();
+  if (iv.layer < 0 || iv.layer >= c.n_layers)
+    throw InputError("layer " + std::to_string(iv.layer) + " out of range [0, " + std::to_string(c.n_layers) + ")");
+  const std::vector<int> heads = targetQueryHeads(iv, c.n_heads, c.n_kv_heads);
+  HookRegistry& hooks = model.hooks();
+  std::vector<HookHandle> out;
+  const int64_t window = c.sliding_window;
+  switch (iv.kind) {
+    case InterventionKind::Zero:
+      out.push_back(hooks.add(hooks.idOf(iv.layer, LayerHook::Z), [heads](at::Tensor& z, const HookContext&) { zeroHeads(z, heads); }));
+      break;
+    case InterventionKind::Scale: {
+      double alpha = iv.alpha;
+      out.push_back(hooks.add(hooks.idOf(iv.layer, LayerHook::Z), [heads, alpha](at::Tensor& z, const HookContext&) {
+        if (alpha != 1.0) scaleHeads(z, heads, alpha);
+      }));
+      break;
+    }
+    case InterventionKind::Mean:
+    case InterventionKind::Resample: {
+      if (!iv.source.defined()) throw InputError(std::string(toString(iv.kind)) + " ablation needs source activations");
+      at::Tensor src = iv.source;
+      out.push_back(hooks.add(hooks.idOf(iv.layer, LayerHook::Z), [heads, src](at::Tensor& z, const HookContext& ctx) {
+        at::Tensor s = src;
+        // During KV-cache decoding only the new rows are present: pick their positions.
+        if (s.dim() >= 3 && s.size(-3) > 1 && ctx.posOffset > 0 && s.size(-3) >= ctx.posOffset + z.size(1))
+          s = s.narrow(-3, ctx.posOffset, z.size(1));
+        replaceHeads(z, heads, s);
+      }));
+      break;
+    }
+    case InterventionKind::Uniform:
+      out.push_back(hooks.add(hooks.idOf(iv.layer, LayerHook::Pattern), [heads, window](at::Tensor& p, const HookContext& ctx) {
+        uniformPattern(p, heads, ctx.posOffset, window);
+      }));
+      break;
+    case InterventionKind::ActRedistribute: {
+      auto keys = iv.keys;
+      double beta = iv.alpha;
+      out.push_back(hooks.add(hooks.idOf(iv.layer, LayerHook::Pattern), [heads, keys, beta](at::Tensor& p, const HookContext&) {
+        redistributeSinks(p, heads, keys, beta);
+      }));
+      break;
+    }
+    case InterventionKind::Pasta: {
+      auto keys = iv.keys;
+      double alpha = iv.alpha;
+      out.push_back(hooks.add(hooks.idOf(iv.layer, LayerHook::AttnScores), [heads, keys, alpha](at::Tensor& s, const HookContext&) {
+        steerScores(s, heads, keys, alpha);
+      }));
+      break;
+    }
+  }
+  return out;
+}
+
+std::vector<HookHandle> install(HookedTransformer& model, const std::vector<Intervention>& ivs) {
+  std::vector<HookHandle> out;
+  for (const auto& iv : ivs)
+    for (auto& h : install(model, iv)) out.push_back(std::move(h));
+  return out;
+}
+
+}  // namespace headlab
