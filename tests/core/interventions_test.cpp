@@ -27,7 +27,7 @@ TEST_F(InterventionsTest, ZeroAblationEqualsZeroingHookZByHand) {
     z.select(2, 2).zero_();
   });
   EXPECT_TRUE(at::equal(viaIntervention, model.forward(tokens)));
-  h.remove();
+  byHand.remove();
   EXPECT_FALSE(at::allclose(viaIntervention, model.forward(tokens), 1e-4, 1e-4)) << "the ablation must change the logits";
 }
 
