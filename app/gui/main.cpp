@@ -23,9 +23,10 @@ int main(int argc, char** argv) {
 
   headlab::app::MainWindow window;
   window.show();
+  if (parser.isSet(model)) window.openModel(parser.value(model), parser.value(prompt));
   if (parser.isSet(screenshot)) {
     const QString path = parser.value(screenshot);
-    QTimer::singleShot(1500, &window, [&window, path] {
+    QTimer::singleShot(parser.isSet(model) ? 4000 : 1500, &window, [&window, path] {
       bool ok = window.grab().save(path);
       std::fprintf(stderr, ok ? "screenshot: %s\n" : "error: cannot write screenshot %s\n", qPrintable(path));
       QApplication::exit(ok ? 0 : 1);

@@ -1,18 +1,42 @@
 #include "main_window.h"
 
+#include <QAction>
+#include <QCheckBox>
+#include <QCloseEvent>
+#include <QComboBox>
 #include <QDockWidget>
+#include <QDragEnterEvent>
+#include <QFileDialog>
 #include <QFutureWatcher>
+#include <QGridLayout>
+#include <QGuiApplication>
 #include <QHeaderView>
+#include <QInputDialog>
 #include <QLabel>
+#include <QLineEdit>
 #include <QMenuBar>
+#include <QMimeData>
+#include <QPushButton>
+#include <QSettings>
+#include <QShortcut>
+#include <QSlider>
+#include <QSplitter>
 #include <QStatusBar>
 #include <QTableView>
+#include <QToolBar>
+#include <QTreeWidget>
 #include <QVBoxLayout>
+#include <QRegularExpression>
+#include <QWheelEvent>
+#include <cmath>
 #include <QtConcurrent/QtConcurrent>
 
 #include "headlab/core/startup.h"
 #include "headlab/views/head_grid_model.h"
 #include "headlab/views/heatmap_view.h"
+#include "headlab/views/logits_panel.h"
+#include "headlab/views/token_strip.h"
+#include "session_controller.h"
 
 namespace headlab::app {
 
@@ -26,38 +50,169 @@ QLabel* emptyState(const QString& text) {
 }
 }  // namespace
 
-MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
+MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent), m_session(new SessionController(this)) {
   setWindowTitle(QString("HeadLab %1").arg(appVersion()));
+  setObjectName("HeadLabMainWindow");
   resize(1400, 900);
-  m_heatmap = new views::HeatmapView(this);
-  setCentralWidget(m_heatmap);
+  setAcceptDrops(true);
 
-  addDock("modelDock", tr("Model"), emptyState(tr("No model open.\nFile ▸ Open model, or drop a model folder here.")),
-          Qt::LeftDockWidgetArea);
-  addDock("promptDock", tr("Prompt"), emptyState(tr("Type a prompt once a model is open.")), Qt::TopDockWidgetArea);
+  // Centre: the selected head large, every head of its layer small.
+  auto* split = new QSplitter(Qt::Vertical, this);
+  m_heatmap = new views::HeatmapView(split);
+  m_multiples = new QWidget(split);
+  m_multiplesLayout = new QGridLayout(m_multiples);
+  m_multiplesLayout->setSpacing(2);
+  split->setStretchFactor(0, 3);
+  split->setStretchFactor(1, 1);
+  setCentralWidget(split);
+
+  m_modelTree = new QTreeWidget;
+  m_modelTree->setHeaderLabels({tr("model"), tr("value")});
+  addDock("modelDock", tr("Model"), m_modelTree, Qt::LeftDockWidgetArea);
+  addDock("promptDock", tr("Prompt"), buildPromptPanel(), Qt::TopDockWidgetArea);
 
   m_gridModel = new views::HeadGridModel(this);
   m_gridView = new QTableView;
   m_gridView->setModel(m_gridModel);
   m_gridView->horizontalHeader()->setDefaultSectionSize(34);
   m_gridView->verticalHeader()->setDefaultSectionSize(22);
+  m_gridView->setSelectionMode(QAbstractItemView::SingleSelection);
+  m_gridView->viewport()->installEventFilter(this);
+  m_gridView->setToolTip(tr("Click: toggle the toolbar's ablation. Wheel: reweight α. Ctrl+arrows: move."));
   addDock("headGridDock", tr("Heads"), m_gridView, Qt::RightDockWidgetArea);
-  addDock("logitsDock", tr("Logits"), emptyState(tr("Next-token predictions appear here.")), Qt::RightDockWidgetArea);
-  addDock("probeDock", tr("Probes"), emptyState(tr("Probes: sinks, retrieval, induction, …")), Qt::BottomDockWidgetArea);
+  m_logits = new views::LogitsPanel;
+  addDock("logitsDock", tr("Logits"), m_logits, Qt::RightDockWidgetArea);
+  addDock("probeDock", tr("Probes"), emptyState(tr("Probes (sinks, retrieval, induction) will run here.")), Qt::BottomDockWidgetArea);
 
+  buildToolbar();
+  buildMenus();
+  connectSession();
+
+  m_runtime = new QLabel(tr("checking BLAS…"));
+  m_recompute = new QLabel;
+  statusBar()->addPermanentWidget(m_recompute);
+  statusBar()->addPermanentWidget(m_runtime);
+  statusBar()->showMessage(tr("Open a model: File ▸ Open, drop a file here, or a recent model."));
+  startRuntimeCheck();
+
+  connect(m_gridView, &QTableView::clicked, this, [this](const QModelIndex& idx) {
+    if (QGuiApplication::keyboardModifiers() & Qt::ControlModifier) {
+      selectHead(idx.row(), idx.column());
+      return;
+    }
+    m_gridModel->toggleAblation(idx.row(), idx.column());
+    selectHead(idx.row(), idx.column());
+  });
+  connect(m_gridModel, &views::HeadGridModel::headStateChanged, this, [this] { pushEdits(); });
+  connect(m_gridModel, &views::HeadGridModel::allReset, this, [this] { pushEdits(); });
+  connect(m_tokens, &views::TokenStrip::positionSelected, this, [this](int pos) {
+    m_heatmap->setHighlightRow(pos);
+    for (auto* v : m_multipleViews) v->setHighlightRow(pos);
+  });
+  connect(m_heatmap, &views::HeatmapView::cellClicked, this, [this](int row, int) { m_tokens->selectPosition(row); });
+  connect(m_logits, &views::LogitsPanel::targetChanged, m_session, &SessionController::setTarget);
+
+  auto shortcut = [this](QKeySequence k, int dl, int dh) {
+    connect(new QShortcut(k, this), &QShortcut::activated, this, [this, dl, dh] {
+      if (m_layers > 0) selectHead(std::clamp(m_layer + dl, 0, m_layers - 1), std::clamp(m_head + dh, 0, m_heads - 1));
+    });
+  };
+  shortcut(QKeySequence(Qt::CTRL | Qt::Key_Up), -1, 0);
+  shortcut(QKeySequence(Qt::CTRL | Qt::Key_Down), 1, 0);
+  shortcut(QKeySequence(Qt::CTRL | Qt::Key_Left), 0, -1);
+  shortcut(QKeySequence(Qt::CTRL | Qt::Key_Right), 0, 1);
+
+  QSettings settings;
+  restoreGeometry(settings.value("window/geometry").toByteArray());
+  restoreState(settings.value("window/state").toByteArray());
+}
+
+MainWindow::~MainWindow() = default;
+
+QWidget* MainWindow::buildPromptPanel() {
+  auto* w = new QWidget;
+  auto* layout = new QVBoxLayout(w);
+  auto* row = new QHBoxLayout;
+  m_prompt = new QLineEdit;
+  m_prompt->setObjectName("promptEdit");
+  m_prompt->setPlaceholderText(tr("Type a prompt and press Enter"));
+  auto* run = new QPushButton(tr("Run"));
+  row->addWidget(m_prompt, 1);
+  row->addWidget(run);
+  layout->addLayout(row);
+  m_tokens = new views::TokenStrip;
+  m_tokens->setMaximumHeight(70);
+  layout->addWidget(m_tokens);
+  connect(m_prompt, &QLineEdit::returnPressed, this, [this] { runPrompt(m_prompt->text()); });
+  connect(run, &QPushButton::clicked, this, [this] { runPrompt(m_prompt->text()); });
+  return w;
+}
+
+void MainWindow::buildToolbar() {
+  QToolBar* tb = addToolBar(tr("Interventions"));
+  tb->setObjectName("interventionToolbar");
+  tb->addWidget(new QLabel(tr(" click ablates: ")));
+  m_kind = new QComboBox;
+  m_kind->setObjectName("ablationKind");
+  m_kind->addItem(tr("zero"), static_cast<int>(views::AblationKind::Zero));
+  m_kind->addItem(tr("mean"), static_cast<int>(views::AblationKind::Mean));
+  m_kind->addItem(tr("uniform attention"), static_cast<int>(views::AblationKind::Uniform));
+  tb->addWidget(m_kind);
+  connect(m_kind, &QComboBox::currentIndexChanged, this, [this] {
+    m_gridModel->setAblationKind(static_cast<views::AblationKind>(m_kind->currentData().toInt()));
+  });
+  tb->addWidget(new QLabel(tr("  α ")));
+  m_alpha = new QSlider(Qt::Horizontal);
+  m_alpha->setObjectName("alphaSlider");
+  m_alpha->setRange(0, 400);
+  m_alpha->setValue(100);
+  m_alpha->setMaximumWidth(160);
+  m_alpha->setToolTip(tr("Reweight the selected head: α from 0 to 4"));
+  tb->addWidget(m_alpha);
+  connect(m_alpha, &QSlider::valueChanged, this, [this](int v) {
+    if (m_layers > 0) m_gridModel->setAlpha(m_layer, m_head, v / 100.0f);
+  });
+  QAction* reset = tb->addAction(tr("Reset all"));
+  reset->setObjectName("resetAll");
+  connect(reset, &QAction::triggered, this, [this] {
+    QSignalBlocker b(m_alpha);
+    m_alpha->setValue(100);
+    m_gridModel->resetAll();
+  });
+  tb->addSeparator();
+  tb->addWidget(new QLabel(tr(" colour: ")));
+  m_score = new QComboBox;
+  m_score->addItems({tr("attention to first token"), tr("attention entropy")});
+  tb->addWidget(m_score);
+  connect(m_score, &QComboBox::currentIndexChanged, this, [this] { applyScoreChoice(); });
+  m_log = new QCheckBox(tr("log scale"));
+  tb->addWidget(m_log);
+  connect(m_log, &QCheckBox::toggled, this, [this](bool on) {
+    m_heatmap->setLogScale(on);
+    for (auto* v : m_multipleViews) v->setLogScale(on);
+  });
+}
+
+void MainWindow::buildMenus() {
   auto* file = menuBar()->addMenu(tr("&File"));
+  file->addAction(tr("&Open model file…"), QKeySequence::Open, this, [this] {
+    QString f = QFileDialog::getOpenFileName(this, tr("Open model"), {}, tr("Models (*.gguf *.bin);;All files (*)"));
+    if (!f.isEmpty()) openModel(f);
+  });
+  file->addAction(tr("Open model &folder…"), this, [this] {
+    QString d = QFileDialog::getExistingDirectory(this, tr("Open Hugging Face model folder"));
+    if (!d.isEmpty()) openModel(d);
+  });
+  m_recentMenu = file->addMenu(tr("Open &recent"));
+  refreshRecentMenu();
+  file->addAction(tr("&Export heatmap…"), this, [this] { exportHeatmap(); });
+  file->addSeparator();
   file->addAction(tr("&Quit"), QKeySequence::Quit, this, &QWidget::close);
   auto* viewMenu = menuBar()->addMenu(tr("&View"));
   for (auto* d : findChildren<QDockWidget*>()) viewMenu->addAction(d->toggleViewAction());
-
-  m_runtime = new QLabel(tr("checking BLAS…"));
-  statusBar()->addPermanentWidget(m_runtime);
-  statusBar()->showMessage(tr("Ready"));
-  startRuntimeCheck();
 }
 
-QDockWidget* MainWindow::addDock(const QString& objectName, const QString& title, QWidget* content,
-                                 Qt::DockWidgetArea area) {
+QDockWidget* MainWindow::addDock(const QString& objectName, const QString& title, QWidget* content, Qt::DockWidgetArea area) {
   auto* d = new QDockWidget(title, this);
   d->setObjectName(objectName);
   d->setWidget(content);
@@ -66,6 +221,197 @@ QDockWidget* MainWindow::addDock(const QString& objectName, const QString& title
 }
 
 QDockWidget* MainWindow::dock(const QString& objectName) const { return findChild<QDockWidget*>(objectName); }
+
+void MainWindow::connectSession() {
+  connect(m_session, &SessionController::modelOpened, this, [this](const views::ModelSummary& s) { showModel(s); });
+  connect(m_session, &SessionController::failed, this, [this](const QString& msg) {
+    statusBar()->showMessage(tr("error: %1").arg(msg));
+  });
+  connect(m_session, &SessionController::busyChanged, this, [this](bool busy, const QString& stage) {
+    if (busy) statusBar()->showMessage(stage + "…");
+  });
+  connect(m_session, &SessionController::promptReady, this, [this](const QStringList& pieces, const QVector<int>& ids) {
+    m_tokens->setTokens(pieces, ids);
+    statusBar()->showMessage(tr("%1 tokens").arg(pieces.size()));
+  });
+  connect(m_session, &SessionController::headScoresReady, this, [this](const views::HeadScores& f, const views::HeadScores& e) {
+    m_firstToken = f, m_entropy = e;
+    applyScoreChoice();
+  });
+  connect(m_session, &SessionController::layerPatternsReady, this, [this](int layer, const std::vector<views::HeatmapData>& heads) {
+    showLayer(layer, heads);
+  });
+  connect(m_session, &SessionController::predictionsReady, this,
+          [this](const std::vector<views::TokenProb>& top, const views::TokenProb& target, int from, double ms) {
+            m_logits->setPredictions(top, target);
+            m_lastFrom = from;
+            if (ms > 0)
+              m_recompute->setText(from >= m_layers ? tr("no change") : tr("recomputed layers %1–%2 in %3 ms").arg(from).arg(m_layers - 1).arg(ms, 0, 'f', 1));
+          });
+}
+
+void MainWindow::openModel(const QString& spec, const QString& prompt) {
+  m_pendingPrompt = prompt;
+  m_session->openModel(spec);
+  addRecent(spec);
+}
+
+void MainWindow::runPrompt(const QString& prompt) {
+  if (m_prompt->text() != prompt) m_prompt->setText(prompt);
+  if (prompt.isEmpty()) {
+    statusBar()->showMessage(tr("error: empty prompt: type some text first"));
+    return;
+  }
+  m_session->runPrompt(prompt);
+}
+
+void MainWindow::showModel(const views::ModelSummary& s) {
+  m_layers = s.layers, m_heads = s.heads;
+  m_layer = m_head = 0;
+  m_gridModel->setShape(s.layers, s.heads);
+  m_modelTree->clear();
+  auto* cfg = new QTreeWidgetItem(m_modelTree, {tr("config"), s.format});
+  const QStringList lines = s.configJson.split('\n');
+  for (const QString& line : lines) {
+    QString t = line.trimmed();
+    if (!t.contains(':')) continue;
+    QString key = t.section(':', 0, 0).remove('"'), value = t.section(':', 1).trimmed().remove(QRegularExpression(",$")).remove('"');
+    new QTreeWidgetItem(cfg, {key, value});
+  }
+  auto* hooks = new QTreeWidgetItem(m_modelTree, {tr("hook points"), QString::number(s.hookNames.size())});
+  QTreeWidgetItem* block = nullptr;
+  QString blockName;
+  for (const QString& h : s.hookNames) {
+    QString b = h.startsWith("blocks.") ? h.section('.', 0, 1) : QString();
+    if (b.isEmpty()) {
+      new QTreeWidgetItem(hooks, {h});
+      continue;
+    }
+    if (b != blockName) block = new QTreeWidgetItem(hooks, {b}), blockName = b;
+    new QTreeWidgetItem(block, {h.section('.', 2)});
+  }
+  cfg->setExpanded(true);
+  m_modelTree->resizeColumnToContents(0);
+  setWindowTitle(QString("HeadLab — %1").arg(s.source));
+  statusBar()->showMessage(tr("opened %1 (%2 layers × %3 heads, %4 kv heads)").arg(s.source).arg(s.layers).arg(s.heads).arg(s.kvHeads));
+  if (!m_pendingPrompt.isEmpty()) runPrompt(m_pendingPrompt);
+}
+
+void MainWindow::selectHead(int layer, int head) {
+  if (layer < 0 || layer >= m_layers || head < 0 || head >= m_heads) return;
+  const bool newLayer = layer != m_layer || m_layerPatterns.empty();
+  m_layer = layer, m_head = head;
+  m_gridView->setCurrentIndex(m_gridModel->index(layer, head));
+  {
+    QSignalBlocker b(m_alpha);
+    m_alpha->setValue(static_cast<int>(m_gridModel->state(layer, head).alpha * 100));
+  }
+  if (newLayer) m_session->selectLayer(layer);
+  else showCurrentHead();
+}
+
+void MainWindow::showLayer(int layer, const std::vector<views::HeatmapData>& heads) {
+  if (layer != m_layer) return;  // a stale answer for a layer the user has left
+  m_layerPatterns = heads;
+  if (m_multipleViews.size() != heads.size()) {
+    for (auto* v : m_multipleViews) v->deleteLater();
+    m_multipleViews.clear();
+    const int cols = std::max(1, static_cast<int>(std::ceil(std::sqrt(heads.size() * 2.0))));
+    for (size_t h = 0; h < heads.size(); ++h) {
+      auto* v = new views::HeatmapView(m_multiples);
+      v->setMinimumSize(90, 70);
+      v->setLogScale(m_log->isChecked());
+      m_multiplesLayout->addWidget(v, static_cast<int>(h) / cols, static_cast<int>(h) % cols);
+      connect(v, &views::HeatmapView::cellClicked, this, [this, h] { selectHead(m_layer, static_cast<int>(h)); });
+      m_multipleViews.push_back(v);
+    }
+  }
+  for (size_t h = 0; h < heads.size(); ++h) {
+    views::HeatmapData small = heads[h];
+    small.rowLabels.clear(), small.colLabels.clear();
+    m_multipleViews[h]->setData(small);
+  }
+  showCurrentHead();
+}
+
+void MainWindow::showCurrentHead() {
+  if (m_head < 0 || m_head >= static_cast<int>(m_layerPatterns.size())) return;
+  views::HeatmapData d = m_layerPatterns[m_head];
+  const auto& st = m_gridModel->state(m_layer, m_head);
+  if (st.edited()) d.title += QString("  [%1, α=%2]").arg(views::ablationName(st.ablation)).arg(st.alpha);
+  m_heatmap->setData(d);
+  m_heatmap->setHighlightRow(m_tokens->selectedPosition());
+}
+
+void MainWindow::pushEdits() {
+  std::vector<views::HeadEdit> edits;
+  for (int l = 0; l < m_layers; ++l)
+    for (int h = 0; h < m_heads; ++h)
+      if (m_gridModel->state(l, h).edited()) edits.push_back({l, h, m_gridModel->state(l, h)});
+  m_session->setEdits(edits);
+}
+
+void MainWindow::applyScoreChoice() {
+  const views::HeadScores& s = m_score->currentIndex() == 0 ? m_firstToken : m_entropy;
+  if (s.layers == m_layers && s.heads == m_heads) m_gridModel->setScores(s);
+}
+
+void MainWindow::addRecent(const QString& spec) {
+  QSettings settings;
+  QStringList recent = settings.value("recentModels").toStringList();
+  recent.removeAll(spec);
+  recent.prepend(spec);
+  settings.setValue("recentModels", recent.mid(0, 10));
+  refreshRecentMenu();
+}
+
+void MainWindow::refreshRecentMenu() {
+  m_recentMenu->clear();
+  const QStringList recent = QSettings().value("recentModels").toStringList();
+  for (const QString& r : recent) m_recentMenu->addAction(r, this, [this, r] { openModel(r); });
+  m_recentMenu->setEnabled(!recent.isEmpty());
+}
+
+void MainWindow::exportHeatmap() {
+  QString path = QFileDialog::getSaveFileName(this, tr("Export heatmap"), "heatmap.pdf", tr("PDF (*.pdf);;PNG (*.png)"));
+  if (path.isEmpty()) return;
+  bool ok = false;
+  QString size = QInputDialog::getText(this, tr("Size"), tr("width × height:"), QLineEdit::Normal, "800x700", &ok);
+  if (!ok) return;
+  int w = size.section('x', 0, 0).toInt(), h = size.section('x', 1, 1).toInt();
+  if (w <= 0 || h <= 0) return statusBar()->showMessage(tr("error: size must look like 800x700"));
+  statusBar()->showMessage(m_heatmap->exportTo(path, w, h) ? tr("exported %1").arg(path) : tr("error: cannot write %1").arg(path));
+}
+
+void MainWindow::dragEnterEvent(QDragEnterEvent* e) {
+  if (e->mimeData()->hasUrls()) e->acceptProposedAction();
+}
+
+void MainWindow::dropEvent(QDropEvent* e) {
+  const auto urls = e->mimeData()->urls();
+  if (!urls.isEmpty() && urls.first().isLocalFile()) openModel(urls.first().toLocalFile());
+}
+
+void MainWindow::closeEvent(QCloseEvent* e) {
+  QSettings settings;
+  settings.setValue("window/geometry", saveGeometry());
+  settings.setValue("window/state", saveState());
+  QMainWindow::closeEvent(e);
+}
+
+bool MainWindow::eventFilter(QObject* watched, QEvent* event) {
+  if (watched == m_gridView->viewport() && event->type() == QEvent::Wheel) {
+    auto* we = static_cast<QWheelEvent*>(event);
+    QModelIndex idx = m_gridView->indexAt(we->position().toPoint());
+    if (idx.isValid()) {
+      float step = we->angleDelta().y() > 0 ? 0.25f : -0.25f;
+      m_gridModel->setAlpha(idx.row(), idx.column(), m_gridModel->state(idx.row(), idx.column()).alpha + step);
+      selectHead(idx.row(), idx.column());
+      return true;
+    }
+  }
+  return QMainWindow::eventFilter(watched, event);
+}
 
 void MainWindow::startRuntimeCheck() {
   // The matmul runs on a pool thread: the GUI thread never runs torch.

@@ -1,38 +1,102 @@
-// The HeadLab window: assembly of docks and views only. Work happens in the session
-// controller's worker thread; this class never touches torch.
+// The HeadLab window: assembly of docks and views, wired to the session controller. This class
+// never touches torch; everything it shows arrives as plain value types.
 #pragma once
 #include <QMainWindow>
+#include <vector>
 
+#include "headlab/views/view_data.h"
+
+class QComboBox;
 class QDockWidget;
+class QGridLayout;
 class QLabel;
+class QLineEdit;
+class QSlider;
 class QTableView;
-class QPlainTextEdit;
+class QTreeWidget;
+class QCheckBox;
 
 namespace headlab::views {
 class HeadGridModel;
 class HeatmapView;
+class LogitsPanel;
+class TokenStrip;
 }
 
 namespace headlab::app {
+
+class SessionController;
 
 class MainWindow : public QMainWindow {
   Q_OBJECT
  public:
   explicit MainWindow(QWidget* parent = nullptr);
+  ~MainWindow() override;
+
+  // Opens a model off the GUI thread; runs `prompt` once it is loaded (when not empty).
+  void openModel(const QString& spec, const QString& prompt = {});
+  void runPrompt(const QString& prompt);
+  void selectHead(int layer, int head);
+  int currentLayer() const { return m_layer; }
+  int currentHead() const { return m_head; }
 
   QDockWidget* dock(const QString& objectName) const;
   views::HeatmapView* heatmap() const { return m_heatmap; }
   views::HeadGridModel* headGrid() const { return m_gridModel; }
+  QTableView* headGridView() const { return m_gridView; }
+  views::LogitsPanel* logits() const { return m_logits; }
+  views::TokenStrip* tokenStrip() const { return m_tokens; }
   QLabel* runtimeLabel() const { return m_runtime; }
+  SessionController* session() const { return m_session; }
+  const std::vector<views::HeatmapData>& layerPatterns() const { return m_layerPatterns; }
+  int lastRecomputeFromLayer() const { return m_lastFrom; }
+
+ protected:
+  void dragEnterEvent(QDragEnterEvent* e) override;
+  void dropEvent(QDropEvent* e) override;
+  void closeEvent(QCloseEvent* e) override;
+  bool eventFilter(QObject* watched, QEvent* event) override;
 
  private:
   QDockWidget* addDock(const QString& objectName, const QString& title, QWidget* content, Qt::DockWidgetArea area);
+  QWidget* buildPromptPanel();
+  void buildToolbar();
+  void buildMenus();
   void startRuntimeCheck();
+  void connectSession();
+  void showModel(const views::ModelSummary& s);
+  void showLayer(int layer, const std::vector<views::HeatmapData>& heads);
+  void showCurrentHead();
+  void pushEdits();
+  void applyScoreChoice();
+  void addRecent(const QString& spec);
+  void refreshRecentMenu();
+  void exportHeatmap();
 
+  SessionController* m_session = nullptr;
   views::HeatmapView* m_heatmap = nullptr;
+  QWidget* m_multiples = nullptr;
+  QGridLayout* m_multiplesLayout = nullptr;
+  std::vector<views::HeatmapView*> m_multipleViews;
   views::HeadGridModel* m_gridModel = nullptr;
   QTableView* m_gridView = nullptr;
+  views::LogitsPanel* m_logits = nullptr;
+  views::TokenStrip* m_tokens = nullptr;
+  QLineEdit* m_prompt = nullptr;
+  QTreeWidget* m_modelTree = nullptr;
   QLabel* m_runtime = nullptr;
+  QLabel* m_recompute = nullptr;
+  QComboBox* m_kind = nullptr;
+  QComboBox* m_score = nullptr;
+  QSlider* m_alpha = nullptr;
+  QCheckBox* m_log = nullptr;
+  QMenu* m_recentMenu = nullptr;
+
+  int m_layer = 0, m_head = 0, m_layers = 0, m_heads = 0;
+  std::vector<views::HeatmapData> m_layerPatterns;
+  views::HeadScores m_firstToken, m_entropy;
+  QString m_pendingPrompt;
+  int m_lastFrom = -1;
 };
 
 }  // namespace headlab::app

@@ -39,7 +39,11 @@ HeatmapView::HeatmapView(QWidget* parent) : QWidget(parent), m_plot(new QCustomP
   m_plot->plotLayout()->insertRow(0);
   m_title = new QCPTextElement(m_plot, "", QFont("sans", 10, QFont::Bold));
   m_plot->plotLayout()->addElement(0, 0, m_title);
-  m_plot->yAxis->setRangeReversed(true);  // query 0 at the top, as attention maps are read
+  m_plot->yAxis->setRangeReversed(true);
+  m_rowMarker = new QCPItemRect(m_plot);
+  m_rowMarker->setPen(QPen(QColor(230, 80, 30), 2));
+  m_rowMarker->setBrush(Qt::NoBrush);
+  m_rowMarker->setVisible(false);  // query 0 at the top, as attention maps are read
   m_plot->xAxis->setLabel("key");
   m_plot->yAxis->setLabel("query");
   connect(m_plot, &QCustomPlot::mouseMove, this, [this](QMouseEvent* e) {
@@ -60,6 +64,17 @@ HeatmapView::HeatmapView(QWidget* parent) : QWidget(parent), m_plot(new QCustomP
 void HeatmapView::setData(const HeatmapData& data) {
   m_data = data;
   rebuild();
+}
+
+void HeatmapView::setHighlightRow(int row) {
+  m_highlight = row;
+  const bool show = row >= 0 && row < m_data.rows;
+  m_rowMarker->setVisible(show);
+  if (show) {
+    m_rowMarker->topLeft->setCoords(-0.5, row - 0.5);
+    m_rowMarker->bottomRight->setCoords(m_data.cols - 0.5, row + 0.5);
+  }
+  m_plot->replot();
 }
 
 void HeatmapView::setLogScale(bool log) {
@@ -99,7 +114,7 @@ void HeatmapView::rebuild() {
   m_plot->xAxis->setTickLabelRotation(60);
   m_plot->xAxis->setRange(-0.5, std::max(0.5, m_data.cols - 0.5));
   m_plot->yAxis->setRange(-0.5, std::max(0.5, m_data.rows - 0.5));
-  m_plot->replot();
+  setHighlightRow(m_highlight);
 }
 
 bool HeatmapView::exportTo(const QString& path, int width, int height) { return exportPlot(m_plot, path, width, height); }

@@ -9,6 +9,7 @@ class QCustomPlot;
 class QCPColorMap;
 class QCPColorScale;
 class QCPTextElement;
+class QCPItemRect;
 
 namespace headlab::views {
 
@@ -20,6 +21,9 @@ class HeatmapView : public QWidget {
   void setData(const HeatmapData& data);
   const HeatmapData& data() const { return m_data; }
   void setLogScale(bool log);
+  // Outlines query row `row` (-1 = none): the token selected in the strip.
+  void setHighlightRow(int row);
+  int highlightRow() const { return m_highlight; }
   bool logScale() const { return m_log; }
   // The value the colour map holds at a cell (what the user sees, before log scaling).
   float cellValue(int row, int col) const;
@@ -39,6 +43,8 @@ class HeatmapView : public QWidget {
   QCPTextElement* m_title = nullptr;
   HeatmapData m_data;
   bool m_log = false;
+  int m_highlight = -1;
+  QCPItemRect* m_rowMarker = nullptr;
 };
 
 // Writes any QCustomPlot as PNG or vector PDF, atomically (temporary file, then rename).

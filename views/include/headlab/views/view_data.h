@@ -36,12 +36,30 @@ struct HeadState {
 };
 
 struct TokenProb {
-  int id = 0;
+  int id = -1;
   QString text;
   float baseline = 0;    // probability without interventions
   float intervened = 0;  // with the current interventions
 };
 
 QString ablationName(AblationKind k);
+
+// What the window shows about an open model.
+struct ModelSummary {
+  QString source;
+  QString format;
+  QString configJson;     // pretty-printed config
+  QStringList hookNames;  // every hook point, in forward order
+  int layers = 0;
+  int heads = 0;
+  int kvHeads = 0;
+};
+
+// One head's edit as the grid holds it.
+struct HeadEdit {
+  int layer = 0;
+  int head = 0;
+  HeadState state;
+};
 
 }  // namespace headlab::views

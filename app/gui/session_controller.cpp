@@ -1,0 +1,278 @@
+// torch first: Qt's keywords break torch headers included after them.
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
+#include "session_controller.h"
+
+#include <QCoreApplication>
+#include <QElapsedTimer>
+#include <QThread>
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "headlab/core/errors.h"
+#include "headlab/core/incremental_runner.h"
+#include "headlab/core/model_loader.h"
+
+namespace headlab::app {
+
+namespace {
+QString q(const std::string& s) { return QString::fromStdString(s); }
+
+views::HeadScores grid(int L, int H, const QString& name) {
+  return views::HeadScores{L, H, std::vector<float>(static_cast<size_t>(L) * H, NAN), name, 0};
+}
+}  // namespace
+
+struct SessionController::Worker {
+  LoadedModel loaded;
+  std::unique_ptr<IncrementalRunner> runner;
+  std::vector<at::Tensor> meanZ;  // per layer: z averaged over the prompt's positions [1, 1, head, d_head]
+  std::vector<Intervention> ivs;
+  QStringList pieces;
+  int layer = 0;
+  int64_t targetId = -1;
+
+  std::vector<Intervention> toInterventions(const std::vector<views::HeadEdit>& edits) const {
+    std::vector<Intervention> out;
+    for (const auto& e : edits) {
+      const auto& s = e.state;
+      switch (s.ablation) {
+        case views::AblationKind::Zero: out.push_back({InterventionKind::Zero, e.layer, {e.head}}); break;
+        case views::AblationKind::Uniform: out.push_back({InterventionKind::Uniform, e.layer, {e.head}}); break;
+        case views::AblationKind::Mean: {
+          Intervention iv{InterventionKind::Mean, e.layer, {e.head}};
+          iv.source = meanZ.at(e.layer);
+          out.push_back(iv);
+          break;
+        }
+        case views::AblationKind::None: break;
+      }
+      if (s.alpha != 1.0f) {
+        Intervention iv{InterventionKind::Scale, e.layer, {e.head}};
+        iv.alpha = s.alpha;
+        out.push_back(iv);
+      }
+    }
+    return out;
+  }
+};
+
+SessionController::SessionController(QObject* parent) : QObject(parent), m_worker(std::make_unique<Worker>()) {
+  m_context = new QObject;
+  m_context->moveToThread(&m_thread);
+  connect(&m_thread, &QThread::finished, m_context, &QObject::deleteLater);
+  m_thread.setObjectName("headlab-worker");
+  m_thread.start();
+}
+
+SessionController::~SessionController() {
+  m_thread.quit();
+  m_thread.wait();
+}
+
+template <typename F>
+void SessionController::post(F&& job) {
+  ++m_pending;
+  QMetaObject::invokeMethod(
+      m_context,
+      [this, job = std::forward<F>(job)]() mutable {
+        try {
+          c10::InferenceMode guard;  // thread-local: created inside the worker
+          job();
+        } catch (const std::exception& e) {
+          QString msg = QString::fromUtf8(e.what()).section('\n', 0, 0);
+          QMetaObject::invokeMethod(this, [this, msg] { emit failed(msg); emit busyChanged(false, {}); }, Qt::QueuedConnection);
+        }
+        --m_pending;
+      },
+      Qt::QueuedConnection);
+}
+
+void SessionController::waitIdle() {
+  while (m_pending.load() > 0) {
+    QCoreApplication::processEvents(QEventLoop::AllEvents, 5);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  QCoreApplication::processEvents();
+}
+
+void SessionController::openModel(const QString& spec, const QString& tokenizer) {
+  emit busyChanged(true, tr("loading %1").arg(spec));
+  post([this, spec, tokenizer] {
+    LoadOptions opt;
+    opt.tokenizerPath = tokenizer.toStdString();
+    LoadedModel loaded = loadModel(spec.toStdString(), opt);
+    if (!loaded.tokenizer) throw TokenizerError(loaded.source + ": no tokenizer found next to the model");
+    auto& w = *m_worker;
+    w.loaded = std::move(loaded);
+    w.runner = std::make_unique<IncrementalRunner>(*w.loaded.model);
+    w.ivs.clear();
+    w.layer = 0;
+    const auto& c = w.loaded.model->config();
+    views::ModelSummary s;
+    s.source = q(w.loaded.source);
+    s.format = q(w.loaded.format);
+    nlohmann::json j = configToJson(c);
+    j["tokenizer"] = w.loaded.tokenizer->kind();
+    s.configJson = q(j.dump(2));
+    for (const auto& n : w.loaded.model->hooks().names()) s.hookNames << q(n);
+    s.layers = static_cast<int>(c.n_layers), s.heads = static_cast<int>(c.n_heads), s.kvHeads = static_cast<int>(c.n_kv_heads);
+    QMetaObject::invokeMethod(this, [this, s] {
+      m_modelOpen = true;
+      emit modelOpened(s);
+      emit busyChanged(false, {});
+    }, Qt::QueuedConnection);
+  });
+}
+
+void SessionController::runPrompt(const QString& text) {
+  emit busyChanged(true, tr("running prompt"));
+  post([this, text] {
+    auto& w = *m_worker;
+    if (!w.runner) throw InputError("open a model first");
+    if (text.isEmpty()) throw InputError("empty prompt: type some text first");
+    const Tokenizer& tok = *w.loaded.tokenizer;
+    std::vector<int64_t> ids = tok.encode(text.toStdString(), true);
+    w.runner->setPrompt(ids);
+    // Mean-ablation sources: each head's z averaged over this prompt's positions.
+    HookedTransformer& model = *w.loaded.model;
+    const int L = static_cast<int>(model.config().n_layers), H = static_cast<int>(model.config().n_heads);
+    w.meanZ.assign(L, at::Tensor());
+    {
+      std::vector<HookHandle> caps;
+      for (int l = 0; l < L; ++l)
+        caps.push_back(model.hooks().add(model.hooks().idOf(l, LayerHook::Z),
+                                         [&w, l](at::Tensor& z, const HookContext&) { w.meanZ[l] = z.mean(1, true); }));
+      model.forward(at::tensor(ids, at::kLong).unsqueeze(0));
+    }
+    w.pieces.clear();
+    QVector<int> qids;
+    for (int64_t id : ids) {
+      w.pieces << q(tok.tokenString(id));
+      qids << static_cast<int>(id);
+    }
+    // Head scores from the baseline patterns: attention to the first token (rows 1.., since row 0
+    // can only see itself) and mean row entropy.
+    views::HeadScores first = grid(L, H, "attention to first token"), entropy = grid(L, H, "attention entropy");
+    for (int l = 0; l < L; ++l) {
+      at::Tensor p = w.runner->baselinePattern(l).to(at::kFloat);  // [head, q, k]
+      at::Tensor f = p.size(1) > 1 ? p.slice(1, 1).select(2, 0).mean(1) : p.select(2, 0).mean(1);
+      at::Tensor e = -(p * (p.clamp_min(1e-12)).log()).sum(-1).mean(-1);
+      for (int h = 0; h < H; ++h) {
+        first.values[l * H + h] = f[h].item<float>();
+        entropy.values[l * H + h] = e[h].item<float>();
+      }
+    }
+    const QStringList pieces = w.pieces;
+    QMetaObject::invokeMethod(this, [this, pieces, qids, first, entropy] {
+      emit promptReady(pieces, qids);
+      emit headScoresReady(first, entropy);
+    }, Qt::QueuedConnection);
+    QElapsedTimer t;
+    t.start();
+    int from = w.runner->update(w.ivs);
+    emitPredictions(from, t.nsecsElapsed() / 1e6);
+    emitLayer();
+    QMetaObject::invokeMethod(this, [this] { emit busyChanged(false, {}); }, Qt::QueuedConnection);
+  });
+}
+
+void SessionController::setEdits(const std::vector<views::HeadEdit>& edits) {
+  const uint64_t generation = ++m_editGeneration;
+  post([this, edits, generation] {
+    auto& w = *m_worker;
+    w.ivs = w.toInterventions(edits);
+    if (generation != m_editGeneration.load()) return;  // a newer edit is queued: it wins
+    if (!w.runner || w.runner->tokens().empty()) return;
+    QElapsedTimer t;
+    t.start();
+    int from = w.runner->update(w.ivs);
+    emitPredictions(from, t.nsecsElapsed() / 1e6);
+    emitLayer();
+  });
+}
+
+void SessionController::selectLayer(int layer) {
+  post([this, layer] {
+    auto& w = *m_worker;
+    if (!w.runner || w.runner->tokens().empty()) return;
+    if (layer < 0 || layer >= w.loaded.model->config().n_layers) throw InputError("layer " + std::to_string(layer) + " out of range");
+    w.layer = layer;
+    emitLayer();
+  });
+}
+
+void SessionController::setTarget(const QString& token) {
+  post([this, token] {
+    auto& w = *m_worker;
+    if (!w.runner) return;
+    w.targetId = -1;
+    if (token.startsWith('#')) {
+      bool ok = false;
+      int id = token.mid(1).toInt(&ok);
+      if (ok && id >= 0 && id < w.loaded.model->config().d_vocab) w.targetId = id;
+    } else if (!token.isEmpty()) {
+      // The piece exactly as the strip shows it (" girl"), else whatever encodes to one token.
+      const Tokenizer& tok = *w.loaded.tokenizer;
+      const std::string text = token.toStdString();
+      for (int64_t id = 0; id < tok.vocabSize() && w.targetId < 0; ++id)
+        if (tok.tokenString(id) == text) w.targetId = id;
+      if (w.targetId < 0) {
+        auto ids = tok.encode(text, false);
+        if (ids.size() == 1) w.targetId = ids[0];
+      }
+    }
+    if (!w.runner->tokens().empty()) emitPredictions(w.runner->lastStartLayer(), 0);
+  });
+}
+
+void SessionController::emitLayer() {
+  // Worker thread: tensors become plain HeatmapData here, and only here.
+  auto& w = *m_worker;
+  at::Tensor p = w.runner->pattern(w.layer).to(at::kFloat).contiguous();  // [head, q, k]
+  const int H = static_cast<int>(p.size(0)), T = static_cast<int>(p.size(1));
+  std::vector<views::HeatmapData> heads;
+  for (int h = 0; h < H; ++h) {
+    views::HeatmapData d;
+    d.rows = d.cols = T;
+    const float* src = p[h].data_ptr<float>();
+    d.values.assign(src, src + static_cast<size_t>(T) * T);
+    d.rowLabels = d.colLabels = w.pieces;
+    d.title = QString("L%1 H%2").arg(w.layer).arg(h);
+    heads.push_back(std::move(d));
+  }
+  const int layer = w.layer;
+  QMetaObject::invokeMethod(this, [this, layer, heads] { emit layerPatternsReady(layer, heads); }, Qt::QueuedConnection);
+}
+
+void SessionController::emitPredictions(int from, double ms) {
+  auto& w = *m_worker;
+  at::Tensor base = at::softmax(w.runner->baselineLogits()[-1].to(at::kFloat), -1);
+  at::Tensor now = at::softmax(w.runner->logits()[-1].to(at::kFloat), -1);
+  std::vector<int64_t> ids;
+  auto add = [&](const at::Tensor& probs, int k) {
+    at::Tensor idx = std::get<1>(probs.topk(std::min<int64_t>(k, probs.size(0))));
+    for (int64_t i = 0; i < idx.size(0); ++i) {
+      int64_t id = idx[i].item<int64_t>();
+      if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
+    }
+  };
+  add(base, 10);
+  add(now, 5);
+  std::vector<views::TokenProb> top;
+  for (int64_t id : ids)
+    top.push_back({static_cast<int>(id), q(w.loaded.tokenizer->tokenString(id)), base[id].item<float>(), now[id].item<float>()});
+  std::stable_sort(top.begin(), top.end(), [](const auto& a, const auto& b) { return a.intervened > b.intervened; });
+  views::TokenProb target;
+  if (w.targetId >= 0)
+    target = {static_cast<int>(w.targetId), q(w.loaded.tokenizer->tokenString(w.targetId)), base[w.targetId].item<float>(),
+              now[w.targetId].item<float>()};
+  QMetaObject::invokeMethod(this, [this, top, target, from, ms] { emit predictionsReady(top, target, from, ms); }, Qt::QueuedConnection);
+}
+
+}  // namespace headlab::app

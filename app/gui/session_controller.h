@@ -1,0 +1,56 @@
+// Owns the model and runs every torch computation on its own worker thread. The GUI calls the
+// request methods (any time, never blocking) and receives results as signals on the GUI thread.
+// Interactive requests follow "newest wins": a request superseded before it starts is dropped.
+#pragma once
+#include <QObject>
+#include <QThread>
+#include <atomic>
+#include <memory>
+#include <vector>
+
+#include "headlab/views/view_data.h"
+
+namespace headlab::app {
+
+class SessionController : public QObject {
+  Q_OBJECT
+ public:
+  explicit SessionController(QObject* parent = nullptr);
+  ~SessionController() override;
+
+  void openModel(const QString& spec, const QString& tokenizer = {});
+  void runPrompt(const QString& text);
+  void setEdits(const std::vector<views::HeadEdit>& edits);
+  void selectLayer(int layer);
+  void setTarget(const QString& token);
+  // Blocks the caller until the worker has drained its queue (tests and shutdown only).
+  void waitIdle();
+  bool modelOpen() const { return m_modelOpen; }
+
+ signals:
+  void modelOpened(const headlab::views::ModelSummary& summary);
+  void failed(const QString& message);
+  void busyChanged(bool busy, const QString& stage);
+  void promptReady(const QStringList& pieces, const QVector<int>& ids);
+  void headScoresReady(const headlab::views::HeadScores& firstToken, const headlab::views::HeadScores& entropy);
+  // Every head of `layer`, with the current interventions: [head] -> [query, key].
+  void layerPatternsReady(int layer, const std::vector<headlab::views::HeatmapData>& heads);
+  void predictionsReady(const std::vector<headlab::views::TokenProb>& top, const headlab::views::TokenProb& target,
+                        int recomputedFromLayer, double milliseconds);
+
+ private:
+  struct Worker;
+  template <typename F>
+  void post(F&& job);
+  void emitLayer();
+  void emitPredictions(int from, double ms);
+
+  QThread m_thread;
+  QObject* m_context = nullptr;  // lives on m_thread; jobs are queued to it
+  std::unique_ptr<Worker> m_worker;
+  std::atomic<uint64_t> m_editGeneration{0};
+  std::atomic<int> m_pending{0};
+  bool m_modelOpen = false;
+};
+
+}  // namespace headlab::app

@@ -1,0 +1,118 @@
+// The real window on the real stories260K model: click to ablate, reset, heatmap = hook_pattern.
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
+#include <gtest/gtest.h>
+
+#include <QAction>
+#include <QLabel>
+#include <QLineEdit>
+#include <QTableView>
+#include <QTest>
+#include <QStatusBar>
+#include <QToolBar>
+
+#include "headlab/core/model_loader.h"
+#include "headlab/views/head_grid_model.h"
+#include "headlab/views/heatmap_view.h"
+#include "headlab/views/logits_panel.h"
+#include "headlab/views/token_strip.h"
+#include "main_window.h"
+#include "session_controller.h"
+#include "shared_path.h"
+
+namespace headlab::app {
+
+namespace {
+const char* kPrompt = "Once upon a time there was a little";
+
+bool anyChanged(const std::vector<views::TokenProb>& top) {
+  for (const auto& t : top)
+    if (std::abs(t.intervened - t.baseline) > 1e-4f) return true;
+  return false;
+}
+bool allExact(const std::vector<views::TokenProb>& top) {
+  for (const auto& t : top)
+    if (t.intervened != t.baseline) return false;
+  return !top.empty();
+}
+}  // namespace
+
+class ModelWindowTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    window.show();
+    ASSERT_TRUE(QTest::qWaitForWindowExposed(&window));
+    window.openModel(QString::fromStdString(test::sharedPath("models/stories260k/stories260K.bin")), kPrompt);
+    ASSERT_TRUE(QTest::qWaitFor([&] { return !window.logits()->predictions().empty() && !window.layerPatterns().empty(); }, 20000))
+        << "model did not load and run";
+  }
+  MainWindow window;
+};
+
+TEST_F(ModelWindowTest, ShowsTokensGridAndPredictions) {
+  EXPECT_EQ(window.headGrid()->rowCount(), 5);
+  EXPECT_EQ(window.headGrid()->columnCount(), 8);
+  EXPECT_GT(window.tokenStrip()->count(), 5);
+  EXPECT_TRUE(allExact(window.logits()->predictions())) << "no intervention yet: baseline == intervened";
+  // The grid is coloured by attention to the first token: a real score in every cell.
+  EXPECT_FALSE(std::isnan(window.headGrid()->data(window.headGrid()->index(4, 0), Qt::UserRole).toFloat()));
+}
+
+TEST_F(ModelWindowTest, HeatmapDataEqualsTheModelsHookPattern) {
+  window.selectHead(4, 3);
+  ASSERT_TRUE(QTest::qWaitFor([&] { return window.heatmap()->data().title.startsWith("L4 H3"); }, 10000));
+  c10::InferenceMode guard;
+  LoadedModel m = loadModel(test::sharedPath("models/stories260k/stories260K.bin"));
+  auto ids = m.tokenizer->encode(kPrompt, true);
+  at::Tensor pattern;
+  auto h = m.model->hooks().add("blocks.4.attn.hook_pattern", [&](at::Tensor& p, const HookContext&) { pattern = p[0][3].clone(); });
+  m.model->forward(at::tensor(ids, at::kLong).unsqueeze(0));
+  const auto& d = window.heatmap()->data();
+  ASSERT_EQ(d.rows, static_cast<int>(ids.size()));
+  ASSERT_EQ(d.cols, static_cast<int>(ids.size()));
+  at::Tensor shown = at::from_blob(const_cast<float*>(d.values.data()), {d.rows, d.cols}, at::kFloat);
+  EXPECT_TRUE(at::allclose(shown, pattern, 0, 1e-6));
+  EXPECT_FLOAT_EQ(window.heatmap()->cellValue(5, 0), pattern[5][0].item<float>());
+}
+
+TEST_F(ModelWindowTest, ClickingAHeadAblatesItAndResetAllRestoresTheBaselineExactly) {
+  const auto baseline = window.logits()->predictions();
+  QTableView* grid = window.headGridView();
+  // Layer 4's heads carry the prediction; ablate three of them with real clicks.
+  for (int head : {0, 1, 2}) {
+    QRect cell = grid->visualRect(window.headGrid()->index(4, head));
+    QTest::mouseClick(grid->viewport(), Qt::LeftButton, {}, cell.center());
+  }
+  EXPECT_EQ(window.headGrid()->editedCount(), 3);
+  EXPECT_EQ(window.headGrid()->state(4, 1).ablation, views::AblationKind::Zero);
+  ASSERT_TRUE(QTest::qWaitFor([&] { return anyChanged(window.logits()->predictions()); }, 10000))
+      << "ablating heads must move the next-token probabilities";
+  EXPECT_EQ(window.lastRecomputeFromLayer(), 4) << "only the layers after the edit are recomputed";
+
+  QAction* reset = window.findChild<QAction*>("resetAll");
+  ASSERT_NE(reset, nullptr);
+  reset->trigger();
+  EXPECT_EQ(window.headGrid()->editedCount(), 0);
+  ASSERT_TRUE(QTest::qWaitFor([&] { return allExact(window.logits()->predictions()); }, 10000));
+  const auto restored = window.logits()->predictions();
+  ASSERT_EQ(restored.size(), baseline.size());
+  for (size_t i = 0; i < restored.size(); ++i) {
+    EXPECT_EQ(restored[i].id, baseline[i].id);
+    EXPECT_EQ(restored[i].intervened, baseline[i].baseline);
+  }
+}
+
+TEST_F(ModelWindowTest, TargetTokenIsFollowed) {
+  window.logits()->targetEdit()->setText(" the");
+  emit window.logits()->targetChanged(" the");
+  ASSERT_TRUE(QTest::qWaitFor([&] { return window.logits()->target().id >= 0; }, 10000));
+  EXPECT_GT(window.logits()->target().baseline, 0.0f);
+}
+
+TEST_F(ModelWindowTest, EmptyPromptIsAClearStatusMessage) {
+  window.runPrompt("");
+  EXPECT_TRUE(window.statusBar()->currentMessage().contains("empty prompt"));
+}
+
+}  // namespace headlab::app

@@ -1,0 +1,48 @@
+#include "headlab/views/logits_panel.h"
+
+#include <QHeaderView>
+#include <QLabel>
+#include <QLineEdit>
+#include <QTableWidget>
+#include <QVBoxLayout>
+
+namespace headlab::views {
+
+LogitsPanel::LogitsPanel(QWidget* parent)
+    : QWidget(parent), m_table(new QTableWidget(0, 4, this)), m_targetEdit(new QLineEdit(this)), m_targetLabel(new QLabel(this)) {
+  auto* layout = new QVBoxLayout(this);
+  m_table->setHorizontalHeaderLabels({tr("token"), tr("baseline"), tr("intervened"), tr("Δ")});
+  m_table->horizontalHeader()->setSectionResizeMode(QHeaderView::Stretch);
+  m_table->verticalHeader()->hide();
+  m_table->setEditTriggers(QAbstractItemView::NoEditTriggers);
+  m_targetEdit->setPlaceholderText(tr("follow a token, e.g. ' Lily'"));
+  layout->addWidget(m_table);
+  layout->addWidget(m_targetEdit);
+  layout->addWidget(m_targetLabel);
+  connect(m_targetEdit, &QLineEdit::editingFinished, this, [this] { emit targetChanged(m_targetEdit->text()); });
+}
+
+void LogitsPanel::setPredictions(const std::vector<TokenProb>& top, const TokenProb& target) {
+  m_top = top;
+  m_target = target;
+  m_table->setRowCount(static_cast<int>(top.size()));
+  for (int r = 0; r < static_cast<int>(top.size()); ++r) {
+    const TokenProb& t = top[r];
+    const float delta = t.intervened - t.baseline;
+    auto* name = new QTableWidgetItem(QString("'%1'").arg(t.text));
+    name->setToolTip(QString("id %1").arg(t.id));
+    m_table->setItem(r, 0, name);
+    m_table->setItem(r, 1, new QTableWidgetItem(QString::number(t.baseline, 'f', 4)));
+    m_table->setItem(r, 2, new QTableWidgetItem(QString::number(t.intervened, 'f', 4)));
+    auto* d = new QTableWidgetItem(QString("%1%2").arg(delta >= 0 ? "+" : "").arg(delta, 0, 'f', 4));
+    d->setForeground(delta > 1e-4f ? QColor(33, 120, 60) : delta < -1e-4f ? QColor(170, 40, 40) : QColor(90, 90, 90));
+    m_table->setItem(r, 3, d);
+  }
+  if (target.id >= 0 && !target.text.isNull())
+    m_targetLabel->setText(QString("'%1' (id %2): %3 → %4").arg(target.text).arg(target.id)
+                               .arg(target.baseline, 0, 'f', 4).arg(target.intervened, 0, 'f', 4));
+  else
+    m_targetLabel->setText(m_targetEdit->text().isEmpty() ? QString() : tr("not a single token"));
+}
+
+}  // namespace headlab::views
