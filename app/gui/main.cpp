@@ -4,7 +4,9 @@
 #include <cstdio>
 
 #include "headlab/core/startup.h"
+#include "headlab/views/head_grid_model.h"
 #include "main_window.h"
+#include "session_controller.h"
 
 int main(int argc, char** argv) {
   QApplication app(argc, argv);
@@ -18,12 +20,26 @@ int main(int argc, char** argv) {
   QCommandLineOption model("model", "Model to open (folder, .gguf, .bin, demo).", "M");
   QCommandLineOption prompt("prompt", "Prompt to run.", "S");
   QCommandLineOption screenshot("screenshot", "Save a screenshot of the window to F and quit.", "F");
-  parser.addOptions({model, prompt, screenshot});
+  QCommandLineOption ablate("ablate", "Ablate heads once the prompt has run, e.g. 4.1,3.0 (layer.head).", "L.H,...");
+  QCommandLineOption select("select", "Select a head once the prompt has run, e.g. 4.1.", "L.H");
+  parser.addOptions({model, prompt, screenshot, ablate, select});
   parser.process(app);
 
   headlab::app::MainWindow window;
   window.show();
   if (parser.isSet(model)) window.openModel(parser.value(model), parser.value(prompt));
+  if (parser.isSet(ablate) || parser.isSet(select)) {
+    // Scripted set-up for screenshots and demos: applied once the first prompt has run.
+    const QString ablations = parser.value(ablate), selection = parser.value(select);
+    auto* once = new QMetaObject::Connection;
+    *once = QObject::connect(window.session(), &headlab::app::SessionController::promptReady, &window, [&window, ablations, selection, once] {
+      QObject::disconnect(*once);
+      delete once;
+      for (const QString& spec : ablations.split(',', Qt::SkipEmptyParts))
+        window.headGrid()->toggleAblation(spec.section('.', 0, 0).toInt(), spec.section('.', 1, 1).toInt());
+      if (!selection.isEmpty()) window.selectHead(selection.section('.', 0, 0).toInt(), selection.section('.', 1, 1).toInt());
+    });
+  }
   if (parser.isSet(screenshot)) {
     const QString path = parser.value(screenshot);
     QTimer::singleShot(parser.isSet(model) ? 4000 : 1500, &window, [&window, path] {

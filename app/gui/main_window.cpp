@@ -319,7 +319,8 @@ void MainWindow::showLayer(int layer, const std::vector<views::HeatmapData>& hea
     const int cols = std::max(1, static_cast<int>(std::ceil(std::sqrt(heads.size() * 2.0))));
     for (size_t h = 0; h < heads.size(); ++h) {
       auto* v = new views::HeatmapView(m_multiples);
-      v->setMinimumSize(90, 70);
+      v->setMinimumSize(70, 70);
+      v->setCompact(true);
       v->setLogScale(m_log->isChecked());
       m_multiplesLayout->addWidget(v, static_cast<int>(h) / cols, static_cast<int>(h) % cols);
       connect(v, &views::HeatmapView::cellClicked, this, [this, h] { selectHead(m_layer, static_cast<int>(h)); });

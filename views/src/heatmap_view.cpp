@@ -77,6 +77,24 @@ void HeatmapView::setHighlightRow(int row) {
   m_plot->replot();
 }
 
+void HeatmapView::setCompact(bool compact) {
+  for (QCPAxis* axis : {m_plot->xAxis, m_plot->yAxis}) {
+    axis->setTickLabels(!compact);
+    axis->setTicks(!compact);
+    axis->setLabel(compact ? QString() : axis == m_plot->xAxis ? "key" : "query");
+  }
+  m_scale->setVisible(compact ? false : true);
+  if (compact) {
+    m_plot->plotLayout()->take(m_scale);
+    m_plot->plotLayout()->simplify();
+    m_title->setFont(QFont("sans", 7));
+    m_plot->axisRect()->setAutoMargins(QCP::msNone);
+    m_plot->axisRect()->setMargins(QMargins(2, 2, 2, 2));
+  }
+  m_plot->setInteractions(compact ? QCP::Interactions() : QCP::iRangeDrag | QCP::iRangeZoom);
+  m_plot->replot();
+}
+
 void HeatmapView::setLogScale(bool log) {
   m_log = log;
   rebuild();

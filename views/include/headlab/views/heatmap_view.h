@@ -21,6 +21,8 @@ class HeatmapView : public QWidget {
   void setData(const HeatmapData& data);
   const HeatmapData& data() const { return m_data; }
   void setLogScale(bool log);
+  // Small-multiple form: no axis labels, ticks or colour scale; only the title.
+  void setCompact(bool compact);
   // Outlines query row `row` (-1 = none): the token selected in the strip.
   void setHighlightRow(int row);
   int highlightRow() const { return m_highlight; }

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Screenshots of the real window under Xvfb, on stories260K. Usage: scripts/screenshots.sh [OUT_DIR]
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+OUT=${1:-$ROOT/docs/screenshots}
+SHARED=${HEADLAB_SHARED:-$(cd "$ROOT/.." && pwd)/shared}
+APP=${HEADLAB_APP:-$ROOT/build/app/headlab}
+mkdir -p "$OUT"
+shot() {
+  local name=$1; shift
+  xvfb-run -a -s "-screen 0 1600x1000x24" "$APP" "$@" --screenshot "$OUT/$name.png"
+}
+M=$SHARED/models/stories260k/stories260K.bin
+P="Once upon a time, there was a little girl named Lily. She loved to play outside"
+shot window_stories260k --model "$M" --prompt "$P" --select 4.2
+shot window_head_ablated --model "$M" --prompt "$P" --ablate 4.1,4.5 --select 4.1
+echo "screenshots in $OUT"
