@@ -15,6 +15,7 @@
 #include "headlab/core/model_loader.h"
 #include "headlab/core/startup.h"
 #include "headlab/core/tokenizer.h"
+#include "headlab/core/trace.h"
 
 namespace {
 
@@ -27,7 +28,7 @@ commands:
   tokenize  --model M | --tokenizer T  (--text S | --text-file F) [--no-bos]
   generate  --model M [--tokenizer T] --prompt S [--max-tokens N] [--steps N] [--greedy]
             [--temperature X] [--top-p P] [--seed N] [--device cpu|cuda] [--dtype float32|bfloat16|float16]
-  capture   --model M --prompt S --hooks GLOB --out trace.h5        (not built yet)
+  capture   --model M --prompt S --hooks GLOB[,GLOB] --out trace.h5 [--force] [--gzip 0-9] [--fp16]
   probe P   --model M [probe options] [--json] [--out results.h5]   (not built yet)
   patch     --model M --clean S --corrupted S --answer S --wrong S --sweep KIND   (not built yet)
   demo      [--out DIR]                                             (not built yet)
@@ -100,6 +101,39 @@ int cmdGenerate(const Args& a) {
   return 0;
 }
 
+int cmdCapture(const Args& a) {
+  auto m = open(a);
+  if (!m.tokenizer) throw headlab::TokenizerError(m.source + ": no tokenizer found; pass --tokenizer");
+  const std::string prompt = a.require("prompt");
+  if (prompt.empty()) throw headlab::InputError("empty prompt (--prompt \"\")");
+  std::vector<std::string> hooks;
+  std::stringstream globs(a.require("hooks"));
+  for (std::string g; std::getline(globs, g, ',');)
+    for (auto& h : m.model->hooks().match(g)) hooks.push_back(h);
+  auto ids = m.tokenizer->encode(prompt, true);
+  const double mb = headlab::estimateCaptureBytes(*m.model, hooks, static_cast<int64_t>(ids.size())) / 1e6;
+  std::cerr << "capture: " << hooks.size() << " hook points, " << ids.size() << " tokens, about " << mb
+            << " MB in memory and at most as much on disk\n";
+  headlab::TraceOptions o;
+  o.force = a.has("force");
+  o.gzipLevel = static_cast<int>(a.integer("gzip", 0));
+  o.float16 = a.has("fp16");
+  headlab::TraceWriter writer(a.require("out"), o);
+  writer.writeModel(m.model->config(), m.source, m.format);
+  std::vector<std::string> pieces;
+  for (auto id : ids) pieces.push_back(m.tokenizer->tokenString(id));
+  writer.writeInputs(ids, pieces);
+  writer.writeInterventions(nlohmann::json::array());
+  headlab::captureToTrace(*m.model, ids, hooks, writer, [](int done, int total) {
+    std::cerr << "\rcapture: " << done << "/" << total << std::flush;
+    return true;
+  });
+  writer.commit();
+  std::cerr << "\n";
+  std::cout << a.get("out") << "\n";
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -115,16 +149,17 @@ int main(int argc, char** argv) {
   const std::string cmd = args[0];
   std::vector<std::string> rest(args.begin() + 1, args.end());
   try {
-    const std::set<std::string> flags = {"greedy", "no-bos", "json", "force", "help"};
+    const std::set<std::string> flags = {"greedy", "no-bos", "json", "force", "help", "fp16"};
     const std::set<std::string> options = {"model", "tokenizer", "text", "text-file", "prompt", "max-tokens", "steps",
                                            "temperature", "top-p", "seed", "device", "dtype", "threads", "out",
-                                           "hooks", "clean", "corrupted", "answer", "wrong", "sweep", "method"};
+                                           "hooks", "gzip", "clean", "corrupted", "answer", "wrong", "sweep", "method"};
     Args a(rest, flags, options);
     headlab::configureThreads(static_cast<int>(a.integer("threads", 0)));
     if (cmd == "info") return cmdInfo(a);
     if (cmd == "tokenize") return cmdTokenize(a);
     if (cmd == "generate") return cmdGenerate(a);
-    if (cmd == "capture" || cmd == "probe" || cmd == "patch" || cmd == "demo") {
+    if (cmd == "capture") return cmdCapture(a);
+    if (cmd == "probe" || cmd == "patch" || cmd == "demo") {
       std::cerr << "error: '" << cmd << "' is not built yet in this version of HeadLab\n";
       return 3;
     }

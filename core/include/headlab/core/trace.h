@@ -1,0 +1,80 @@
+// HDF5 traces (PRODUCT.md §7, docs/TRACE_FORMAT.md): self-describing, streamed, atomic.
+#pragma once
+#include <ATen/ATen.h>
+
+#include <functional>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "headlab/core/h5.h"
+
+namespace headlab {
+
+struct ModelConfig;
+class HookedTransformer;
+
+constexpr const char* kTraceSchema = "headlab.trace";
+constexpr int64_t kTraceSchemaVersion = 1;
+
+struct TraceOptions {
+  bool force = false;     // overwrite an existing target
+  int gzipLevel = 0;      // 0 = uncompressed
+  bool float16 = false;   // store activations as IEEE half
+};
+
+// Writes into a temporary file beside the target and renames it into place on commit().
+// Destroyed without commit() (an exception, a cancel), it deletes the temporary file: the target
+// is never half-written and an existing file there is untouched.
+class TraceWriter {
+ public:
+  TraceWriter(std::string target, TraceOptions options = {});  // throws IoError when target exists and !force
+  ~TraceWriter();
+  TraceWriter(const TraceWriter&) = delete;
+  TraceWriter& operator=(const TraceWriter&) = delete;
+
+  void writeModel(const ModelConfig& c, const std::string& source, const std::string& format);
+  void writeInputs(const std::vector<int64_t>& tokens, const std::vector<std::string>& pieces);
+  // [batch, ...] activation named by its hook; attention is chunked one head per chunk.
+  void writeActivation(const std::string& hook, const at::Tensor& activation);
+  void writeProbe(const std::string& name, const nlohmann::json& params, const std::map<std::string, at::Tensor>& arrays);
+  void writeInterventions(const nlohmann::json& interventions);
+  void commit();
+  const std::string& tempPath() const { return m_temp; }
+  uint64_t bytesWritten() const { return m_bytes; }
+
+ private:
+  std::string m_target, m_temp;
+  TraceOptions m_opt;
+  h5::File m_file;
+  bool m_committed = false;
+  uint64_t m_bytes = 0;
+};
+
+class TraceReader {
+ public:
+  explicit TraceReader(const std::string& path);  // throws IoError if not a HeadLab trace
+  h5::File& file() { return m_file; }
+  int64_t schemaVersion() const;
+  std::vector<std::string> activations() const;
+  at::Tensor activation(const std::string& hook) const;  // float32
+  // One head of an attention activation without reading the others: [q_pos, k_pos].
+  at::Tensor headPattern(const std::string& hook, int64_t batch, int64_t head) const;
+  std::vector<std::string> axes(const std::string& hook) const;
+  std::vector<int64_t> tokens() const;
+  std::vector<std::string> tokenStrings() const;
+
+ private:
+  h5::File m_file;
+};
+
+// Bytes a capture of `hooks` on a `pos`-token prompt stores (float32, batch 1).
+uint64_t estimateCaptureBytes(const HookedTransformer& model, const std::vector<std::string>& hooks, int64_t pos);
+
+// One forward that streams each listed hook's activation into the writer as it is produced.
+// `progress(done, total)` returning false cancels (CancelledError; the writer then discards).
+void captureToTrace(HookedTransformer& model, const std::vector<int64_t>& tokens, const std::vector<std::string>& hooks,
+                    TraceWriter& writer, const std::function<bool(int, int)>& progress = {});
+
+}  // namespace headlab

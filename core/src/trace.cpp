@@ -1,0 +1,218 @@
+#include "headlab/core/trace.h"
+
+#include <c10/core/InferenceMode.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <ctime>
+#include <filesystem>
+
+#include "headlab/core/errors.h"
+#include "headlab/core/hooked_transformer.h"
+#include "headlab/core/model_config.h"
+#include "headlab/core/startup.h"
+
+namespace headlab {
+
+namespace fs = std::filesystem;
+
+namespace {
+std::string nowIso() {
+  std::time_t t = std::time(nullptr);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return buf;
+}
+
+std::vector<uint64_t> shapeOf(const at::Tensor& t) {
+  std::vector<uint64_t> s;
+  for (auto d : t.sizes()) s.push_back(static_cast<uint64_t>(d));
+  return s;
+}
+
+bool isAttention(const std::string& hook) {
+  return hook.size() > 12 && (hook.rfind("hook_pattern") == hook.size() - 12 || hook.find("hook_attn_scores") != std::string::npos);
+}
+
+std::string tempNameFor(const std::string& target) {
+  fs::path p(target);
+  fs::path dir = p.parent_path().empty() ? fs::path(".") : p.parent_path();
+  return (dir / ("." + p.filename().string() + ".partial-" + std::to_string(::getpid()))).string();
+}
+}  // namespace
+
+TraceWriter::TraceWriter(std::string target, TraceOptions options)
+    : m_target(std::move(target)), m_temp(tempNameFor(m_target)), m_opt(options),
+      m_file([&]() -> h5::File {
+        if (m_target.empty()) throw InputError("no output file given (--out F.h5)");
+        if (fs::exists(m_target) && !options.force)
+          throw IoError(m_target + ": exists; pass --force to overwrite");
+        fs::path dir = fs::path(m_target).parent_path();
+        if (!dir.empty() && !fs::is_directory(dir)) throw IoError(m_target + ": folder " + dir.string() + " does not exist");
+        return h5::File::create(m_temp);
+      }()) {
+  m_file.setAttr("/", "schema", std::string(kTraceSchema));
+  m_file.setAttr("/", "schema_version", kTraceSchemaVersion);
+  m_file.setAttr("/", "created", nowIso());
+  m_file.setAttr("/", "app_version", std::string(appVersion()));
+}
+
+TraceWriter::~TraceWriter() {
+  if (!m_committed) {
+    m_file.close();
+    std::error_code ec;
+    fs::remove(m_temp, ec);
+  }
+}
+
+void TraceWriter::writeModel(const ModelConfig& c, const std::string& source, const std::string& format) {
+  m_file.createGroup("/model");
+  m_file.setAttr("/model", "schema", std::string("headlab.model"));
+  m_file.setAttr("/model", "schema_version", kTraceSchemaVersion);
+  nlohmann::json j = configToJson(c);
+  for (auto& [k, v] : j.items()) {
+    if (v.is_number_integer()) m_file.setAttr("/model", k, v.get<int64_t>());
+    else if (v.is_number()) m_file.setAttr("/model", k, v.get<double>());
+    else if (v.is_boolean()) m_file.setAttr("/model", k, static_cast<int64_t>(v.get<bool>()));
+    else m_file.setAttr("/model", k, v.get<std::string>());
+  }
+  m_file.setAttr("/model", "source", source);
+  m_file.setAttr("/model", "format", format);
+}
+
+void TraceWriter::writeInputs(const std::vector<int64_t>& tokens, const std::vector<std::string>& pieces) {
+  m_file.writeInts("/inputs/tokens", {1, tokens.size()}, tokens.data());
+  m_file.writeStrings("/inputs/token_strings", pieces);
+  m_file.setAttr("/inputs/tokens", "axes", std::vector<std::string>{"batch", "pos"});
+}
+
+void TraceWriter::writeActivation(const std::string& hook, const at::Tensor& activation) {
+  at::Tensor t = activation.detach().to(at::kCPU, at::kFloat).contiguous();
+  auto shape = shapeOf(t);
+  h5::DatasetOptions o;
+  o.storage = m_opt.float16 ? h5::Storage::Float16 : h5::Storage::Float32;
+  o.gzipLevel = m_opt.gzipLevel;
+  if (isAttention(hook) && shape.size() == 4) {
+    o.chunk = {1, 1, shape[2], shape[3]};  // one head per chunk: read a head without the others
+  } else if (m_opt.gzipLevel > 0 && !shape.empty()) {
+    o.chunk = shape;
+    o.chunk[0] = 1;
+  }
+  const std::string path = "/activations/" + hook;
+  m_file.writeFloats(path, shape, t.data_ptr<float>(), o);
+  m_file.setAttr(path, "axes", hookAxes(hook));
+  m_bytes += t.numel() * (m_opt.float16 ? 2 : 4);
+}
+
+void TraceWriter::writeProbe(const std::string& name, const nlohmann::json& params, const std::map<std::string, at::Tensor>& arrays) {
+  const std::string g = "/probes/" + name;
+  m_file.createGroup(g);
+  m_file.setAttr(g, "schema", std::string("headlab.probe"));
+  m_file.setAttr(g, "schema_version", kTraceSchemaVersion);
+  for (auto& [k, v] : params.items()) {
+    if (v.is_number_integer()) m_file.setAttr(g, k, v.get<int64_t>());
+    else if (v.is_number()) m_file.setAttr(g, k, v.get<double>());
+    else if (v.is_string()) m_file.setAttr(g, k, v.get<std::string>());
+    else m_file.setAttr(g, k, v.dump());
+  }
+  for (const auto& [k, t] : arrays) {
+    at::Tensor c = t.detach().to(at::kCPU, at::kFloat).contiguous();
+    m_file.writeFloats(g + "/" + k, shapeOf(c), c.data_ptr<float>());
+  }
+}
+
+void TraceWriter::writeInterventions(const nlohmann::json& interventions) {
+  m_file.writeString("/interventions", interventions.dump());
+}
+
+void TraceWriter::commit() {
+  m_file.flush();
+  m_file.close();
+  if (fs::exists(m_target) && !m_opt.force) {
+    fs::remove(m_temp);
+    throw IoError(m_target + ": appeared while writing; pass --force to overwrite");
+  }
+  std::error_code ec;
+  fs::rename(m_temp, m_target, ec);
+  if (ec) {
+    fs::remove(m_temp);
+    throw IoError(m_target + ": cannot move the finished trace into place: " + ec.message());
+  }
+  m_committed = true;
+}
+
+TraceReader::TraceReader(const std::string& path) : m_file(h5::File::open(path)) {
+  if (!m_file.hasAttr("/", "schema") || m_file.attrString("/", "schema") != kTraceSchema)
+    throw IoError(path + ": not a HeadLab trace (root attribute schema != \"headlab.trace\")");
+  if (schemaVersion() > kTraceSchemaVersion)
+    throw IoError(path + ": trace schema_version " + std::to_string(schemaVersion()) + " is newer than this HeadLab reads (" +
+                  std::to_string(kTraceSchemaVersion) + ")");
+}
+
+int64_t TraceReader::schemaVersion() const { return m_file.attrInt("/", "schema_version"); }
+
+std::vector<std::string> TraceReader::activations() const {
+  return m_file.exists("/activations") ? m_file.children("/activations") : std::vector<std::string>{};
+}
+
+at::Tensor TraceReader::activation(const std::string& hook) const {
+  const std::string p = "/activations/" + hook;
+  auto s = m_file.shape(p);
+  auto v = m_file.readFloats(p);
+  std::vector<int64_t> shape(s.begin(), s.end());
+  return at::from_blob(v.data(), shape, at::kFloat).clone();
+}
+
+at::Tensor TraceReader::headPattern(const std::string& hook, int64_t batch, int64_t head) const {
+  const std::string p = "/activations/" + hook;
+  auto s = m_file.shape(p);
+  if (s.size() != 4) throw IoError(m_file.path() + ": " + p + " is not [batch, head, q_pos, k_pos]");
+  if (batch < 0 || head < 0 || static_cast<uint64_t>(batch) >= s[0] || static_cast<uint64_t>(head) >= s[1])
+    throw InputError("head " + std::to_string(head) + " (batch " + std::to_string(batch) + ") out of range in " + p);
+  auto v = m_file.readFloats(p, {static_cast<uint64_t>(batch), static_cast<uint64_t>(head), 0, 0}, {1, 1, s[2], s[3]});
+  return at::from_blob(v.data(), {static_cast<int64_t>(s[2]), static_cast<int64_t>(s[3])}, at::kFloat).clone();
+}
+
+std::vector<std::string> TraceReader::axes(const std::string& hook) const {
+  return m_file.attrStrings("/activations/" + hook, "axes");
+}
+std::vector<int64_t> TraceReader::tokens() const { return m_file.readInts("/inputs/tokens"); }
+std::vector<std::string> TraceReader::tokenStrings() const { return m_file.readStrings("/inputs/token_strings"); }
+
+uint64_t estimateCaptureBytes(const HookedTransformer& model, const std::vector<std::string>& hooks, int64_t pos) {
+  const auto& c = model.config();
+  uint64_t total = 0;
+  for (const auto& h : hooks) {
+    auto axes = hookAxes(h);
+    uint64_t n = 1;
+    for (const auto& a : axes) {
+      if (a == "batch") n *= 1;
+      else if (a == "pos" || a == "q_pos" || a == "k_pos") n *= pos;
+      else if (a == "head") n *= c.n_heads;
+      else if (a == "kv_head") n *= c.n_kv_heads;
+      else if (a == "d_head") n *= c.d_head;
+      else if (a == "d_model") n *= c.d_model;
+      else if (a == "d_mlp") n *= c.d_mlp;
+    }
+    total += n * 4;
+  }
+  return total;
+}
+
+void captureToTrace(HookedTransformer& model, const std::vector<int64_t>& tokens, const std::vector<std::string>& hooks,
+                    TraceWriter& writer, const std::function<bool(int, int)>& progress) {
+  c10::InferenceMode guard;
+  std::vector<HookHandle> handles;
+  int done = 0;
+  const int total = static_cast<int>(hooks.size());
+  for (const auto& name : hooks) {
+    handles.push_back(model.hooks().add(name, [&, name](at::Tensor& t, const HookContext&) {
+      writer.writeActivation(name, t);  // streamed: nothing is kept after this returns
+      ++done;
+      if (progress && !progress(done, total)) throw CancelledError();
+    }));
+  }
+  model.forward(at::tensor(tokens, at::kLong).unsqueeze(0));
+}
+
+}  // namespace headlab

@@ -1,0 +1,139 @@
+#include <gtest/gtest.h>
+
+#include <c10/core/InferenceMode.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "headlab/core/errors.h"
+#include "headlab/core/trace.h"
+#include "random_model.h"
+
+namespace headlab {
+
+namespace fs = std::filesystem;
+
+class TraceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir = fs::temp_directory_path() / ("headlab_trace_" + std::to_string(::getpid()) + "_" +
+                                       ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+  }
+  void TearDown() override { fs::remove_all(dir); }
+  std::string path(const std::string& n) { return (dir / n).string(); }
+  size_t filesIn() { return static_cast<size_t>(std::distance(fs::directory_iterator(dir), fs::directory_iterator())); }
+  c10::InferenceMode guard;
+  fs::path dir;
+};
+
+TEST_F(TraceTest, RoundTripGivesIdenticalArraysAndAttributes) {
+  at::manual_seed(3);
+  at::Tensor pattern = at::softmax(at::randn({1, 4, 6, 6}), -1);
+  at::Tensor resid = at::randn({1, 6, 32}) * 100;
+  auto model = test::randomModel("llama");
+  {
+    TraceWriter w(path("t.h5"));
+    w.writeModel(model.config(), "random", "test");
+    w.writeInputs({1, 5, 7, 9, 11, 13}, {"<s>", " a", " b", "c", "\xC3\xA9", "\n"});
+    w.writeActivation("blocks.0.attn.hook_pattern", pattern);
+    w.writeActivation("blocks.1.hook_resid_post", resid);
+    w.writeProbe("sinks", {{"eps", 0.3}, {"max_tokens", 64}, {"prompt_set", "builtin"}}, {{"alpha", at::ones({3, 4})}});
+    w.writeInterventions(nlohmann::json::array({{{"kind", "zero"}, {"layer", 1}, {"heads", {2}}}}));
+    w.commit();
+  }
+  TraceReader r(path("t.h5"));
+  EXPECT_EQ(r.schemaVersion(), kTraceSchemaVersion);
+  EXPECT_EQ(r.file().attrString("/", "schema"), "headlab.trace");
+  EXPECT_EQ(r.file().attrInt("/model", "n_kv_heads"), 2);
+  EXPECT_EQ(r.file().attrString("/model", "arch"), "llama");
+  EXPECT_TRUE(at::equal(r.activation("blocks.0.attn.hook_pattern"), pattern));
+  EXPECT_TRUE(at::equal(r.activation("blocks.1.hook_resid_post"), resid));
+  EXPECT_EQ(r.axes("blocks.0.attn.hook_pattern"), (std::vector<std::string>{"batch", "head", "q_pos", "k_pos"}));
+  EXPECT_EQ(r.file().chunkOf("/activations/blocks.0.attn.hook_pattern"), (std::vector<uint64_t>{1, 1, 6, 6}));
+  EXPECT_TRUE(at::equal(r.headPattern("blocks.0.attn.hook_pattern", 0, 2), pattern[0][2]));
+  EXPECT_EQ(r.tokens(), (std::vector<int64_t>{1, 5, 7, 9, 11, 13}));
+  EXPECT_EQ(r.tokenStrings()[4], "\xC3\xA9");
+  EXPECT_DOUBLE_EQ(r.file().attrDouble("/probes/sinks", "eps"), 0.3);
+  EXPECT_EQ(r.file().attrInt("/probes/sinks", "max_tokens"), 64);
+  EXPECT_EQ(r.file().attrString("/probes/sinks", "prompt_set"), "builtin");
+  EXPECT_EQ(r.file().readFloats("/probes/sinks/alpha").size(), 12u);
+  EXPECT_EQ(nlohmann::json::parse(r.file().readString("/interventions"))[0]["kind"], "zero");
+  EXPECT_THROW(r.headPattern("blocks.0.attn.hook_pattern", 0, 4), InputError);
+}
+
+TEST_F(TraceTest, Float16AndGzipStorageRoundTripWithinHalfPrecision) {
+  at::Tensor pattern = at::softmax(at::randn({1, 2, 5, 5}), -1);
+  TraceOptions o;
+  o.float16 = true;
+  o.gzipLevel = 6;
+  {
+    TraceWriter w(path("h.h5"), o);
+    w.writeActivation("blocks.0.attn.hook_pattern", pattern);
+    w.commit();
+  }
+  TraceReader r(path("h.h5"));
+  EXPECT_EQ(r.file().storageOf("/activations/blocks.0.attn.hook_pattern"), "float16");
+  at::Tensor back = r.activation("blocks.0.attn.hook_pattern");
+  EXPECT_TRUE(at::allclose(back, pattern, 1e-3, 1e-4));
+  EXPECT_TRUE(at::equal(back, pattern.to(at::kHalf).to(at::kFloat)));
+}
+
+TEST_F(TraceTest, InterruptedCaptureLeavesNoFileAndKeepsAnExistingOne) {
+  auto model = test::randomModel("gpt2");
+  std::vector<std::string> hooks = model.hooks().match("blocks.*.attn.hook_pattern");
+  {
+    std::ofstream(path("keep.h5")) << "precious";
+  }
+  // Cancel after the second activation: CancelledError, temp file removed, target untouched.
+  {
+    TraceOptions o;
+    o.force = true;
+    TraceWriter w(path("keep.h5"), o);
+    EXPECT_THROW(captureToTrace(model, {1, 2, 3, 4}, hooks, w, [](int done, int) { return done < 2; }), CancelledError);
+  }
+  std::ifstream in(path("keep.h5"));
+  std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(content, "precious");
+  // A failure inside the run (an out-of-range token) leaves nothing at a new target either.
+  {
+    TraceWriter w(path("new.h5"));
+    EXPECT_THROW(captureToTrace(model, {1, 2, 999}, hooks, w), InputError);
+  }
+  EXPECT_FALSE(fs::exists(path("new.h5")));
+  EXPECT_EQ(filesIn(), 1u) << "no temporary file left behind";
+}
+
+TEST_F(TraceTest, RefusesToOverwriteWithoutForce) {
+  std::ofstream(path("x.h5")) << "old";
+  try {
+    TraceWriter w(path("x.h5"));
+    FAIL() << "overwrote";
+  } catch (const IoError& e) {
+    EXPECT_NE(std::string(e.what()).find("exists; pass --force to overwrite"), std::string::npos);
+  }
+}
+
+TEST_F(TraceTest, CaptureStreamsEveryRequestedHook) {
+  auto model = test::randomModel("llama");
+  auto hooks = model.hooks().match("blocks.*.attn.hook_pattern");
+  hooks.push_back("blocks.2.hook_resid_post");
+  EXPECT_EQ(estimateCaptureBytes(model, hooks, 7), (3u * 4 * 7 * 7 + 7 * 32) * 4);
+  {
+    TraceWriter w(path("c.h5"));
+    captureToTrace(model, {1, 2, 3, 4, 5, 6, 7}, hooks, w);
+    w.commit();
+  }
+  TraceReader r(path("c.h5"));
+  EXPECT_EQ(r.activations().size(), 4u);
+  at::Tensor p = r.activation("blocks.1.attn.hook_pattern");
+  EXPECT_TRUE(at::allclose(p.sum(-1), at::ones({1, 4, 7}), 1e-5, 1e-6));
+}
+
+TEST_F(TraceTest, ReaderRejectsFilesThatAreNotTraces) {
+  std::ofstream(path("junk.h5")) << "not hdf5 at all";
+  EXPECT_THROW(TraceReader(path("junk.h5")), IoError);
+}
+
+}  // namespace headlab
