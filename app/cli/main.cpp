@@ -13,6 +13,7 @@
 #include "headlab/core/errors.h"
 #include "headlab/core/generate.h"
 #include "headlab/core/model_loader.h"
+#include "headlab/core/patching.h"
 #include "headlab/core/startup.h"
 #include "headlab/core/tokenizer.h"
 #include "headlab/core/trace.h"
@@ -30,7 +31,8 @@ commands:
             [--temperature X] [--top-p P] [--seed N] [--device cpu|cuda] [--dtype float32|bfloat16|float16]
   capture   --model M --prompt S --hooks GLOB[,GLOB] --out trace.h5 [--force] [--gzip 0-9] [--fp16]
   probe P   --model M [probe options] [--json] [--out results.h5]   (not built yet)
-  patch     --model M --clean S --corrupted S --answer S --wrong S --sweep KIND   (not built yet)
+  patch     --model M --clean S --corrupted S --answer S --wrong S --sweep heads|head-pos|resid-pos|layer-pos
+            [--method exact|attribution|both] [--noising] [--json] [--out F.h5] [--force]
   demo      [--out DIR]                                             (not built yet)
 
   M: a Hugging Face folder, a .gguf, a llama2.c .bin, or a cached Hugging Face name.
@@ -134,6 +136,75 @@ int cmdCapture(const Args& a) {
   return 0;
 }
 
+int cmdPatch(const Args& a) {
+  auto m = open(a);
+  if (!m.tokenizer) throw headlab::TokenizerError(m.source + ": no tokenizer found; pass --tokenizer");
+  const auto& tok = *m.tokenizer;
+  headlab::PatchingRequest r;
+  r.clean = tok.encode(a.require("clean"), true);
+  r.corrupted = tok.encode(a.require("corrupted"), true);
+  r.answer = headlab::resolveSingleToken(tok, a.require("answer"));
+  r.wrong = headlab::resolveSingleToken(tok, a.require("wrong"));
+  r.sweep = headlab::sweepKindFromString(a.get("sweep", "heads"));
+  r.direction = a.has("noising") ? headlab::PatchDirection::Noising : headlab::PatchDirection::Denoising;
+  const std::string method = a.get("method", "exact");
+  if (method != "exact" && method != "attribution" && method != "both")
+    throw headlab::InputError("unknown --method '" + method + "' (expected exact, attribution or both)");
+  auto progress = [](double f) {
+    std::cerr << "\rpatch: " << static_cast<int>(f * 100) << "%" << std::flush;
+    return true;
+  };
+  headlab::PatchingResult result = method == "attribution" ? headlab::patchAttribution(*m.model, r)
+                                                           : headlab::patchBatched(*m.model, r, progress);
+  std::cerr << "\n";
+  std::vector<std::string> pieces;
+  for (auto id : r.clean) pieces.push_back(tok.tokenString(id));
+  nlohmann::json j = result.toJson(pieces);
+  j["parameters"] = {{"clean", a.get("clean")}, {"corrupted", a.get("corrupted")}, {"answer", a.get("answer")},
+                     {"wrong", a.get("wrong")}, {"answer_id", r.answer}, {"wrong_id", r.wrong}, {"model", m.source}};
+  if (method == "both") {
+    headlab::PatchingResult attr = headlab::patchAttribution(*m.model, r);
+    at::Tensor pair = at::stack({result.grid.flatten().to(at::kDouble), attr.grid.flatten().to(at::kDouble)});
+    j["attribution"] = attr.toJson();
+    j["attribution_vs_exact_correlation"] = at::corrcoef(pair)[0][1].item<double>();
+  }
+  if (a.has("out")) {
+    headlab::TraceOptions o;
+    o.force = a.has("force");
+    headlab::TraceWriter w(a.get("out"), o);
+    w.writeModel(m.model->config(), m.source, m.format);
+    w.writeInputs(r.clean, pieces);
+    nlohmann::json params = j["parameters"];
+    params["sweep"] = headlab::toString(r.sweep);
+    params["method"] = result.method;
+    params["axes"] = result.axes;
+    w.writeProbe("patching", params, {{"grid", result.grid}});
+    w.commit();
+  }
+  if (a.has("json")) {
+    std::cout << j.dump() << "\n";
+  } else {
+    std::cout << "patching " << j["sweep"].get<std::string>() << " (" << result.method << "), clean " << result.cleanMetric
+              << ", corrupted " << result.corruptedMetric << "; 0 = corrupted, 1 = clean\n";
+    at::Tensor flat = result.grid.flatten();
+    auto top = flat.abs().topk(std::min<int64_t>(10, flat.numel()));
+    at::Tensor idx = std::get<1>(top);
+    auto shape = result.grid.sizes().vec();
+    for (int64_t i = 0; i < idx.size(0); ++i) {
+      int64_t k = idx[i].item<int64_t>(), rest = k;
+      std::string where;
+      for (int64_t d = static_cast<int64_t>(shape.size()) - 1; d >= 0; --d) {
+        where = result.axes[d] + " " + std::to_string(rest % shape[d]) + (where.empty() ? "" : ", ") + where;
+        rest /= shape[d];
+      }
+      std::cout << "  " << where << ": " << flat[k].item<double>() << "\n";
+    }
+    if (j.contains("attribution_vs_exact_correlation"))
+      std::cout << "attribution vs exact correlation: " << j["attribution_vs_exact_correlation"].get<double>() << "\n";
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -149,7 +220,7 @@ int main(int argc, char** argv) {
   const std::string cmd = args[0];
   std::vector<std::string> rest(args.begin() + 1, args.end());
   try {
-    const std::set<std::string> flags = {"greedy", "no-bos", "json", "force", "help", "fp16"};
+    const std::set<std::string> flags = {"greedy", "no-bos", "json", "force", "help", "fp16", "noising"};
     const std::set<std::string> options = {"model", "tokenizer", "text", "text-file", "prompt", "max-tokens", "steps",
                                            "temperature", "top-p", "seed", "device", "dtype", "threads", "out",
                                            "hooks", "gzip", "clean", "corrupted", "answer", "wrong", "sweep", "method"};
@@ -159,7 +230,8 @@ int main(int argc, char** argv) {
     if (cmd == "tokenize") return cmdTokenize(a);
     if (cmd == "generate") return cmdGenerate(a);
     if (cmd == "capture") return cmdCapture(a);
-    if (cmd == "probe" || cmd == "patch" || cmd == "demo") {
+    if (cmd == "patch") return cmdPatch(a);
+    if (cmd == "probe" || cmd == "demo") {
       std::cerr << "error: '" << cmd << "' is not built yet in this version of HeadLab\n";
       return 3;
     }

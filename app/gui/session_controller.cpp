@@ -212,19 +212,11 @@ void SessionController::setTarget(const QString& token) {
     auto& w = *m_worker;
     if (!w.runner) return;
     w.targetId = -1;
-    if (token.startsWith('#')) {
-      bool ok = false;
-      int id = token.mid(1).toInt(&ok);
-      if (ok && id >= 0 && id < w.loaded.model->config().d_vocab) w.targetId = id;
-    } else if (!token.isEmpty()) {
-      // The piece exactly as the strip shows it (" girl"), else whatever encodes to one token.
-      const Tokenizer& tok = *w.loaded.tokenizer;
-      const std::string text = token.toStdString();
-      for (int64_t id = 0; id < tok.vocabSize() && w.targetId < 0; ++id)
-        if (tok.tokenString(id) == text) w.targetId = id;
-      if (w.targetId < 0) {
-        auto ids = tok.encode(text, false);
-        if (ids.size() == 1) w.targetId = ids[0];
+    if (!token.isEmpty()) {
+      try {
+        w.targetId = resolveSingleToken(*w.loaded.tokenizer, token.toStdString());
+      } catch (const InputError&) {
+        w.targetId = -1;  // the panel says "not a single token"
       }
     }
     if (!w.runner->tokens().empty()) emitPredictions(w.runner->lastStartLayer(), 0);

@@ -120,6 +120,20 @@ std::unique_ptr<Tokenizer> tokenizerFromGguf(const nlohmann::json& meta, const s
   throw TokenizerError(where + ": tokenizer.ggml.model '" + model + "' unsupported (expected llama or gpt2)");
 }
 
+int64_t resolveSingleToken(const Tokenizer& tok, const std::string& text) {
+  if (text.empty()) throw InputError("empty token: give a token's text or #id");
+  if (text[0] == '#' && text.size() > 1 && text.find_first_not_of("0123456789", 1) == std::string::npos) {
+    int64_t id = std::stoll(text.substr(1));
+    if (id >= tok.vocabSize()) throw InputError("token id " + text + " out of range [0, " + std::to_string(tok.vocabSize()) + ")");
+    return id;
+  }
+  for (int64_t id = 0; id < tok.vocabSize(); ++id)
+    if (tok.tokenString(id) == text) return id;
+  auto ids = tok.encode(text, false);
+  if (ids.size() == 1) return ids[0];
+  throw InputError("'" + text + "' is " + std::to_string(ids.size()) + " tokens, not one; give a single token (e.g. a piece as the token strip shows it) or #id");
+}
+
 std::unique_ptr<Tokenizer> loadTokenizer(const std::string& path) {
   namespace fs = std::filesystem;
   fs::path p(path);

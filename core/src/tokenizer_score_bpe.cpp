@@ -102,6 +102,11 @@ class ScoreBpeTokenizer : public Tokenizer {
 
   std::string tokenString(int64_t id) const override {
     checkId(id);
+    if (id == m_bos || id == m_eos || id == 0) {  // llama2.c writes "\n<s>\n": show "<s>"
+      const std::string& p = m_pieces[id];
+      size_t b = p.find_first_not_of(" \n"), e = p.find_last_not_of(" \n");
+      return b == std::string::npos ? p : p.substr(b, e - b + 1);
+    }
     return m_pieces[id];
   }
   int64_t vocabSize() const override { return static_cast<int64_t>(m_pieces.size()); }

@@ -31,6 +31,27 @@ check "empty prompt exit" "$rc" "1"
 check "empty prompt message" "$err" "error: empty prompt (--prompt \"\")"
 err=$("$CLI" info --model /nonexistent/model.bin 2>&1 >/dev/null); rc=$?
 [ $rc -ne 0 ] && [[ "$err" == error:*nonexistent* ]] && echo "ok   missing model" || { echo "FAIL missing model: $rc $err"; fail=1; }
+# patch: a head sweep and a residual x position sweep on stories260K give finite, normalised grids.
+P=(--model "$M/stories260K.bin" --clean "Lily had a red ball. Lily gave the ball to" --corrupted "Tim had a red ball. Tim gave the ball to" --answer " Lily" --wrong " Tim")
+for sweep in heads resid-pos; do
+  "$CLI" patch "${P[@]}" --sweep $sweep --method both --json 2>/dev/null > "${TMPDIR:-/tmp}/patch_$$.json" || { echo "FAIL patch $sweep exited non-zero"; fail=1; }
+  /usr/bin/python3 - "${TMPDIR:-/tmp}/patch_$$.json" $sweep <<'PY' || fail=1
+import json, math, sys
+j = json.load(open(sys.argv[1]))
+shape = {"heads": [5, 8], "resid-pos": [5, 17]}[sys.argv[2]]
+assert j["shape"] == shape, j["shape"]
+assert len(j["values"]) == shape[0] * shape[1]
+assert all(math.isfinite(v) for v in j["values"])
+assert j["normalisation"] == "0 = corrupted run, 1 = clean run"
+assert j["clean_metric"] != j["corrupted_metric"]
+c = j["attribution_vs_exact_correlation"]
+print(f"ok   patch {sys.argv[2]}: {len(j['values'])} finite values, attribution vs exact r = {c:.3f}")
+PY
+done
+rm -f "${TMPDIR:-/tmp}/patch_$$.json"
+err=$("$CLI" patch "${P[@]}" --corrupted "Tim had a ball" --sweep heads 2>&1 >/dev/null); rc=$?
+[ $rc -ne 0 ] && [[ "$err" == *"patching needs equal lengths"* ]] && echo "ok   mismatched lengths" || { echo "FAIL mismatched lengths: $err"; fail=1; }
+
 "$CLI" demo >/dev/null 2>&1; rc=$?
 [ $rc -ne 0 ] && echo "ok   unbuilt command exits non-zero" || { echo "FAIL demo should exit non-zero"; fail=1; }
 exit $fail

@@ -45,6 +45,10 @@ std::unique_ptr<Tokenizer> loadGpt2Vocab(const std::string& encoderJson, const s
 std::unique_ptr<Tokenizer> loadSentencePieceModel(const std::string& path);
 std::unique_ptr<Tokenizer> tokenizerFromGguf(const nlohmann::json& metadata, const std::string& where);
 
+// The id of a single token given as text: the piece exactly as tokenString shows it (" girl"),
+// else text that encodes (without BOS) to exactly one token, else "#<id>". Throws InputError.
+int64_t resolveSingleToken(const Tokenizer& tok, const std::string& text);
+
 // UTF-8 helpers shared by the tokenizers.
 std::vector<std::string> utf8Chars(const std::string& s);  // invalid bytes become one-byte pieces
 bool isValidUtf8(const std::string& s);

@@ -1,0 +1,62 @@
+// Activation patching (Meng et al.; Wang et al.; Heimersheim & Nanda) and attribution patching
+// (Nanda), PROBES.md §5. The metric is the logit difference logit(answer) - logit(wrong) at the
+// last position, normalised so that 0 = the corrupted run and 1 = the clean run.
+//
+// The batched engine puts patches on the batch dimension and starts every patched run at the
+// patched layer from the cached residual stream, so earlier layers are never recomputed.
+// Thread: runs on the caller's thread; `progress` returning false cancels (CancelledError).
+#pragma once
+#include <ATen/ATen.h>
+
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace headlab {
+
+class HookedTransformer;
+
+enum class SweepKind {
+  Heads,     // every head's z, all positions          -> [layer, head]
+  HeadPos,   // every head's z at one position          -> [layer, head, pos]
+  ResidPos,  // resid_pre of a layer at one position    -> [layer, pos]
+  LayerPos,  // attn_out and mlp_out at one position    -> [component(attn, mlp), layer, pos]
+};
+const char* toString(SweepKind k);
+SweepKind sweepKindFromString(const std::string& s);  // throws InputError
+
+enum class PatchDirection {
+  Denoising,  // clean activation into the corrupted run
+  Noising,    // corrupted activation into the clean run
+};
+
+struct PatchingRequest {
+  std::vector<int64_t> clean, corrupted;  // same length (checked)
+  int64_t answer = -1, wrong = -1;        // token ids for the metric
+  SweepKind sweep = SweepKind::Heads;
+  PatchDirection direction = PatchDirection::Denoising;
+  int64_t maxBatch = 64;                  // patched runs per batched forward
+};
+
+struct PatchingResult {
+  SweepKind sweep = SweepKind::Heads;
+  std::string method;                     // "exact-batched", "exact-per-patch", "attribution"
+  PatchDirection direction = PatchDirection::Denoising;
+  at::Tensor grid;                        // normalised metric, shape by sweep
+  std::vector<std::string> axes;
+  double cleanMetric = 0, corruptedMetric = 0;
+  int64_t forwards = 0;                   // model invocations used
+  nlohmann::json toJson(const std::vector<std::string>& tokenStrings = {}) const;
+};
+
+using PatchProgress = std::function<bool(double fraction)>;
+
+// Throws InputError for mismatched lengths, empty prompts or token ids out of range.
+PatchingResult patchBatched(HookedTransformer& model, const PatchingRequest& req, const PatchProgress& progress = {});
+// The reference loop: one full forward per patch, as TransformerLens does it.
+PatchingResult patchPerForward(HookedTransformer& model, const PatchingRequest& req, const PatchProgress& progress = {});
+// First-order estimate (a_clean - a_corrupt) . dmetric/da at the corrupted run: 2 forwards, 1 backward.
+PatchingResult patchAttribution(HookedTransformer& model, const PatchingRequest& req);
+
+}  // namespace headlab

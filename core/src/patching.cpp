@@ -1,0 +1,323 @@
+#include "headlab/core/patching.h"
+
+#include <c10/core/GradMode.h>
+#include <c10/core/InferenceMode.h>
+
+#include "headlab/core/errors.h"
+#include "headlab/core/hooked_transformer.h"
+
+namespace headlab {
+
+namespace {
+constexpr const char* kSweepNames[] = {"heads", "head-pos", "resid-pos", "layer-pos"};
+
+// Activations of one run that the sweeps patch: per layer, batch 1.
+struct RunCache {
+  std::vector<at::Tensor> residPre;  // [1, pos, d_model]
+  std::vector<at::Tensor> z;         // [1, pos, head, d_head]
+  std::vector<at::Tensor> attnOut;   // [1, pos, d_model]
+  std::vector<at::Tensor> mlpOut;    // [1, pos, d_model]
+  double metric = 0;
+};
+
+double metricOf(const at::Tensor& logits, int64_t answer, int64_t wrong) {
+  at::Tensor last = logits.select(1, -1);  // [batch, d_vocab]
+  return (last.select(1, answer) - last.select(1, wrong)).item<double>();
+}
+
+at::Tensor metricsOf(const at::Tensor& logits, int64_t answer, int64_t wrong) {
+  at::Tensor last = logits.select(1, -1).to(at::kDouble);
+  return last.select(1, answer) - last.select(1, wrong);  // [batch]
+}
+
+RunCache runAndCache(HookedTransformer& m, const std::vector<int64_t>& tokens, int64_t answer, int64_t wrong) {
+  const int L = static_cast<int>(m.config().n_layers);
+  RunCache c;
+  c.residPre.resize(L), c.z.resize(L), c.attnOut.resize(L), c.mlpOut.resize(L);
+  std::vector<HookHandle> hs;
+  auto& H = m.hooks();
+  for (int l = 0; l < L; ++l) {
+    hs.push_back(H.add(H.idOf(l, LayerHook::ResidPre), [&c, l](at::Tensor& t, const HookContext&) { c.residPre[l] = t.clone(); }));
+    hs.push_back(H.add(H.idOf(l, LayerHook::Z), [&c, l](at::Tensor& t, const HookContext&) { c.z[l] = t.clone(); }));
+    hs.push_back(H.add(H.idOf(l, LayerHook::AttnOut), [&c, l](at::Tensor& t, const HookContext&) { c.attnOut[l] = t.clone(); }));
+    hs.push_back(H.add(H.idOf(l, LayerHook::MlpOut), [&c, l](at::Tensor& t, const HookContext&) { c.mlpOut[l] = t.clone(); }));
+  }
+  c.metric = metricOf(m.forward(at::tensor(tokens, at::kLong).unsqueeze(0)), answer, wrong);
+  return c;
+}
+
+void validate(const HookedTransformer& m, const PatchingRequest& r) {
+  if (r.clean.empty() || r.corrupted.empty()) throw InputError("empty clean or corrupted prompt");
+  if (r.clean.size() != r.corrupted.size())
+    throw InputError("clean prompt has " + std::to_string(r.clean.size()) + " tokens but corrupted has " +
+                     std::to_string(r.corrupted.size()) + "; patching needs equal lengths");
+  const int64_t V = m.config().d_vocab;
+  if (r.answer < 0 || r.answer >= V || r.wrong < 0 || r.wrong >= V)
+    throw InputError("answer and wrong tokens must be single tokens of the vocabulary");
+  if (r.answer == r.wrong) throw InputError("answer and wrong token are the same: the logit difference is always 0");
+  if (r.maxBatch <= 0) throw InputError("maxBatch must be positive");
+}
+
+std::vector<std::string> axesOf(SweepKind k) {
+  switch (k) {
+    case SweepKind::Heads: return {"layer", "head"};
+    case SweepKind::HeadPos: return {"layer", "head", "pos"};
+    case SweepKind::ResidPos: return {"layer", "pos"};
+    case SweepKind::LayerPos: return {"component", "layer", "pos"};
+  }
+  return {};
+}
+
+std::vector<int64_t> gridShape(const HookedTransformer& m, SweepKind k, int64_t T) {
+  const int64_t L = m.config().n_layers, H = m.config().n_heads;
+  switch (k) {
+    case SweepKind::Heads: return {L, H};
+    case SweepKind::HeadPos: return {L, H, T};
+    case SweepKind::ResidPos: return {L, T};
+    case SweepKind::LayerPos: return {2, L, T};
+  }
+  return {};
+}
+
+// Patches per layer and how each is addressed, for the sweeps that restart at a layer.
+struct LayerPatch {
+  int64_t head = -1, pos = -1;  // -1 = all
+  int component = 0;            // LayerPos: 0 attn_out, 1 mlp_out
+};
+
+std::vector<LayerPatch> patchesOfLayer(SweepKind k, int64_t H, int64_t T) {
+  std::vector<LayerPatch> out;
+  switch (k) {
+    case SweepKind::Heads:
+      for (int64_t h = 0; h < H; ++h) out.push_back({h, -1, 0});
+      break;
+    case SweepKind::HeadPos:
+      for (int64_t h = 0; h < H; ++h)
+        for (int64_t p = 0; p < T; ++p) out.push_back({h, p, 0});
+      break;
+    case SweepKind::ResidPos:
+      for (int64_t p = 0; p < T; ++p) out.push_back({-1, p, 0});
+      break;
+    case SweepKind::LayerPos:
+      for (int c = 0; c < 2; ++c)
+        for (int64_t p = 0; p < T; ++p) out.push_back({-1, p, c});
+      break;
+  }
+  return out;
+}
+
+// Mask selecting, for batch row b, what patch b replaces: shapes broadcast against the activation.
+at::Tensor maskFor(SweepKind k, const std::vector<LayerPatch>& patches, int64_t T, int64_t H, at::Device dev) {
+  const int64_t B = static_cast<int64_t>(patches.size());
+  if (k == SweepKind::Heads || k == SweepKind::HeadPos) {
+    at::Tensor m = at::zeros({B, T, H, 1}, at::TensorOptions().dtype(at::kBool));
+    for (int64_t b = 0; b < B; ++b) {
+      if (patches[b].pos < 0) m[b].select(1, patches[b].head).fill_(true);
+      else m[b][patches[b].pos][patches[b].head].fill_(true);
+    }
+    return m.to(dev);
+  }
+  at::Tensor m = at::zeros({B, T, 1}, at::TensorOptions().dtype(at::kBool));
+  for (int64_t b = 0; b < B; ++b) m[b][patches[b].pos].fill_(true);
+  return m.to(dev);
+}
+
+void storeResult(at::Tensor& grid, SweepKind k, int64_t layer, const LayerPatch& p, double value) {
+  switch (k) {
+    case SweepKind::Heads: grid[layer][p.head] = value; break;
+    case SweepKind::HeadPos: grid[layer][p.head][p.pos] = value; break;
+    case SweepKind::ResidPos: grid[layer][p.pos] = value; break;
+    case SweepKind::LayerPos: grid[p.component][layer][p.pos] = value; break;
+  }
+}
+
+PatchingResult prepare(HookedTransformer& m, const PatchingRequest& r, RunCache& target, RunCache& source, RunCache& clean,
+                       RunCache& corrupted) {
+  validate(m, r);
+  clean = runAndCache(m, r.clean, r.answer, r.wrong);
+  corrupted = runAndCache(m, r.corrupted, r.answer, r.wrong);
+  const bool denoise = r.direction == PatchDirection::Denoising;
+  target = denoise ? corrupted : clean;
+  source = denoise ? clean : corrupted;
+  PatchingResult res;
+  res.sweep = r.sweep;
+  res.direction = r.direction;
+  res.axes = axesOf(r.sweep);
+  res.cleanMetric = clean.metric;
+  res.corruptedMetric = corrupted.metric;
+  res.grid = at::zeros(gridShape(m, r.sweep, static_cast<int64_t>(r.clean.size())), at::kDouble);
+  res.forwards = 2;
+  return res;
+}
+
+double normalise(double metric, const PatchingResult& r) {
+  const double span = r.cleanMetric - r.corruptedMetric;
+  return span == 0 ? 0.0 : (metric - r.corruptedMetric) / span;
+}
+}  // namespace
+
+const char* toString(SweepKind k) { return kSweepNames[static_cast<int>(k)]; }
+
+SweepKind sweepKindFromString(const std::string& s) {
+  for (int i = 0; i < 4; ++i)
+    if (s == kSweepNames[i]) return static_cast<SweepKind>(i);
+  throw InputError("unknown sweep '" + s + "' (expected heads, head-pos, resid-pos or layer-pos)");
+}
+
+PatchingResult patchBatched(HookedTransformer& m, const PatchingRequest& r, const PatchProgress& progress) {
+  c10::InferenceMode guard;
+  RunCache target, source, clean, corrupted;
+  PatchingResult res = prepare(m, r, target, source, clean, corrupted);
+  res.method = "exact-batched";
+  const int64_t L = m.config().n_layers, H = m.config().n_heads, T = static_cast<int64_t>(r.clean.size());
+  const auto all = patchesOfLayer(r.sweep, H, T);
+  auto& hooks = m.hooks();
+  for (int64_t l = 0; l < L; ++l) {
+    for (size_t begin = 0; begin < all.size(); begin += static_cast<size_t>(r.maxBatch)) {
+      std::vector<LayerPatch> chunk(all.begin() + static_cast<long>(begin),
+                                    all.begin() + static_cast<long>(std::min(all.size(), begin + static_cast<size_t>(r.maxBatch))));
+      const int64_t B = static_cast<int64_t>(chunk.size());
+      at::Tensor mask = maskFor(r.sweep, chunk, T, H, target.residPre[l].device());
+      at::Tensor resid = target.residPre[l].expand({B, -1, -1}).clone();
+      std::vector<HookHandle> hs;
+      switch (r.sweep) {
+        case SweepKind::Heads:
+        case SweepKind::HeadPos: {
+          at::Tensor src = source.z[l];
+          hs.push_back(hooks.add(hooks.idOf(static_cast<int>(l), LayerHook::Z),
+                                 [mask, src](at::Tensor& z, const HookContext&) { z = at::where(mask, src, z); }));
+          break;
+        }
+        case SweepKind::ResidPos:
+          resid = at::where(mask, source.residPre[l], resid);
+          break;
+        case SweepKind::LayerPos: {
+          // Rows [0, T) patch attn_out, rows [T, 2T) mlp_out (chunks keep each row's component).
+          std::vector<bool> isMlp;
+          for (const auto& p : chunk) isMlp.push_back(p.component == 1);
+          at::Tensor attnMask = mask.clone(), mlpMask = mask.clone();
+          for (int64_t b = 0; b < B; ++b) (isMlp[b] ? attnMask : mlpMask)[b].fill_(false);
+          at::Tensor srcA = source.attnOut[l], srcM = source.mlpOut[l];
+          hs.push_back(hooks.add(hooks.idOf(static_cast<int>(l), LayerHook::AttnOut),
+                                 [attnMask, srcA](at::Tensor& a, const HookContext&) { a = at::where(attnMask, srcA, a); }));
+          hs.push_back(hooks.add(hooks.idOf(static_cast<int>(l), LayerHook::MlpOut),
+                                 [mlpMask, srcM](at::Tensor& a, const HookContext&) { a = at::where(mlpMask, srcM, a); }));
+          break;
+        }
+      }
+      at::Tensor metrics = metricsOf(m.forwardFrom(static_cast<int>(l), resid), r.answer, r.wrong).cpu();
+      ++res.forwards;
+      for (int64_t b = 0; b < B; ++b) storeResult(res.grid, r.sweep, l, chunk[b], normalise(metrics[b].item<double>(), res));
+    }
+    if (progress && !progress(static_cast<double>(l + 1) / L)) throw CancelledError();
+  }
+  return res;
+}
+
+PatchingResult patchPerForward(HookedTransformer& m, const PatchingRequest& r, const PatchProgress& progress) {
+  c10::InferenceMode guard;
+  RunCache target, source, clean, corrupted;
+  PatchingResult res = prepare(m, r, target, source, clean, corrupted);
+  res.method = "exact-per-patch";
+  const int64_t L = m.config().n_layers, H = m.config().n_heads, T = static_cast<int64_t>(r.clean.size());
+  const auto& tokens = r.direction == PatchDirection::Denoising ? r.corrupted : r.clean;
+  at::Tensor ids = at::tensor(tokens, at::kLong).unsqueeze(0);
+  auto& hooks = m.hooks();
+  for (int64_t l = 0; l < L; ++l) {
+    for (const LayerPatch& p : patchesOfLayer(r.sweep, H, T)) {
+      at::Tensor mask = maskFor(r.sweep, {p}, T, H, ids.device());
+      std::vector<HookHandle> hs;
+      const int li = static_cast<int>(l);
+      LayerHook where = r.sweep == SweepKind::ResidPos ? LayerHook::ResidPre
+                        : r.sweep == SweepKind::LayerPos ? (p.component == 0 ? LayerHook::AttnOut : LayerHook::MlpOut)
+                                                         : LayerHook::Z;
+      at::Tensor src = where == LayerHook::ResidPre ? source.residPre[l] : where == LayerHook::Z ? source.z[l]
+                       : where == LayerHook::AttnOut ? source.attnOut[l] : source.mlpOut[l];
+      hs.push_back(hooks.add(hooks.idOf(li, where), [mask, src](at::Tensor& a, const HookContext&) { a = at::where(mask, src, a); }));
+      storeResult(res.grid, r.sweep, l, p, normalise(metricOf(m.forward(ids), r.answer, r.wrong), res));
+      ++res.forwards;
+    }
+    if (progress && !progress(static_cast<double>(l + 1) / L)) throw CancelledError();
+  }
+  return res;
+}
+
+PatchingResult patchAttribution(HookedTransformer& m, const PatchingRequest& r) {
+  validate(m, r);
+  RunCache clean;
+  {
+    c10::InferenceMode guard;
+    clean = runAndCache(m, r.clean, r.answer, r.wrong);
+  }
+  const int L = static_cast<int>(m.config().n_layers);
+  // Corrupted run with a zero "probe" added to every patched activation: its gradient is
+  // d metric / d activation along every path.
+  c10::AutoGradMode grad(true);
+  std::vector<at::Tensor> dResid(L), dZ(L), dAttn(L), dMlp(L), aResid(L), aZ(L), aAttn(L), aMlp(L);
+  std::vector<HookHandle> hs;
+  auto& hooks = m.hooks();
+  auto probe = [&hooks, &hs](int l, LayerHook h, std::vector<at::Tensor>& delta, std::vector<at::Tensor>& value) {
+    hs.push_back(hooks.add(hooks.idOf(l, h), [&delta, &value, l](at::Tensor& a, const HookContext&) {
+      value[l] = a.detach().clone();
+      delta[l] = at::zeros_like(a).requires_grad_(true);
+      a = a + delta[l];
+    }));
+  };
+  for (int l = 0; l < L; ++l) {
+    probe(l, LayerHook::ResidPre, dResid, aResid);
+    probe(l, LayerHook::Z, dZ, aZ);
+    probe(l, LayerHook::AttnOut, dAttn, aAttn);
+    probe(l, LayerHook::MlpOut, dMlp, aMlp);
+  }
+  at::Tensor logits = m.forward(at::tensor(r.corrupted, at::kLong).unsqueeze(0));
+  at::Tensor metric = logits[0][-1][r.answer] - logits[0][-1][r.wrong];
+  metric.backward();
+  hs.clear();
+  PatchingResult res;
+  res.sweep = r.sweep;
+  res.method = "attribution";
+  res.direction = PatchDirection::Denoising;
+  res.axes = axesOf(r.sweep);
+  res.cleanMetric = clean.metric;
+  res.corruptedMetric = metric.item<double>();
+  res.forwards = 2;
+  const double span = res.cleanMetric - res.corruptedMetric;
+  auto est = [&](const at::Tensor& cleanA, const at::Tensor& corrA, const at::Tensor& delta) {
+    return ((cleanA - corrA) * delta.grad()).to(at::kDouble);
+  };
+  std::vector<at::Tensor> rows;
+  for (int l = 0; l < L; ++l) {
+    switch (r.sweep) {
+      case SweepKind::Heads: rows.push_back(est(clean.z[l], aZ[l], dZ[l]).sum({0, 1, 3})); break;        // [head]
+      case SweepKind::HeadPos: rows.push_back(est(clean.z[l], aZ[l], dZ[l])[0].sum(-1).t()); break;      // [head, pos]
+      case SweepKind::ResidPos: rows.push_back(est(clean.residPre[l], aResid[l], dResid[l])[0].sum(-1)); break;  // [pos]
+      case SweepKind::LayerPos:
+        rows.push_back(at::stack({est(clean.attnOut[l], aAttn[l], dAttn[l])[0].sum(-1), est(clean.mlpOut[l], aMlp[l], dMlp[l])[0].sum(-1)}));
+        break;
+    }
+  }
+  at::Tensor grid = at::stack(rows);  // [layer, ...]
+  if (r.sweep == SweepKind::LayerPos) grid = grid.transpose(0, 1);  // [component, layer, pos]
+  res.grid = (span == 0 ? grid * 0 : grid / span).detach().cpu().contiguous();
+  return res;
+}
+
+nlohmann::json PatchingResult::toJson(const std::vector<std::string>& tokenStrings) const {
+  at::Tensor g = grid.to(at::kDouble).contiguous().cpu();
+  std::vector<double> flat(g.data_ptr<double>(), g.data_ptr<double>() + g.numel());
+  nlohmann::json j = {{"sweep", toString(sweep)},
+                      {"method", method},
+                      {"direction", direction == PatchDirection::Denoising ? "denoising" : "noising"},
+                      {"metric", "logit_diff"},
+                      {"normalisation", "0 = corrupted run, 1 = clean run"},
+                      {"clean_metric", cleanMetric},
+                      {"corrupted_metric", corruptedMetric},
+                      {"axes", axes},
+                      {"shape", g.sizes().vec()},
+                      {"forwards", forwards},
+                      {"values", flat}};
+  if (!tokenStrings.empty()) j["pos_labels"] = tokenStrings;
+  return j;
+}
+
+}  // namespace headlab

@@ -1,0 +1,118 @@
+#include <gtest/gtest.h>
+
+#include <c10/core/InferenceMode.h>
+
+#include "headlab/core/errors.h"
+#include "headlab/core/patching.h"
+#include "planted_circuit.h"
+#include "random_model.h"
+
+namespace headlab {
+
+namespace {
+PatchingRequest plantedRequest(SweepKind sweep) {
+  PatchingRequest r;
+  r.clean = {0, 3, 5, 6, 7, 5};
+  r.corrupted = {0, 4, 5, 6, 7, 5};
+  r.answer = 3, r.wrong = 4;
+  r.sweep = sweep;
+  return r;
+}
+
+const std::pair<int64_t, int64_t> kPlanted{test::kPlantedLayer, test::kPlantedHead};
+
+std::pair<int64_t, int64_t> argmaxHead(const at::Tensor& grid) {
+  int64_t flat = grid.argmax().item<int64_t>();
+  return {flat / grid.size(1), flat % grid.size(1)};
+}
+}  // namespace
+
+class PatchingSweepTest : public ::testing::TestWithParam<std::tuple<SweepKind, PatchDirection, std::string>> {};
+
+TEST_P(PatchingSweepTest, BatchedEngineEqualsOneForwardPerPatch) {
+  auto [sweep, direction, arch] = GetParam();
+  auto model = test::randomModel(arch, 5);
+  PatchingRequest r;
+  r.clean = {1, 7, 12, 30, 8, 22, 41};
+  r.corrupted = {1, 7, 19, 30, 8, 3, 41};
+  r.answer = 11, r.wrong = 17;
+  r.sweep = sweep, r.direction = direction;
+  r.maxBatch = 5;  // force several chunks per layer
+  PatchingResult fast = patchBatched(model, r);
+  PatchingResult slow = patchPerForward(model, r);
+  ASSERT_EQ(fast.grid.sizes(), slow.grid.sizes());
+  EXPECT_LT((fast.grid - slow.grid).abs().max().item<double>(), 1e-5);
+  EXPECT_LT(fast.forwards, slow.forwards);
+  EXPECT_TRUE(at::isfinite(fast.grid).all().item<bool>());
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    AllSweeps, PatchingSweepTest,
+    ::testing::Combine(::testing::Values(SweepKind::Heads, SweepKind::HeadPos, SweepKind::ResidPos, SweepKind::LayerPos),
+                       ::testing::Values(PatchDirection::Denoising, PatchDirection::Noising),
+                       ::testing::Values(std::string("gpt2"), std::string("llama"))));
+
+TEST(PatchingTest, CleanIntoCleanChangesNothing) {
+  auto model = test::randomModel("llama", 2);
+  PatchingRequest r;
+  r.clean = r.corrupted = {1, 2, 3, 4, 5};
+  r.answer = 6, r.wrong = 9;
+  r.sweep = SweepKind::HeadPos;
+  PatchingResult res = patchBatched(model, r);
+  EXPECT_EQ(res.cleanMetric, res.corruptedMetric);
+  EXPECT_EQ(res.grid.abs().max().item<double>(), 0.0) << "span 0: every patch is a no-op";
+  r.corrupted = {1, 2, 8, 4, 5};
+  r.sweep = SweepKind::ResidPos;
+  res = patchBatched(model, r);
+  // Patching the whole clean residual at layer 0 of the position that differs recovers the clean run.
+  EXPECT_NEAR(res.grid[0][2].item<double>(), 1.0, 1e-6);
+  EXPECT_NEAR(res.grid[0][3].item<double>(), 0.0, 1e-6) << "positions that agree change nothing at layer 0";
+}
+
+TEST(PatchingTest, PlantedHeadComesFirstInExactAndAttributionPatching) {
+  auto model = test::plantedCircuitModel();
+  PatchingResult exact = patchBatched(model, plantedRequest(SweepKind::Heads));
+  EXPECT_GT(exact.cleanMetric, 1.0);
+  EXPECT_LT(exact.corruptedMetric, -1.0);
+  EXPECT_EQ(argmaxHead(exact.grid), kPlanted);
+  EXPECT_GT(exact.grid[test::kPlantedLayer][test::kPlantedHead].item<double>(), 0.9);
+  PatchingResult attribution = patchAttribution(model, plantedRequest(SweepKind::Heads));
+  EXPECT_EQ(argmaxHead(attribution.grid), kPlanted);
+  EXPECT_EQ(attribution.method, "attribution");
+}
+
+TEST(PatchingTest, AttributionCorrelatesWithExactPatching) {
+  auto model = test::plantedCircuitModel();
+  for (SweepKind k : {SweepKind::Heads, SweepKind::ResidPos, SweepKind::LayerPos}) {
+    at::Tensor a = patchBatched(model, plantedRequest(k)).grid.flatten();
+    at::Tensor b = patchAttribution(model, plantedRequest(k)).grid.flatten();
+    double corr = at::corrcoef(at::stack({a, b})).select(0, 1)[0].item<double>();
+    EXPECT_GT(corr, 0.8) << toString(k);
+  }
+}
+
+TEST(PatchingTest, RejectsMismatchedLengthsAndBadTokens) {
+  auto model = test::randomModel("gpt2");
+  PatchingRequest r = plantedRequest(SweepKind::Heads);
+  r.corrupted.push_back(1);
+  try {
+    patchBatched(model, r);
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_STREQ(e.what(), "clean prompt has 6 tokens but corrupted has 7; patching needs equal lengths");
+  }
+  r = plantedRequest(SweepKind::Heads);
+  r.wrong = r.answer;
+  EXPECT_THROW(patchBatched(model, r), InputError);
+}
+
+TEST(PatchingTest, ResultJsonCarriesAxesAndMeaning) {
+  auto model = test::plantedCircuitModel();
+  auto j = patchBatched(model, plantedRequest(SweepKind::HeadPos)).toJson({"a", "b", "c", "d", "e", "f"});
+  EXPECT_EQ(j["axes"], (std::vector<std::string>{"layer", "head", "pos"}));
+  EXPECT_EQ(j["shape"], (std::vector<int64_t>{2, 4, 6}));
+  EXPECT_EQ(j["values"].size(), 48u);
+  EXPECT_EQ(j["normalisation"], "0 = corrupted run, 1 = clean run");
+}
+
+}  // namespace headlab
