@@ -1,10 +1,19 @@
 #include "headlab/core/errors.h"
 #include "headlab/plugins/probe_plugin.h"
+#include "common/probe_util.h"
 
 namespace headlab::plugins {
 
 ProbeRegistry& ProbeRegistry::instance() {
-  static ProbeRegistry r;
+  // The built-in probes, one folder each; a new probe adds its register function here.
+  static ProbeRegistry r = [] {
+    ProbeRegistry reg;
+    registerSinksProbes(reg);
+    registerMassiveProbe(reg);
+    registerStreamingProbe(reg);
+    registerInductionProbe(reg);
+    return reg;
+  }();
   return r;
 }
 

@@ -17,6 +17,7 @@
 #include "headlab/core/startup.h"
 #include "headlab/core/tokenizer.h"
 #include "headlab/core/trace.h"
+#include "headlab/plugins/probe_plugin.h"
 
 namespace {
 
@@ -30,7 +31,8 @@ commands:
   generate  --model M [--tokenizer T] --prompt S [--max-tokens N] [--steps N] [--greedy]
             [--temperature X] [--top-p P] [--seed N] [--device cpu|cuda] [--dtype float32|bfloat16|float16]
   capture   --model M --prompt S --hooks GLOB[,GLOB] --out trace.h5 [--force] [--gzip 0-9] [--fp16]
-  probe P   --model M [probe options] [--json] [--out results.h5]   (not built yet)
+  probe P   --model M [--params JSON] [--prompts-file F] [--json] [--out results.h5] [--force]
+            P: sinks, hidden-sinks, massive, streaming, induction   (--list shows parameters)
   patch     --model M --clean S --corrupted S --answer S --wrong S --sweep heads|head-pos|resid-pos|layer-pos
             [--method exact|attribution|both] [--noising] [--json] [--out F.h5] [--force]
   demo      [--out DIR]                                             (not built yet)
@@ -205,6 +207,76 @@ int cmdPatch(const Args& a) {
   return 0;
 }
 
+int cmdProbe(const Args& a) {
+  auto& registry = headlab::plugins::ProbeRegistry::instance();
+  if (a.has("list") || a.positional().empty()) {
+    for (const auto& n : registry.names()) {
+      auto p = registry.create(n);
+      std::cout << n << ": " << p->description() << "\n";
+      for (const auto& param : p->parameters())
+        std::cout << "    " << param.name << " = " << param.defaultValue.dump() << "  (" << param.help << ")\n";
+    }
+    return a.positional().empty() && !a.has("list") ? 2 : 0;
+  }
+  const std::string name = a.positional()[0];
+  auto probe = registry.create(name);
+  auto m = open(a);
+  if (!m.tokenizer) throw headlab::TokenizerError(m.source + ": no tokenizer found; pass --tokenizer");
+  nlohmann::json params = nlohmann::json::object();
+  if (a.has("params")) {
+    try {
+      params = nlohmann::json::parse(a.get("params"));
+    } catch (const nlohmann::json::exception&) {
+      throw headlab::InputError("--params is not valid JSON: " + a.get("params"));
+    }
+    if (!params.is_object()) throw headlab::InputError("--params must be a JSON object, e.g. '{\"eps\": 0.3}'");
+  }
+  if (a.has("prompts-file")) {
+    std::ifstream in(a.get("prompts-file"));
+    if (!in) throw headlab::IoError(a.get("prompts-file") + ": cannot open");
+    nlohmann::json prompts = nlohmann::json::array();
+    for (std::string line; std::getline(in, line);)
+      if (!line.empty()) prompts.push_back(line);
+    params["prompts"] = prompts;
+  }
+  headlab::plugins::ProbeContext ctx{*m.model, m.tokenizer.get(), params, [](double f, const std::string& stage) {
+                                       std::cerr << "\rprobe: " << static_cast<int>(f * 100) << "% " << stage << "        " << std::flush;
+                                       return true;
+                                     }};
+  nlohmann::json result = probe->run(ctx);
+  std::cerr << "\n";
+  result["model"] = m.source;
+  if (a.has("out")) {
+    headlab::TraceOptions o;
+    o.force = a.has("force");
+    headlab::TraceWriter w(a.get("out"), o);
+    w.writeModel(m.model->config(), m.source, m.format);
+    std::map<std::string, at::Tensor> arrays;
+    for (auto& [key, value] : result.items())
+      if (value.is_object() && value.contains("values") && value.contains("layers") && value.contains("heads"))
+        arrays[key] = at::tensor(value["values"].get<std::vector<double>>()).view({value["layers"].get<int64_t>(), value["heads"].get<int64_t>()});
+    w.writeProbe(name, result["params"], arrays);
+    w.commit();
+  }
+  if (a.has("json") || !result.contains("grid")) {
+    std::cout << (a.has("json") ? result.dump() : result.dump(2)) << "\n";
+    return 0;
+  }
+  const auto& g = result["grid"];
+  std::cout << name << ": " << g["name"].get<std::string>() << " (layers x heads)\n";
+  const int64_t L = g["layers"], H = g["heads"];
+  for (int64_t l = 0; l < L; ++l) {
+    std::cout << "  L" << l << ":";
+    for (int64_t h = 0; h < H; ++h) {
+      char buf[16];
+      std::snprintf(buf, sizeof buf, " %6.3f", g["values"][l * H + h].get<double>());
+      std::cout << buf;
+    }
+    std::cout << "\n";
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -220,10 +292,10 @@ int main(int argc, char** argv) {
   const std::string cmd = args[0];
   std::vector<std::string> rest(args.begin() + 1, args.end());
   try {
-    const std::set<std::string> flags = {"greedy", "no-bos", "json", "force", "help", "fp16", "noising"};
+    const std::set<std::string> flags = {"greedy", "no-bos", "json", "force", "help", "fp16", "noising", "list"};
     const std::set<std::string> options = {"model", "tokenizer", "text", "text-file", "prompt", "max-tokens", "steps",
                                            "temperature", "top-p", "seed", "device", "dtype", "threads", "out",
-                                           "hooks", "gzip", "clean", "corrupted", "answer", "wrong", "sweep", "method"};
+                                           "hooks", "gzip", "params", "prompts-file", "clean", "corrupted", "answer", "wrong", "sweep", "method"};
     Args a(rest, flags, options);
     headlab::configureThreads(static_cast<int>(a.integer("threads", 0)));
     if (cmd == "info") return cmdInfo(a);
@@ -231,7 +303,8 @@ int main(int argc, char** argv) {
     if (cmd == "generate") return cmdGenerate(a);
     if (cmd == "capture") return cmdCapture(a);
     if (cmd == "patch") return cmdPatch(a);
-    if (cmd == "probe" || cmd == "demo") {
+    if (cmd == "probe") return cmdProbe(a);
+    if (cmd == "demo") {
       std::cerr << "error: '" << cmd << "' is not built yet in this version of HeadLab\n";
       return 3;
     }

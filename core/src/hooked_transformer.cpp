@@ -110,20 +110,21 @@ at::Tensor HookedTransformer::embed(const at::Tensor& tokensIn, int64_t posOffse
   return resid;
 }
 
-at::Tensor HookedTransformer::attention(int l, const at::Tensor& x, KvCache* cache, int64_t off) {
+at::Tensor HookedTransformer::attention(int l, const at::Tensor& x, KvCache* cache, int64_t off, bool lastRowOnly) {
   const auto& w = m_weights.layers[l];
-  const int64_t B = x.size(0), T = x.size(1);
+  const int64_t B = x.size(0), Tk = x.size(1), T = lastRowOnly ? 1 : Tk;
   const int64_t H = m_config.n_heads, Hkv = m_config.n_kv_heads, dh = m_config.d_head, G = H / Hkv;
+  const int64_t qOff = lastRowOnly ? off + Tk - 1 : off;  // absolute position of the first query row
   auto id = [&](LayerHook h) { return m_hooks.idOf(l, h); };
 
-  at::Tensor q = linear(x, w.wq, w.bq).view({B, T, H, dh});
-  at::Tensor k = linear(x, w.wk, w.bk).view({B, T, Hkv, dh});
-  at::Tensor v = linear(x, w.wv, w.bv).view({B, T, Hkv, dh});
-  hook(id(LayerHook::Q), q, off);
+  at::Tensor q = linear(lastRowOnly ? x.slice(1, Tk - 1) : x, w.wq, w.bq).view({B, T, H, dh});
+  at::Tensor k = linear(x, w.wk, w.bk).view({B, Tk, Hkv, dh});
+  at::Tensor v = linear(x, w.wv, w.bv).view({B, Tk, Hkv, dh});
+  hook(id(LayerHook::Q), q, qOff);
   hook(id(LayerHook::K), k, off);
   hook(id(LayerHook::V), v, off);
   if (m_config.rope != RopeLayout::None) {
-    q = rope(q, off);
+    q = rope(q, qOff);
     k = rope(k, off);
     hook(id(LayerHook::RotQ), q, off);
     hook(id(LayerHook::RotK), k, off);
@@ -142,7 +143,7 @@ at::Tensor HookedTransformer::attention(int l, const at::Tensor& x, KvCache* cac
   at::Tensor qg = q.transpose(1, 2).reshape({B, Hkv, G, T, dh});
   at::Tensor scores = at::matmul(qg, kt.unsqueeze(2).transpose(-1, -2)).view({B, H, T, S});
   scores = scores / std::sqrt(static_cast<double>(dh));
-  at::Tensor qpos = at::arange(off, off + T, at::TensorOptions().dtype(at::kLong).device(x.device())).unsqueeze(1);
+  at::Tensor qpos = at::arange(qOff, qOff + T, at::TensorOptions().dtype(at::kLong).device(x.device())).unsqueeze(1);
   at::Tensor kpos = at::arange(S, at::TensorOptions().dtype(at::kLong).device(x.device())).unsqueeze(0);
   at::Tensor masked = kpos > qpos;  // [q_pos, k_pos]
   if (m_config.sliding_window > 0) masked = masked.logical_or(qpos - kpos >= m_config.sliding_window);
@@ -213,6 +214,26 @@ at::Tensor HookedTransformer::block(int l, const at::Tensor& residPre, KvCache* 
   return residPost;
 }
 
+at::Tensor HookedTransformer::blockLastRow(int l, const at::Tensor& residPre) {
+  const auto& w = m_weights.layers[l];
+  auto id = [&](LayerHook h) { return m_hooks.idOf(l, h); };
+  at::Tensor resid = residPre;
+  hook(id(LayerHook::ResidPre), resid);
+  at::Tensor x = norm(resid, w.ln1_w, w.ln1_b);
+  hook(id(LayerHook::Ln1Normalized), x);
+  at::Tensor attnOut = attention(l, x, nullptr, 0, true);  // [batch, 1, d_model]
+  hook(id(LayerHook::AttnOut), attnOut);
+  at::Tensor residMid = resid.slice(1, resid.size(1) - 1) + attnOut;
+  hook(id(LayerHook::ResidMid), residMid);
+  at::Tensor x2 = norm(residMid, w.ln2_w, w.ln2_b);
+  hook(id(LayerHook::Ln2Normalized), x2);
+  at::Tensor mlpOut = mlp(l, x2);
+  hook(id(LayerHook::MlpOut), mlpOut);
+  at::Tensor residPost = residMid + mlpOut;
+  hook(id(LayerHook::ResidPost), residPost);
+  return residPost;
+}
+
 at::Tensor HookedTransformer::unembed(const at::Tensor& resid) {
   at::Tensor x = norm(resid, m_weights.lnf_w, m_weights.lnf_b);
   hook(m_hooks.idOf(GlobalHook::LnFinal), x);
@@ -228,10 +249,14 @@ at::Tensor HookedTransformer::forward(const at::Tensor& tokens, KvCache* cache) 
   return unembed(resid);
 }
 
-at::Tensor HookedTransformer::forwardFrom(int fromLayer, const at::Tensor& residPre) {
+at::Tensor HookedTransformer::forwardFrom(int fromLayer, const at::Tensor& residPre, bool lastPositionOnly) {
   at::Tensor resid = residPre;
-  for (int l = fromLayer; l < m_config.n_layers; ++l) resid = block(l, resid);
-  return unembed(resid);
+  const int last = static_cast<int>(m_config.n_layers) - 1;
+  // With only the next-token prediction wanted, the final block runs for the last row alone
+  // (unless it is the layer being restarted from, whose hooks expect full-length activations).
+  const bool shortcut = lastPositionOnly && fromLayer < last;
+  for (int l = fromLayer; l <= last; ++l) resid = shortcut && l == last ? blockLastRow(l, resid) : block(l, resid);
+  return unembed(lastPositionOnly ? resid.slice(1, resid.size(1) - 1) : resid);
 }
 
 }  // namespace headlab

@@ -67,7 +67,8 @@ int IncrementalRunner::runFrom(int start, const std::vector<Intervention>& ivs) 
     resid = m_model.block(l, resid);
     m_signatures[l] = signature(ivs, l);
   }
-  m_logits = m_model.unembed(resid)[0];
+  // Only the next-token prediction is shown: unembedding one row instead of [pos, d_vocab].
+  m_logits = m_model.unembed(resid.slice(1, resid.size(1) - 1))[0];
   m_lastStart = start;
   return start;
 }

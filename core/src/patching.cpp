@@ -205,7 +205,7 @@ PatchingResult patchBatched(HookedTransformer& m, const PatchingRequest& r, cons
           break;
         }
       }
-      at::Tensor metrics = metricsOf(m.forwardFrom(static_cast<int>(l), resid), r.answer, r.wrong).cpu();
+      at::Tensor metrics = metricsOf(m.forwardFrom(static_cast<int>(l), resid, true), r.answer, r.wrong).cpu();
       ++res.forwards;
       for (int64_t b = 0; b < B; ++b) storeResult(res.grid, r.sweep, l, chunk[b], normalise(metrics[b].item<double>(), res));
     }

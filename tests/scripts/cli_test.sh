@@ -52,6 +52,28 @@ rm -f "${TMPDIR:-/tmp}/patch_$$.json"
 err=$("$CLI" patch "${P[@]}" --corrupted "Tim had a ball" --sweep heads 2>&1 >/dev/null); rc=$?
 [ $rc -ne 0 ] && [[ "$err" == *"patching needs equal lengths"* ]] && echo "ok   mismatched lengths" || { echo "FAIL mismatched lengths: $err"; fail=1; }
 
+# probe: every built-in probe runs on stories260K and prints JSON with its parameters.
+for probe in sinks hidden-sinks massive streaming induction; do
+  "$CLI" probe $probe --model "$M/stories260K.gguf" --json 2>/dev/null > "${TMPDIR:-/tmp}/probe_$$.json" || { echo "FAIL probe $probe exited non-zero"; fail=1; continue; }
+  /usr/bin/python3 - "${TMPDIR:-/tmp}/probe_$$.json" $probe <<'PY' || fail=1
+import json, math, sys
+j = json.load(open(sys.argv[1])); name = sys.argv[2]
+assert j["probe"] == name and isinstance(j["params"], dict)
+if "grid" in j:
+    g = j["grid"]
+    assert (g["layers"], g["heads"]) == (5, 8) and len(g["values"]) == 40 and all(math.isfinite(v) for v in g["values"])
+if name == "sinks":
+    assert j["params"]["eps"] == 0.3 and j["params"]["max_tokens"] == 64
+    assert 0 < max(j["grid"]["values"]) <= 1 and len(j["sink_k"]) == 64
+if name == "induction":
+    assert len(j["previous_token"]["values"]) == 40 and "best" in j
+print(f"ok   probe {name}")
+PY
+done
+rm -f "${TMPDIR:-/tmp}/probe_$$.json"
+err=$("$CLI" probe sinks --model "$M/stories260K.gguf" --params '{"epsilon": 1}' 2>&1 >/dev/null); rc=$?
+[ $rc -ne 0 ] && [[ "$err" == *"has no parameter 'epsilon'"* ]] && echo "ok   unknown probe parameter" || { echo "FAIL unknown parameter: $err"; fail=1; }
+
 "$CLI" demo >/dev/null 2>&1; rc=$?
 [ $rc -ne 0 ] && echo "ok   unbuilt command exits non-zero" || { echo "FAIL demo should exit non-zero"; fail=1; }
 exit $fail

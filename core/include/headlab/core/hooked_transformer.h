@@ -42,9 +42,14 @@ class HookedTransformer {
   // The same forward in pieces. posOffset is the position of the first row (KV-cache decoding).
   at::Tensor embed(const at::Tensor& tokens, int64_t posOffset = 0);          // -> resid_pre of layer 0
   at::Tensor block(int layer, const at::Tensor& residPre, KvCache* cache = nullptr, int64_t posOffset = 0);
+  // The block's output at the last position only ([batch, 1, d_model]); keys and values still
+  // come from every position. Hooks of this layer see the one-row shapes.
+  at::Tensor blockLastRow(int layer, const at::Tensor& residPre);
   at::Tensor unembed(const at::Tensor& residFinal);                           // -> logits
   // Runs layers [fromLayer, n_layers) on a given resid_pre and unembeds: suffix recompute.
-  at::Tensor forwardFrom(int fromLayer, const at::Tensor& residPre);
+  // lastPositionOnly unembeds only the final position ([batch, 1, d_vocab]): metrics that read
+  // the next-token prediction skip the [pos, d_vocab] product.
+  at::Tensor forwardFrom(int fromLayer, const at::Tensor& residPre, bool lastPositionOnly = false);
 
   void checkTokens(const at::Tensor& tokens, int64_t posOffset = 0) const;
   // Moves and casts the model (dtype: float32, bfloat16 or float16).
@@ -53,7 +58,7 @@ class HookedTransformer {
  private:
   at::Tensor norm(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) const;
   at::Tensor rope(const at::Tensor& x, int64_t posOffset) const;  // x [batch, pos, head, d_head]
-  at::Tensor attention(int layer, const at::Tensor& x, KvCache* cache, int64_t posOffset);
+  at::Tensor attention(int layer, const at::Tensor& x, KvCache* cache, int64_t posOffset, bool lastRowOnly = false);
   at::Tensor mlp(int layer, const at::Tensor& x);
   void hook(int id, at::Tensor& t, int64_t posOffset = 0) { m_hooks.run(id, t, posOffset); }
 

@@ -24,8 +24,9 @@ class IncrementalRunner {
   int update(const std::vector<Intervention>& ivs);
 
   const std::vector<int64_t>& tokens() const { return m_tokens; }
-  const at::Tensor& baselineLogits() const { return m_baseline; }  // [pos, d_vocab]
-  const at::Tensor& logits() const { return m_logits; }             // [pos, d_vocab] with interventions
+  // Next-token logits at the last position: [1, d_vocab].
+  const at::Tensor& baselineLogits() const { return m_baseline; }
+  const at::Tensor& logits() const { return m_logits; }  // with interventions
   const at::Tensor& baselinePattern(int layer) const { return m_basePatterns.at(layer); }  // [head, q, k]
   const at::Tensor& pattern(int layer) const { return m_patterns.at(layer); }             // [head, q, k]
   int lastStartLayer() const { return m_lastStart; }

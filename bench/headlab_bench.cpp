@@ -1,0 +1,170 @@
+// Benchmarks that print ratios measured side by side in one run (PRODUCT.md §9). Never a test:
+// the machines are shared and noisy, so only the ratios within one run mean anything.
+//   headlab-bench [--quick] [--only hooks|patching|click|hdf5]
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <functional>
+#include <string>
+
+#include "headlab/core/hooked_transformer.h"
+#include "headlab/core/incremental_runner.h"
+#include "headlab/core/patching.h"
+#include "headlab/core/startup.h"
+#include "headlab/core/trace.h"
+
+namespace {
+
+using namespace headlab;
+
+struct Shape {
+  int64_t layers, heads, d_model, d_mlp, vocab, tokens;
+};
+
+HookedTransformer gpt2Like(const Shape& s) {
+  ModelConfig c;
+  c.arch = "gpt2";
+  c.n_layers = s.layers, c.n_heads = s.heads, c.n_kv_heads = s.heads, c.d_model = s.d_model, c.d_head = s.d_model / s.heads;
+  c.d_mlp = s.d_mlp, c.d_vocab = s.vocab, c.n_ctx = 1024;
+  c.norm = NormKind::LayerNorm, c.act = Activation::GeluNew, c.gated_mlp = false, c.learned_pos = true, c.rope = RopeLayout::None;
+  at::manual_seed(0);
+  auto r = [](std::vector<int64_t> shape) { return at::randn(shape) * 0.02; };
+  const int64_t D = s.d_model, F = s.d_mlp;
+  ModelWeights w;
+  w.embed = r({s.vocab, D});
+  w.unembed = w.embed;
+  w.pos_embed = r({1024, D});
+  w.lnf_w = at::ones({D}), w.lnf_b = at::zeros({D});
+  for (int64_t l = 0; l < s.layers; ++l) {
+    LayerWeights L;
+    L.ln1_w = at::ones({D}), L.ln1_b = at::zeros({D}), L.ln2_w = at::ones({D}), L.ln2_b = at::zeros({D});
+    L.wq = r({D, D}), L.wk = r({D, D}), L.wv = r({D, D}), L.wo = r({D, D});
+    L.bq = at::zeros({D}), L.bk = at::zeros({D}), L.bv = at::zeros({D}), L.bo = at::zeros({D});
+    L.w_in = r({F, D}), L.b_in = at::zeros({F}), L.w_out = r({D, F}), L.b_out = at::zeros({D});
+    w.layers.push_back(std::move(L));
+  }
+  return HookedTransformer(c, std::move(w));
+}
+
+double seconds(const std::function<void()>& f, int reps = 1) {
+  f();  // warm-up
+  double best = 1e30;
+  for (int i = 0; i < reps; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    f();
+    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return best;
+}
+
+std::vector<int64_t> tokens(int64_t n, int64_t vocab, uint64_t seed) {
+  at::manual_seed(seed);
+  at::Tensor t = at::randint(vocab, {n}, at::kLong);
+  return std::vector<int64_t>(t.data_ptr<int64_t>(), t.data_ptr<int64_t>() + n);
+}
+
+void benchHooks(HookedTransformer& m, int64_t T) {
+  at::Tensor ids = at::tensor(tokens(T, m.config().d_vocab, 1), at::kLong).unsqueeze(0);
+  double plain = seconds([&] { m.forward(ids); }, 3);
+  std::vector<HookHandle> hs;
+  for (const auto& n : m.hooks().names()) hs.push_back(m.hooks().add(n, [](at::Tensor&, const HookContext&) {}));
+  double hooked = seconds([&] { m.forward(ids); }, 3);
+  std::printf("hook overhead (%zu hooks idle, %ld tokens): plain %.1f ms, hooked %.1f ms, ratio %.3f\n", hs.size(), static_cast<long>(T),
+              plain * 1e3, hooked * 1e3, hooked / plain);
+}
+
+void benchPatching(HookedTransformer& m, int64_t T) {
+  PatchingRequest r;
+  r.clean = tokens(T, m.config().d_vocab, 2);
+  r.corrupted = r.clean;
+  r.corrupted[T / 2] = (r.corrupted[T / 2] + 1) % m.config().d_vocab;
+  r.answer = 11, r.wrong = 17, r.sweep = SweepKind::Heads;
+  PatchingResult fast, slow;
+  double tFast = seconds([&] { fast = patchBatched(m, r); });
+  double tSlow = seconds([&] { slow = patchPerForward(m, r); });
+  double diff = (fast.grid - slow.grid).abs().max().item<double>();
+  std::printf("head patching sweep (%ld x %ld heads, %ld tokens): batched %.2f s (%ld forwards), one forward per patch %.2f s (%ld forwards), speed-up %.1fx, max |difference| %.1e\n",
+              static_cast<long>(m.config().n_layers), static_cast<long>(m.config().n_heads), static_cast<long>(T), tFast,
+              static_cast<long>(fast.forwards), tSlow, static_cast<long>(slow.forwards), tSlow / tFast, diff);
+  double tAttr = seconds([&] { patchAttribution(m, r); });
+  at::Tensor pair = at::stack({fast.grid.flatten(), patchAttribution(m, r).grid.flatten()});
+  std::printf("attribution patching: %.2f s vs exact batched %.2f s (%.1fx), correlation with exact %.3f\n", tAttr, tFast, tFast / tAttr,
+              at::corrcoef(pair)[0][1].item<double>());
+}
+
+void benchClick(HookedTransformer& m, int64_t T) {
+  IncrementalRunner runner(m);
+  auto toks = tokens(T, m.config().d_vocab, 3);
+  double full = seconds([&] { runner.setPrompt(toks); }, 3);
+  const int L = static_cast<int>(m.config().n_layers);
+  for (int layer : {0, L / 2, L - 1}) {
+    bool on = false;
+    double suffix = seconds([&] {
+      on = !on;  // toggle so every call is a real change
+      runner.update(on ? std::vector<Intervention>{Intervention{InterventionKind::Zero, layer, {0}}} : std::vector<Intervention>{});
+    }, 5);
+    std::printf("click-to-ablate at layer %2d (%ld tokens): suffix recompute %.1f ms vs full recompute %.1f ms, speed-up %.1fx\n", layer,
+                static_cast<long>(T), suffix * 1e3, full * 1e3, full / suffix);
+  }
+}
+
+void benchHdf5(HookedTransformer& m, int64_t T) {
+  const auto hooks = m.hooks().match("blocks.*.attn.hook_pattern");
+  auto toks = tokens(T, m.config().d_vocab, 4);
+  const double mb = estimateCaptureBytes(m, hooks, T) / 1e6;
+  const std::string path = (std::filesystem::temp_directory_path() / "headlab_bench_trace.h5").string();
+  for (int gzip : {0, 4}) {
+    TraceOptions o;
+    o.force = true;
+    o.gzipLevel = gzip;
+    // Time only the writes: capture the activations first.
+    std::vector<std::pair<std::string, at::Tensor>> acts;
+    {
+      c10::InferenceMode g;
+      std::vector<HookHandle> hs;
+      for (const auto& h : hooks) hs.push_back(m.hooks().add(h, [&acts, h](at::Tensor& t, const HookContext&) { acts.emplace_back(h, t.clone()); }));
+      m.forward(at::tensor(toks, at::kLong).unsqueeze(0));
+    }
+    double t = seconds([&] {
+      TraceWriter w(path, o);
+      for (const auto& [name, a] : acts) w.writeActivation(name, a);
+      w.commit();
+    }, 2);
+    double fileMb = std::filesystem::file_size(path) / 1e6;
+    std::printf("HDF5 attention export (%zu layers, %ld tokens, %.1f MB raw), gzip %d: %.0f MB/s, file %.1f MB\n", hooks.size(),
+                static_cast<long>(T), mb, gzip, mb / t, fileMb);
+  }
+  std::filesystem::remove(path);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool quick = false;
+  std::string only;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--quick") quick = true;
+    else if (a == "--only" && i + 1 < argc) only = argv[++i];
+    else {
+      std::fprintf(stderr, "usage: headlab-bench [--quick] [--only hooks|patching|click|hdf5]\n");
+      return 2;
+    }
+  }
+  int threads = configureThreads();
+  BlasCheck blas = checkBlas();
+  std::printf("headlab-bench %s: %s\n", appVersion(), runtimeSummary(threads, blas).c_str());
+  // GPT-2 small: 12 layers x 12 heads, d_model 768, d_mlp 3072, vocab 50257 (random weights).
+  Shape s = quick ? Shape{4, 4, 64, 256, 1000, 16} : Shape{12, 12, 768, 3072, 50257, 64};
+  std::printf("model: %ld layers x %ld heads, d_model %ld, vocab %ld%s\n", static_cast<long>(s.layers), static_cast<long>(s.heads),
+              static_cast<long>(s.d_model), static_cast<long>(s.vocab), quick ? " (quick)" : " (GPT-2 small shape)");
+  HookedTransformer m = gpt2Like(s);
+  if (only.empty() || only == "hooks") benchHooks(m, s.tokens);
+  if (only.empty() || only == "click") benchClick(m, s.tokens);
+  if (only.empty() || only == "patching") benchPatching(m, s.tokens);
+  if (only.empty() || only == "hdf5") benchHdf5(m, quick ? 32 : 256);
+  return 0;
+}

@@ -1,0 +1,89 @@
+#include "probe_util.h"
+
+#include <c10/core/InferenceMode.h>
+
+#include "headlab/core/errors.h"
+#include "headlab/core/hooked_transformer.h"
+#include "headlab/core/tokenizer.h"
+
+namespace headlab::plugins {
+
+namespace {
+const char kSinkPrompts[] =
+#include "sinks_prompts.inc"
+    ;
+}  // namespace
+
+const std::vector<std::string>& builtinPrompts() {
+  static const std::vector<std::string> prompts = [] {
+    std::vector<std::string> out;
+    std::string all(kSinkPrompts), line;
+    for (char c : all) {
+      if (c == '\n') {
+        if (!line.empty()) out.push_back(line);
+        line.clear();
+      } else {
+        line += c;
+      }
+    }
+    if (!line.empty()) out.push_back(line);
+    return out;
+  }();
+  return prompts;
+}
+
+nlohmann::json mergeParams(const Probe& p, const nlohmann::json& user) {
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& param : p.parameters()) out[param.name] = param.defaultValue;
+  if (user.is_object()) {
+    for (auto& [k, v] : user.items()) {
+      if (!out.contains(k)) {
+        std::string known;
+        for (const auto& param : p.parameters()) known += (known.empty() ? "" : ", ") + param.name;
+        throw InputError("probe " + p.name() + " has no parameter '" + k + "' (parameters: " + known + ")");
+      }
+      out[k] = v;
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> promptsFrom(const nlohmann::json& params) {
+  if (params.contains("prompts") && params["prompts"].is_array() && !params["prompts"].empty())
+    return params["prompts"].get<std::vector<std::string>>();
+  return builtinPrompts();
+}
+
+std::vector<at::Tensor> capturePatterns(HookedTransformer& model, const std::vector<int64_t>& tokens) {
+  c10::InferenceMode guard;
+  const int L = static_cast<int>(model.config().n_layers);
+  std::vector<at::Tensor> out(L);
+  std::vector<HookHandle> hs;
+  for (int l = 0; l < L; ++l)
+    hs.push_back(model.hooks().add(model.hooks().idOf(l, LayerHook::Pattern),
+                                   [&out, l](at::Tensor& p, const HookContext&) { out[l] = p[0].to(at::kCPU, at::kFloat); }));
+  model.forward(at::tensor(tokens, at::kLong).unsqueeze(0));
+  return out;
+}
+
+std::vector<int64_t> encodePrompt(const Tokenizer& tok, const std::string& text, int64_t maxTokens) {
+  if (text.empty()) throw InputError("empty prompt in the prompt set");
+  auto ids = tok.encode(text, true);
+  if (maxTokens > 0 && static_cast<int64_t>(ids.size()) > maxTokens) ids.resize(static_cast<size_t>(maxTokens));
+  return ids;
+}
+
+nlohmann::json gridJson(const std::string& name, const at::Tensor& grid) {
+  at::Tensor g = grid.to(at::kDouble).contiguous().cpu();
+  return {{"name", name},
+          {"layers", g.size(0)},
+          {"heads", g.size(1)},
+          {"values", std::vector<double>(g.data_ptr<double>(), g.data_ptr<double>() + g.numel())}};
+}
+
+bool reportProgress(ProbeContext& ctx, double fraction, const std::string& stage) {
+  if (ctx.progress && !ctx.progress(fraction, stage)) throw CancelledError();
+  return true;
+}
+
+}  // namespace headlab::plugins

@@ -1,0 +1,32 @@
+// Helpers the probes share: the built-in prompt set, parameter merging, pattern capture.
+#pragma once
+#include <ATen/ATen.h>
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "headlab/plugins/probe_plugin.h"
+
+namespace headlab::plugins {
+
+// The built-in prompt set for sinks and streaming (resources/prompts/sinks.txt, compiled in).
+const std::vector<std::string>& builtinPrompts();
+// Defaults from the probe's parameter list, overridden by the user's values; unknown keys are errors.
+nlohmann::json mergeParams(const Probe& p, const nlohmann::json& user);
+// Prompts from params["prompts"] (array of strings) or the built-in set.
+std::vector<std::string> promptsFrom(const nlohmann::json& params);
+// Post-softmax attention of every layer for one prompt: [layer] -> [head, q, k] (float32, cpu).
+std::vector<at::Tensor> capturePatterns(HookedTransformer& model, const std::vector<int64_t>& tokens);
+// Encodes with BOS and keeps at most maxTokens tokens. Throws InputError on an empty result.
+std::vector<int64_t> encodePrompt(const Tokenizer& tok, const std::string& text, int64_t maxTokens);
+// {"name", "layers", "heads", "values"} for a [layers, heads] tensor.
+nlohmann::json gridJson(const std::string& name, const at::Tensor& grid);
+bool reportProgress(ProbeContext& ctx, double fraction, const std::string& stage);  // throws CancelledError
+
+void registerSinksProbes(ProbeRegistry& r);      // sinks, hidden-sinks
+void registerInductionProbe(ProbeRegistry& r);   // induction
+void registerMassiveProbe(ProbeRegistry& r);     // massive
+void registerStreamingProbe(ProbeRegistry& r);   // streaming
+
+}  // namespace headlab::plugins

@@ -1,0 +1,128 @@
+// Attention sinks (Gu et al., "When Attention Sink Emerges in Language Models") and hidden sinks
+// (Yu et al., ACT). PROBES.md §1.1 and §1.2.
+//   alpha[l,h,k] = (1 / (T - k)) * sum_{i >= k} A[l,h][i,k]   mean attention key k receives
+//   Sink_k^eps   = 100 * mean_{l,h} 1(alpha[l,h,k] > eps)    percent of heads where k is a sink
+#include <ATen/ATen.h>
+
+#include "../common/probe_util.h"
+#include "headlab/core/hooked_transformer.h"
+#include "headlab/core/tokenizer.h"
+
+namespace headlab::plugins {
+
+namespace {
+// [head, q, k] -> [head, k]
+at::Tensor keyScores(const at::Tensor& pattern) {
+  const int64_t T = pattern.size(1);
+  at::Tensor visible = at::arange(T, 0, -1, at::kFloat);  // T - k
+  return pattern.sum(1) / visible;
+}
+
+class SinksProbe : public Probe {
+ public:
+  std::string name() const override { return "sinks"; }
+  std::string description() const override {
+    return "Attention sinks: alpha[l,h,k] = mean attention key k receives; Sink_k = percent of heads with alpha > eps. "
+           "Range [0, 1] per head, [0, 100] per key; Sink_0 near 100 means almost every head dumps attention on the first token.";
+  }
+  std::vector<ProbeParameter> parameters() const override {
+    return {{"eps", 0.3, "threshold on alpha (Gu et al.)"},
+            {"max_tokens", 64, "prompts are cut to this many tokens"},
+            {"prompts", nlohmann::json::array(), "prompt set (empty = built-in)"}};
+  }
+  nlohmann::json run(ProbeContext& ctx) override {
+    nlohmann::json p = mergeParams(*this, ctx.params);
+    const double eps = p["eps"];
+    const int64_t maxT = p["max_tokens"];
+    auto prompts = promptsFrom(p);
+    const auto& c = ctx.model.config();
+    at::Tensor firstAlpha = at::zeros({c.n_layers, c.n_heads}, at::kDouble);
+    std::vector<double> sinkSum(static_cast<size_t>(maxT), 0.0);
+    std::vector<int> sinkCount(static_cast<size_t>(maxT), 0);
+    at::Tensor alphaSum;  // [L, H, maxT]
+    at::Tensor alphaCount = at::zeros({maxT}, at::kDouble);
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      reportProgress(ctx, static_cast<double>(i) / prompts.size(), "prompt " + std::to_string(i + 1) + "/" + std::to_string(prompts.size()));
+      auto ids = encodePrompt(*ctx.tokenizer, prompts[i], maxT);
+      auto patterns = capturePatterns(ctx.model, ids);
+      at::Tensor alpha = at::stack(std::vector<at::Tensor>(patterns.begin(), patterns.end()));  // [L, H, T, T]
+      alpha = keyScores(alpha.flatten(0, 1)).view({c.n_layers, c.n_heads, -1}).to(at::kDouble);  // [L, H, T]
+      const int64_t T = alpha.size(2);
+      firstAlpha += alpha.select(2, 0);
+      at::Tensor pct = (alpha > eps).to(at::kDouble).mean(at::IntArrayRef{0, 1}) * 100.0;  // [T]
+      for (int64_t k = 0; k < T; ++k) sinkSum[k] += pct[k].item<double>(), ++sinkCount[k];
+      if (!alphaSum.defined()) alphaSum = at::zeros({c.n_layers, c.n_heads, maxT}, at::kDouble);
+      alphaSum.slice(2, 0, T) += alpha;
+      alphaCount.slice(0, 0, T) += 1;
+    }
+    reportProgress(ctx, 1.0, "done");
+    firstAlpha /= static_cast<double>(prompts.size());
+    nlohmann::json sinkK = nlohmann::json::array();
+    for (int64_t k = 0; k < maxT; ++k)
+      if (sinkCount[k] > 0) sinkK.push_back(sinkSum[k] / sinkCount[k]);
+    at::Tensor meanAlpha = alphaSum / alphaCount.clamp_min(1);
+    nlohmann::json triples = nlohmann::json::array();
+    at::Tensor above = (meanAlpha > eps).nonzero();
+    for (int64_t r = 0; r < above.size(0); ++r)
+      triples.push_back({{"layer", above[r][0].item<int64_t>()}, {"head", above[r][1].item<int64_t>()}, {"key", above[r][2].item<int64_t>()},
+                         {"alpha", meanAlpha[above[r][0]][above[r][1]][above[r][2]].item<double>()}});
+    return {{"probe", name()},
+            {"params", p},
+            {"prompts_used", prompts.size()},
+            {"grid", gridJson("alpha_first_token", firstAlpha)},
+            {"sink_k", sinkK},
+            {"sink_1", sinkK.empty() ? 0.0 : sinkK[0].get<double>()},
+            {"sinks_above_eps", triples}};
+  }
+};
+
+class HiddenSinksProbe : public Probe {
+ public:
+  std::string name() const override { return "hidden-sinks"; }
+  std::string description() const override {
+    return "Hidden attention sinks (ACT, Yu et al.): keys j with s_j = sum_i A[i,j] / (T - j) > threshold, the first sink "
+           "(normally BOS) dropped. The grid counts hidden sinks per head; calibrate them with the 'act' intervention (beta 0.4).";
+  }
+  std::vector<ProbeParameter> parameters() const override {
+    return {{"threshold", 0.1, "s_j above this marks a sink"},
+            {"beta", 0.4, "ACT calibration factor (used by the act intervention)"},
+            {"max_tokens", 64, "prompts are cut to this many tokens"},
+            {"prompts", nlohmann::json::array(), "prompt set (empty = built-in)"}};
+  }
+  nlohmann::json run(ProbeContext& ctx) override {
+    nlohmann::json p = mergeParams(*this, ctx.params);
+    const double threshold = p["threshold"];
+    auto prompts = promptsFrom(p);
+    const auto& c = ctx.model.config();
+    at::Tensor counts = at::zeros({c.n_layers, c.n_heads}, at::kDouble);
+    nlohmann::json found = nlohmann::json::array();
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      reportProgress(ctx, static_cast<double>(i) / prompts.size(), "prompt " + std::to_string(i + 1));
+      auto ids = encodePrompt(*ctx.tokenizer, prompts[i], p["max_tokens"].get<int64_t>());
+      auto patterns = capturePatterns(ctx.model, ids);
+      for (int64_t l = 0; l < c.n_layers; ++l) {
+        at::Tensor s = keyScores(patterns[l]);  // [head, k]
+        for (int64_t h = 0; h < c.n_heads; ++h) {
+          at::Tensor sinks = (s[h] > threshold).nonzero().flatten();
+          // Drop the first detected sink: only later, hidden sinks count.
+          for (int64_t j = 1; j < sinks.size(0); ++j) {
+            int64_t key = sinks[j].item<int64_t>();
+            counts[l][h] += 1.0 / prompts.size();
+            found.push_back({{"prompt", i}, {"layer", l}, {"head", h}, {"key", key}, {"score", s[h][key].item<double>()},
+                             {"token", ctx.tokenizer->tokenString(ids[key])}});
+          }
+        }
+      }
+    }
+    reportProgress(ctx, 1.0, "done");
+    return {{"probe", name()}, {"params", p}, {"grid", gridJson("hidden_sinks_per_prompt", counts)}, {"hidden_sinks", found}};
+  }
+};
+}  // namespace
+
+void registerSinksProbes(ProbeRegistry& r) {
+  r.add("sinks", [] { return std::make_unique<SinksProbe>(); });
+  r.add("hidden-sinks", [] { return std::make_unique<HiddenSinksProbe>(); });
+}
+
+}  // namespace headlab::plugins

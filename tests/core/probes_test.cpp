@@ -1,0 +1,164 @@
+// Probes on hand-built attention patterns and activations, injected through hooks so the real
+// probe code runs end to end; the expected numbers are computed by hand in the comments.
+#include <gtest/gtest.h>
+
+#include <c10/core/InferenceMode.h>
+
+#include "headlab/core/errors.h"
+#include "headlab/core/tokenizer.h"
+#include "headlab/plugins/probe_plugin.h"
+#include "random_model.h"
+#include "shared_path.h"
+
+namespace headlab {
+
+using plugins::ProbeContext;
+using plugins::ProbeRegistry;
+
+class ProbesTest : public ::testing::Test {
+ protected:
+  ProbesTest() : model(makeModel()), tok(loadTokenizer(test::sharedPath("models/stories260k/tok512.bin"))) {}
+  static HookedTransformer makeModel() {
+    ModelConfig c = test::smallConfig("llama");
+    c.d_vocab = 512;
+    return HookedTransformer(c, test::randomWeights(c, 4));
+  }
+  // Replaces every layer's pattern with `f(layer, pattern)`.
+  std::vector<HookHandle> injectPatterns(const std::function<void(int, at::Tensor&)>& f) {
+    std::vector<HookHandle> hs;
+    for (int l = 0; l < model.config().n_layers; ++l)
+      hs.push_back(model.hooks().add(model.hooks().idOf(l, LayerHook::Pattern), [f, l](at::Tensor& p, const HookContext&) { f(l, p); }));
+    return hs;
+  }
+  nlohmann::json run(const std::string& probe, nlohmann::json params) {
+    auto p = ProbeRegistry::instance().create(probe);
+    ProbeContext ctx{model, tok.get(), std::move(params), {}};
+    return p->run(ctx);
+  }
+  double gridAt(const nlohmann::json& g, int l, int h) { return g["values"][l * g["heads"].get<int>() + h].get<double>(); }
+
+  HookedTransformer model;
+  std::unique_ptr<Tokenizer> tok;
+};
+
+TEST_F(ProbesTest, RegistryListsTheBuiltInProbes) {
+  auto names = ProbeRegistry::instance().names();
+  for (const char* n : {"sinks", "hidden-sinks", "massive", "streaming", "induction"})
+    EXPECT_NE(std::find(names.begin(), names.end(), n), names.end()) << n;
+  EXPECT_THROW(ProbeRegistry::instance().create("nope"), InputError);
+}
+
+TEST_F(ProbesTest, SinksFindBosAndASinkBeyondIt) {
+  // T = 8. Row 0: A[0,0] = 1. Row 1: 0.6 on key 0, 0.4 on itself. Row 2: 0.6 on key 0, 0.4 on key 2.
+  // Rows i >= 3: 0.6 on key 0, 0.3 on key 2, 0.1 on itself.
+  //   alpha_0 = (1 + 0.6 * 7) / 8 = 0.65;  alpha_2 = (0.4 + 0.3 * 5) / 6 = 0.31667;  alpha_1 = 0.4 / 7;
+  //   alpha_j = 0.1 / (8 - j) for j >= 3, so alpha_7 = 0.1.
+  at::Tensor A = at::zeros({8, 8});
+  A[0][0] = 1, A[1][0] = 0.6, A[1][1] = 0.4, A[2][0] = 0.6, A[2][2] = 0.4;
+  for (int i = 3; i < 8; ++i) A[i][0] = 0.6, A[i][2] = 0.3, A[i][i] = 0.1;
+  auto hs = injectPatterns([A](int, at::Tensor& p) { p = A.expand_as(p).clone(); });
+  nlohmann::json prompts = {"Once upon a time there was a little girl named Lily", "The quick brown fox jumps over the lazy dog"};
+  auto r = run("sinks", {{"max_tokens", 8}, {"prompts", prompts}});
+  EXPECT_NEAR(gridAt(r["grid"], 2, 3), 0.65, 1e-6);
+  ASSERT_EQ(r["sink_k"].size(), 8u);
+  EXPECT_DOUBLE_EQ(r["sink_k"][0].get<double>(), 100.0);
+  EXPECT_DOUBLE_EQ(r["sink_k"][1].get<double>(), 0.0);
+  EXPECT_DOUBLE_EQ(r["sink_k"][2].get<double>(), 100.0) << "a sink beyond BOS";
+  EXPECT_DOUBLE_EQ(r["sink_k"][7].get<double>(), 0.0);
+  EXPECT_EQ(r["sinks_above_eps"].size(), 2u * 3 * 4) << "keys 0 and 2 in every layer and head";
+  EXPECT_EQ(r["params"]["eps"], 0.3);
+
+  // ACT: s_2 = 0.31667 > 0.1 is the one hidden sink (s_0 is the first sink, dropped; s_7 = 0.1 is not > 0.1).
+  auto hidden = run("hidden-sinks", {{"max_tokens", 8}, {"prompts", prompts}});
+  EXPECT_DOUBLE_EQ(gridAt(hidden["grid"], 1, 1), 1.0) << "one hidden sink per prompt";
+  EXPECT_EQ(hidden["hidden_sinks"][0]["key"], 2);
+  EXPECT_NEAR(hidden["hidden_sinks"][0]["score"].get<double>(), 1.9 / 6, 1e-6);
+}
+
+TEST_F(ProbesTest, InductionPreviousAndDuplicateHeadsScoreOne) {
+  // seq_len n = 5: BOS + R + R, T = 11, second copy at positions 6..10.
+  const int n = 5;
+  auto hs = injectPatterns([n](int l, at::Tensor& p) {
+    p = p.clone();
+    const int64_t T = p.size(2);
+    auto setRow = [&](int64_t h, int64_t i, int64_t k) {
+      p[0][h][i].zero_();
+      p[0][h][i][k] = 1.0;
+    };
+    for (int64_t i = 1; i < T; ++i) {
+      if (l == 1) setRow(2, i, i >= 1 + n ? i - n + 1 : 0);  // induction head L1H2
+      if (l == 0) setRow(1, i, i - 1);                        // previous-token head L0H1
+      if (l == 2) setRow(0, i, i >= 1 + n ? i - n : i);       // duplicate-token head L2H0
+    }
+  });
+  auto r = run("induction", {{"seq_len", n}, {"batch", 2}});
+  EXPECT_DOUBLE_EQ(gridAt(r["grid"], 1, 2), 1.0);
+  EXPECT_DOUBLE_EQ(gridAt(r["previous_token"], 0, 1), 1.0);
+  EXPECT_DOUBLE_EQ(gridAt(r["duplicate_token"], 2, 0), 1.0);
+  EXPECT_EQ(r["best"]["induction"]["layer"], 1);
+  EXPECT_EQ(r["best"]["induction"]["head"], 2);
+  EXPECT_LT(gridAt(r["grid"], 0, 1), 0.5) << "a previous-token head is not an induction head";
+}
+
+TEST_F(ProbesTest, MassiveActivationsFindTheDimensionAndToken) {
+  // Layer 1, position 0, dim 7 carries 5000 (massive); position 3, dim 2 carries 150: above 100
+  // but far below 1000 x the median |h| (~0.67 for N(0,1)), so it is not massive.
+  auto h = model.hooks().add("blocks.1.hook_resid_post", [](at::Tensor& t, const HookContext&) {
+    at::manual_seed(9);
+    t = at::randn(t.sizes());
+    t[0][0][7] = -5000.0;
+    t[0][3][2] = 150.0;
+  });
+  auto r = run("massive", {{"max_tokens", 16}, {"prompts", {"Once upon a time there was a little girl"}}});
+  ASSERT_EQ(r["massive_dims"].size(), 1u) << r["massive_activations"].dump();
+  EXPECT_EQ(r["massive_dims"][0]["dim"], 7);
+  // The residual stream carries it on: layer 2's output has it too (and nothing else passes).
+  ASSERT_EQ(r["massive_activations"].size(), 2u) << r["massive_activations"].dump();
+  EXPECT_EQ(r["massive_activations"][0]["layer"], 1);
+  EXPECT_EQ(r["massive_activations"][1]["layer"], 2);
+  EXPECT_EQ(r["massive_activations"][1]["dim"], 7);
+  EXPECT_EQ(r["massive_activations"][0]["pos"], 0);
+  EXPECT_EQ(r["massive_activations"][0]["token"], "<s>");
+  EXPECT_DOUBLE_EQ(r["layers"][1]["top3_abs"][0].get<double>(), 5000.0);
+}
+
+TEST_F(ProbesTest, StreamingFractionCountsSinkAndRecentWindow) {
+  // T = 64: sink = 64 / 16 = 4 keys, recent = 64 / 4 = 16 keys. Head L0H0 attends key 0 only:
+  // fraction 1. Head L0H1: row i attends key min(i, 5); rows 0..20 fall inside the window,
+  // rows 21..63 (key 5, 16+ back, not a sink) outside: fraction 21 / 64.
+  auto hs = injectPatterns([](int l, at::Tensor& p) {
+    if (l != 0) return;
+    p = p.clone();
+    p[0][0].zero_();
+    p[0][0].select(1, 0).fill_(1.0);
+    p[0][1].zero_();
+    for (int64_t i = 0; i < p.size(2); ++i) p[0][1][i][std::min<int64_t>(i, 5)] = 1.0;
+  });
+  std::string text;
+  for (int i = 0; i < 20; ++i) text += " the cat sat";
+  auto r = run("streaming", {{"max_tokens", 64}, {"prompts", {text}}});
+  EXPECT_EQ(r["sink_used"], 4);
+  EXPECT_EQ(r["recent_used"], 16);
+  EXPECT_DOUBLE_EQ(gridAt(r["grid"], 0, 0), 1.0);
+  EXPECT_NEAR(gridAt(r["grid"], 0, 1), 21.0 / 64, 1e-6);
+  EXPECT_NEAR(gridAt(r["kv_grid"], 0, 0), (1.0 + 21.0 / 64) / 2, 1e-6) << "kv head 0 = mean of query heads 0 and 1";
+  const std::string tsv = r["tsv"];
+  EXPECT_EQ(std::count(tsv.begin(), tsv.end(), '\n'), 3) << "one DuoAttention TSV row per layer";
+}
+
+TEST_F(ProbesTest, UnknownParameterIsAClearError) {
+  try {
+    run("sinks", {{"epsilon", 0.2}});
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("probe sinks has no parameter 'epsilon'"), std::string::npos);
+  }
+}
+
+TEST_F(ProbesTest, CancelStopsAProbe) {
+  auto p = ProbeRegistry::instance().create("sinks");
+  ProbeContext ctx{model, tok.get(), {}, [](double f, const std::string&) { return f < 0.2; }};
+  EXPECT_THROW(p->run(ctx), CancelledError);
+}
+
+}  // namespace headlab
