@@ -64,7 +64,7 @@ if "grid" in j:
     assert (g["layers"], g["heads"]) == (5, 8) and len(g["values"]) == 40 and all(math.isfinite(v) for v in g["values"])
 if name == "sinks":
     assert j["params"]["eps"] == 0.3 and j["params"]["max_tokens"] == 64
-    assert 0 < max(j["grid"]["values"]) <= 1 and len(j["sink_k"]) == 64
+    assert 0 < max(j["grid"]["values"]) <= 1 and len(j["sink_k"]) == 64, len(j["sink_k"])
 if name == "induction":
     assert len(j["previous_token"]["values"]) == 40 and "best" in j
 print(f"ok   probe {name}")
