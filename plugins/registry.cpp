@@ -12,6 +12,7 @@ ProbeRegistry& ProbeRegistry::instance() {
     registerMassiveProbe(reg);
     registerStreamingProbe(reg);
     registerInductionProbe(reg);
+    registerRetrievalProbe(reg);
     return reg;
   }();
   return r;

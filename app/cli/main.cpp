@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_args.h"
+#include "demo_command.h"
 #include "headlab/core/errors.h"
 #include "headlab/core/generate.h"
 #include "headlab/core/model_loader.h"
@@ -35,7 +36,7 @@ commands:
             P: sinks, hidden-sinks, massive, streaming, induction   (--list shows parameters)
   patch     --model M --clean S --corrupted S --answer S --wrong S --sweep heads|head-pos|resid-pos|layer-pos
             [--method exact|attribution|both] [--noising] [--json] [--out F.h5] [--force]
-  demo      [--out DIR]                                             (not built yet)
+  demo      [--out DIR]           trains/loads the demo model, runs every probe, writes report.html
 
   M: a Hugging Face folder, a .gguf, a llama2.c .bin, or a cached Hugging Face name.
 options: --version, --help, --threads N
@@ -304,10 +305,7 @@ int main(int argc, char** argv) {
     if (cmd == "capture") return cmdCapture(a);
     if (cmd == "patch") return cmdPatch(a);
     if (cmd == "probe") return cmdProbe(a);
-    if (cmd == "demo") {
-      std::cerr << "error: '" << cmd << "' is not built yet in this version of HeadLab\n";
-      return 3;
-    }
+    if (cmd == "demo") return headlab::cli::runDemo(a.get("out", "demo-report"));
     std::cerr << "error: unknown command '" << cmd << "' (see headlab-cli --help)\n";
     return 2;
   } catch (const std::invalid_argument& e) {

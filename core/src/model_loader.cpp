@@ -7,6 +7,7 @@
 
 #include "architectures.h"
 #include "headlab/core/checkpoint_formats.h"
+#include "headlab/core/demo_model.h"
 #include "headlab/core/errors.h"
 
 namespace headlab {
@@ -68,7 +69,7 @@ std::unique_ptr<Tokenizer> findLlama2cTokenizer(const std::string& modelPath, in
 LoadedModel loadModel(const std::string& spec, const LoadOptions& opt) {
   if (spec.empty()) throw InputError("no model given (expected a folder, .gguf, .bin or demo)");
   LoadedModel out;
-  out.source = resolveModelPath(spec);
+  out.source = spec == "demo" ? ensureDemoModel(opt.progress) : resolveModelPath(spec);
   out.format = detectFormat(out.source);
   ModelConfig config;
   ModelWeights weights;

@@ -116,3 +116,30 @@ void readSafetensorsFolder(const std::string& folder, TensorStore& store) {
 }
 
 }  // namespace headlab
+
+namespace headlab {
+
+void writeSafetensors(const std::string& path, const std::map<std::string, at::Tensor>& tensors) {
+  nlohmann::json header = nlohmann::json::object();
+  std::vector<at::Tensor> blobs;
+  uint64_t offset = 0;
+  for (const auto& [name, t] : tensors) {
+    at::Tensor c = t.detach().to(at::kCPU, at::kFloat).contiguous();
+    uint64_t bytes = static_cast<uint64_t>(c.numel()) * 4;
+    header[name] = {{"dtype", "F32"}, {"shape", c.sizes().vec()}, {"data_offsets", {offset, offset + bytes}}};
+    offset += bytes;
+    blobs.push_back(c);
+  }
+  std::string h = header.dump();
+  h.append((8 - h.size() % 8) % 8, ' ');
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (!out) throw IoError(path + ": cannot create");
+  uint64_t n = h.size();
+  out.write(reinterpret_cast<const char*>(&n), 8);
+  out.write(h.data(), static_cast<std::streamsize>(h.size()));
+  for (const auto& b : blobs) out.write(static_cast<const char*>(b.data_ptr()), b.numel() * 4);
+  out.close();
+  if (!out) throw IoError(path + ": write failed (disk full?)");
+}
+
+}  // namespace headlab

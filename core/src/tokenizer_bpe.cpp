@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cstdio>
 #include <set>
 #include <fstream>
@@ -340,11 +341,82 @@ void readPreTokenizer(const nlohmann::json& pt, BpeSpec& spec) {
 }
 }  // namespace
 
+namespace {
+// Hugging Face WordLevel: whitespace-separated words, one id each (HeadLab's demo vocabulary).
+class WordLevelTokenizer : public Tokenizer {
+ public:
+  WordLevelTokenizer(std::unordered_map<std::string, int64_t> vocab, int64_t unk, int64_t bos, int64_t eos)
+      : m_vocab(std::move(vocab)), m_unk(unk) {
+    m_bos = bos, m_eos = eos;
+    int64_t maxId = -1;
+    for (auto& [w, id] : m_vocab) maxId = std::max(maxId, id);
+    m_words.resize(static_cast<size_t>(maxId + 1));
+    for (auto& [w, id] : m_vocab) m_words[id] = w;
+  }
+  std::vector<int64_t> encode(const std::string& text, bool addBos) const override {
+    std::vector<int64_t> ids;
+    if (addBos && m_bos >= 0) ids.push_back(m_bos);
+    size_t i = 0;
+    while (i < text.size()) {
+      while (i < text.size() && std::isspace(static_cast<unsigned char>(text[i]))) ++i;
+      size_t j = i;
+      while (j < text.size() && !std::isspace(static_cast<unsigned char>(text[j]))) ++j;
+      if (j > i) {
+        auto it = m_vocab.find(text.substr(i, j - i));
+        if (it != m_vocab.end()) ids.push_back(it->second);
+        else if (m_unk >= 0) ids.push_back(m_unk);
+        else throw TokenizerError("word '" + text.substr(i, j - i) + "' is not in the vocabulary");
+      }
+      i = j;
+    }
+    return ids;
+  }
+  std::string decode(const std::vector<int64_t>& ids) const override {
+    std::string out;
+    for (int64_t id : ids) {
+      check(id);
+      if (id == m_bos || id == m_eos) continue;
+      out += (out.empty() ? "" : " ") + m_words[id];
+    }
+    return out;
+  }
+  std::string decodeStep(int64_t prev, int64_t id) const override {
+    check(id);
+    if (id == m_bos || id == m_eos) return "";
+    return (prev < 0 || prev == m_bos ? "" : " ") + m_words[id];
+  }
+  std::string tokenString(int64_t id) const override {
+    check(id);
+    return m_words[id];
+  }
+  int64_t vocabSize() const override { return static_cast<int64_t>(m_words.size()); }
+  std::string kind() const override { return "tokenizer.json WordLevel"; }
+
+ private:
+  void check(int64_t id) const {
+    if (id < 0 || id >= vocabSize()) throw TokenizerError("token id " + std::to_string(id) + " out of range [0, " + std::to_string(vocabSize()) + ")");
+  }
+  std::unordered_map<std::string, int64_t> m_vocab;
+  std::vector<std::string> m_words;
+  int64_t m_unk;
+};
+}  // namespace
+
 std::unique_ptr<Tokenizer> loadHfTokenizerJson(const std::string& path) {
   nlohmann::json j = readJsonFile(path);
   try {
     const auto& model = j.at("model");
     std::string type = model.value("type", "BPE");
+    if (type == "WordLevel") {
+      std::unordered_map<std::string, int64_t> vocab;
+      for (auto& [w, id] : model.at("vocab").items()) vocab.emplace(w, id.get<int64_t>());
+      auto find = [&](const std::string& w) {
+        auto it = vocab.find(w);
+        return it == vocab.end() ? int64_t(-1) : it->second;
+      };
+      int64_t unk = model.contains("unk_token") && model["unk_token"].is_string() ? find(model["unk_token"]) : -1;
+      return std::make_unique<WordLevelTokenizer>(std::move(vocab), unk, find("<bos>"), find("<eos>"));
+    }
     if (type != "BPE") throw TokenizerError(path + ": model.type '" + type + "' unsupported (expected BPE)");
     BpeSpec spec;
     spec.kind = "tokenizer.json BPE";

@@ -28,5 +28,6 @@ void registerSinksProbes(ProbeRegistry& r);      // sinks, hidden-sinks
 void registerInductionProbe(ProbeRegistry& r);   // induction
 void registerMassiveProbe(ProbeRegistry& r);     // massive
 void registerStreamingProbe(ProbeRegistry& r);   // streaming
+void registerRetrievalProbe(ProbeRegistry& r);   // retrieval
 
 }  // namespace headlab::plugins

@@ -74,6 +74,6 @@ rm -f "${TMPDIR:-/tmp}/probe_$$.json"
 err=$("$CLI" probe sinks --model "$M/stories260K.gguf" --params '{"epsilon": 1}' 2>&1 >/dev/null); rc=$?
 [ $rc -ne 0 ] && [[ "$err" == *"has no parameter 'epsilon'"* ]] && echo "ok   unknown probe parameter" || { echo "FAIL unknown parameter: $err"; fail=1; }
 
-"$CLI" demo >/dev/null 2>&1; rc=$?
-[ $rc -ne 0 ] && echo "ok   unbuilt command exits non-zero" || { echo "FAIL demo should exit non-zero"; fail=1; }
+"$CLI" frobnicate >/dev/null 2>&1; rc=$?
+[ $rc -ne 0 ] && echo "ok   unknown command exits non-zero" || { echo "FAIL unknown command should exit non-zero"; fail=1; }
 exit $fail

@@ -2,6 +2,8 @@
 // offsets against the file size before touching data, and throws IoError / WeightError naming
 // the file, the tensor, what was expected and what it found.
 #pragma once
+#include <ATen/Tensor.h>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -36,4 +38,9 @@ Llama2cFile readLlama2c(const std::string& path);
 
 nlohmann::json readJsonFile(const std::string& path);  // throws IoError / ConfigError with position
 
+}  // namespace headlab
+
+namespace headlab {
+// Writes float32 tensors as a safetensors file (header padded to 8 bytes). Throws IoError.
+void writeSafetensors(const std::string& path, const std::map<std::string, at::Tensor>& tensors);
 }  // namespace headlab

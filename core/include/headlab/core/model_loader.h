@@ -15,6 +15,8 @@ struct LoadOptions {
   std::string tokenizerPath;     // overrides the tokenizer found with the model
   std::string device = "cpu";    // "cpu" or "cuda[:n]"
   std::string dtype = "float32"; // "float32", "bfloat16", "float16"
+  // Long preparation (training the demo model on first use): fraction, stage; false cancels.
+  std::function<bool(double, const std::string&)> progress;
 };
 
 struct LoadedModel {

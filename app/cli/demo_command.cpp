@@ -1,0 +1,264 @@
+// headlab-cli demo: trains or loads the demo model, runs every probe and a patching sweep on it,
+// and writes report.html with PNG figures, tables, one paragraph per probe, and HDF5 traces.
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
+#include <QGuiApplication>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "demo_command.h"
+#include "headlab/core/checkpoint_formats.h"
+#include "headlab/core/demo_model.h"
+#include "headlab/core/errors.h"
+#include "headlab/core/model_loader.h"
+#include "headlab/core/patching.h"
+#include "headlab/core/trace.h"
+#include "headlab/plugins/probe_plugin.h"
+#include "report.h"
+
+namespace headlab::cli {
+
+namespace fs = std::filesystem;
+
+namespace {
+bool progressBar(double f, const std::string& stage) {
+  const int width = 30, filled = static_cast<int>(f * width);
+  std::fprintf(stderr, "\r[%s%s] %3d%% %s   ", std::string(filled, '#').c_str(), std::string(width - filled, '.').c_str(),
+               static_cast<int>(f * 100), stage.c_str());
+  std::fflush(stderr);
+  return true;
+}
+
+std::vector<std::string> labels(const char* prefix, int64_t n) {
+  std::vector<std::string> out;
+  for (int64_t i = 0; i < n; ++i) out.push_back(prefix + std::to_string(i));
+  return out;
+}
+
+std::string htmlTable(const nlohmann::json& grid, int digits = 3) {
+  const int64_t L = grid["layers"], H = grid["heads"];
+  std::ostringstream o;
+  o << "<table><tr><th></th>";
+  for (int64_t h = 0; h < H; ++h) o << "<th>H" << h << "</th>";
+  o << "</tr>";
+  for (int64_t l = 0; l < L; ++l) {
+    o << "<tr><th>L" << l << "</th>";
+    for (int64_t h = 0; h < H; ++h) {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%.*f", digits, grid["values"][l * H + h].get<double>());
+      o << "<td>" << buf << "</td>";
+    }
+    o << "</tr>";
+  }
+  o << "</table>";
+  return o.str();
+}
+
+void gridFigure(const fs::path& dir, const std::string& file, const std::string& title, const nlohmann::json& grid) {
+  const int L = grid["layers"], H = grid["heads"];
+  writeHeatmapPng((dir / file).string(), title, L, H, grid["values"].get<std::vector<double>>(), labels("L", L), labels("H", H));
+}
+
+std::string fmt(double v, int digits = 2) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
+  return buf;
+}
+
+std::string joined(const std::vector<std::string>& w, size_t from, size_t to) {
+  std::string s;
+  for (size_t i = from; i < to; ++i) s += (s.empty() ? "" : " ") + w[i];
+  return s;
+}
+}  // namespace
+
+int runDemo(const std::string& outDir) {
+  if (qEnvironmentVariableIsEmpty("QT_QPA_PLATFORM")) qputenv("QT_QPA_PLATFORM", "offscreen");
+  int argc = 1;
+  char name[] = "headlab-cli";
+  char* argv[] = {name, nullptr};
+  QGuiApplication app(argc, argv);  // fonts for the PNG figures
+
+  const fs::path dir(outDir.empty() ? "demo-report" : outDir);
+  fs::create_directories(dir);
+  const bool cached = fs::exists(fs::path(demoCacheDir()) / "config.json");
+  std::cerr << (cached ? "demo: loading the cached demo model\n" : "demo: training the demo model (once; cached afterwards)\n");
+  LoadOptions opt;
+  opt.progress = progressBar;
+  LoadedModel m = loadModel("demo", opt);
+  std::cerr << "\n";
+  HookedTransformer& model = *m.model;
+  const Tokenizer& tok = *m.tokenizer;
+  const auto& c = model.config();
+  nlohmann::json training = readJsonFile((fs::path(m.source) / "training.json").string());
+
+  std::cerr << "demo: evaluating on held-out prompts\n";
+  DemoEvaluation eval = evaluateDemo(model, tok, 100, 99, c.n_ctx - 20);
+
+  auto& registry = plugins::ProbeRegistry::instance();
+  auto run = [&](const std::string& probe, nlohmann::json params) {
+    std::cerr << "demo: probe " << probe << "\n";
+    auto p = registry.create(probe);
+    plugins::ProbeContext ctx{model, &tok, std::move(params), progressBar};
+    nlohmann::json r = p->run(ctx);
+    std::cerr << "\n";
+    return r;
+  };
+  DemoTasks tasks(7);
+  std::string haystack = tasks.filler(400);
+  nlohmann::json needles = nlohmann::json::array();
+  for (int i = 0; i < 3; ++i) {
+    DemoExample ex = tasks.retrieval(12);
+    needles.push_back({{"needle", " " + joined(ex.words, ex.needleBegin, ex.needleEnd)},
+                       {"question", joined(ex.words, ex.needleEnd + (ex.words.size() - ex.targetBegin > 0 ? 0 : 0), ex.targetBegin).substr(0)},
+                       {"answer", ex.answer}});
+    // The question is the words between the end of the filler and the answer.
+    std::vector<std::string> q(ex.words.begin() + static_cast<long>(ex.targetBegin) - 8, ex.words.begin() + static_cast<long>(ex.targetBegin));
+    needles.back()["question"] = joined(q, 0, q.size());
+  }
+  std::vector<std::string> demoPrompts;
+  for (int i = 0; i < 6; ++i) {
+    DemoExample ex = tasks.retrieval(c.n_ctx - 14);
+    demoPrompts.push_back(joined(ex.words, 0, ex.targetBegin));
+  }
+  nlohmann::json results;
+  results["sinks"] = run("sinks", {{"prompts", demoPrompts}, {"max_tokens", c.n_ctx}});
+  results["hidden-sinks"] = run("hidden-sinks", {{"prompts", demoPrompts}, {"max_tokens", c.n_ctx}});
+  results["massive"] = run("massive", {{"prompts", demoPrompts}, {"max_tokens", c.n_ctx}});
+  results["streaming"] = run("streaming", {{"prompts", demoPrompts}, {"max_tokens", c.n_ctx}});
+  results["induction"] = run("induction", {{"seq_len", 20}, {"batch", 8}, {"min_token", 3}});
+  results["retrieval"] = run("retrieval", {{"haystack", haystack},
+                                           {"needles", needles},
+                                           {"template", "{context} {question}"},
+                                           {"lengths", {40, 52}},
+                                           {"depths", {0, 25, 50, 75, 100}},
+                                           {"max_new_tokens", 3},
+                                           {"mask_top_k", 2},
+                                           {"random_draws", 5}});
+
+  // An example patching sweep: the same prompt with a different code in the needle.
+  DemoExample clean = tasks.retrieval(36, 0.3);
+  std::vector<std::string> corruptWords = clean.words;
+  std::string wrongDigit;
+  for (size_t i = clean.needleBegin; i < clean.needleEnd; ++i)
+    if (corruptWords[i] == clean.words[clean.targetBegin]) {
+      wrongDigit = corruptWords[i] == "9" ? "1" : std::to_string(std::stoi(corruptWords[i]) + 1);
+      corruptWords[i] = wrongDigit;
+      break;
+    }
+  PatchingRequest pr;
+  pr.clean = tok.encode(joined(clean.words, 0, clean.targetBegin), true);
+  pr.corrupted = tok.encode(joined(corruptWords, 0, clean.targetBegin), true);
+  pr.answer = tok.encode(clean.words[clean.targetBegin], false).at(0);
+  pr.wrong = tok.encode(wrongDigit, false).at(0);
+  pr.sweep = SweepKind::Heads;
+  std::cerr << "demo: patching sweep\n";
+  PatchingResult patch = patchBatched(model, pr);
+  pr.sweep = SweepKind::ResidPos;
+  PatchingResult resid = patchBatched(model, pr);
+  nlohmann::json patchGrid = {{"layers", c.n_layers}, {"heads", c.n_heads},
+                              {"values", std::vector<double>(patch.grid.data_ptr<double>(), patch.grid.data_ptr<double>() + patch.grid.numel())}};
+
+  // Figures.
+  std::vector<double> steps, losses;
+  for (const auto& p : training["loss_curve"]) steps.push_back(p["step"]), losses.push_back(p["loss"]);
+  writeLinePng((dir / "loss.png").string(), "training loss", steps, losses, "step", "weighted cross-entropy");
+  gridFigure(dir, "sinks_alpha.png", "first-token alpha per head", results["sinks"]["grid"]);
+  std::vector<double> ks, sinkK = results["sinks"]["sink_k"].get<std::vector<double>>();
+  for (size_t k = 0; k < sinkK.size(); ++k) ks.push_back(static_cast<double>(k));
+  writeLinePng((dir / "sink_k.png").string(), "Sink_k (eps = 0.3)", ks, sinkK, "key position k", "% of heads");
+  gridFigure(dir, "induction.png", "induction score per head", results["induction"]["grid"]);
+  gridFigure(dir, "retrieval.png", "retrieval score per head", results["retrieval"]["grid"]);
+  gridFigure(dir, "streaming.png", "streaming fraction per head", results["streaming"]["grid"]);
+  gridFigure(dir, "patching_heads.png", "head patching (0 = corrupted, 1 = clean)", patchGrid);
+  {
+    std::vector<std::string> pos;
+    for (auto id : pr.clean) pos.push_back(tok.tokenString(id));
+    at::Tensor g = resid.grid.contiguous();
+    writeHeatmapPng((dir / "patching_resid.png").string(), "residual stream patching, layer x position", static_cast<int>(g.size(0)),
+                    static_cast<int>(g.size(1)), std::vector<double>(g.data_ptr<double>(), g.data_ptr<double>() + g.numel()),
+                    labels("L", g.size(0)), pos);
+  }
+
+  // HDF5: every probe's grids and the example prompt's attention.
+  {
+    TraceOptions o;
+    o.force = true;
+    TraceWriter w((dir / "demo_trace.h5").string(), o);
+    w.writeModel(c, m.source, m.format);
+    std::vector<std::string> pieces;
+    for (auto id : pr.clean) pieces.push_back(tok.tokenString(id));
+    w.writeInputs(pr.clean, pieces);
+    for (auto& [name, r] : results.items()) {
+      std::map<std::string, at::Tensor> arrays;
+      for (auto& [k, v] : r.items())
+        if (v.is_object() && v.contains("values") && v.contains("layers"))
+          arrays[k] = at::tensor(v["values"].get<std::vector<double>>()).view({v["layers"].get<int64_t>(), v["heads"].get<int64_t>()});
+      w.writeProbe(name, r["params"], arrays);
+    }
+    w.writeProbe("patching", {{"sweep", "heads"}, {"method", patch.method}}, {{"grid", patch.grid}});
+    captureToTrace(model, pr.clean, model.hooks().match("blocks.*.attn.hook_pattern"), w);
+    w.commit();
+  }
+  std::ofstream(dir / "results.json") << nlohmann::json({{"evaluation", {{"retrieval_accuracy", eval.retrievalAccuracy}, {"induction_accuracy", eval.inductionAccuracy}}},
+                                                          {"probes", results}, {"patching", patch.toJson()}}).dump(1);
+
+  // The page.
+  const auto& ret = results["retrieval"];
+  const auto& ind = results["induction"];
+  const auto& mask = ret["masking"];
+  std::ostringstream h;
+  h << "<!doctype html><html><head><meta charset='utf-8'><title>HeadLab demo report</title><style>"
+       "body{font-family:sans-serif;max-width:980px;margin:2em auto;color:#222}table{border-collapse:collapse;margin:.5em 0}"
+       "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right;font-size:12px}img{max-width:100%;border:1px solid #eee}"
+       "</style></head><body>";
+  h << "<h1>HeadLab demo report</h1><p>Model: " << m.source << " (GPT-2 architecture, " << c.n_layers << " layers &times; " << c.n_heads
+    << " heads, d_model " << c.d_model << ", vocabulary " << c.d_vocab << " words, context " << c.n_ctx << "). Trained by HeadLab's recipe (seed "
+    << training["seed"] << ", " << training["steps"] << " steps, " << fmt(training["seconds"].get<double>(), 1) << " s).</p>";
+  h << "<h2>Training</h2><img src='loss.png'><p>Held-out evaluation: retrieval exact-answer accuracy <b>" << fmt(100 * eval.retrievalAccuracy, 1)
+    << "%</b> (" << eval.retrievalPrompts << " prompts), next-token accuracy on the second copy of repeated sequences <b>"
+    << fmt(100 * eval.inductionAccuracy, 1) << "%</b>.</p>";
+  h << "<h2>Induction heads</h2><img src='induction.png'>" << htmlTable(ind["grid"]) << "<p>The best induction head is L"
+    << ind["best"]["induction"]["layer"] << "H" << ind["best"]["induction"]["head"] << " with score " << fmt(ind["best"]["induction"]["score"], 3)
+    << " (above 0.5 is a clear induction head); the best previous-token head is L" << ind["best"]["previous_token"]["layer"] << "H"
+    << ind["best"]["previous_token"]["head"] << " (" << fmt(ind["best"]["previous_token"]["score"], 3) << ").</p>";
+  h << "<h2>Retrieval heads</h2><img src='retrieval.png'>" << htmlTable(ret["grid"]) << "<p>" << ret["tests"] << " needle-in-a-haystack tests, "
+    << ret["counted_tests"] << " counted (ROUGE-1 recall &gt; 0.5), NIAH accuracy " << fmt(100 * ret["niah_accuracy"].get<double>(), 1) << "%. "
+    << ret["retrieval_heads"] << " heads score above 0.1.";
+  if (mask.is_object())
+    h << " Masking the top " << mask["k"] << " heads (" << mask["kind"] << " attention, decoding only) takes NIAH accuracy from "
+      << fmt(100 * mask["accuracy_unmasked"].get<double>(), 1) << "% to " << fmt(100 * mask["accuracy_top_k_masked"].get<double>(), 1)
+      << "%; masking " << mask["k"] << " random heads gives " << fmt(100 * mask["accuracy_random_k_masked"].get<double>(), 1)
+      << "% (mean of " << mask["random_draws"].size() << " draws).";
+  h << "</p>";
+  h << "<h2>Attention sinks</h2><img src='sinks_alpha.png'><img src='sink_k.png'>" << htmlTable(results["sinks"]["grid"])
+    << "<p>First-token &alpha; per head (mean attention the first token receives); Sink_1 = " << fmt(results["sinks"]["sink_1"].get<double>(), 1)
+    << "% of heads have &alpha; &gt; 0.3 on the first token. Hidden sinks (ACT): "
+    << results["hidden-sinks"]["hidden_sinks"].size() << " (prompt, head, key) triples above 0.1 after dropping the first sink.</p>";
+  h << "<h2>Streaming vs retrieval heads</h2><img src='streaming.png'>" << htmlTable(results["streaming"]["grid"])
+    << "<p>Fraction of attention inside the sink + recent window (sink " << results["streaming"]["sink_used"] << ", recent "
+    << results["streaming"]["recent_used"] << " tokens); low values mark heads that reach far back, as retrieval heads must.</p>";
+  h << "<h2>Massive activations</h2><p>" << results["massive"]["massive_activations"].size()
+    << " activations pass |a| &gt; 100 and &ge; 1000&times; the median (a model this small has none expected); per-layer top |a|: ";
+  for (const auto& l : results["massive"]["layers"]) h << "L" << l["layer"] << " " << fmt(l["top3_abs"][0].get<double>(), 1) << "; ";
+  h << "</p><h2>Activation patching</h2><img src='patching_heads.png'><img src='patching_resid.png'>" << htmlTable(patchGrid)
+    << "<p>Clean and corrupted prompts differ in one digit of the needle; metric logit(" << tok.tokenString(pr.answer) << ") &minus; logit("
+    << tok.tokenString(pr.wrong) << ") at the last position, 0 = corrupted run, 1 = clean run (clean " << fmt(patch.cleanMetric) << ", corrupted "
+    << fmt(patch.corruptedMetric) << ").</p>";
+  h << "<p>Traces: <code>demo_trace.h5</code> (probe grids and the example prompt's attention); all numbers: <code>results.json</code>.</p></body></html>";
+  {
+    std::ofstream out(dir / "report.html.part");
+    out << h.str();
+  }
+  fs::rename(dir / "report.html.part", dir / "report.html");
+  std::cout << (dir / "report.html").string() << "\n";
+  return 0;
+}
+
+}  // namespace headlab::cli

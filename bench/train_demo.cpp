@@ -1,0 +1,23 @@
+#include <ATen/ATen.h>
+#include <cstdio>
+#include <chrono>
+#include "headlab/core/demo_model.h"
+#include "headlab/core/model_loader.h"
+#include "headlab/core/startup.h"
+int main(int argc, char** argv) {
+  headlab::configureThreads();
+  headlab::DemoTrainingOptions o;
+  if (argc > 1) o.steps = atoi(argv[1]);
+  if (argc > 2) o.lr = atof(argv[2]);
+  if (argc > 3) o.batch = atoi(argv[3]);
+  if (argc > 4) o.dModel = atoi(argv[4]);
+  if (argc > 5) o.maxLen = atoi(argv[5]);
+  if (argc > 6) o.layers = atoi(argv[6]);
+  if (argc > 7) o.posInitStd = atof(argv[7]);
+  auto t0 = std::chrono::steady_clock::now();
+  headlab::trainDemoModel("/tmp/demo_try", o, [](double f, const std::string& s) { if (int(f*1000) % 100 == 0) fprintf(stderr, "%s\n", s.c_str()); return true; });
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  auto m = headlab::loadModel("/tmp/demo_try");
+  auto e = headlab::evaluateDemo(*m.model, *m.tokenizer, 100, 99, o.maxLen - 20);
+  printf("steps %d lr %g: %.1f s, retrieval %.2f, induction %.2f\n", o.steps, o.lr, secs, e.retrievalAccuracy, e.inductionAccuracy);
+}

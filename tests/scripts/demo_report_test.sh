@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# headlab-cli demo from a cold cache (trains, about 90 s on 2 cores), then again from the warm
+# cache (reuses the model), writing report.html, figures and an HDF5 trace.
+set -u
+CLI=$1
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+export XDG_CACHE_HOME=$tmp/cache
+fail=0
+start=$(date +%s)
+"$CLI" demo --out "$tmp/report1" > "$tmp/out1" 2> "$tmp/err1" || { echo "FAIL cold demo run"; tail -5 "$tmp/err1"; exit 1; }
+cold=$(( $(date +%s) - start ))
+grep -q "training the demo model" "$tmp/err1" || { echo "FAIL cold run did not train"; fail=1; }
+[ -f "$tmp/cache/headlab/demo/model.safetensors" ] || { echo "FAIL model not cached"; fail=1; }
+start=$(date +%s)
+"$CLI" demo --out "$tmp/report2" > "$tmp/out2" 2> "$tmp/err2" || { echo "FAIL warm demo run"; exit 1; }
+warm=$(( $(date +%s) - start ))
+grep -q "loading the cached demo model" "$tmp/err2" || { echo "FAIL warm run did not reuse the cache"; fail=1; }
+for f in report.html loss.png induction.png retrieval.png sinks_alpha.png sink_k.png patching_heads.png demo_trace.h5 results.json; do
+  [ -s "$tmp/report2/$f" ] || { echo "FAIL missing $f"; fail=1; }
+done
+/usr/bin/python3 - "$tmp/report2" <<'PY' || fail=1
+import json, sys, h5py
+d = sys.argv[1]
+j = json.load(open(d + "/results.json"))
+e = j["evaluation"]
+print(f"demo: retrieval accuracy {e['retrieval_accuracy']:.2f}, induction accuracy {e['induction_accuracy']:.2f}")
+assert e["induction_accuracy"] > 0.5 and e["retrieval_accuracy"] > 0.3, e
+f = h5py.File(d + "/demo_trace.h5")
+assert f.attrs["schema"] == "headlab.trace" and "sinks" in f["probes"] and "retrieval" in f["probes"]
+html = open(d + "/report.html").read()
+for section in ("Induction heads", "Retrieval heads", "Attention sinks", "Activation patching"):
+    assert section in html, section
+PY
+echo "demo: cold run ${cold}s (trained), warm run ${warm}s (cached)"
+exit $fail
