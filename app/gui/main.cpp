@@ -27,7 +27,12 @@ int main(int argc, char** argv) {
 
   headlab::app::MainWindow window;
   window.show();
-  if (parser.isSet(model)) window.openModel(parser.value(model), parser.value(prompt));
+  if (parser.isSet(model)) {
+    QString p = parser.value(prompt);
+    if (p.isEmpty() && parser.value(model) == "demo")
+      p = "the big dog sees the cat . the secret code of anna is 4 7 2 . a cat is red and old . question : the secret code of anna is";
+    window.openModel(parser.value(model), p);
+  }
   if (parser.isSet(ablate) || parser.isSet(select)) {
     // Scripted set-up for screenshots and demos: applied once the first prompt has run.
     const QString ablations = parser.value(ablate), selection = parser.value(select);

@@ -16,6 +16,7 @@
 #include <QLineEdit>
 #include <QMenuBar>
 #include <QMimeData>
+#include <QProgressDialog>
 #include <QPushButton>
 #include <QSettings>
 #include <QShortcut>
@@ -223,12 +224,30 @@ QDockWidget* MainWindow::addDock(const QString& objectName, const QString& title
 QDockWidget* MainWindow::dock(const QString& objectName) const { return findChild<QDockWidget*>(objectName); }
 
 void MainWindow::connectSession() {
-  connect(m_session, &SessionController::modelOpened, this, [this](const views::ModelSummary& s) { showModel(s); });
+  connect(m_session, &SessionController::modelOpened, this, [this](const views::ModelSummary& s) {
+    if (m_progress) m_progress->hide();
+    showModel(s);
+  });
   connect(m_session, &SessionController::failed, this, [this](const QString& msg) {
     statusBar()->showMessage(tr("error: %1").arg(msg));
   });
   connect(m_session, &SessionController::busyChanged, this, [this](bool busy, const QString& stage) {
     if (busy) statusBar()->showMessage(stage + "…");
+    if (!busy && m_progress) m_progress->hide();
+  });
+  connect(m_session, &SessionController::progress, this, [this](double f, const QString& stage) {
+    // The one-time demo training: a dialog with Cancel (the worker stops at its next step).
+    if (!m_progress) {
+      m_progress = new QProgressDialog(this);
+      m_progress->setWindowTitle(tr("Preparing the demo model"));
+      m_progress->setRange(0, 1000);
+      m_progress->setMinimumDuration(0);
+      connect(m_progress, &QProgressDialog::canceled, m_session, &SessionController::cancel);
+    }
+    m_progress->setLabelText(stage);
+    m_progress->setValue(static_cast<int>(f * 1000));
+    if (f >= 1.0) m_progress->hide();
+    else if (!m_progress->isVisible()) m_progress->show();
   });
   connect(m_session, &SessionController::promptReady, this, [this](const QStringList& pieces, const QVector<int>& ids) {
     m_tokens->setTokens(pieces, ids);

@@ -15,6 +15,7 @@ class QSlider;
 class QTableView;
 class QTreeWidget;
 class QCheckBox;
+class QProgressDialog;
 
 namespace headlab::views {
 class HeadGridModel;
@@ -33,7 +34,8 @@ class MainWindow : public QMainWindow {
   explicit MainWindow(QWidget* parent = nullptr);
   ~MainWindow() override;
 
-  // Opens a model off the GUI thread; runs `prompt` once it is loaded (when not empty).
+  // Opens a model off the GUI thread ("demo" trains the demo model on first use, with a progress
+  // dialog); runs `prompt` once it is loaded (when not empty).
   void openModel(const QString& spec, const QString& prompt = {});
   void runPrompt(const QString& prompt);
   void selectHead(int layer, int head);
@@ -91,6 +93,7 @@ class MainWindow : public QMainWindow {
   QSlider* m_alpha = nullptr;
   QCheckBox* m_log = nullptr;
   QMenu* m_recentMenu = nullptr;
+  QProgressDialog* m_progress = nullptr;
 
   int m_layer = 0, m_head = 0, m_layers = 0, m_heads = 0;
   std::vector<views::HeatmapData> m_layerPatterns;

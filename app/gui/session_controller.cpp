@@ -103,9 +103,15 @@ void SessionController::waitIdle() {
 
 void SessionController::openModel(const QString& spec, const QString& tokenizer) {
   emit busyChanged(true, tr("loading %1").arg(spec));
+  m_cancel = false;
   post([this, spec, tokenizer] {
     LoadOptions opt;
     opt.tokenizerPath = tokenizer.toStdString();
+    opt.progress = [this](double f, const std::string& stage) {
+      const QString text = QString::fromStdString(stage);
+      QMetaObject::invokeMethod(this, [this, f, text] { emit progress(f, text); }, Qt::QueuedConnection);
+      return !m_cancel.load();
+    };
     LoadedModel loaded = loadModel(spec.toStdString(), opt);
     if (!loaded.tokenizer) throw TokenizerError(loaded.source + ": no tokenizer found next to the model");
     auto& w = *m_worker;

@@ -23,6 +23,8 @@ class SessionController : public QObject {
   void setEdits(const std::vector<views::HeadEdit>& edits);
   void selectLayer(int layer);
   void setTarget(const QString& token);
+  // Asks long work (the demo model's first training) to stop; it reports failed("cancelled").
+  void cancel() { m_cancel = true; }
   // Blocks the caller until the worker has drained its queue (tests and shutdown only).
   void waitIdle();
   bool modelOpen() const { return m_modelOpen; }
@@ -31,6 +33,8 @@ class SessionController : public QObject {
   void modelOpened(const headlab::views::ModelSummary& summary);
   void failed(const QString& message);
   void busyChanged(bool busy, const QString& stage);
+  // Progress of long work in [0, 1] with its stage text (the demo model's training).
+  void progress(double fraction, const QString& stage);
   void promptReady(const QStringList& pieces, const QVector<int>& ids);
   void headScoresReady(const headlab::views::HeadScores& firstToken, const headlab::views::HeadScores& entropy);
   // Every head of `layer`, with the current interventions: [head] -> [query, key].
@@ -50,6 +54,7 @@ class SessionController : public QObject {
   std::unique_ptr<Worker> m_worker;
   std::atomic<uint64_t> m_editGeneration{0};
   std::atomic<int> m_pending{0};
+  std::atomic<bool> m_cancel{false};
   bool m_modelOpen = false;
 };
 

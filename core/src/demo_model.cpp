@@ -98,21 +98,32 @@ std::string DemoTasks::filler(int64_t words) {
 
 DemoExample DemoTasks::retrieval(int64_t contextWords, double depth) {
   const std::string name = pick(kNames);
+  std::string other = pick(kNames);
+  while (other == name) other = pick(kNames);
   const std::string code = pick(kDigits) + " " + pick(kDigits) + " " + pick(kDigits);
   const std::vector<std::string> needle = split("the secret code of " + name + " is " + code + " .");
-  // Sentences of filler, the needle inserted at a sentence boundary at `depth` (0..1).
-  std::vector<std::string> hay = split(filler(std::max<int64_t>(1, contextWords - static_cast<int64_t>(needle.size()))));
+  // A second code for another name: the answer must be found by matching the name, not by
+  // finding "the" secret code.
+  const std::vector<std::string> distractor =
+      split("the secret code of " + other + " is " + pick(kDigits) + " " + pick(kDigits) + " " + pick(kDigits) + " .");
+  const int64_t needles = m_distractor ? 2 : 1;
+  std::vector<std::string> hay = split(filler(std::max<int64_t>(1, contextWords - needles * static_cast<int64_t>(needle.size()))));
   std::vector<size_t> boundaries{0};
   for (size_t i = 0; i < hay.size(); ++i)
     if (hay[i] == ".") boundaries.push_back(i + 1);
   if (depth < 0) depth = std::uniform_real_distribution<double>(0.0, 1.0)(m_rng);
   size_t at = boundaries[std::min(boundaries.size() - 1, static_cast<size_t>(std::lround(depth * (boundaries.size() - 1))))];
+  size_t other_at = boundaries[std::uniform_int_distribution<size_t>(0, boundaries.size() - 1)(m_rng)];
   DemoExample ex;
-  ex.words.assign(hay.begin(), hay.begin() + static_cast<long>(at));
-  ex.needleBegin = ex.words.size();
-  ex.words.insert(ex.words.end(), needle.begin(), needle.end());
-  ex.needleEnd = ex.words.size();
-  ex.words.insert(ex.words.end(), hay.begin() + static_cast<long>(at), hay.end());
+  for (size_t i = 0; i <= hay.size(); ++i) {
+    if (i == at) {
+      ex.needleBegin = ex.words.size();
+      ex.words.insert(ex.words.end(), needle.begin(), needle.end());
+      ex.needleEnd = ex.words.size();
+    }
+    if (m_distractor && i == other_at) ex.words.insert(ex.words.end(), distractor.begin(), distractor.end());
+    if (i < hay.size()) ex.words.push_back(hay[i]);
+  }
   for (const auto& w : split("question : the secret code of " + name + " is")) ex.words.push_back(w);
   ex.targetBegin = ex.words.size();
   for (const auto& w : split(code + " .")) ex.words.push_back(w);
@@ -121,13 +132,17 @@ DemoExample DemoTasks::retrieval(int64_t contextWords, double depth) {
   return ex;
 }
 
-DemoExample DemoTasks::induction(int64_t length) {
+DemoExample DemoTasks::induction(int64_t length, int64_t maxPrefix) {
   const auto& v = vocabulary();
   DemoExample ex;
   std::uniform_int_distribution<size_t> any(3, v.size() - 1);
+  // A random-length prefix of random words: the copy must be found by content, not by position.
+  const int64_t prefix = maxPrefix > 0 ? std::uniform_int_distribution<int64_t>(0, maxPrefix)(m_rng) : 0;
+  for (int64_t i = 0; i < prefix; ++i) ex.words.push_back(v[any(m_rng)]);
+  const size_t start = ex.words.size();
   for (int64_t i = 0; i < length; ++i) ex.words.push_back(v[any(m_rng)]);
   ex.targetBegin = ex.words.size() + 1;  // the first word of the copy is not predictable
-  for (int64_t i = 0; i < length; ++i) ex.words.push_back(ex.words[i]);
+  for (int64_t i = 0; i < length; ++i) ex.words.push_back(ex.words[start + static_cast<size_t>(i)]);
   ex.targetEnd = ex.words.size();
   return ex;
 }
@@ -202,7 +217,7 @@ void makeBatch(DemoTasks& tasks, const DemoTrainingOptions& o, std::mt19937_64& 
     // Half retrieval, half repeated sequences: the induction circuit the second needs is what
     // the first uses to copy the code from the needle.
     DemoExample ex = b % 2 == 0 ? tasks.retrieval(std::uniform_int_distribution<int64_t>(20, T - 16)(rng))
-                                : tasks.induction(std::uniform_int_distribution<int64_t>(6, (T - 1) / 2)(rng));
+                                : tasks.induction(std::uniform_int_distribution<int64_t>(6, (T - 1) / 2)(rng), 0);
     const int64_t n = std::min<int64_t>(T, static_cast<int64_t>(ex.words.size()) + 1);
     id[b * T] = 2;  // <bos>
     for (int64_t t = 1; t < n; ++t) id[b * T + t] = idOf(ex.words[t - 1]);

@@ -25,30 +25,6 @@
 namespace headlab::plugins {
 
 namespace {
-std::vector<std::string> words(const std::string& s) {
-  std::vector<std::string> out;
-  std::istringstream in(s);
-  for (std::string w; in >> w;) {
-    std::string lower;
-    for (char c : w)
-      if (std::isalnum(static_cast<unsigned char>(c))) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    if (!lower.empty()) out.push_back(lower);
-  }
-  return out;
-}
-
-// ROUGE-1 recall of `reference` unigrams found in `candidate` (multiset counts).
-double rouge1Recall(const std::string& candidate, const std::string& reference) {
-  auto ref = words(reference), cand = words(candidate);
-  if (ref.empty()) return 0;
-  std::map<std::string, int> have;
-  for (const auto& w : cand) ++have[w];
-  int hit = 0;
-  for (const auto& w : ref)
-    if (have[w]-- > 0) ++hit;
-  return static_cast<double>(hit) / ref.size();
-}
-
 std::vector<std::string> sentences(const std::string& text) {
   std::vector<std::string> out;
   std::string cur;
@@ -224,17 +200,12 @@ class RetrievalProbe : public Probe {
     std::vector<HookHandle> maskHandles = install(m, masks);
     Decoded d;
     d.score = at::zeros({L, H}, at::kDouble);
-    const double unit = 1.0 / static_cast<double>(t.needleEnd - t.needleBegin);
+    const double unit = 1.0 / static_cast<double>(t.needleEnd - t.needleBegin);  // 1 / |needle| per copy
     std::vector<int64_t> generated;
     const int64_t budget = std::min<int64_t>(p["max_new_tokens"].get<int64_t>(), m.config().n_ctx - static_cast<int64_t>(t.prompt.size()));
     for (int64_t s = 0; s < budget; ++s) {
       int64_t next = logits[0][-1].argmax().item<int64_t>();
-      for (int64_t l = 0; l < L; ++l)
-        for (int64_t h = 0; h < H; ++h) {
-          int64_t key = top1[l][h].item<int64_t>();
-          if (key >= t.needleBegin && key < t.needleEnd && key < static_cast<int64_t>(t.prompt.size()) && t.prompt[key] == next)
-            d.score[l][h] += unit;
-        }
+      d.score += copyEvents(top1, next, t.prompt, t.needleBegin, t.needleEnd) * unit;
       if (next == tok.eos()) break;
       std::string piece = tok.decodeStep(generated.empty() ? -1 : generated.back(), next);
       if (piece.find('\n') != std::string::npos) break;

@@ -7,6 +7,7 @@
 #include "headlab/core/errors.h"
 #include "headlab/core/tokenizer.h"
 #include "headlab/plugins/probe_plugin.h"
+#include "../../plugins/common/probe_util.h"
 #include "random_model.h"
 #include "shared_path.h"
 
@@ -162,3 +163,31 @@ TEST_F(ProbesTest, CancelStopsAProbe) {
 }
 
 }  // namespace headlab
+
+namespace headlab::plugins {
+
+TEST(RetrievalScoringTest, Rouge1RecallGatesTheAnswer) {
+  EXPECT_DOUBLE_EQ(rouge1Recall("4 7 2", "4 7 2"), 1.0);
+  EXPECT_DOUBLE_EQ(rouge1Recall("Purple basil, of course.", "purple basil"), 1.0) << "case and punctuation ignored";
+  EXPECT_NEAR(rouge1Recall("4 9 2", "4 7 2"), 2.0 / 3, 1e-12);
+  EXPECT_NEAR(rouge1Recall("4 4 4", "4 7 2"), 1.0 / 3, 1e-12) << "multiset: one 4 in the reference counts once";
+  EXPECT_FALSE(rouge1Recall("9 9 9", "4 7 2") > 0.5) << "an answer that fails the gate";
+  EXPECT_DOUBLE_EQ(rouge1Recall("anything", ""), 0.0);
+}
+
+TEST(RetrievalScoringTest, CopyEventsCountOnlyMatchingKeysInsideTheNeedle) {
+  // prompt positions:   0  1  2  3  4  5  6
+  std::vector<int64_t> prompt{1, 9, 4, 7, 2, 9, 4};  // needle = [2, 5): tokens 4 7 2
+  // top-1 keys per [layer, head]: L0H0 -> 2 (token 4, inside), L0H1 -> 6 (token 4, outside),
+  // L1H0 -> 3 (token 7, inside but not the generated token), L1H1 -> 2 (inside, matches).
+  at::Tensor top1 = at::tensor(std::vector<int64_t>{2, 6, 3, 2}).view({2, 2});
+  at::Tensor ev = copyEvents(top1, /*generated=*/4, prompt, 2, 5);
+  EXPECT_EQ(ev[0][0].item<double>(), 1.0) << "copy from inside the needle";
+  EXPECT_EQ(ev[0][1].item<double>(), 0.0) << "the same token outside the needle does not count";
+  EXPECT_EQ(ev[1][0].item<double>(), 0.0) << "attending inside the needle without copying does not count";
+  EXPECT_EQ(ev[1][1].item<double>(), 1.0);
+  // One copy of a 3-token needle is worth 1/3 for that test.
+  EXPECT_NEAR((ev * (1.0 / 3)).sum().item<double>(), 2.0 / 3, 1e-12);
+}
+
+}  // namespace headlab::plugins

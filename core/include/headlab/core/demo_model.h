@@ -36,15 +36,18 @@ class DemoTasks {
  public:
   explicit DemoTasks(uint64_t seed);
   static const std::vector<std::string>& vocabulary();  // ids = positions; 0 <pad>, 1 <unk>, 2 <bos>
-  // BOS + filler with one needle "the secret code of anna is 4 7 2 ." + "question : the secret code of anna is"
+  // BOS + filler with the needle "the secret code of anna is 4 7 2 .", a distractor code for another
+  // name, and "question : the secret code of anna is"
   DemoExample retrieval(int64_t contextWords, double depth = -1);
-  // R R with R random words; the target is the second copy.
-  DemoExample induction(int64_t length);
+  // [random prefix of 0..maxPrefix words] R R with R random words; the target is the second copy.
+  DemoExample induction(int64_t length, int64_t maxPrefix = 0);
   std::string filler(int64_t words);  // simple sentences, for haystacks
+  void setDistractor(bool on) { m_distractor = on; }  // a second code for another name
 
  private:
   std::string pick(const std::vector<std::string>& from);
   std::mt19937_64 m_rng;
+  bool m_distractor = false;
 };
 
 // Returns the demo model folder, training it first when it is missing or does not load.
