@@ -164,7 +164,10 @@ int main(int argc, char** argv) {
   HookedTransformer m = gpt2Like(s);
   if (only.empty() || only == "hooks") benchHooks(m, s.tokens);
   if (only.empty() || only == "click") benchClick(m, s.tokens);
-  if (only.empty() || only == "patching") benchPatching(m, s.tokens);
+  if (only.empty() || only == "patching") {
+    benchPatching(m, quick ? 8 : 16);  // IOI-length prompt (Wang et al.'s prompts are ~15 tokens)
+    benchPatching(m, s.tokens);
+  }
   if (only.empty() || only == "hdf5") benchHdf5(m, quick ? 32 : 256);
   return 0;
 }
