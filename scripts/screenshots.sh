@@ -14,4 +14,5 @@ M=$SHARED/models/stories260k/stories260K.bin
 P="Once upon a time, there was a little girl named Lily. She loved to play outside"
 shot window_stories260k --model "$M" --prompt "$P" --select 4.2
 shot window_head_ablated --model "$M" --prompt "$P" --ablate 4.1,4.5 --select 4.1
+shot window_probe_sinks --model "$M" --prompt "$P" --select 4.0 --probe sinks
 echo "screenshots in $OUT"

@@ -5,6 +5,7 @@
 
 #include "headlab/core/startup.h"
 #include "headlab/views/head_grid_model.h"
+#include "headlab/views/probe_panel.h"
 #include "main_window.h"
 #include "session_controller.h"
 
@@ -22,7 +23,8 @@ int main(int argc, char** argv) {
   QCommandLineOption screenshot("screenshot", "Save a screenshot of the window to F and quit.", "F");
   QCommandLineOption ablate("ablate", "Ablate heads once the prompt has run, e.g. 4.1,3.0 (layer.head).", "L.H,...");
   QCommandLineOption select("select", "Select a head once the prompt has run, e.g. 4.1.", "L.H");
-  parser.addOptions({model, prompt, screenshot, ablate, select});
+  QCommandLineOption probe("probe", "Run a probe (default parameters) once the prompt has run.", "P");
+  parser.addOptions({model, prompt, screenshot, ablate, select, probe});
   parser.process(app);
 
   headlab::app::MainWindow window;
@@ -33,16 +35,20 @@ int main(int argc, char** argv) {
       p = "the big dog sees the cat . the secret code of anna is 4 7 2 . a cat is red and old . question : the secret code of anna is";
     window.openModel(parser.value(model), p);
   }
-  if (parser.isSet(ablate) || parser.isSet(select)) {
+  if (parser.isSet(ablate) || parser.isSet(select) || parser.isSet(probe)) {
     // Scripted set-up for screenshots and demos: applied once the first prompt has run.
-    const QString ablations = parser.value(ablate), selection = parser.value(select);
+    const QString ablations = parser.value(ablate), selection = parser.value(select), probeName = parser.value(probe);
     auto* once = new QMetaObject::Connection;
-    *once = QObject::connect(window.session(), &headlab::app::SessionController::promptReady, &window, [&window, ablations, selection, once] {
+    *once = QObject::connect(window.session(), &headlab::app::SessionController::promptReady, &window, [&window, ablations, selection, probeName, once] {
       QObject::disconnect(*once);
       delete once;
       for (const QString& spec : ablations.split(',', Qt::SkipEmptyParts))
         window.headGrid()->toggleAblation(spec.section('.', 0, 0).toInt(), spec.section('.', 1, 1).toInt());
       if (!selection.isEmpty()) window.selectHead(selection.section('.', 0, 0).toInt(), selection.section('.', 1, 1).toInt());
+      if (!probeName.isEmpty()) {
+        window.probePanel()->selectProbe(probeName);
+        emit window.probePanel()->runRequested(probeName, window.probePanel()->paramsText());
+      }
     });
   }
   if (parser.isSet(screenshot)) {

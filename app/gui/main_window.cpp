@@ -36,6 +36,7 @@
 #include "headlab/views/head_grid_model.h"
 #include "headlab/views/heatmap_view.h"
 #include "headlab/views/logits_panel.h"
+#include "headlab/views/probe_panel.h"
 #include "headlab/views/token_strip.h"
 #include "session_controller.h"
 
@@ -83,7 +84,8 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent), m_session(new Ses
   addDock("headGridDock", tr("Heads"), m_gridView, Qt::RightDockWidgetArea);
   m_logits = new views::LogitsPanel;
   addDock("logitsDock", tr("Logits"), m_logits, Qt::RightDockWidgetArea);
-  addDock("probeDock", tr("Probes"), emptyState(tr("Probes (sinks, retrieval, induction) will run here.")), Qt::BottomDockWidgetArea);
+  m_probes = new views::ProbePanel;
+  addDock("probeDock", tr("Probes"), m_probes, Qt::BottomDockWidgetArea);
 
   buildToolbar();
   buildMenus();
@@ -112,6 +114,39 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent), m_session(new Ses
   });
   connect(m_heatmap, &views::HeatmapView::cellClicked, this, [this](int row, int) { m_tokens->selectPosition(row); });
   connect(m_logits, &views::LogitsPanel::targetChanged, m_session, &SessionController::setTarget);
+  connect(m_probes, &views::ProbePanel::runRequested, this, [this](const QString& name, const QString& params) {
+    m_probes->setRunning(true);
+    m_session->runProbe(name, params);
+  });
+  connect(m_probes, &views::ProbePanel::cancelRequested, m_session, &SessionController::cancel);
+  connect(m_session, &SessionController::probesListed, m_probes, &views::ProbePanel::setProbes);
+  connect(m_session, &SessionController::probeProgress, m_probes, &views::ProbePanel::setProgress);
+  connect(m_session, &SessionController::probeCancelled, this, [this] {
+    m_probes->setRunning(false);
+    m_probes->setProgress(0, tr("cancelled"));
+    statusBar()->showMessage(tr("probe cancelled"));
+  });
+  connect(m_session, &SessionController::probeFinished, this,
+          [this](const QString& name, const views::HeadScores& grid, const QString& summary, const QString&) {
+            m_probes->setRunning(false);
+            m_probes->setResult(grid, summary);
+            if (grid.layers != m_layers || grid.heads != m_heads) return;
+            // The result colours the head grid and stays selectable in the colour menu.
+            int index = -1;
+            for (size_t i = 0; i < m_probeScores.size(); ++i)
+              if (m_probeScores[i].name == grid.name) index = static_cast<int>(i);
+            if (index < 0) {
+              m_probeScores.push_back(grid);
+              m_score->addItem(grid.name);
+              index = static_cast<int>(m_probeScores.size()) - 1;
+            } else {
+              m_probeScores[index] = grid;
+            }
+            m_score->setCurrentIndex(2 + index);
+            applyScoreChoice();
+            statusBar()->showMessage(tr("%1 finished: %2").arg(name, summary));
+          });
+  m_session->listProbes();
 
   auto shortcut = [this](QKeySequence k, int dl, int dh) {
     connect(new QShortcut(k, this), &QShortcut::activated, this, [this, dl, dh] {
@@ -230,6 +265,7 @@ void MainWindow::connectSession() {
   });
   connect(m_session, &SessionController::failed, this, [this](const QString& msg) {
     statusBar()->showMessage(tr("error: %1").arg(msg));
+    if (m_probes->running()) m_probes->setRunning(false), m_probes->setProgress(0, tr("error: %1").arg(msg));
   });
   connect(m_session, &SessionController::busyChanged, this, [this](bool busy, const QString& stage) {
     if (busy) statusBar()->showMessage(stage + "…");
@@ -288,6 +324,8 @@ void MainWindow::showModel(const views::ModelSummary& s) {
   m_layers = s.layers, m_heads = s.heads;
   m_layer = m_head = 0;
   m_gridModel->setShape(s.layers, s.heads);
+  m_probeScores.clear();  // probe colourings belong to the previous model
+  while (m_score->count() > 2) m_score->removeItem(m_score->count() - 1);
   m_modelTree->clear();
   auto* cfg = new QTreeWidgetItem(m_modelTree, {tr("config"), s.format});
   const QStringList lines = s.configJson.split('\n');
@@ -372,7 +410,8 @@ void MainWindow::pushEdits() {
 }
 
 void MainWindow::applyScoreChoice() {
-  const views::HeadScores& s = m_score->currentIndex() == 0 ? m_firstToken : m_entropy;
+  const int i = m_score->currentIndex();
+  const views::HeadScores& s = i == 0 ? m_firstToken : i == 1 ? m_entropy : m_probeScores.at(static_cast<size_t>(i - 2));
   if (s.layers == m_layers && s.heads == m_heads) m_gridModel->setScores(s);
 }
 

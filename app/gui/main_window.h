@@ -21,6 +21,7 @@ namespace headlab::views {
 class HeadGridModel;
 class HeatmapView;
 class LogitsPanel;
+class ProbePanel;
 class TokenStrip;
 }
 
@@ -48,6 +49,7 @@ class MainWindow : public QMainWindow {
   QTableView* headGridView() const { return m_gridView; }
   views::LogitsPanel* logits() const { return m_logits; }
   views::TokenStrip* tokenStrip() const { return m_tokens; }
+  views::ProbePanel* probePanel() const { return m_probes; }
   QLabel* runtimeLabel() const { return m_runtime; }
   SessionController* session() const { return m_session; }
   const std::vector<views::HeatmapData>& layerPatterns() const { return m_layerPatterns; }
@@ -84,6 +86,8 @@ class MainWindow : public QMainWindow {
   QTableView* m_gridView = nullptr;
   views::LogitsPanel* m_logits = nullptr;
   views::TokenStrip* m_tokens = nullptr;
+  views::ProbePanel* m_probes = nullptr;
+  std::vector<views::HeadScores> m_probeScores;  // extra colourings, after the two built-in ones
   QLineEdit* m_prompt = nullptr;
   QTreeWidget* m_modelTree = nullptr;
   QLabel* m_runtime = nullptr;

@@ -17,6 +17,7 @@
 #include "headlab/core/errors.h"
 #include "headlab/core/incremental_runner.h"
 #include "headlab/core/model_loader.h"
+#include "headlab/plugins/probe_plugin.h"
 
 namespace headlab::app {
 
@@ -226,6 +227,62 @@ void SessionController::setTarget(const QString& token) {
       }
     }
     if (!w.runner->tokens().empty()) emitPredictions(w.runner->lastStartLayer(), 0);
+  });
+}
+
+void SessionController::listProbes() {
+  post([this] {
+    std::vector<views::ProbeInfo> out;
+    auto& reg = plugins::ProbeRegistry::instance();
+    for (const auto& name : reg.names()) {
+      auto p = reg.create(name);
+      nlohmann::json defaults = nlohmann::json::object();
+      for (const auto& param : p->parameters()) defaults[param.name] = param.defaultValue;
+      out.push_back({q(name), q(p->description()), q(defaults.dump(1))});
+    }
+    QMetaObject::invokeMethod(this, [this, out] { emit probesListed(out); }, Qt::QueuedConnection);
+  });
+}
+
+void SessionController::runProbe(const QString& name, const QString& paramsJson) {
+  m_cancel = false;
+  post([this, name, paramsJson] {
+    auto& w = *m_worker;
+    if (!w.loaded.model) throw InputError("open a model first");
+    nlohmann::json params;
+    try {
+      params = nlohmann::json::parse(paramsJson.toStdString());
+    } catch (const nlohmann::json::exception&) {
+      throw InputError("probe parameters are not valid JSON");
+    }
+    auto probe = plugins::ProbeRegistry::instance().create(name.toStdString());
+    plugins::ProbeContext ctx{*w.loaded.model, w.loaded.tokenizer.get(), params, [this](double f, const std::string& stage) {
+                                const QString text = QString::fromStdString(stage);
+                                QMetaObject::invokeMethod(this, [this, f, text] { emit probeProgress(f, text); }, Qt::QueuedConnection);
+                                return !m_cancel.load();
+                              }};
+    nlohmann::json r;
+    try {
+      r = probe->run(ctx);
+    } catch (const CancelledError&) {
+      QMetaObject::invokeMethod(this, [this] { emit probeCancelled(); }, Qt::QueuedConnection);
+      return;
+    }
+    views::HeadScores grid;
+    if (r.contains("grid")) {
+      const auto& g = r["grid"];
+      grid.layers = g["layers"], grid.heads = g["heads"];
+      grid.name = q(name.toStdString() + ": " + g["name"].get<std::string>());
+      for (const auto& v : g["values"]) grid.values.push_back(v.get<float>());
+    }
+    QString summary;
+    if (r.contains("sink_1")) summary = QString("Sink_1 = %1% of heads").arg(r["sink_1"].get<double>(), 0, 'f', 1);
+    if (r.contains("best")) summary = QString("best induction head L%1H%2 (%3)").arg(r["best"]["induction"]["layer"].get<int>())
+                                          .arg(r["best"]["induction"]["head"].get<int>()).arg(r["best"]["induction"]["score"].get<double>(), 0, 'f', 3);
+    if (r.contains("niah_accuracy")) summary = QString("NIAH accuracy %1, %2 retrieval heads").arg(r["niah_accuracy"].get<double>(), 0, 'f', 2)
+                                                   .arg(r["retrieval_heads"].get<int64_t>());
+    const QString json = q(r.dump());
+    QMetaObject::invokeMethod(this, [this, name, grid, summary, json] { emit probeFinished(name, grid, summary, json); }, Qt::QueuedConnection);
   });
 }
 

@@ -8,6 +8,7 @@
 #include <memory>
 #include <vector>
 
+#include "headlab/views/probe_panel.h"
 #include "headlab/views/view_data.h"
 
 namespace headlab::app {
@@ -23,6 +24,10 @@ class SessionController : public QObject {
   void setEdits(const std::vector<views::HeadEdit>& edits);
   void selectLayer(int layer);
   void setTarget(const QString& token);
+  // Lists the probes of the registry (answers with probesListed).
+  void listProbes();
+  // Runs a probe on the open model; progress, then probeFinished / probeCancelled / failed.
+  void runProbe(const QString& name, const QString& paramsJson);
   // Asks long work (the demo model's first training) to stop; it reports failed("cancelled").
   void cancel() { m_cancel = true; }
   // Blocks the caller until the worker has drained its queue (tests and shutdown only).
@@ -33,6 +38,11 @@ class SessionController : public QObject {
   void modelOpened(const headlab::views::ModelSummary& summary);
   void failed(const QString& message);
   void busyChanged(bool busy, const QString& stage);
+  void probesListed(const std::vector<headlab::views::ProbeInfo>& probes);
+  void probeProgress(double fraction, const QString& stage);
+  // grid: the probe's per-head result; json: the whole result, as the CLI prints it.
+  void probeFinished(const QString& name, const headlab::views::HeadScores& grid, const QString& summary, const QString& json);
+  void probeCancelled();
   // Progress of long work in [0, 1] with its stage text (the demo model's training).
   void progress(double fraction, const QString& stage);
   void promptReady(const QStringList& pieces, const QVector<int>& ids);

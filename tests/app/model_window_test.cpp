@@ -8,7 +8,14 @@
 #include <QLabel>
 #include <QLineEdit>
 #include <QTableView>
+#include <QComboBox>
+#include <QPushButton>
+#include <QElapsedTimer>
+#include <QSignalSpy>
+#include <QTableWidget>
 #include <QTest>
+#include <QTimer>
+#include <nlohmann/json.hpp>
 #include <QStatusBar>
 #include <QToolBar>
 
@@ -16,6 +23,7 @@
 #include "headlab/views/head_grid_model.h"
 #include "headlab/views/heatmap_view.h"
 #include "headlab/views/logits_panel.h"
+#include "headlab/views/probe_panel.h"
 #include "headlab/views/token_strip.h"
 #include "main_window.h"
 #include "session_controller.h"
@@ -113,6 +121,53 @@ TEST_F(ModelWindowTest, TargetTokenIsFollowed) {
 TEST_F(ModelWindowTest, EmptyPromptIsAClearStatusMessage) {
   window.runPrompt("");
   EXPECT_TRUE(window.statusBar()->currentMessage().contains("empty prompt"));
+}
+
+}  // namespace headlab::app
+
+namespace headlab::app {
+
+TEST_F(ModelWindowTest, SinksProbeFromThePanelColoursTheGridWithItsResult) {
+  views::ProbePanel* panel = window.probePanel();
+  ASSERT_TRUE(QTest::qWaitFor([&] { return panel->currentProbe() == "sinks" || panel->findChild<QComboBox*>("probeCombo")->count() > 0; }, 5000));
+  panel->selectProbe("sinks");
+  QSignalSpy done(window.session(), &SessionController::probeFinished);
+  QTest::mouseClick(panel->runButton(), Qt::LeftButton);
+  ASSERT_TRUE(QTest::qWaitFor([&] { return done.count() == 1; }, 30000));
+  nlohmann::json result = nlohmann::json::parse(done[0][3].toString().toStdString());
+  EXPECT_EQ(result["params"]["eps"], 0.3);
+  const auto& values = result["grid"]["values"];
+  for (int l = 0; l < 5; ++l)
+    for (int h = 0; h < 8; ++h)
+      EXPECT_FLOAT_EQ(window.headGrid()->data(window.headGrid()->index(l, h), Qt::UserRole).toFloat(), values[l * 8 + h].get<float>())
+          << "L" << l << "H" << h;
+  EXPECT_EQ(panel->table()->rowCount(), 40);
+  EXPECT_TRUE(panel->tableAsTsv().startsWith("layer\thead\tscore\n"));
+  EXPECT_FALSE(panel->running());
+}
+
+TEST_F(ModelWindowTest, CancellingALongRetrievalRunKeepsTheWindowResponsive) {
+  views::ProbePanel* panel = window.probePanel();
+  ASSERT_TRUE(QTest::qWaitFor([&] { return panel->findChild<QComboBox*>("probeCombo")->count() > 0; }, 5000));
+  panel->selectProbe("retrieval");
+  panel->setParamsText(R"({"lengths": [300, 400, 480], "depths": [0, 25, 50, 75, 100], "max_new_tokens": 30})");
+  QSignalSpy progress(window.session(), &SessionController::probeProgress);
+  QSignalSpy cancelled(window.session(), &SessionController::probeCancelled);
+  QTest::mouseClick(panel->runButton(), Qt::LeftButton);
+  ASSERT_TRUE(QTest::qWaitFor([&] { return progress.count() >= 2; }, 20000)) << "the run started";
+  // The GUI thread stays free while the worker decodes: a zero timer fires promptly.
+  QElapsedTimer t;
+  t.start();
+  bool fired = false;
+  QTimer::singleShot(0, [&] { fired = true; });
+  ASSERT_TRUE(QTest::qWaitFor([&] { return fired; }, 1000));
+  EXPECT_LT(t.elapsed(), 200);
+  QElapsedTimer c;
+  c.start();
+  QTest::mouseClick(panel->cancelButton(), Qt::LeftButton);
+  ASSERT_TRUE(QTest::qWaitFor([&] { return cancelled.count() == 1; }, 5000));
+  EXPECT_LT(c.elapsed(), 1000) << "cancel stops the probe within a second";
+  EXPECT_FALSE(panel->running());
 }
 
 }  // namespace headlab::app

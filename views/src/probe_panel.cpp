@@ -1,0 +1,136 @@
+#include "headlab/views/probe_panel.h"
+
+#include <QApplication>
+#include <QClipboard>
+#include <QComboBox>
+#include <QHBoxLayout>
+#include <QHeaderView>
+#include <QLabel>
+#include <QPlainTextEdit>
+#include <QProgressBar>
+#include <QPushButton>
+#include <QTableWidget>
+#include <QVBoxLayout>
+#include <cmath>
+
+namespace headlab::views {
+
+namespace {
+// Numbers sort as numbers in the table.
+class NumberItem : public QTableWidgetItem {
+ public:
+  explicit NumberItem(double v, int digits = 4) : QTableWidgetItem(QString::number(v, 'f', digits)), m_v(v) {}
+  bool operator<(const QTableWidgetItem& o) const override {
+    auto* n = dynamic_cast<const NumberItem*>(&o);
+    return n ? m_v < n->m_v : QTableWidgetItem::operator<(o);
+  }
+
+ private:
+  double m_v;
+};
+}  // namespace
+
+ProbePanel::ProbePanel(QWidget* parent)
+    : QWidget(parent), m_combo(new QComboBox), m_description(new QLabel), m_params(new QPlainTextEdit), m_run(new QPushButton(tr("Run"))),
+      m_cancel(new QPushButton(tr("Cancel"))), m_copy(new QPushButton(tr("Copy TSV"))), m_bar(new QProgressBar), m_stage(new QLabel),
+      m_summary(new QLabel), m_table(new QTableWidget(0, 3)) {
+  m_combo->setObjectName("probeCombo");
+  m_run->setObjectName("probeRun");
+  m_cancel->setObjectName("probeCancel");
+  m_description->setWordWrap(true);
+  m_summary->setWordWrap(true);
+  m_params->setMaximumHeight(90);
+  m_params->setToolTip(tr("Parameters as JSON; defaults filled in"));
+  m_bar->setRange(0, 1000);
+  m_table->setHorizontalHeaderLabels({tr("layer"), tr("head"), tr("score")});
+  m_table->horizontalHeader()->setSectionResizeMode(QHeaderView::Stretch);
+  m_table->verticalHeader()->hide();
+  m_table->setSortingEnabled(true);
+  m_table->setEditTriggers(QAbstractItemView::NoEditTriggers);
+  auto* left = new QVBoxLayout;
+  auto* top = new QHBoxLayout;
+  top->addWidget(m_combo, 1);
+  top->addWidget(m_run);
+  top->addWidget(m_cancel);
+  left->addLayout(top);
+  left->addWidget(m_description);
+  left->addWidget(m_params);
+  left->addWidget(m_bar);
+  left->addWidget(m_stage);
+  left->addWidget(m_summary);
+  auto* right = new QVBoxLayout;
+  right->addWidget(m_table);
+  right->addWidget(m_copy);
+  auto* layout = new QHBoxLayout(this);
+  layout->addLayout(left, 1);
+  layout->addLayout(right, 1);
+  m_cancel->setEnabled(false);
+  connect(m_combo, &QComboBox::currentIndexChanged, this, [this](int i) {
+    if (i < 0 || i >= static_cast<int>(m_probes.size())) return;
+    m_description->setText(m_probes[i].description);
+    m_params->setPlainText(m_probes[i].defaultParams);
+  });
+  connect(m_run, &QPushButton::clicked, this, [this] { emit runRequested(currentProbe(), paramsText()); });
+  connect(m_cancel, &QPushButton::clicked, this, [this] {
+    m_stage->setText(tr("cancelling…"));
+    emit cancelRequested();
+  });
+  connect(m_copy, &QPushButton::clicked, this, [this] { QApplication::clipboard()->setText(tableAsTsv()); });
+}
+
+void ProbePanel::setProbes(const std::vector<ProbeInfo>& probes) {
+  m_probes = probes;
+  QSignalBlocker b(m_combo);
+  m_combo->clear();
+  for (const auto& p : probes) m_combo->addItem(p.name);
+  if (!probes.empty()) {
+    m_combo->setCurrentIndex(0);
+    m_description->setText(probes[0].description);
+    m_params->setPlainText(probes[0].defaultParams);
+  }
+}
+
+void ProbePanel::selectProbe(const QString& name) { m_combo->setCurrentText(name); }
+QString ProbePanel::currentProbe() const { return m_combo->currentText(); }
+QString ProbePanel::paramsText() const { return m_params->toPlainText(); }
+void ProbePanel::setParamsText(const QString& json) { m_params->setPlainText(json); }
+
+void ProbePanel::setRunning(bool running) {
+  m_running = running;
+  m_run->setEnabled(!running);
+  m_cancel->setEnabled(running);
+  if (running) m_bar->setValue(0), m_stage->setText(tr("starting…"));
+}
+
+void ProbePanel::setProgress(double fraction, const QString& stage) {
+  m_bar->setValue(static_cast<int>(fraction * 1000));
+  m_stage->setText(stage);
+}
+
+void ProbePanel::setResult(const HeadScores& s, const QString& summary) {
+  m_summary->setText(summary);
+  m_table->setSortingEnabled(false);
+  m_table->setRowCount(0);
+  for (int l = 0; l < s.layers; ++l)
+    for (int h = 0; h < s.heads; ++h) {
+      const float v = s.values[static_cast<size_t>(l) * s.heads + h];
+      if (!std::isfinite(v)) continue;
+      const int r = m_table->rowCount();
+      m_table->insertRow(r);
+      m_table->setItem(r, 0, new NumberItem(l, 0));
+      m_table->setItem(r, 1, new NumberItem(h, 0));
+      m_table->setItem(r, 2, new NumberItem(v));
+    }
+  m_table->setSortingEnabled(true);
+  m_table->sortItems(2, Qt::DescendingOrder);
+  m_bar->setValue(1000);
+}
+
+QString ProbePanel::tableAsTsv() const {
+  QString out = "layer\thead\tscore\n";
+  for (int r = 0; r < m_table->rowCount(); ++r)
+    out += m_table->item(r, 0)->text() + "\t" + m_table->item(r, 1)->text() + "\t" + m_table->item(r, 2)->text() + "\n";
+  return out;
+}
+
+}  // namespace headlab::views
