@@ -61,7 +61,7 @@ class RetrievalProbe : public Probe {
            "ROUGE-1 recall > 0.5 gate; score in [0, 1], > 0.1 = retrieval head. Optional masking of the top-K vs K random heads.";
   }
   std::vector<ProbeParameter> parameters() const override {
-    return {{"lengths", nlohmann::json::array({256, 512}), "context lengths in tokens"},
+    return {{"lengths", nlohmann::json::array({128, 256}), "context lengths in tokens"},
             {"depths", nlohmann::json::array({0, 25, 50, 75, 100}), "needle depth in percent"},
             {"needles", nlohmann::json::array({{{"needle", " The secret ingredient of the lighthouse soup is purple basil."},
                                                 {"question", "What is the secret ingredient of the lighthouse soup?"},

@@ -53,7 +53,7 @@ err=$("$CLI" patch "${P[@]}" --corrupted "Tim had a ball" --sweep heads 2>&1 >/d
 [ $rc -ne 0 ] && [[ "$err" == *"patching needs equal lengths"* ]] && echo "ok   mismatched lengths" || { echo "FAIL mismatched lengths: $err"; fail=1; }
 
 # probe: every built-in probe runs on stories260K and prints JSON with its parameters.
-for probe in sinks hidden-sinks massive streaming induction; do
+for probe in sinks hidden-sinks massive streaming induction retrieval; do
   "$CLI" probe $probe --model "$M/stories260K.gguf" --json 2>/dev/null > "${TMPDIR:-/tmp}/probe_$$.json" || { echo "FAIL probe $probe exited non-zero"; fail=1; continue; }
   /usr/bin/python3 - "${TMPDIR:-/tmp}/probe_$$.json" $probe <<'PY' || fail=1
 import json, math, sys
@@ -65,6 +65,8 @@ if "grid" in j:
 if name == "sinks":
     assert j["params"]["eps"] == 0.3 and j["params"]["max_tokens"] == 64
     assert 0 < max(j["grid"]["values"]) <= 1 and len(j["sink_k"]) == 64, len(j["sink_k"])
+if name == "retrieval":
+    assert j["tests"] == 10 and 0 <= j["niah_accuracy"] <= 1 and j["params"]["head_threshold"] == 0.1
 if name == "induction":
     assert len(j["previous_token"]["values"]) == 40 and "best" in j
 print(f"ok   probe {name}")
