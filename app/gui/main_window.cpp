@@ -12,6 +12,10 @@
 #include <QGuiApplication>
 #include <QHeaderView>
 #include <QInputDialog>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QSaveFile>
 #include <QLabel>
 #include <QLineEdit>
 #include <QMenuBar>
@@ -127,7 +131,8 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent), m_session(new Ses
     statusBar()->showMessage(tr("probe cancelled"));
   });
   connect(m_session, &SessionController::probeFinished, this,
-          [this](const QString& name, const views::HeadScores& grid, const QString& summary, const QString&) {
+          [this](const QString& name, const views::HeadScores& grid, const QString& summary, const QString& json) {
+            m_lastProbeJson = json;
             m_probes->setRunning(false);
             m_probes->setResult(grid, summary);
             if (grid.layers != m_layers || grid.heads != m_heads) return;
@@ -242,6 +247,26 @@ void MainWindow::buildMenus() {
   m_recentMenu = file->addMenu(tr("Open &recent"));
   refreshRecentMenu();
   file->addAction(tr("&Export heatmap…"), this, [this] { exportHeatmap(); });
+  file->addAction(tr("Export HDF5 &trace…"), this, [this] {
+    QString hooks = QInputDialog::getText(this, tr("Export trace"), tr("hooks (globs, comma-separated):"), QLineEdit::Normal,
+                                          "blocks.*.attn.hook_pattern");
+    if (hooks.isEmpty()) return;
+    m_session->estimateTrace(hooks);  // the estimate shows in the status bar while the dialog is open
+    QString path = QFileDialog::getSaveFileName(this, tr("Export trace"), "trace.h5", tr("HDF5 (*.h5)"));
+    if (!path.isEmpty()) exportTrace(path, hooks, QFile::exists(path));  // the dialog already asked to overwrite
+  });
+  file->addAction(tr("Export probe result as &JSON…"), this, [this] {
+    QString path = QFileDialog::getSaveFileName(this, tr("Export probe result"), "result.json", tr("JSON (*.json)"));
+    if (!path.isEmpty()) exportProbeResult(path);
+  });
+  file->addAction(tr("&Save session…"), QKeySequence::Save, this, [this] {
+    QString path = QFileDialog::getSaveFileName(this, tr("Save session"), "session.headlab.json", tr("Sessions (*.json)"));
+    if (!path.isEmpty()) saveSession(path);
+  });
+  file->addAction(tr("Open sess&ion…"), this, [this] {
+    QString path = QFileDialog::getOpenFileName(this, tr("Open session"), {}, tr("Sessions (*.json)"));
+    if (!path.isEmpty()) openSession(path);
+  });
   file->addSeparator();
   file->addAction(tr("&Quit"), QKeySequence::Quit, this, &QWidget::close);
   auto* viewMenu = menuBar()->addMenu(tr("&View"));
@@ -288,6 +313,22 @@ void MainWindow::connectSession() {
   connect(m_session, &SessionController::promptReady, this, [this](const QStringList& pieces, const QVector<int>& ids) {
     m_tokens->setTokens(pieces, ids);
     statusBar()->showMessage(tr("%1 tokens").arg(pieces.size()));
+    if (!m_pendingEdits.empty() || m_pendingLayer >= 0) {
+      std::vector<views::HeadState> states(static_cast<size_t>(m_layers * m_heads));
+      for (const auto& e : m_pendingEdits)
+        if (e.layer < m_layers && e.head < m_heads) states[static_cast<size_t>(e.layer * m_heads + e.head)] = e.state;
+      m_gridModel->setStates(states);
+      m_pendingEdits.clear();
+      pushEdits();
+      if (m_pendingLayer >= 0) selectHead(m_pendingLayer, m_pendingHead);
+      m_pendingLayer = m_pendingHead = -1;
+    }
+  });
+  connect(m_session, &SessionController::traceExported, this, [this](const QString& path, qint64 bytes) {
+    statusBar()->showMessage(tr("trace written: %1 (%2 MB)").arg(path).arg(bytes / 1e6, 0, 'f', 2));
+  });
+  connect(m_session, &SessionController::captureEstimate, this, [this](qint64 bytes, int hooks) {
+    m_recompute->setText(tr("capture of %1 hooks ≈ %2 MB").arg(hooks).arg(bytes / 1e6, 0, 'f', 2));
   });
   connect(m_session, &SessionController::headScoresReady, this, [this](const views::HeadScores& f, const views::HeadScores& e) {
     m_firstToken = f, m_entropy = e;
@@ -307,6 +348,7 @@ void MainWindow::connectSession() {
 
 void MainWindow::openModel(const QString& spec, const QString& prompt) {
   m_pendingPrompt = prompt;
+  m_modelSpec = spec;
   m_session->openModel(spec);
   addRecent(spec);
 }
@@ -440,6 +482,85 @@ void MainWindow::exportHeatmap() {
   int w = size.section('x', 0, 0).toInt(), h = size.section('x', 1, 1).toInt();
   if (w <= 0 || h <= 0) return statusBar()->showMessage(tr("error: size must look like 800x700"));
   statusBar()->showMessage(m_heatmap->exportTo(path, w, h) ? tr("exported %1").arg(path) : tr("error: cannot write %1").arg(path));
+}
+
+QString MainWindow::sessionJson() const {
+  QJsonArray edits;
+  for (int l = 0; l < m_layers; ++l)
+    for (int h = 0; h < m_heads; ++h) {
+      const auto& st = m_gridModel->state(l, h);
+      if (st.edited())
+        edits.append(QJsonObject{{"layer", l}, {"head", h}, {"ablation", views::ablationName(st.ablation)}, {"alpha", st.alpha}});
+    }
+  QJsonObject o{{"schema", "headlab.session"},
+                {"schema_version", 1},
+                {"model", m_modelSpec},
+                {"prompt", m_prompt->text()},
+                {"edits", edits},
+                {"ablation_kind", views::ablationName(m_gridModel->ablationKind())},
+                {"selected", QJsonObject{{"layer", m_layer}, {"head", m_head}}},
+                {"probe", QJsonObject{{"name", m_probes->currentProbe()}, {"params", m_probes->paramsText()}}},
+                {"log_scale", m_log->isChecked()}};
+  return QString::fromUtf8(QJsonDocument(o).toJson());
+}
+
+bool MainWindow::saveSession(const QString& path) {
+  QSaveFile f(path);  // atomic: a failed save never leaves half a session
+  if (!f.open(QIODevice::WriteOnly) || f.write(sessionJson().toUtf8()) < 0 || !f.commit()) {
+    statusBar()->showMessage(tr("error: cannot write session %1").arg(path));
+    return false;
+  }
+  statusBar()->showMessage(tr("session saved: %1").arg(path));
+  return true;
+}
+
+void MainWindow::openSession(const QString& path) {
+  QFile f(path);
+  if (!f.open(QIODevice::ReadOnly)) return statusBar()->showMessage(tr("error: cannot open session %1").arg(path));
+  QJsonParseError err;
+  QJsonObject o = QJsonDocument::fromJson(f.readAll(), &err).object();
+  if (err.error != QJsonParseError::NoError || o.value("schema").toString() != "headlab.session")
+    return statusBar()->showMessage(tr("error: %1 is not a HeadLab session").arg(path));
+  auto kindOf = [](const QString& s) {
+    return s == "zero" ? views::AblationKind::Zero : s == "mean" ? views::AblationKind::Mean
+           : s == "uniform" ? views::AblationKind::Uniform : views::AblationKind::None;
+  };
+  m_pendingEdits.clear();
+  for (const auto& v : o.value("edits").toArray()) {
+    QJsonObject e = v.toObject();
+    views::HeadEdit edit{e.value("layer").toInt(), e.value("head").toInt(), {}};
+    edit.state.ablation = kindOf(e.value("ablation").toString());
+    edit.state.alpha = static_cast<float>(e.value("alpha").toDouble(1.0));
+    m_pendingEdits.push_back(edit);
+  }
+  const QString kind = o.value("ablation_kind").toString();
+  for (int i = 0; i < m_kind->count(); ++i)
+    if (views::ablationName(static_cast<views::AblationKind>(m_kind->itemData(i).toInt())) == kind) m_kind->setCurrentIndex(i);
+  m_pendingLayer = o.value("selected").toObject().value("layer").toInt(-1);
+  m_pendingHead = o.value("selected").toObject().value("head").toInt(-1);
+  m_log->setChecked(o.value("log_scale").toBool());
+  QJsonObject probe = o.value("probe").toObject();
+  if (!probe.value("name").toString().isEmpty()) {
+    m_probes->selectProbe(probe.value("name").toString());
+    m_probes->setParamsText(probe.value("params").toString());
+  }
+  openModel(o.value("model").toString(), o.value("prompt").toString());
+}
+
+bool MainWindow::exportProbeResult(const QString& path) {
+  if (m_lastProbeJson.isEmpty()) {
+    statusBar()->showMessage(tr("error: run a probe first"));
+    return false;
+  }
+  QSaveFile f(path);
+  const bool ok = f.open(QIODevice::WriteOnly) && f.write(m_lastProbeJson.toUtf8()) >= 0 && f.commit();
+  statusBar()->showMessage(ok ? tr("result written: %1").arg(path) : tr("error: cannot write %1").arg(path));
+  return ok;
+}
+
+void MainWindow::exportTrace(const QString& path, const QString& hooksGlob, bool force) {
+  statusBar()->showMessage(tr("writing trace %1…").arg(path));
+  m_session->exportTrace(path, hooksGlob, force);
 }
 
 void MainWindow::dragEnterEvent(QDragEnterEvent* e) {

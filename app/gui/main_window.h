@@ -40,6 +40,13 @@ class MainWindow : public QMainWindow {
   void openModel(const QString& spec, const QString& prompt = {});
   void runPrompt(const QString& prompt);
   void selectHead(int layer, int head);
+  // Sessions: model, prompt, interventions, selection and probe settings as JSON.
+  bool saveSession(const QString& path);
+  void openSession(const QString& path);
+  QString sessionJson() const;
+  void exportTrace(const QString& path, const QString& hooksGlob, bool force = false);
+  // Writes the last probe result as JSON (atomically). Returns false when there is none or on failure.
+  bool exportProbeResult(const QString& path);
   int currentLayer() const { return m_layer; }
   int currentHead() const { return m_head; }
 
@@ -104,6 +111,10 @@ class MainWindow : public QMainWindow {
   views::HeadScores m_firstToken, m_entropy;
   QString m_pendingPrompt;
   int m_lastFrom = -1;
+  QString m_modelSpec;
+  QString m_lastProbeJson;  // the last probe result, as the CLI prints it
+  std::vector<views::HeadEdit> m_pendingEdits;  // a reopened session's edits, applied once its prompt has run
+  int m_pendingLayer = -1, m_pendingHead = -1;
 };
 
 }  // namespace headlab::app

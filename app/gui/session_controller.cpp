@@ -17,6 +17,7 @@
 #include "headlab/core/errors.h"
 #include "headlab/core/incremental_runner.h"
 #include "headlab/core/model_loader.h"
+#include "headlab/core/trace.h"
 #include "headlab/plugins/probe_plugin.h"
 
 namespace headlab::app {
@@ -283,6 +284,53 @@ void SessionController::runProbe(const QString& name, const QString& paramsJson)
                                                    .arg(r["retrieval_heads"].get<int64_t>());
     const QString json = q(r.dump());
     QMetaObject::invokeMethod(this, [this, name, grid, summary, json] { emit probeFinished(name, grid, summary, json); }, Qt::QueuedConnection);
+  });
+}
+
+namespace {
+std::vector<std::string> matchHooks(const HookRegistry& hooks, const QString& globs) {
+  std::vector<std::string> out;
+  for (const QString& g : globs.split(',', Qt::SkipEmptyParts))
+    for (auto& h : hooks.match(g.trimmed().toStdString())) out.push_back(h);
+  return out;
+}
+}  // namespace
+
+void SessionController::estimateTrace(const QString& hooksGlob) {
+  post([this, hooksGlob] {
+    auto& w = *m_worker;
+    if (!w.runner || w.runner->tokens().empty()) return;
+    auto hooks = matchHooks(w.loaded.model->hooks(), hooksGlob);
+    const qint64 bytes = static_cast<qint64>(estimateCaptureBytes(*w.loaded.model, hooks, static_cast<int64_t>(w.runner->tokens().size())));
+    const int n = static_cast<int>(hooks.size());
+    QMetaObject::invokeMethod(this, [this, bytes, n] { emit captureEstimate(bytes, n); }, Qt::QueuedConnection);
+  });
+}
+
+void SessionController::exportTrace(const QString& path, const QString& hooksGlob, bool force) {
+  post([this, path, hooksGlob, force] {
+    auto& w = *m_worker;
+    if (!w.runner || w.runner->tokens().empty()) throw InputError("run a prompt before exporting a trace");
+    HookedTransformer& model = *w.loaded.model;
+    auto hooks = matchHooks(model.hooks(), hooksGlob);
+    TraceOptions o;
+    o.force = force;
+    TraceWriter writer(path.toStdString(), o);
+    writer.writeModel(model.config(), w.loaded.source, w.loaded.format);
+    std::vector<std::string> pieces;
+    for (const QString& p : w.pieces) pieces.push_back(p.toStdString());
+    writer.writeInputs(w.runner->tokens(), pieces);
+    nlohmann::json ivs = nlohmann::json::array();
+    for (const auto& iv : w.ivs) ivs.push_back(iv.describe());
+    writer.writeInterventions(ivs);
+    {
+      // The trace shows the run as the window shows it: with the current interventions.
+      std::vector<HookHandle> handles = install(model, w.ivs);
+      captureToTrace(model, w.runner->tokens(), hooks, writer);
+    }
+    writer.commit();
+    const qint64 bytes = static_cast<qint64>(writer.bytesWritten());
+    QMetaObject::invokeMethod(this, [this, path, bytes] { emit traceExported(path, bytes); }, Qt::QueuedConnection);
   });
 }
 

@@ -28,6 +28,11 @@ class SessionController : public QObject {
   void listProbes();
   // Runs a probe on the open model; progress, then probeFinished / probeCancelled / failed.
   void runProbe(const QString& name, const QString& paramsJson);
+  // Writes the current run (prompt + interventions) as an HDF5 trace of the hooks matching
+  // `hooksGlob` (comma-separated globs); answers traceExported or failed. Never overwrites unless force.
+  void exportTrace(const QString& path, const QString& hooksGlob, bool force);
+  // Bytes such a trace stores, for the status bar (answers captureEstimate).
+  void estimateTrace(const QString& hooksGlob);
   // Asks long work (the demo model's first training) to stop; it reports failed("cancelled").
   void cancel() { m_cancel = true; }
   // Blocks the caller until the worker has drained its queue (tests and shutdown only).
@@ -43,6 +48,8 @@ class SessionController : public QObject {
   // grid: the probe's per-head result; json: the whole result, as the CLI prints it.
   void probeFinished(const QString& name, const headlab::views::HeadScores& grid, const QString& summary, const QString& json);
   void probeCancelled();
+  void traceExported(const QString& path, qint64 bytes);
+  void captureEstimate(qint64 bytes, int hooks);
   // Progress of long work in [0, 1] with its stage text (the demo model's training).
   void progress(double fraction, const QString& stage);
   void promptReady(const QStringList& pieces, const QVector<int>& ids);

@@ -15,11 +15,14 @@
 #include <QTableWidget>
 #include <QTest>
 #include <QTimer>
+#include <QProcess>
+#include <QTemporaryDir>
 #include <nlohmann/json.hpp>
 #include <QStatusBar>
 #include <QToolBar>
 
 #include "headlab/core/model_loader.h"
+#include "headlab/core/trace.h"
 #include "headlab/views/head_grid_model.h"
 #include "headlab/views/heatmap_view.h"
 #include "headlab/views/logits_panel.h"
@@ -142,6 +145,11 @@ TEST_F(ModelWindowTest, SinksProbeFromThePanelColoursTheGridWithItsResult) {
       EXPECT_FLOAT_EQ(window.headGrid()->data(window.headGrid()->index(l, h), Qt::UserRole).toFloat(), values[l * 8 + h].get<float>())
           << "L" << l << "H" << h;
   EXPECT_EQ(panel->table()->rowCount(), 40);
+  QTemporaryDir dir;
+  ASSERT_TRUE(window.exportProbeResult(dir.filePath("sinks.json")));
+  QFile exported(dir.filePath("sinks.json"));
+  ASSERT_TRUE(exported.open(QIODevice::ReadOnly));
+  EXPECT_EQ(nlohmann::json::parse(exported.readAll().toStdString())["probe"], "sinks");
   EXPECT_TRUE(panel->tableAsTsv().startsWith("layer\thead\tscore\n"));
   EXPECT_FALSE(panel->running());
 }
@@ -168,6 +176,58 @@ TEST_F(ModelWindowTest, CancellingALongRetrievalRunKeepsTheWindowResponsive) {
   ASSERT_TRUE(QTest::qWaitFor([&] { return cancelled.count() == 1; }, 5000));
   EXPECT_LT(c.elapsed(), 1000) << "cancel stops the probe within a second";
   EXPECT_FALSE(panel->running());
+}
+
+}  // namespace headlab::app
+
+namespace headlab::app {
+
+TEST_F(ModelWindowTest, ExportedTraceHoldsTheIntervenedRunAndTheReaderAndH5pyReadIt) {
+  window.headGrid()->setAblationKind(views::AblationKind::Uniform);
+  window.headGrid()->toggleAblation(2, 5);
+  QTemporaryDir dir;
+  const QString path = dir.filePath("run.h5");
+  QSignalSpy done(window.session(), &SessionController::traceExported);
+  window.exportTrace(path, "blocks.*.attn.hook_pattern,blocks.4.hook_resid_post");
+  ASSERT_TRUE(QTest::qWaitFor([&] { return done.count() == 1; }, 20000)) << window.statusBar()->currentMessage().toStdString();
+  TraceReader r(path.toStdString());
+  EXPECT_EQ(r.activations().size(), 6u);
+  at::Tensor head = r.headPattern("blocks.2.attn.hook_pattern", 0, 5);
+  const int64_t T = head.size(0);
+  for (int64_t q = 0; q < T; ++q)
+    EXPECT_NEAR(head[q][0].item<float>(), 1.0f / (q + 1), 1e-6) << "the uniform-attention ablation is in the trace";
+  EXPECT_NE(r.file().readString("/interventions").find("uniform"), std::string::npos);
+  // Python's h5py reads it too.
+  QProcess py;
+  py.start("/usr/bin/python3", {"-c", "import h5py,sys; f=h5py.File(sys.argv[1]); print(f.attrs['schema'], f['activations/blocks.0.attn.hook_pattern'].shape)", path});
+  ASSERT_TRUE(py.waitForFinished(30000));
+  EXPECT_TRUE(QString::fromUtf8(py.readAllStandardOutput()).startsWith("headlab.trace")) << py.readAllStandardError().toStdString();
+  // A second export to the same path is refused: nothing is overwritten without asking.
+  QSignalSpy failed(window.session(), &SessionController::failed);
+  window.exportTrace(path, "blocks.0.attn.hook_pattern");
+  ASSERT_TRUE(QTest::qWaitFor([&] { return failed.count() == 1; }, 10000));
+  EXPECT_TRUE(failed[0][0].toString().contains("exists"));
+}
+
+TEST_F(ModelWindowTest, SavedSessionReopensToTheSameState) {
+  window.headGrid()->toggleAblation(4, 1);
+  window.headGrid()->setAlpha(3, 2, 2.5f);
+  window.selectHead(3, 2);
+  ASSERT_TRUE(QTest::qWaitFor([&] { return window.lastRecomputeFromLayer() == 3; }, 10000));
+  const auto edited = window.logits()->predictions();
+  QTemporaryDir dir;
+  const QString path = dir.filePath("s.headlab.json");
+  ASSERT_TRUE(window.saveSession(path));
+
+  MainWindow other;
+  other.show();
+  other.openSession(path);
+  ASSERT_TRUE(QTest::qWaitFor([&] { return other.headGrid()->editedCount() == 2 && other.currentLayer() == 3 && !other.logits()->predictions().empty() &&
+                                           other.logits()->predictions()[0].intervened == edited[0].intervened; }, 20000));
+  EXPECT_EQ(other.headGrid()->state(4, 1).ablation, views::AblationKind::Zero);
+  EXPECT_FLOAT_EQ(other.headGrid()->state(3, 2).alpha, 2.5f);
+  EXPECT_EQ(other.currentHead(), 2);
+  EXPECT_EQ(other.sessionJson(), window.sessionJson());
 }
 
 }  // namespace headlab::app

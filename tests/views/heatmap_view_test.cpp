@@ -3,6 +3,8 @@
 #include <QDir>
 #include <QFile>
 #include <QImage>
+#include <QProcess>
+#include <QRegularExpression>
 #include <QTemporaryDir>
 
 #include "headlab/views/heatmap_view.h"
@@ -44,6 +46,13 @@ TEST(HeatmapViewTest, ExportsPngAndPdf) {
   ASSERT_TRUE(pdf.open(QIODevice::ReadOnly));
   EXPECT_TRUE(pdf.read(5).startsWith("%PDF-"));
   EXPECT_FALSE(QFile::exists(dir.filePath(".map.pdf.part")));
+  // A valid PDF opens and has a page (poppler's pdfinfo, installed by the install script).
+  QProcess info;
+  info.start("pdfinfo", {dir.filePath("map.pdf")});
+  ASSERT_TRUE(info.waitForFinished(10000));
+  const QString out = QString::fromUtf8(info.readAllStandardOutput());
+  EXPECT_EQ(info.exitCode(), 0) << out.toStdString();
+  EXPECT_TRUE(out.contains(QRegularExpression("Pages:\\s+1"))) << out.toStdString();
 }
 
 }  // namespace headlab::views
