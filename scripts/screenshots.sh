@@ -15,4 +15,5 @@ P="Once upon a time, there was a little girl named Lily. She loved to play outsi
 shot window_stories260k --model "$M" --prompt "$P" --select 4.2
 shot window_head_ablated --model "$M" --prompt "$P" --ablate 4.1,4.5 --select 4.1
 shot window_probe_sinks --model "$M" --prompt "$P" --select 4.0 --probe sinks
+shot window_patching --model "$M" --prompt "$P" --select 4.2 --patch "Lily had a red ball. Lily gave the ball to|Tim had a red ball. Tim gave the ball to| Lily| Tim|resid-pos"
 echo "screenshots in $OUT"

@@ -5,7 +5,9 @@
 
 #include "headlab/core/startup.h"
 #include "headlab/views/head_grid_model.h"
+#include "headlab/views/patching_panel.h"
 #include "headlab/views/probe_panel.h"
+#include <QDockWidget>
 #include "main_window.h"
 #include "session_controller.h"
 
@@ -24,7 +26,8 @@ int main(int argc, char** argv) {
   QCommandLineOption ablate("ablate", "Ablate heads once the prompt has run, e.g. 4.1,3.0 (layer.head).", "L.H,...");
   QCommandLineOption select("select", "Select a head once the prompt has run, e.g. 4.1.", "L.H");
   QCommandLineOption probe("probe", "Run a probe (default parameters) once the prompt has run.", "P");
-  parser.addOptions({model, prompt, screenshot, ablate, select, probe});
+  QCommandLineOption patch("patch", "Run a patching sweep once the prompt has run: clean|corrupted|answer|wrong|sweep.", "SPEC");
+  parser.addOptions({model, prompt, screenshot, ablate, select, probe, patch});
   parser.process(app);
 
   headlab::app::MainWindow window;
@@ -35,16 +38,22 @@ int main(int argc, char** argv) {
       p = "the big dog sees the cat . the secret code of anna is 4 7 2 . a cat is red and old . question : the secret code of anna is";
     window.openModel(parser.value(model), p);
   }
-  if (parser.isSet(ablate) || parser.isSet(select) || parser.isSet(probe)) {
+  if (parser.isSet(ablate) || parser.isSet(select) || parser.isSet(probe) || parser.isSet(patch)) {
     // Scripted set-up for screenshots and demos: applied once the first prompt has run.
     const QString ablations = parser.value(ablate), selection = parser.value(select), probeName = parser.value(probe);
+    const QStringList patchSpec = parser.value(patch).split('|');
     auto* once = new QMetaObject::Connection;
-    *once = QObject::connect(window.session(), &headlab::app::SessionController::promptReady, &window, [&window, ablations, selection, probeName, once] {
+    *once = QObject::connect(window.session(), &headlab::app::SessionController::promptReady, &window, [&window, ablations, selection, probeName, patchSpec, once] {
       QObject::disconnect(*once);
       delete once;
       for (const QString& spec : ablations.split(',', Qt::SkipEmptyParts))
         window.headGrid()->toggleAblation(spec.section('.', 0, 0).toInt(), spec.section('.', 1, 1).toInt());
       if (!selection.isEmpty()) window.selectHead(selection.section('.', 0, 0).toInt(), selection.section('.', 1, 1).toInt());
+      if (patchSpec.size() == 5) {
+        window.findChild<QDockWidget*>("patchingDock")->raise();
+        window.patchingPanel()->setRequest({patchSpec[0], patchSpec[1], patchSpec[2], patchSpec[3], patchSpec[4], "exact"});
+        emit window.patchingPanel()->runRequested(window.patchingPanel()->request());
+      }
       if (!probeName.isEmpty()) {
         window.probePanel()->selectProbe(probeName);
         emit window.probePanel()->runRequested(probeName, window.probePanel()->paramsText());

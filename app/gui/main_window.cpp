@@ -40,6 +40,7 @@
 #include "headlab/views/head_grid_model.h"
 #include "headlab/views/heatmap_view.h"
 #include "headlab/views/logits_panel.h"
+#include "headlab/views/patching_panel.h"
 #include "headlab/views/probe_panel.h"
 #include "headlab/views/token_strip.h"
 #include "session_controller.h"
@@ -89,7 +90,10 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent), m_session(new Ses
   m_logits = new views::LogitsPanel;
   addDock("logitsDock", tr("Logits"), m_logits, Qt::RightDockWidgetArea);
   m_probes = new views::ProbePanel;
-  addDock("probeDock", tr("Probes"), m_probes, Qt::BottomDockWidgetArea);
+  QDockWidget* probeDock = addDock("probeDock", tr("Probes"), m_probes, Qt::BottomDockWidgetArea);
+  m_patching = new views::PatchingPanel;
+  tabifyDockWidget(probeDock, addDock("patchingDock", tr("Patching"), m_patching, Qt::BottomDockWidgetArea));
+  probeDock->raise();
 
   buildToolbar();
   buildMenus();
@@ -152,6 +156,26 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent), m_session(new Ses
             statusBar()->showMessage(tr("%1 finished: %2").arg(name, summary));
           });
   m_session->listProbes();
+  connect(m_patching, &views::PatchingPanel::runRequested, this, [this](const views::PatchingRequestView& r) {
+    m_patching->setRunning(true);
+    m_session->runPatching(r);
+  });
+  connect(m_session, &SessionController::patchingFinished, this,
+          [this](const views::HeatmapData& grid, const views::HeadScores& heads, const QString& summary) {
+            m_patching->setResult(grid, summary);
+            if (heads.layers == m_layers && heads.heads == m_heads && m_layers > 0) {
+              m_probeScores.erase(std::remove_if(m_probeScores.begin(), m_probeScores.end(),
+                                                 [&](const views::HeadScores& s) { return s.name == heads.name; }),
+                                  m_probeScores.end());
+              while (m_score->count() > 2) m_score->removeItem(m_score->count() - 1);
+              for (const auto& s : m_probeScores) m_score->addItem(s.name);
+              m_probeScores.push_back(heads);
+              m_score->addItem(heads.name);
+              m_score->setCurrentIndex(m_score->count() - 1);
+              applyScoreChoice();
+            }
+            statusBar()->showMessage(tr("patching finished: %1").arg(summary));
+          });
 
   auto shortcut = [this](QKeySequence k, int dl, int dh) {
     connect(new QShortcut(k, this), &QShortcut::activated, this, [this, dl, dh] {
@@ -291,6 +315,7 @@ void MainWindow::connectSession() {
   connect(m_session, &SessionController::failed, this, [this](const QString& msg) {
     statusBar()->showMessage(tr("error: %1").arg(msg));
     if (m_probes->running()) m_probes->setRunning(false), m_probes->setProgress(0, tr("error: %1").arg(msg));
+    m_patching->setMessage(tr("error: %1").arg(msg));
   });
   connect(m_session, &SessionController::busyChanged, this, [this](bool busy, const QString& stage) {
     if (busy) statusBar()->showMessage(stage + "…");

@@ -22,6 +22,7 @@ class HeadGridModel;
 class HeatmapView;
 class LogitsPanel;
 class ProbePanel;
+class PatchingPanel;
 class TokenStrip;
 }
 
@@ -57,6 +58,7 @@ class MainWindow : public QMainWindow {
   views::LogitsPanel* logits() const { return m_logits; }
   views::TokenStrip* tokenStrip() const { return m_tokens; }
   views::ProbePanel* probePanel() const { return m_probes; }
+  views::PatchingPanel* patchingPanel() const { return m_patching; }
   QLabel* runtimeLabel() const { return m_runtime; }
   SessionController* session() const { return m_session; }
   const std::vector<views::HeatmapData>& layerPatterns() const { return m_layerPatterns; }
@@ -94,6 +96,7 @@ class MainWindow : public QMainWindow {
   views::LogitsPanel* m_logits = nullptr;
   views::TokenStrip* m_tokens = nullptr;
   views::ProbePanel* m_probes = nullptr;
+  views::PatchingPanel* m_patching = nullptr;
   std::vector<views::HeadScores> m_probeScores;  // extra colourings, after the two built-in ones
   QLineEdit* m_prompt = nullptr;
   QTreeWidget* m_modelTree = nullptr;

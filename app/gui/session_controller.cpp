@@ -17,6 +17,7 @@
 #include "headlab/core/errors.h"
 #include "headlab/core/incremental_runner.h"
 #include "headlab/core/model_loader.h"
+#include "headlab/core/patching.h"
 #include "headlab/core/trace.h"
 #include "headlab/plugins/probe_plugin.h"
 
@@ -331,6 +332,56 @@ void SessionController::exportTrace(const QString& path, const QString& hooksGlo
     writer.commit();
     const qint64 bytes = static_cast<qint64>(writer.bytesWritten());
     QMetaObject::invokeMethod(this, [this, path, bytes] { emit traceExported(path, bytes); }, Qt::QueuedConnection);
+  });
+}
+
+void SessionController::runPatching(const views::PatchingRequestView& v) {
+  post([this, v] {
+    auto& w = *m_worker;
+    if (!w.loaded.model) throw InputError("open a model first");
+    const Tokenizer& tok = *w.loaded.tokenizer;
+    PatchingRequest r;
+    r.clean = tok.encode(v.clean.toStdString(), true);
+    r.corrupted = tok.encode(v.corrupted.toStdString(), true);
+    r.answer = resolveSingleToken(tok, v.answer.toStdString());
+    r.wrong = resolveSingleToken(tok, v.wrong.toStdString());
+    r.sweep = sweepKindFromString(v.sweep.toStdString());
+    PatchingResult res = v.method == "attribution" ? patchAttribution(*w.loaded.model, r) : patchBatched(*w.loaded.model, r);
+    at::Tensor g = res.grid.to(at::kFloat).contiguous();
+    const int64_t L = w.loaded.model->config().n_layers, H = w.loaded.model->config().n_heads;
+    QStringList positions;
+    for (int64_t id : r.clean) positions << q(tok.tokenString(id));
+    views::HeatmapData d;
+    views::HeadScores heads;
+    if (r.sweep == SweepKind::Heads) {
+      for (int64_t l = 0; l < L; ++l) d.rowLabels << QString("L%1").arg(l);
+      for (int64_t h = 0; h < H; ++h) d.colLabels << QString("H%1").arg(h);
+      d.rowName = "layer", d.colName = "head";
+      heads = {static_cast<int>(L), static_cast<int>(H), std::vector<float>(g.data_ptr<float>(), g.data_ptr<float>() + g.numel()),
+               q("patching (" + res.method + ")"), 0};
+    } else if (r.sweep == SweepKind::HeadPos) {
+      g = g.view({L * H, -1});
+      for (int64_t l = 0; l < L; ++l)
+        for (int64_t h = 0; h < H; ++h) d.rowLabels << QString("L%1H%2").arg(l).arg(h);
+      d.colLabels = positions, d.rowName = "head", d.colName = "position";
+    } else if (r.sweep == SweepKind::ResidPos) {
+      for (int64_t l = 0; l < L; ++l) d.rowLabels << QString("L%1").arg(l);
+      d.colLabels = positions, d.rowName = "layer", d.colName = "position";
+    } else {
+      g = g.view({2 * L, -1});
+      for (const char* c : {"attn", "mlp"})
+        for (int64_t l = 0; l < L; ++l) d.rowLabels << QString("%1 L%2").arg(c).arg(l);
+      d.colLabels = positions, d.rowName = "component", d.colName = "position";
+    }
+    d.rows = static_cast<int>(g.size(0)), d.cols = static_cast<int>(g.size(1));
+    d.values.assign(g.data_ptr<float>(), g.data_ptr<float>() + g.numel());
+    const float hi = std::max(1.0f, g.max().item<float>()), lo = std::min(0.0f, g.min().item<float>());
+    d.minValue = lo, d.maxValue = hi;
+    d.valueLabel = "patched metric (0 = corrupted, 1 = clean)";
+    d.title = QString("%1 patching, %2").arg(v.sweep, q(res.method));
+    const QString summary = QString("logit(%1) - logit(%2): clean %3, corrupted %4; %5 forwards")
+                                .arg(v.answer, v.wrong).arg(res.cleanMetric, 0, 'f', 3).arg(res.corruptedMetric, 0, 'f', 3).arg(res.forwards);
+    QMetaObject::invokeMethod(this, [this, d, heads, summary] { emit patchingFinished(d, heads, summary); }, Qt::QueuedConnection);
   });
 }
 

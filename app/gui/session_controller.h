@@ -8,6 +8,7 @@
 #include <memory>
 #include <vector>
 
+#include "headlab/views/patching_panel.h"
 #include "headlab/views/probe_panel.h"
 #include "headlab/views/view_data.h"
 
@@ -33,6 +34,8 @@ class SessionController : public QObject {
   void exportTrace(const QString& path, const QString& hooksGlob, bool force);
   // Bytes such a trace stores, for the status bar (answers captureEstimate).
   void estimateTrace(const QString& hooksGlob);
+  // Runs an activation-patching sweep (exact batched or attribution); answers patchingFinished or failed.
+  void runPatching(const headlab::views::PatchingRequestView& request);
   // Asks long work (the demo model's first training) to stop; it reports failed("cancelled").
   void cancel() { m_cancel = true; }
   // Blocks the caller until the worker has drained its queue (tests and shutdown only).
@@ -49,6 +52,9 @@ class SessionController : public QObject {
   void probeFinished(const QString& name, const headlab::views::HeadScores& grid, const QString& summary, const QString& json);
   void probeCancelled();
   void traceExported(const QString& path, qint64 bytes);
+  // grid: the sweep as a 2-D heatmap (rows: layers, layer.head or component layer); heads: the
+  // [layer, head] grid for the head grid's colours (heads sweep only, else empty).
+  void patchingFinished(const headlab::views::HeatmapData& grid, const headlab::views::HeadScores& heads, const QString& summary);
   void captureEstimate(qint64 bytes, int hooks);
   // Progress of long work in [0, 1] with its stage text (the demo model's training).
   void progress(double fraction, const QString& stage);

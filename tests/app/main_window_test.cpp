@@ -12,7 +12,7 @@ TEST(MainWindowTest, OpensWithEveryDock) {
   MainWindow w;
   w.show();
   ASSERT_TRUE(QTest::qWaitForWindowExposed(&w));
-  for (const char* name : {"modelDock", "promptDock", "headGridDock", "logitsDock", "probeDock"}) {
+  for (const char* name : {"modelDock", "promptDock", "headGridDock", "logitsDock", "probeDock", "patchingDock"}) {
     QDockWidget* d = w.dock(name);
     ASSERT_NE(d, nullptr) << name;
     EXPECT_TRUE(d->isVisible()) << name;

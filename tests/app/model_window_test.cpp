@@ -26,6 +26,7 @@
 #include "headlab/views/head_grid_model.h"
 #include "headlab/views/heatmap_view.h"
 #include "headlab/views/logits_panel.h"
+#include "headlab/views/patching_panel.h"
 #include "headlab/views/probe_panel.h"
 #include "headlab/views/token_strip.h"
 #include "main_window.h"
@@ -228,6 +229,32 @@ TEST_F(ModelWindowTest, SavedSessionReopensToTheSameState) {
   EXPECT_FLOAT_EQ(other.headGrid()->state(3, 2).alpha, 2.5f);
   EXPECT_EQ(other.currentHead(), 2);
   EXPECT_EQ(other.sessionJson(), window.sessionJson());
+}
+
+}  // namespace headlab::app
+
+namespace headlab::app {
+
+TEST_F(ModelWindowTest, HeadPatchingSweepFromTheDialogLandsInTheGridAndAHeatmap) {
+  views::PatchingPanel* panel = window.patchingPanel();
+  panel->setRequest({"Lily had a red ball. Lily gave the ball to", "Tim had a red ball. Tim gave the ball to", " Lily", " Tim", "heads", "exact"});
+  QSignalSpy done(window.session(), &SessionController::patchingFinished);
+  QTest::mouseClick(panel->runButton(), Qt::LeftButton);
+  ASSERT_TRUE(QTest::qWaitFor([&] { return done.count() == 1; }, 30000)) << window.statusBar()->currentMessage().toStdString();
+  const auto& shown = panel->heatmap()->data();
+  EXPECT_EQ(shown.rows, 5);
+  EXPECT_EQ(shown.cols, 8);
+  EXPECT_TRUE(shown.valueLabel.contains("0 = corrupted, 1 = clean"));
+  for (int l = 0; l < 5; ++l)
+    for (int h = 0; h < 8; ++h)
+      EXPECT_FLOAT_EQ(window.headGrid()->data(window.headGrid()->index(l, h), Qt::UserRole).toFloat(), shown.at(l, h));
+
+  // A corrupted prompt of another length is a clear message, not a crash.
+  QSignalSpy failed(window.session(), &SessionController::failed);
+  panel->setRequest({"Lily had a red ball.", "Tim had a big red ball and a cat.", " Lily", " Tim", "resid-pos", "exact"});
+  QTest::mouseClick(panel->runButton(), Qt::LeftButton);
+  ASSERT_TRUE(QTest::qWaitFor([&] { return failed.count() == 1; }, 10000));
+  EXPECT_TRUE(failed[0][0].toString().contains("patching needs equal lengths")) << failed[0][0].toString().toStdString();
 }
 
 }  // namespace headlab::app

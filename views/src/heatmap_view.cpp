@@ -107,20 +107,25 @@ float HeatmapView::cellValue(int row, int col) const {
 
 QString HeatmapView::tooltipAt(int r, int c) const {
   auto label = [](const QStringList& l, int i) { return i < l.size() ? l[i] : QString::number(i); };
-  return QString("query %1 '%2'\nkey %3 '%4'\nweight %5")
-      .arg(r).arg(label(m_data.rowLabels, r)).arg(c).arg(label(m_data.colLabels, c))
-      .arg(m_data.at(r, c), 0, 'f', 4);
+  return QString("%1 %2 '%3'\n%4 %5 '%6'\n%7 %8")
+      .arg(m_data.rowName).arg(r).arg(label(m_data.rowLabels, r))
+      .arg(m_data.colName).arg(c).arg(label(m_data.colLabels, c))
+      .arg(m_data.valueLabel).arg(m_data.at(r, c), 0, 'f', 4);
 }
 
 void HeatmapView::rebuild() {
   m_title->setText(m_data.title);
+  if (m_plot->xAxis->tickLabels()) {  // not in compact form
+    m_plot->xAxis->setLabel(m_data.colName);
+    m_plot->yAxis->setLabel(m_data.rowName);
+  }
   m_map->data()->setSize(std::max(1, m_data.cols), std::max(1, m_data.rows));
   m_map->data()->setRange(QCPRange(0, std::max(0, m_data.cols - 1)), QCPRange(0, std::max(0, m_data.rows - 1)));
   for (int r = 0; r < m_data.rows; ++r)
     for (int c = 0; c < m_data.cols; ++c) m_map->data()->setCell(c, r, m_data.at(r, c));
   m_map->setDataScaleType(m_log ? QCPAxis::stLogarithmic : QCPAxis::stLinear);
-  m_map->setDataRange(m_log ? QCPRange(1e-4, 1.0) : QCPRange(0.0, 1.0));
-  m_scale->axis()->setLabel(m_log ? "attention (log)" : "attention");
+  m_map->setDataRange(m_log ? QCPRange(1e-4, std::max(1e-3f, m_data.maxValue)) : QCPRange(m_data.minValue, m_data.maxValue));
+  m_scale->axis()->setLabel(m_log ? m_data.valueLabel + " (log)" : m_data.valueLabel);
   auto ticker = [](const QStringList& labels, int n) {
     QSharedPointer<QCPAxisTickerText> t(new QCPAxisTickerText);
     int step = std::max(1, n / 40);  // keep labels legible on long prompts

@@ -14,6 +14,9 @@ struct HeatmapData {
   QStringList rowLabels;      // query tokens
   QStringList colLabels;      // key tokens
   QString title;
+  float minValue = 0.0f, maxValue = 1.0f;  // colour range (attention: 0..1)
+  QString valueLabel = "attention";
+  QString rowName = "query", colName = "key";
   float at(int r, int c) const { return values[static_cast<size_t>(r) * cols + c]; }
   bool empty() const { return rows == 0 || cols == 0; }
 };

@@ -1,0 +1,45 @@
+// Activation patching from the window: clean and corrupted prompts, answer and wrong tokens, the
+// sweep, exact or attribution; the result as a heatmap whose colour scale says 0 = corrupted run,
+// 1 = clean run. Emits intents; the owner runs the sweep.
+#pragma once
+#include <QWidget>
+
+#include "headlab/views/view_data.h"
+
+class QComboBox;
+class QLabel;
+class QLineEdit;
+class QPushButton;
+
+namespace headlab::views {
+
+class HeatmapView;
+
+struct PatchingRequestView {
+  QString clean, corrupted, answer, wrong, sweep, method;
+};
+
+class PatchingPanel : public QWidget {
+  Q_OBJECT
+ public:
+  explicit PatchingPanel(QWidget* parent = nullptr);
+  PatchingRequestView request() const;
+  void setRequest(const PatchingRequestView& r);
+  void setRunning(bool running);
+  void setResult(const HeatmapData& grid, const QString& summary);
+  void setMessage(const QString& text);
+  HeatmapView* heatmap() const { return m_heatmap; }
+  QPushButton* runButton() const { return m_run; }
+
+ signals:
+  void runRequested(const headlab::views::PatchingRequestView& request);
+
+ private:
+  QLineEdit *m_clean, *m_corrupted, *m_answer, *m_wrong;
+  QComboBox *m_sweep, *m_method;
+  QPushButton* m_run;
+  QLabel* m_message;
+  HeatmapView* m_heatmap;
+};
+
+}  // namespace headlab::views

@@ -1,0 +1,72 @@
+#include "headlab/views/patching_panel.h"
+
+#include <QComboBox>
+#include <QFormLayout>
+#include <QHBoxLayout>
+#include <QLabel>
+#include <QLineEdit>
+#include <QPushButton>
+#include <QVBoxLayout>
+
+#include "headlab/views/heatmap_view.h"
+
+namespace headlab::views {
+
+PatchingPanel::PatchingPanel(QWidget* parent)
+    : QWidget(parent), m_clean(new QLineEdit), m_corrupted(new QLineEdit), m_answer(new QLineEdit), m_wrong(new QLineEdit),
+      m_sweep(new QComboBox), m_method(new QComboBox), m_run(new QPushButton(tr("Run sweep"))), m_message(new QLabel),
+      m_heatmap(new HeatmapView) {
+  m_run->setObjectName("patchRun");
+  m_sweep->addItems({"heads", "head-pos", "resid-pos", "layer-pos"});
+  m_method->addItems({"exact", "attribution"});
+  m_clean->setPlaceholderText(tr("clean prompt"));
+  m_corrupted->setPlaceholderText(tr("corrupted prompt (same number of tokens)"));
+  m_answer->setPlaceholderText(tr("answer token, e.g. ' Lily' or #317"));
+  m_wrong->setPlaceholderText(tr("wrong token"));
+  m_message->setWordWrap(true);
+  auto* form = new QFormLayout;
+  form->addRow(tr("clean"), m_clean);
+  form->addRow(tr("corrupted"), m_corrupted);
+  form->addRow(tr("answer"), m_answer);
+  form->addRow(tr("wrong"), m_wrong);
+  auto* row = new QHBoxLayout;
+  row->addWidget(m_sweep);
+  row->addWidget(m_method);
+  row->addWidget(m_run);
+  form->addRow(tr("sweep"), row);
+  auto* left = new QVBoxLayout;
+  left->addLayout(form);
+  left->addWidget(m_message);
+  left->addStretch();
+  auto* layout = new QHBoxLayout(this);
+  layout->addLayout(left, 1);
+  layout->addWidget(m_heatmap, 2);
+  connect(m_run, &QPushButton::clicked, this, [this] { emit runRequested(request()); });
+}
+
+PatchingRequestView PatchingPanel::request() const {
+  return {m_clean->text(), m_corrupted->text(), m_answer->text(), m_wrong->text(), m_sweep->currentText(), m_method->currentText()};
+}
+
+void PatchingPanel::setRequest(const PatchingRequestView& r) {
+  m_clean->setText(r.clean), m_corrupted->setText(r.corrupted), m_answer->setText(r.answer), m_wrong->setText(r.wrong);
+  m_sweep->setCurrentText(r.sweep), m_method->setCurrentText(r.method);
+}
+
+void PatchingPanel::setRunning(bool running) {
+  m_run->setEnabled(!running);
+  if (running) m_message->setText(tr("running…"));
+}
+
+void PatchingPanel::setResult(const HeatmapData& grid, const QString& summary) {
+  m_heatmap->setData(grid);
+  m_message->setText(summary);
+  m_run->setEnabled(true);
+}
+
+void PatchingPanel::setMessage(const QString& text) {
+  m_message->setText(text);
+  m_run->setEnabled(true);
+}
+
+}  // namespace headlab::views
