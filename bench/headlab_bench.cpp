@@ -82,13 +82,16 @@ void benchPatching(HookedTransformer& m, int64_t T) {
   r.corrupted = r.clean;
   r.corrupted[T / 2] = (r.corrupted[T / 2] + 1) % m.config().d_vocab;
   r.answer = 11, r.wrong = 17, r.sweep = SweepKind::Heads;
-  PatchingResult fast, slow;
+  PatchingResult fast, slow, layered;
   double tFast = seconds([&] { fast = patchBatched(m, r); });
+  PatchingRequest perLayer = r;
+  perLayer.pipeline = false;
+  double tLayered = seconds([&] { layered = patchBatched(m, perLayer); });
   double tSlow = seconds([&] { slow = patchPerForward(m, r); });
   double diff = (fast.grid - slow.grid).abs().max().item<double>();
-  std::printf("head patching sweep (%ld x %ld heads, %ld tokens): batched %.2f s (%ld forwards), one forward per patch %.2f s (%ld forwards), speed-up %.1fx, max |difference| %.1e\n",
+  std::printf("head patching sweep (%ld x %ld heads, %ld tokens): batched %.2f s (pipelined, %ld layer passes), one forward per patch %.2f s (%ld forwards), speed-up %.1fx, max |difference| %.1e; per-layer batches %.2f s (%.1fx)\n",
               static_cast<long>(m.config().n_layers), static_cast<long>(m.config().n_heads), static_cast<long>(T), tFast,
-              static_cast<long>(fast.forwards), tSlow, static_cast<long>(slow.forwards), tSlow / tFast, diff);
+              static_cast<long>(fast.forwards), tSlow, static_cast<long>(slow.forwards), tSlow / tFast, diff, tLayered, tSlow / tLayered);
   double tAttr = seconds([&] { patchAttribution(m, r); });
   at::Tensor pair = at::stack({fast.grid.flatten(), patchAttribution(m, r).grid.flatten()});
   std::printf("attribution patching: %.2f s vs exact batched %.2f s (%.1fx), correlation with exact %.3f\n", tAttr, tFast, tFast / tAttr,

@@ -6,6 +6,8 @@
 #include "headlab/core/errors.h"
 #include "headlab/core/hooked_transformer.h"
 
+#include <tuple>
+
 namespace headlab {
 
 namespace {
@@ -164,6 +166,80 @@ SweepKind sweepKindFromString(const std::string& s) {
   throw InputError("unknown sweep '" + s + "' (expected heads, head-pos, resid-pos or layer-pos)");
 }
 
+namespace {
+// The hooks that patch layer l. zMask (heads sweeps) or attnMask / mlpMask (layer-pos) select,
+// per batch row, what is replaced by the source run's activation; undefined masks install nothing.
+std::vector<HookHandle> installPatches(HookedTransformer& m, int l, const RunCache& source, const at::Tensor& zMask,
+                                       const at::Tensor& attnMask, const at::Tensor& mlpMask) {
+  auto& hooks = m.hooks();
+  std::vector<HookHandle> hs;
+  auto add = [&](LayerHook where, const at::Tensor& mask, const at::Tensor& src) {
+    if (mask.defined())
+      hs.push_back(hooks.add(hooks.idOf(l, where), [mask, src](at::Tensor& t, const HookContext&) { t = at::where(mask, src, t); }));
+  };
+  add(LayerHook::Z, zMask, source.z[l]);
+  add(LayerHook::AttnOut, attnMask, source.attnOut[l]);
+  add(LayerHook::MlpOut, mlpMask, source.mlpOut[l]);
+  return hs;
+}
+
+// Splits a layer-pos mask into the rows that patch attn_out and those that patch mlp_out.
+std::pair<at::Tensor, at::Tensor> splitComponents(const at::Tensor& mask, const std::vector<LayerPatch>& patches) {
+  at::Tensor attn = mask.clone(), mlp = mask.clone();
+  for (size_t b = 0; b < patches.size(); ++b) (patches[b].component == 1 ? attn : mlp)[static_cast<int64_t>(b)].fill_(false);
+  return {attn, mlp};
+}
+
+// Every layer runs once: the rows patched at earlier layers flow on, and layer l's own patches
+// join the batch there (their rows start from the cached residual stream of layer l).
+void runPipelined(HookedTransformer& m, const PatchingRequest& r, const RunCache& target, const RunCache& source,
+                  PatchingResult& res, const PatchProgress& progress) {
+  const int64_t L = m.config().n_layers, H = m.config().n_heads, T = static_cast<int64_t>(r.clean.size());
+  const auto perLayer = patchesOfLayer(r.sweep, H, T);
+  const int64_t B = static_cast<int64_t>(perLayer.size());
+  at::Tensor resid;  // [rows so far, pos, d_model]
+  for (int64_t l = 0; l < L; ++l) {
+    const int64_t before = resid.defined() ? resid.size(0) : 0;
+    at::Tensor fresh = target.residPre[l].expand({B, -1, -1}).clone();
+    at::Tensor mask = maskFor(r.sweep, perLayer, T, H, fresh.device());  // [B, ...] for the new rows
+    if (r.sweep == SweepKind::ResidPos) fresh = at::where(mask, source.residPre[l], fresh);
+    resid = before ? at::cat({resid, fresh}) : fresh;
+    // Rows that joined earlier are not patched again: pad the mask with false rows in front.
+    auto padded = [&](const at::Tensor& m0) {
+      if (!before) return m0;
+      std::vector<int64_t> shape = m0.sizes().vec();
+      shape[0] = before;
+      return at::cat({at::zeros(shape, m0.options()), m0});
+    };
+    const int li = static_cast<int>(l);
+    at::Tensor zMask, attnMask, mlpMask;
+    if (r.sweep == SweepKind::Heads || r.sweep == SweepKind::HeadPos) zMask = mask;
+    if (r.sweep == SweepKind::LayerPos) std::tie(attnMask, mlpMask) = splitComponents(mask, perLayer);
+    if (l == L - 1 && before > 0) {
+      // The last layer: rows that joined earlier need only the last position (no hooks here);
+      // the last layer's own patches run in full with their hooks.
+      at::Tensor old = m.blockLastRow(li, resid.slice(0, 0, before));
+      at::Tensor mine;
+      {
+        auto hs = installPatches(m, li, source, zMask, attnMask, mlpMask);
+        mine = m.block(li, fresh).slice(1, T - 1);
+      }
+      resid = at::cat({old, mine});
+      ++res.forwards;
+      break;
+    }
+    auto pad = [&](const at::Tensor& t) { return t.defined() ? padded(t) : t; };
+    auto hs = installPatches(m, li, source, pad(zMask), pad(attnMask), pad(mlpMask));
+    resid = m.block(li, resid);
+    ++res.forwards;
+    if (progress && !progress(static_cast<double>(l + 1) / L)) throw CancelledError();
+  }
+  at::Tensor metrics = metricsOf(m.unembed(resid.slice(1, resid.size(1) - 1)), r.answer, r.wrong).cpu();  // [L * B]
+  for (int64_t l = 0; l < L; ++l)
+    for (int64_t b = 0; b < B; ++b) storeResult(res.grid, r.sweep, l, perLayer[b], normalise(metrics[l * B + b].item<double>(), res));
+}
+}  // namespace
+
 PatchingResult patchBatched(HookedTransformer& m, const PatchingRequest& r, const PatchProgress& progress) {
   c10::InferenceMode guard;
   RunCache target, source, clean, corrupted;
@@ -171,7 +247,10 @@ PatchingResult patchBatched(HookedTransformer& m, const PatchingRequest& r, cons
   res.method = "exact-batched";
   const int64_t L = m.config().n_layers, H = m.config().n_heads, T = static_cast<int64_t>(r.clean.size());
   const auto all = patchesOfLayer(r.sweep, H, T);
-  auto& hooks = m.hooks();
+  if (r.pipeline && L * static_cast<int64_t>(all.size()) <= r.maxRows) {
+    runPipelined(m, r, target, source, res, progress);
+    return res;
+  }
   for (int64_t l = 0; l < L; ++l) {
     for (size_t begin = 0; begin < all.size(); begin += static_cast<size_t>(r.maxBatch)) {
       std::vector<LayerPatch> chunk(all.begin() + static_cast<long>(begin),
@@ -179,32 +258,11 @@ PatchingResult patchBatched(HookedTransformer& m, const PatchingRequest& r, cons
       const int64_t B = static_cast<int64_t>(chunk.size());
       at::Tensor mask = maskFor(r.sweep, chunk, T, H, target.residPre[l].device());
       at::Tensor resid = target.residPre[l].expand({B, -1, -1}).clone();
-      std::vector<HookHandle> hs;
-      switch (r.sweep) {
-        case SweepKind::Heads:
-        case SweepKind::HeadPos: {
-          at::Tensor src = source.z[l];
-          hs.push_back(hooks.add(hooks.idOf(static_cast<int>(l), LayerHook::Z),
-                                 [mask, src](at::Tensor& z, const HookContext&) { z = at::where(mask, src, z); }));
-          break;
-        }
-        case SweepKind::ResidPos:
-          resid = at::where(mask, source.residPre[l], resid);
-          break;
-        case SweepKind::LayerPos: {
-          // Rows [0, T) patch attn_out, rows [T, 2T) mlp_out (chunks keep each row's component).
-          std::vector<bool> isMlp;
-          for (const auto& p : chunk) isMlp.push_back(p.component == 1);
-          at::Tensor attnMask = mask.clone(), mlpMask = mask.clone();
-          for (int64_t b = 0; b < B; ++b) (isMlp[b] ? attnMask : mlpMask)[b].fill_(false);
-          at::Tensor srcA = source.attnOut[l], srcM = source.mlpOut[l];
-          hs.push_back(hooks.add(hooks.idOf(static_cast<int>(l), LayerHook::AttnOut),
-                                 [attnMask, srcA](at::Tensor& a, const HookContext&) { a = at::where(attnMask, srcA, a); }));
-          hs.push_back(hooks.add(hooks.idOf(static_cast<int>(l), LayerHook::MlpOut),
-                                 [mlpMask, srcM](at::Tensor& a, const HookContext&) { a = at::where(mlpMask, srcM, a); }));
-          break;
-        }
-      }
+      at::Tensor zMask, attnMask, mlpMask;
+      if (r.sweep == SweepKind::Heads || r.sweep == SweepKind::HeadPos) zMask = mask;
+      if (r.sweep == SweepKind::LayerPos) std::tie(attnMask, mlpMask) = splitComponents(mask, chunk);
+      if (r.sweep == SweepKind::ResidPos) resid = at::where(mask, source.residPre[l], resid);
+      auto hs = installPatches(m, static_cast<int>(l), source, zMask, attnMask, mlpMask);
       at::Tensor metrics = metricsOf(m.forwardFrom(static_cast<int>(l), resid, true), r.answer, r.wrong).cpu();
       ++res.forwards;
       for (int64_t b = 0; b < B; ++b) storeResult(res.grid, r.sweep, l, chunk[b], normalise(metrics[b].item<double>(), res));

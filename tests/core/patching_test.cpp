@@ -37,12 +37,16 @@ TEST_P(PatchingSweepTest, BatchedEngineEqualsOneForwardPerPatch) {
   r.corrupted = {1, 7, 19, 30, 8, 3, 41};
   r.answer = 11, r.wrong = 17;
   r.sweep = sweep, r.direction = direction;
-  r.maxBatch = 5;  // force several chunks per layer
+  PatchingResult pipelined = patchBatched(model, r);  // every layer once, patches joining the batch
+  r.pipeline = false;
+  r.maxBatch = 5;  // the per-layer engine, forced into several chunks per layer
   PatchingResult fast = patchBatched(model, r);
   PatchingResult slow = patchPerForward(model, r);
   ASSERT_EQ(fast.grid.sizes(), slow.grid.sizes());
   EXPECT_LT((fast.grid - slow.grid).abs().max().item<double>(), 1e-5);
+  EXPECT_LT((pipelined.grid - slow.grid).abs().max().item<double>(), 1e-5);
   EXPECT_LT(fast.forwards, slow.forwards);
+  EXPECT_EQ(pipelined.forwards, 2 + 3) << "clean, corrupted, then each of the 3 layers once";
   EXPECT_TRUE(at::isfinite(fast.grid).all().item<bool>());
 }
 

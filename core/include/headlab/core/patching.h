@@ -36,7 +36,11 @@ struct PatchingRequest {
   int64_t answer = -1, wrong = -1;        // token ids for the metric
   SweepKind sweep = SweepKind::Heads;
   PatchDirection direction = PatchDirection::Denoising;
-  int64_t maxBatch = 64;                  // patched runs per batched forward
+  int64_t maxBatch = 64;                  // patched runs per batched forward (per-layer engine)
+  // Pipelined engine: patches of layer l join the batch at layer l, so every layer runs once with
+  // all the rows that reach it (bigger matrix products). Used while the rows fit `maxRows`.
+  bool pipeline = true;
+  int64_t maxRows = 1024;
 };
 
 struct PatchingResult {
