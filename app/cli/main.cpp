@@ -36,6 +36,7 @@ commands:
             P: sinks, hidden-sinks, massive, streaming, induction   (--list shows parameters)
   patch     --model M --clean S --corrupted S --answer S --wrong S --sweep heads|head-pos|resid-pos|layer-pos
             [--method exact|attribution|both] [--noising] [--json] [--out F.h5] [--force]
+            path patching: --sweep path --receiver LAYER.HEAD --input q|k|v
   demo      [--out DIR]           trains/loads the demo model, runs every probe, writes report.html
 
   M: a Hugging Face folder, a .gguf, a llama2.c .bin, or a cached Hugging Face name.
@@ -148,7 +149,8 @@ int cmdPatch(const Args& a) {
   r.corrupted = tok.encode(a.require("corrupted"), true);
   r.answer = headlab::resolveSingleToken(tok, a.require("answer"));
   r.wrong = headlab::resolveSingleToken(tok, a.require("wrong"));
-  r.sweep = headlab::sweepKindFromString(a.get("sweep", "heads"));
+  const bool path = a.get("sweep") == "path";
+  r.sweep = path ? headlab::SweepKind::Heads : headlab::sweepKindFromString(a.get("sweep", "heads"));
   r.direction = a.has("noising") ? headlab::PatchDirection::Noising : headlab::PatchDirection::Denoising;
   const std::string method = a.get("method", "exact");
   if (method != "exact" && method != "attribution" && method != "both")
@@ -157,15 +159,23 @@ int cmdPatch(const Args& a) {
     std::cerr << "\rpatch: " << static_cast<int>(f * 100) << "%" << std::flush;
     return true;
   };
-  headlab::PatchingResult result = method == "attribution" ? headlab::patchAttribution(*m.model, r)
-                                                           : headlab::patchBatched(*m.model, r, progress);
+  headlab::PatchingResult result;
+  if (path) {
+    const std::string receiver = a.require("receiver");
+    const auto dot = receiver.find('.');
+    if (dot == std::string::npos) throw headlab::InputError("--receiver must be LAYER.HEAD, e.g. 4.2");
+    result = headlab::patchPath(*m.model, r, std::stoi(receiver.substr(0, dot)), std::stoi(receiver.substr(dot + 1)),
+                                headlab::pathInputFromString(a.get("input", "v")), progress);
+  } else {
+    result = method == "attribution" ? headlab::patchAttribution(*m.model, r) : headlab::patchBatched(*m.model, r, progress);
+  }
   std::cerr << "\n";
   std::vector<std::string> pieces;
   for (auto id : r.clean) pieces.push_back(tok.tokenString(id));
   nlohmann::json j = result.toJson(pieces);
   j["parameters"] = {{"clean", a.get("clean")}, {"corrupted", a.get("corrupted")}, {"answer", a.get("answer")},
                      {"wrong", a.get("wrong")}, {"answer_id", r.answer}, {"wrong_id", r.wrong}, {"model", m.source}};
-  if (method == "both") {
+  if (method == "both" && !path) {
     headlab::PatchingResult attr = headlab::patchAttribution(*m.model, r);
     at::Tensor pair = at::stack({result.grid.flatten().to(at::kDouble), attr.grid.flatten().to(at::kDouble)});
     j["attribution"] = attr.toJson();
@@ -296,7 +306,7 @@ int main(int argc, char** argv) {
     const std::set<std::string> flags = {"greedy", "no-bos", "json", "force", "help", "fp16", "noising", "list"};
     const std::set<std::string> options = {"model", "tokenizer", "text", "text-file", "prompt", "max-tokens", "steps",
                                            "temperature", "top-p", "seed", "device", "dtype", "threads", "out",
-                                           "hooks", "gzip", "params", "prompts-file", "clean", "corrupted", "answer", "wrong", "sweep", "method"};
+                                           "hooks", "gzip", "receiver", "input", "params", "prompts-file", "clean", "corrupted", "answer", "wrong", "sweep", "method"};
     Args a(rest, flags, options);
     headlab::configureThreads(static_cast<int>(a.integer("threads", 0)));
     if (cmd == "info") return cmdInfo(a);

@@ -6,6 +6,7 @@
 #include "headlab/core/errors.h"
 #include "headlab/core/hooked_transformer.h"
 
+#include <limits>
 #include <tuple>
 
 namespace headlab {
@@ -297,6 +298,71 @@ PatchingResult patchPerForward(HookedTransformer& m, const PatchingRequest& r, c
     }
     if (progress && !progress(static_cast<double>(l + 1) / L)) throw CancelledError();
   }
+  return res;
+}
+
+PathInput pathInputFromString(const std::string& s) {
+  if (s == "q") return PathInput::Q;
+  if (s == "k") return PathInput::K;
+  if (s == "v") return PathInput::V;
+  throw InputError("unknown receiver input '" + s + "' (expected q, k or v)");
+}
+
+PatchingResult patchPath(HookedTransformer& m, const PatchingRequest& r, int receiverLayer, int receiverHead, PathInput input,
+                         const PatchProgress& progress) {
+  c10::InferenceMode guard;
+  const auto& c = m.config();
+  if (receiverLayer < 1 || receiverLayer >= c.n_layers)
+    throw InputError("receiver layer " + std::to_string(receiverLayer) + " must be in [1, " + std::to_string(c.n_layers) + ")");
+  if (receiverHead < 0 || receiverHead >= c.n_heads)
+    throw InputError("receiver head " + std::to_string(receiverHead) + " out of range [0, " + std::to_string(c.n_heads) + ")");
+  RunCache target, source, clean, corrupted;
+  PatchingResult res = prepare(m, r, target, source, clean, corrupted);
+  res.method = std::string("path-") + (input == PathInput::Q ? "q" : input == PathInput::K ? "k" : "v");
+  res.sweep = SweepKind::Heads;
+  res.axes = {"sender_layer", "sender_head"};
+  res.grid.fill_(std::numeric_limits<double>::quiet_NaN());
+  const int64_t H = c.n_heads, T = static_cast<int64_t>(r.clean.size());
+  const LayerHook inputHook = input == PathInput::Q ? LayerHook::Q : input == PathInput::K ? LayerHook::K : LayerHook::V;
+  // The receiver's slot in that activation: query head, or its kv head for K and V.
+  const int64_t slot = input == PathInput::Q ? receiverHead : receiverHead / c.groupSize();
+  auto& hooks = m.hooks();
+  for (int sl = 0; sl < receiverLayer; ++sl) {
+    // Step 1: senders of layer sl on the batch; every other head frozen at the target run.
+    at::Tensor senderMask = at::zeros({H, 1, H, 1}, at::TensorOptions().dtype(at::kBool));
+    for (int64_t h = 0; h < H; ++h) senderMask[h][0][h].fill_(true);
+    senderMask = senderMask.to(target.z[sl].device());
+    at::Tensor captured;
+    {
+      std::vector<HookHandle> hs;
+      for (int l = sl; l < receiverLayer; ++l) {
+        at::Tensor frozen = target.z[l];
+        at::Tensor src = l == sl ? source.z[sl] : at::Tensor();
+        hs.push_back(hooks.add(hooks.idOf(l, LayerHook::Z), [frozen, src, senderMask](at::Tensor& z, const HookContext&) {
+          at::Tensor f = frozen.expand_as(z);
+          z = src.defined() ? at::where(senderMask, src.expand_as(z), f) : f.clone();
+        }));
+      }
+      hs.push_back(hooks.add(hooks.idOf(receiverLayer, inputHook),
+                             [&captured, slot](at::Tensor& a, const HookContext&) { captured = a.select(2, slot).clone(); }));
+      at::Tensor resid = target.residPre[sl].expand({H, -1, -1}).clone();
+      for (int l = sl; l <= receiverLayer; ++l) resid = m.block(l, resid);  // stops being useful after the capture
+    }
+    // Step 2: the target run with only the receiver's input replaced, per sender row.
+    at::Tensor metrics;
+    {
+      auto h = hooks.add(hooks.idOf(receiverLayer, inputHook), [&captured, slot](at::Tensor& a, const HookContext&) {
+        a = a.clone();
+        a.select(2, slot).copy_(captured);
+      });
+      at::Tensor resid = target.residPre[receiverLayer].expand({H, -1, -1}).clone();
+      metrics = metricsOf(m.forwardFrom(receiverLayer, resid, true), r.answer, r.wrong).cpu();
+    }
+    res.forwards += 2;
+    for (int64_t h = 0; h < H; ++h) res.grid[sl][h] = normalise(metrics[h].item<double>(), res);
+    if (progress && !progress(static_cast<double>(sl + 1) / receiverLayer)) throw CancelledError();
+  }
+  (void)T;
   return res;
 }
 

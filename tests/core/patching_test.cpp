@@ -120,3 +120,35 @@ TEST(PatchingTest, ResultJsonCarriesAxesAndMeaning) {
 }
 
 }  // namespace headlab
+
+namespace headlab {
+
+TEST(PathPatchingTest, TheMoversEffectFlowsThroughTheReadersValueOnly) {
+  auto model = test::plantedTwoStepModel();
+  PatchingRequest r = plantedRequest(SweepKind::Heads);
+  PatchingResult heads = patchBatched(model, r);
+  ASSERT_GT(heads.cleanMetric, 0.5);
+  ASSERT_LT(heads.corruptedMetric, -0.5);
+  EXPECT_GT(heads.grid[test::kMoverLayer][test::kMoverHead].item<double>(), 0.8) << "the mover matters";
+  EXPECT_GT(heads.grid[test::kReaderLayer][test::kReaderHead].item<double>(), 0.8) << "and so does the reader";
+
+  PatchingResult v = patchPath(model, r, test::kReaderLayer, test::kReaderHead, PathInput::V);
+  EXPECT_EQ(v.method, "path-v");
+  EXPECT_GT(v.grid[test::kMoverLayer][test::kMoverHead].item<double>(), 0.8) << "mover -> reader.v carries the answer";
+  for (int h = 0; h < 4; ++h)
+    if (h != test::kMoverHead) EXPECT_LT(std::abs(v.grid[0][h].item<double>()), 0.1) << "distractor sender " << h;
+  EXPECT_TRUE(std::isnan(v.grid[1][0].item<double>())) << "layer-1 heads are not senders to a layer-1 receiver";
+  for (PathInput in : {PathInput::Q, PathInput::K}) {
+    PatchingResult qk = patchPath(model, r, test::kReaderLayer, test::kReaderHead, in);
+    EXPECT_LT(std::abs(qk.grid[test::kMoverLayer][test::kMoverHead].item<double>()), 1e-4) << "the reader's query and key read nothing";
+  }
+}
+
+TEST(PathPatchingTest, RejectsAReceiverWithoutSenders) {
+  auto model = test::plantedTwoStepModel();
+  EXPECT_THROW(patchPath(model, plantedRequest(SweepKind::Heads), 0, 1, PathInput::Q), InputError);
+  EXPECT_THROW(patchPath(model, plantedRequest(SweepKind::Heads), 1, 7, PathInput::Q), InputError);
+  EXPECT_THROW(pathInputFromString("x"), InputError);
+}
+
+}  // namespace headlab

@@ -49,6 +49,8 @@ print(f"ok   patch {sys.argv[2]}: {len(j['values'])} finite values, attribution 
 PY
 done
 rm -f "${TMPDIR:-/tmp}/patch_$$.json"
+out=$("$CLI" patch "${P[@]}" --sweep path --receiver 4.2 --input v --json 2>/dev/null | /usr/bin/python3 -c 'import json,sys; j=json.load(sys.stdin); v=j["values"]; print(j["method"], j["shape"], sum(x is None for x in v))')
+check "path patching sender grid (layer 4 heads are not senders)" "$out" "path-v [5, 8] 8"
 err=$("$CLI" patch "${P[@]}" --corrupted "Tim had a ball" --sweep heads 2>&1 >/dev/null); rc=$?
 [ $rc -ne 0 ] && [[ "$err" == *"patching needs equal lengths"* ]] && echo "ok   mismatched lengths" || { echo "FAIL mismatched lengths: $err"; fail=1; }
 

@@ -50,3 +50,43 @@ inline HookedTransformer plantedCircuitModel() {
 }
 
 }  // namespace headlab::test
+
+namespace headlab::test {
+
+// Two planted steps: layer 0, head 1 ("mover") finds the token that is 3 or 4 and writes its
+// identity into residual dims 8 and 9 at every position; layer 1, head 2 attends uniformly
+// (zero query and key) and its VALUE reads dims 8 and 9 and writes them to dims 3 and 4, where the
+// unembedding reads the answer. The whole effect of the mover flows through the value input of
+// L1H2; none through its query or key.
+constexpr int kMoverLayer = 0, kMoverHead = 1, kReaderLayer = 1, kReaderHead = 2;
+
+inline HookedTransformer plantedTwoStepModel() {
+  HookedTransformer base = plantedCircuitModel();
+  ModelConfig c = base.config();
+  ModelWeights w = base.weights();
+  for (auto& L : w.layers)
+    for (at::Tensor* t : {&L.wq, &L.wk, &L.wv, &L.wo, &L.bq}) *t = t->clone();
+  // Undo the single planted head of plantedCircuitModel (layer 1, head 2) and plant the two steps.
+  auto clearHead = [&](int l, int h) {
+    for (int64_t i = 0; i < 4; ++i) {
+      w.layers[l].wq[h * 4 + i].zero_(), w.layers[l].wk[h * 4 + i].zero_(), w.layers[l].wv[h * 4 + i].zero_();
+      w.layers[l].bq[h * 4 + i] = 0.0;
+      w.layers[l].wo.select(1, h * 4 + i).zero_();
+    }
+  };
+  clearHead(kMoverLayer, kMoverHead);
+  clearHead(kReaderLayer, kReaderHead);
+  LayerWeights& M = w.layers[kMoverLayer];
+  const int64_t m0 = kMoverHead * 4;
+  M.bq[m0] = 10.0;
+  M.wk[m0][3] = 2.0, M.wk[m0][4] = 2.0;
+  M.wv[m0][3] = 1.0, M.wv[m0 + 1][4] = 1.0;
+  M.wo[8][m0] = 1.0, M.wo[9][m0 + 1] = 1.0;
+  LayerWeights& R = w.layers[kReaderLayer];
+  const int64_t r0 = kReaderHead * 4;
+  R.wv[r0][8] = 1.0, R.wv[r0 + 1][9] = 1.0;
+  R.wo[3][r0] = 3.0, R.wo[4][r0 + 1] = 3.0;
+  return HookedTransformer(c, w);
+}
+
+}  // namespace headlab::test

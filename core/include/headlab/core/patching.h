@@ -60,6 +60,18 @@ using PatchProgress = std::function<bool(double fraction)>;
 PatchingResult patchBatched(HookedTransformer& model, const PatchingRequest& req, const PatchProgress& progress = {});
 // The reference loop: one full forward per patch, as TransformerLens does it.
 PatchingResult patchPerForward(HookedTransformer& model, const PatchingRequest& req, const PatchProgress& progress = {});
+// Path patching (Wang et al., IOI): the effect of a sender head on one receiver head through the
+// receiver's query, key or value input only. For every sender (layer < receiver layer): run the
+// target prompt with the sender's z taken from the source run and every other head frozen at the
+// target run (MLPs recomputed), record the receiver's q/k/v, then run the target prompt with only
+// that input of the receiver replaced. Grid [layer, head] over senders; NaN where a head is not a
+// sender (its layer is not before the receiver's). Under GQA, K and V belong to the receiver's kv
+// head, so the patch reaches every query head of its group.
+enum class PathInput { Q, K, V };
+PathInput pathInputFromString(const std::string& s);  // "q", "k", "v"; throws InputError
+PatchingResult patchPath(HookedTransformer& model, const PatchingRequest& req, int receiverLayer, int receiverHead, PathInput input,
+                         const PatchProgress& progress = {});
+
 // First-order estimate (a_clean - a_corrupt) . dmetric/da at the corrupted run: 2 forwards, 1 backward.
 PatchingResult patchAttribution(HookedTransformer& model, const PatchingRequest& req);
 
