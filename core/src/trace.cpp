@@ -7,6 +7,7 @@
 #include <ctime>
 #include <filesystem>
 
+#include "headlab/core/activation_cache.h"
 #include "headlab/core/errors.h"
 #include "headlab/core/hooked_transformer.h"
 #include "headlab/core/model_config.h"
@@ -180,23 +181,7 @@ std::vector<int64_t> TraceReader::tokens() const { return m_file.readInts("/inpu
 std::vector<std::string> TraceReader::tokenStrings() const { return m_file.readStrings("/inputs/token_strings"); }
 
 uint64_t estimateCaptureBytes(const HookedTransformer& model, const std::vector<std::string>& hooks, int64_t pos) {
-  const auto& c = model.config();
-  uint64_t total = 0;
-  for (const auto& h : hooks) {
-    auto axes = hookAxes(h);
-    uint64_t n = 1;
-    for (const auto& a : axes) {
-      if (a == "batch") n *= 1;
-      else if (a == "pos" || a == "q_pos" || a == "k_pos") n *= pos;
-      else if (a == "head") n *= c.n_heads;
-      else if (a == "kv_head") n *= c.n_kv_heads;
-      else if (a == "d_head") n *= c.d_head;
-      else if (a == "d_model") n *= c.d_model;
-      else if (a == "d_mlp") n *= c.d_mlp;
-    }
-    total += n * 4;
-  }
-  return total;
+  return estimateCaptureBytes(model, CaptureSpec{hooks, {}, {}}, pos);
 }
 
 void captureToTrace(HookedTransformer& model, const std::vector<int64_t>& tokens, const std::vector<std::string>& hooks,

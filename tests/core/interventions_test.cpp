@@ -162,3 +162,49 @@ TEST(IncrementalRunnerTest, RecomputesFromTheEditedLayerAndEqualsAFullForward) {
 }
 
 }  // namespace headlab
+
+#include "headlab/core/activation_cache.h"
+
+namespace headlab {
+
+TEST(ActivationCacheTest, KeepsOnlyTheRequestedHeadsAndPositions) {
+  c10::InferenceMode guard;
+  auto model = test::randomModel("llama");
+  std::vector<int64_t> toks{1, 5, 9, 13, 2, 40, 7};
+  CaptureSpec spec{{"blocks.1.attn.hook_pattern", "blocks.0.attn.hook_z", "blocks.2.hook_resid_post"}, {3, 1}, {6, 2}};
+  auto got = captureActivations(model, toks, spec);
+  at::Tensor full;
+  auto h = model.hooks().add("blocks.1.attn.hook_pattern", [&](at::Tensor& p, const HookContext&) { full = p.clone(); });
+  model.forward(at::tensor(toks, at::kLong).unsqueeze(0));
+  ASSERT_EQ(got.at("blocks.1.attn.hook_pattern").sizes().vec(), (std::vector<int64_t>{1, 2, 2, 7}));
+  EXPECT_TRUE(at::equal(got.at("blocks.1.attn.hook_pattern")[0][1][1], full[0][1][2])) << "head 1 and query 2: the second requested of each";
+  EXPECT_TRUE(at::equal(got.at("blocks.1.attn.hook_pattern")[0][0][0], full[0][3][6])) << "head 3, query 6: the first requested";
+  EXPECT_EQ(got.at("blocks.0.attn.hook_z").sizes().vec(), (std::vector<int64_t>{1, 2, 2, 8}));
+  EXPECT_EQ(got.at("blocks.2.hook_resid_post").sizes().vec(), (std::vector<int64_t>{1, 2, 32})) << "no head axis: positions only";
+  EXPECT_EQ(estimateCaptureBytes(model, spec, 7), static_cast<uint64_t>((2 * 2 * 7 + 2 * 2 * 8 + 2 * 32) * 4));
+  EXPECT_THROW(captureActivations(model, toks, {{"blocks.0.attn.hook_z"}, {4}, {}}), InputError);
+  EXPECT_THROW(captureActivations(model, toks, {{"blocks.0.attn.hook_z"}, {}, {7}}), InputError);
+}
+
+TEST(ActivationCacheTest, MeanOverAPromptSetFeedsAMeanAblation) {
+  c10::InferenceMode guard;
+  auto model = test::randomModel("gpt2");
+  std::vector<std::vector<int64_t>> prompts{{1, 2, 3, 4}, {5, 6, 7, 8}, {9, 10, 11, 12}};
+  at::Tensor mean = meanActivation(model, "blocks.1.attn.hook_z", prompts);
+  ASSERT_EQ(mean.sizes().vec(), (std::vector<int64_t>{1, 1, 4, 8}));
+  at::Tensor byHand = at::zeros({1, 1, 4, 8});
+  for (const auto& p : prompts) byHand += captureActivations(model, p, {{"blocks.1.attn.hook_z"}, {}, {}}).at("blocks.1.attn.hook_z").mean(1, true);
+  EXPECT_TRUE(at::allclose(mean, byHand / 3, 1e-6, 1e-6));
+  at::Tensor perPos = meanActivation(model, "blocks.1.attn.hook_z", prompts, true);
+  EXPECT_EQ(perPos.size(1), 4);
+  EXPECT_THROW(meanActivation(model, "blocks.1.attn.hook_z", {{1, 2}, {1, 2, 3}}, true), InputError);
+  Intervention iv{InterventionKind::Mean, 1, {2}};
+  iv.source = perPos;
+  at::Tensor z;
+  auto h1 = install(model, iv);
+  auto h2 = model.hooks().add("blocks.1.attn.hook_z", [&](at::Tensor& t, const HookContext&) { z = t.clone(); });
+  model.forward(at::tensor(std::vector<int64_t>{20, 21, 22, 23}, at::kLong).unsqueeze(0));
+  EXPECT_TRUE(at::allclose(z[0].select(1, 2), perPos[0].select(1, 2), 1e-6, 1e-6)) << "head 2 carries the per-position mean";
+}
+
+}  // namespace headlab
