@@ -14,7 +14,15 @@
 #include "headlab/core/incremental_runner.h"
 #include "headlab/core/patching.h"
 #include "headlab/core/startup.h"
+#include "headlab/core/demo_model.h"
+#include "headlab/core/tokenizer.h"
 #include "headlab/core/trace.h"
+#include "headlab/plugins/probe_plugin.h"
+
+#include <sys/resource.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
 
 namespace {
 
@@ -143,6 +151,64 @@ void benchHdf5(HookedTransformer& m, int64_t T) {
   std::filesystem::remove(path);
 }
 
+long peakRssKb() {
+  struct rusage u {};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_maxrss;
+}
+
+// The retrieval probe at long context on a LLaMA-shaped model (random weights, GQA, RoPE): peak
+// memory against the [layers, heads, T, T] attention a naive capture would hold. Run it first in a
+// fresh process (--only retrieval): peak RSS is a high-water mark.
+void benchRetrieval(int64_t context) {
+  ModelConfig c;
+  c.arch = "llama";
+  c.n_layers = 4, c.n_heads = 8, c.n_kv_heads = 2, c.d_model = 256, c.d_head = 32, c.d_mlp = 512;
+  c.d_vocab = static_cast<int64_t>(DemoTasks::vocabulary().size()), c.n_ctx = context + 64;
+  c.norm = NormKind::RmsNorm, c.act = Activation::Silu, c.gated_mlp = true, c.rope = RopeLayout::RotateHalf;
+  at::manual_seed(0);
+  auto r = [](std::vector<int64_t> s) { return at::randn(s) * 0.05; };
+  ModelWeights w;
+  const int64_t D = c.d_model, q = c.n_heads * c.d_head, kv = c.n_kv_heads * c.d_head, F = c.d_mlp;
+  w.embed = r({c.d_vocab, D}), w.unembed = w.embed, w.lnf_w = at::ones({D});
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    LayerWeights L;
+    L.ln1_w = at::ones({D}), L.ln2_w = at::ones({D});
+    L.wq = r({q, D}), L.wk = r({kv, D}), L.wv = r({kv, D}), L.wo = r({D, q});
+    L.w_gate = r({F, D}), L.w_in = r({F, D}), L.w_out = r({D, F});
+    w.layers.push_back(std::move(L));
+  }
+  HookedTransformer model(c, std::move(w));
+  // A word-level tokenizer over the demo vocabulary, written where the loader expects it.
+  const auto dir = std::filesystem::temp_directory_path() / "headlab_bench_tok";
+  std::filesystem::create_directories(dir);
+  nlohmann::json vocab = nlohmann::json::object();
+  for (size_t i = 0; i < DemoTasks::vocabulary().size(); ++i) vocab[DemoTasks::vocabulary()[i]] = i;
+  std::ofstream(dir / "tokenizer.json") << nlohmann::json({{"model", {{"type", "WordLevel"}, {"vocab", vocab}, {"unk_token", "<unk>"}}}}).dump();
+  auto tok = loadTokenizer((dir / "tokenizer.json").string());
+  DemoTasks tasks(5);
+  nlohmann::json params = {{"haystack", tasks.filler(context + 200)},
+                           {"needles", {{{"needle", " the secret code of anna is 4 7 2 ."}, {"question", " question : the secret code of anna is"}, {"answer", "4 7 2"}}}},
+                           {"template", "{context}{question}"},
+                           {"lengths", {context}},
+                           {"depths", {50}},
+                           {"max_new_tokens", 4},
+                           {"prefill_chunk", 512}};
+  const long before = peakRssKb();
+  auto probe = plugins::ProbeRegistry::instance().create("retrieval");
+  plugins::ProbeContext ctx{model, tok.get(), params, {}};
+  auto t0 = std::chrono::steady_clock::now();
+  nlohmann::json res = probe->run(ctx);
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const long after = peakRssKb();
+  const double naive = static_cast<double>(c.n_layers) * c.n_heads * context * context * 4 / 1e6;
+  std::printf("retrieval probe at %ld tokens (%ld layers x %ld heads, GQA %ld kv heads): %.1f s, peak memory growth %.0f MB "
+              "(process peak %.0f MB) vs %.0f MB for [layers, heads, T, T] float32 (%.0fx less)\n",
+              static_cast<long>(res["per_test"][0]["length"].get<int64_t>()), static_cast<long>(c.n_layers), static_cast<long>(c.n_heads),
+              static_cast<long>(c.n_kv_heads), secs, (after - before) / 1024.0, after / 1024.0, naive, naive / std::max(1.0, (after - before) / 1024.0));
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -153,7 +219,7 @@ int main(int argc, char** argv) {
     if (a == "--quick") quick = true;
     else if (a == "--only" && i + 1 < argc) only = argv[++i];
     else {
-      std::fprintf(stderr, "usage: headlab-bench [--quick] [--only hooks|patching|click|hdf5]\n");
+      std::fprintf(stderr, "usage: headlab-bench [--quick] [--only hooks|patching|click|hdf5|retrieval]\n");
       return 2;
     }
   }
@@ -161,6 +227,10 @@ int main(int argc, char** argv) {
   BlasCheck blas = checkBlas();
   std::printf("headlab-bench %s: %s\n", appVersion(), runtimeSummary(threads, blas).c_str());
   // GPT-2 small: 12 layers x 12 heads, d_model 768, d_mlp 3072, vocab 50257 (random weights).
+  if (only == "retrieval" || (only.empty() && quick)) {
+    benchRetrieval(quick ? 256 : 4096);
+    if (only == "retrieval") return 0;
+  }
   Shape s = quick ? Shape{4, 4, 64, 256, 1000, 16} : Shape{12, 12, 768, 3072, 50257, 64};
   std::printf("model: %ld layers x %ld heads, d_model %ld, vocab %ld%s\n", static_cast<long>(s.layers), static_cast<long>(s.heads),
               static_cast<long>(s.d_model), static_cast<long>(s.vocab), quick ? " (quick)" : " (GPT-2 small shape)");
