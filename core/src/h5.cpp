@@ -106,32 +106,31 @@ void File::flush() {
   if (H5Fflush(id(), H5F_SCOPE_GLOBAL) < 0) fail("/", "flush failed (disk full?)");
 }
 
-void File::createGroup(const std::string& path) {
-  std::string cur;
-  size_t pos = 1;
-  while (pos <= path.size()) {
+namespace {
+// "/a/b/c" -> "/a", "/a/b", "/a/b/c".
+std::vector<std::string> prefixes(const std::string& path) {
+  std::vector<std::string> out;
+  for (size_t pos = 1; pos <= path.size();) {
     size_t next = path.find('/', pos);
     if (next == std::string::npos) next = path.size();
-    cur = path.substr(0, next);
-    if (!cur.empty() && cur != "/" && H5Lexists(id(), cur.c_str(), H5P_DEFAULT) <= 0) {
-      Handle g(H5Gcreate2(id(), cur.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
-      if (!g.valid()) fail(cur, "cannot create group");
-    }
+    if (next > pos) out.push_back(path.substr(0, next));
     pos = next + 1;
+  }
+  return out;
+}
+}  // namespace
+
+void File::createGroup(const std::string& path) {
+  for (const auto& cur : prefixes(path)) {
+    if (H5Lexists(id(), cur.c_str(), H5P_DEFAULT) > 0) continue;
+    Handle g(H5Gcreate2(id(), cur.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+    if (!g.valid()) fail(cur, "cannot create group");
   }
 }
 
 bool File::exists(const std::string& path) const {
-  if (path == "/") return true;
-  std::string cur;
-  size_t pos = 1;
-  while (pos <= path.size()) {
-    size_t next = path.find('/', pos);
-    if (next == std::string::npos) next = path.size();
-    cur = path.substr(0, next);
+  for (const auto& cur : prefixes(path))
     if (H5Lexists(id(), cur.c_str(), H5P_DEFAULT) <= 0) return false;
-    pos = next + 1;
-  }
   return true;
 }
 

@@ -1,0 +1,131 @@
+// The window's files: recent models, heatmap / trace / probe-result export, sessions.
+#include <QFile>
+#include <QFileDialog>
+#include <QInputDialog>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QLineEdit>
+#include <QMenu>
+#include <QCheckBox>
+#include <QComboBox>
+#include <QPlainTextEdit>
+#include <QSaveFile>
+#include <QSettings>
+#include <QStatusBar>
+
+#include "headlab/views/head_grid_model.h"
+#include "headlab/views/heatmap_view.h"
+#include "headlab/views/probe_panel.h"
+#include "main_window.h"
+#include "session_controller.h"
+
+namespace headlab::app {
+
+void MainWindow::addRecent(const QString& spec) {
+  QSettings settings;
+  QStringList recent = settings.value("recentModels").toStringList();
+  recent.removeAll(spec);
+  recent.prepend(spec);
+  settings.setValue("recentModels", recent.mid(0, 10));
+  refreshRecentMenu();
+}
+
+void MainWindow::refreshRecentMenu() {
+  m_recentMenu->clear();
+  const QStringList recent = QSettings().value("recentModels").toStringList();
+  for (const QString& r : recent) m_recentMenu->addAction(r, this, [this, r] { openModel(r); });
+  m_recentMenu->setEnabled(!recent.isEmpty());
+}
+
+void MainWindow::exportHeatmap() {
+  QString path = QFileDialog::getSaveFileName(this, tr("Export heatmap"), "heatmap.pdf", tr("PDF (*.pdf);;PNG (*.png)"));
+  if (path.isEmpty()) return;
+  bool ok = false;
+  QString size = QInputDialog::getText(this, tr("Size"), tr("width × height:"), QLineEdit::Normal, "800x700", &ok);
+  if (!ok) return;
+  int w = size.section('x', 0, 0).toInt(), h = size.section('x', 1, 1).toInt();
+  if (w <= 0 || h <= 0) return statusBar()->showMessage(tr("error: size must look like 800x700"));
+  statusBar()->showMessage(m_heatmap->exportTo(path, w, h) ? tr("exported %1").arg(path) : tr("error: cannot write %1").arg(path));
+}
+
+QString MainWindow::sessionJson() const {
+  QJsonArray edits;
+  for (int l = 0; l < m_layers; ++l)
+    for (int h = 0; h < m_heads; ++h) {
+      const auto& st = m_gridModel->state(l, h);
+      if (st.edited())
+        edits.append(QJsonObject{{"layer", l}, {"head", h}, {"ablation", views::ablationName(st.ablation)}, {"alpha", st.alpha}});
+    }
+  QJsonObject o{{"schema", "headlab.session"},
+                {"schema_version", 1},
+                {"model", m_modelSpec},
+                {"prompt", m_prompt->text()},
+                {"edits", edits},
+                {"ablation_kind", views::ablationName(m_gridModel->ablationKind())},
+                {"selected", QJsonObject{{"layer", m_layer}, {"head", m_head}}},
+                {"probe", QJsonObject{{"name", m_probes->currentProbe()}, {"params", m_probes->paramsText()}}},
+                {"log_scale", m_log->isChecked()}};
+  return QString::fromUtf8(QJsonDocument(o).toJson());
+}
+
+bool MainWindow::saveSession(const QString& path) {
+  QSaveFile f(path);  // atomic: a failed save never leaves half a session
+  if (!f.open(QIODevice::WriteOnly) || f.write(sessionJson().toUtf8()) < 0 || !f.commit()) {
+    statusBar()->showMessage(tr("error: cannot write session %1").arg(path));
+    return false;
+  }
+  statusBar()->showMessage(tr("session saved: %1").arg(path));
+  return true;
+}
+
+void MainWindow::openSession(const QString& path) {
+  QFile f(path);
+  if (!f.open(QIODevice::ReadOnly)) return statusBar()->showMessage(tr("error: cannot open session %1").arg(path));
+  QJsonParseError err;
+  QJsonObject o = QJsonDocument::fromJson(f.readAll(), &err).object();
+  if (err.error != QJsonParseError::NoError || o.value("schema").toString() != "headlab.session")
+    return statusBar()->showMessage(tr("error: %1 is not a HeadLab session").arg(path));
+  auto kindOf = [](const QString& s) {
+    return s == "zero" ? views::AblationKind::Zero : s == "mean" ? views::AblationKind::Mean
+           : s == "uniform" ? views::AblationKind::Uniform : views::AblationKind::None;
+  };
+  m_pendingEdits.clear();
+  for (const auto& v : o.value("edits").toArray()) {
+    QJsonObject e = v.toObject();
+    views::HeadEdit edit{e.value("layer").toInt(), e.value("head").toInt(), {}};
+    edit.state.ablation = kindOf(e.value("ablation").toString());
+    edit.state.alpha = static_cast<float>(e.value("alpha").toDouble(1.0));
+    m_pendingEdits.push_back(edit);
+  }
+  const QString kind = o.value("ablation_kind").toString();
+  for (int i = 0; i < m_kind->count(); ++i)
+    if (views::ablationName(static_cast<views::AblationKind>(m_kind->itemData(i).toInt())) == kind) m_kind->setCurrentIndex(i);
+  m_pendingLayer = o.value("selected").toObject().value("layer").toInt(-1);
+  m_pendingHead = o.value("selected").toObject().value("head").toInt(-1);
+  m_log->setChecked(o.value("log_scale").toBool());
+  QJsonObject probe = o.value("probe").toObject();
+  if (!probe.value("name").toString().isEmpty()) {
+    m_probes->selectProbe(probe.value("name").toString());
+    m_probes->setParamsText(probe.value("params").toString());
+  }
+  openModel(o.value("model").toString(), o.value("prompt").toString());
+}
+
+bool MainWindow::exportProbeResult(const QString& path) {
+  if (m_lastProbeJson.isEmpty()) {
+    statusBar()->showMessage(tr("error: run a probe first"));
+    return false;
+  }
+  QSaveFile f(path);
+  const bool ok = f.open(QIODevice::WriteOnly) && f.write(m_lastProbeJson.toUtf8()) >= 0 && f.commit();
+  statusBar()->showMessage(ok ? tr("result written: %1").arg(path) : tr("error: cannot write %1").arg(path));
+  return ok;
+}
+
+void MainWindow::exportTrace(const QString& path, const QString& hooksGlob, bool force) {
+  statusBar()->showMessage(tr("writing trace %1…").arg(path));
+  m_session->exportTrace(path, hooksGlob, force);
+}
+
+}  // namespace headlab::app
