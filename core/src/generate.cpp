@@ -46,6 +46,7 @@ std::vector<int64_t> generate(HookedTransformer& model, const std::vector<int64_
   const int64_t steps = std::min(opt.maxNewTokens, room);
   for (int64_t i = 0; i < steps; ++i) {
     at::Tensor logits = model.forward(input, &cache);  // [1, pos, d_vocab]
+    if (i == 0) model.requireFinite(logits, input);
     int64_t next = sample(logits[0][-1], opt, rng);
     if (opt.stopAtEos && (next == eos || next == bos)) break;
     out.push_back(next);

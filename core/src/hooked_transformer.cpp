@@ -240,6 +240,25 @@ at::Tensor HookedTransformer::unembed(const at::Tensor& resid) {
   return linear(x, m_weights.unembed, m_weights.unembed_b);
 }
 
+std::string HookedTransformer::firstNonFiniteHook(const at::Tensor& tokens) {
+  std::string first;
+  std::vector<HookHandle> hs;
+  for (size_t id = 0; id < m_hooks.names().size(); ++id)
+    hs.push_back(m_hooks.add(static_cast<int>(id), [&first](at::Tensor& a, const HookContext& ctx) {
+      if (first.empty() && a.is_floating_point() && !at::isfinite(a.masked_fill(at::isinf(a) & (a < 0), 0)).all().item<bool>())
+        first = *ctx.name;
+    }));
+  forward(tokens);
+  return first;
+}
+
+void HookedTransformer::requireFinite(const at::Tensor& logits, const at::Tensor& tokens) {
+  if (at::isfinite(logits).all().item<bool>()) return;
+  const std::string where = firstNonFiniteHook(tokens);
+  throw NumericError("non-finite values (NaN or Inf) in the logits; they first appear at " +
+                     (where.empty() ? std::string("the unembedding") : where) + " (check the weights feeding it)");
+}
+
 at::Tensor HookedTransformer::forward(const at::Tensor& tokens, KvCache* cache) {
   const int64_t off = cache ? cache->length : 0;
   checkTokens(tokens, off);

@@ -33,6 +33,7 @@ void IncrementalRunner::setPrompt(const std::vector<int64_t>& tokens) {
   m_signatures.assign(L, std::string());
   m_residPre[0] = m_model.embed(ids);
   runFrom(0, {});
+  m_model.requireFinite(m_logits, ids);
   m_baseline = m_logits;
   m_basePatterns = m_patterns;
 }

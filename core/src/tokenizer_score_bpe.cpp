@@ -140,7 +140,11 @@ std::unique_ptr<Tokenizer> loadLlama2cTokenizer(const std::string& path, int64_t
                            " (max_token_length " + std::to_string(maxLen) + ")");
     pieces.push_back(r.readString(static_cast<uint64_t>(len), "token bytes"));
   }
-  if (pieces.size() < 3) throw TokenizerError(path + ": vocabulary has " + std::to_string(pieces.size()) + " tokens");
+  // llama2.c vocabularies hold <unk>, BOS, EOS and the 256 byte pieces before any merge: fewer
+  // than 259 tokens means the file was cut short (the format stores no count to check against).
+  if (pieces.size() < 259)
+    throw TokenizerError(path + ": truncated vocabulary: " + std::to_string(pieces.size()) +
+                         " tokens, a llama2.c tokenizer has at least 259 (3 specials + 256 bytes)");
   if (vocabSize > 0 && static_cast<int64_t>(pieces.size()) != vocabSize)
     throw TokenizerError(path + ": vocabulary has " + std::to_string(pieces.size()) + " tokens; expected " + std::to_string(vocabSize));
   // llama2.c convention: 0 <unk>, 1 BOS, 2 EOS.

@@ -4,6 +4,8 @@
 #include <c10/core/InferenceMode.h>
 
 #include "headlab/core/errors.h"
+#include "headlab/core/generate.h"
+#include "headlab/core/incremental_runner.h"
 #include "random_model.h"
 
 namespace headlab {
@@ -96,6 +98,30 @@ TEST(GroupedQueryAttentionTest, QueryHeadsReadTheirKvHead) {
     scores = scores.masked_fill(at::ones({6, 6}, at::kBool).triu(1), -INFINITY);
     EXPECT_TRUE(at::allclose(at::softmax(scores, -1), pattern[0][h], 1e-5, 1e-6)) << "head " << h;
   }
+}
+
+}  // namespace headlab
+
+namespace headlab {
+
+TEST(NonFiniteTest, ReportsTheHookWhereNaNFirstAppears) {
+  c10::InferenceMode guard;
+  ModelConfig c = test::smallConfig("llama");
+  ModelWeights w = test::randomWeights(c, 3);
+  w.layers[1].wv[5][7] = std::numeric_limits<float>::quiet_NaN();  // a corrupt value weight in layer 1
+  HookedTransformer model(c, w);
+  at::Tensor tokens = test::randomTokens(1, 6, 50);
+  EXPECT_EQ(model.firstNonFiniteHook(tokens), "blocks.1.attn.hook_v");
+  try {
+    generate(model, {1, 2, 3}, GenerateOptions{});
+    FAIL() << "garbage was generated silently";
+  } catch (const NumericError& e) {
+    EXPECT_NE(std::string(e.what()).find("first appear at blocks.1.attn.hook_v"), std::string::npos) << e.what();
+  }
+  IncrementalRunner runner(model);
+  EXPECT_THROW(runner.setPrompt({1, 2, 3}), NumericError);
+  auto clean = test::randomModel("llama");
+  EXPECT_EQ(clean.firstNonFiniteHook(tokens), "") << "masked scores (-inf) are not a finding";
 }
 
 }  // namespace headlab

@@ -15,6 +15,7 @@ class ShapeError : public Error { using Error::Error; };
 class IoError : public Error { using Error::Error; };
 class TokenizerError : public Error { using Error::Error; };
 class InputError : public Error { using Error::Error; };
+class NumericError : public Error { using Error::Error; };
 class CancelledError : public Error {
  public:
   CancelledError() : Error("cancelled") {}

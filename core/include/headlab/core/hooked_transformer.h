@@ -52,6 +52,11 @@ class HookedTransformer {
   at::Tensor forwardFrom(int fromLayer, const at::Tensor& residPre, bool lastPositionOnly = false);
 
   void checkTokens(const at::Tensor& tokens, int64_t posOffset = 0) const;
+  // Runs `tokens` with a finiteness check on every hook point, in forward order, and returns the
+  // first hook whose activation holds NaN or Inf ("" when everything is finite).
+  std::string firstNonFiniteHook(const at::Tensor& tokens);
+  // Throws NumericError naming that hook when `logits` are not all finite.
+  void requireFinite(const at::Tensor& logits, const at::Tensor& tokens);
   // Moves and casts the model (dtype: float32, bfloat16 or float16).
   void to(at::Device device, at::ScalarType dtype);
 

@@ -1,0 +1,143 @@
+#!/usr/bin/python3
+"""Writes a corpus of broken model and tokenizer files, derived at test time from ../shared (never
+committed), and cases.json: for each case the loader to call, the path and the exact fragment of
+the one-line error it must give. Usage: make_broken_corpus.py SHARED_DIR OUT_DIR"""
+import json, os, shutil, struct, sys
+
+shared, out = sys.argv[1], sys.argv[2]
+shutil.rmtree(out, ignore_errors=True)
+os.makedirs(out)
+cases = []
+hf_src = os.path.join(shared, "models/stories260k-hf")
+gguf_src = open(os.path.join(shared, "models/stories260k/stories260K.gguf"), "rb").read()
+bin_src = open(os.path.join(shared, "models/stories260k/stories260K.bin"), "rb").read()
+v1_src = open(os.path.join(shared, "models/stories260k/stories260K_v1.bin"), "rb").read()
+tok_src = open(os.path.join(shared, "models/stories260k/tok512.bin"), "rb").read()
+st_src = open(os.path.join(hf_src, "model.safetensors"), "rb").read()
+cfg_src = json.load(open(os.path.join(hf_src, "config.json")))
+
+
+def case(name, kind, path, expect):
+    cases.append({"name": name, "kind": kind, "path": path, "expect": expect})
+
+
+def write(rel, data):
+    p = os.path.join(out, rel)
+    os.makedirs(os.path.dirname(p), exist_ok=True)
+    with open(p, "wb") as f:
+        f.write(data if isinstance(data, bytes) else data.encode())
+    return p
+
+
+def hf(name, safetensors=None, config=None, expect="", extra=None):
+    d = os.path.join(out, name)
+    os.makedirs(d)
+    shutil.copy(os.path.join(hf_src, "tokenizer.json"), d)
+    with open(os.path.join(d, "config.json"), "w") as f:
+        f.write(config if isinstance(config, str) else json.dumps(config if config is not None else cfg_src))
+    if safetensors is not None:
+        write(os.path.join(name, "model.safetensors"), safetensors)
+    for k, v in (extra or {}).items():
+        write(os.path.join(name, k), v)
+    case(name, "model", d, expect)
+
+
+def st_parts():
+    n = struct.unpack("<Q", st_src[:8])[0]
+    return json.loads(st_src[8:8 + n]), st_src[8 + n:]
+
+
+def st_build(header, data):
+    h = json.dumps(header).encode()
+    return struct.pack("<Q", len(h)) + h + data
+
+
+# --- safetensors / Hugging Face folders ---
+header, data = st_parts()
+hf("st_truncated_length", st_src[:4], expect="truncated: reading header length")
+hf("st_truncated_header", st_src[:100], expect="exceeds file size")
+hf("st_truncated_data", st_src[:len(st_src) // 2], expect="outside the data area")
+hf("st_huge_header_length", struct.pack("<Q", 1 << 40) + st_src[8:], expect="header length 1099511627776 exceeds file size")
+hf("st_header_not_json", struct.pack("<Q", 10) + b"not json!!" + data, expect="bad JSON header")
+hf("st_header_array", st_build([1, 2], data), expect="header is not a JSON object")
+h = json.loads(json.dumps(header)); h["model.norm.weight"]["shape"] = [-64]
+hf("st_negative_dim", st_build(h, data), expect="negative or non-integer dimension")
+h = json.loads(json.dumps(header)); h["model.norm.weight"]["data_offsets"] = [len(data) - 8, len(data) + 248]
+hf("st_offset_past_end", st_build(h, data), expect="outside the data area")
+h = json.loads(json.dumps(header)); a, b = h["model.norm.weight"]["data_offsets"]
+h["model.norm.weight"]["data_offsets"] = [0, b - a]
+hf("st_overlapping", st_build(h, data), expect="tensors overlap")
+h = json.loads(json.dumps(header)); h["model.norm.weight"]["dtype"] = "F8_E4M3"
+hf("st_unknown_dtype", st_build(h, data), expect="unsupported dtype 'F8_E4M3'")
+h = json.loads(json.dumps(header)); h["model.norm.weight"]["dtype"] = "F16"
+hf("st_wrong_byte_count", st_build(h, data), expect="bytes; expected 128 for shape [64] F16")
+h = json.loads(json.dumps(header)); del h["model.norm.weight"]
+hf("st_missing_tensor", st_build(h, data), expect="missing tensor 'model.norm.weight'")
+c = dict(cfg_src); c["hidden_size"] = 32; c["head_dim"] = 4
+hf("cfg_shape_mismatch", st_src, c, expect="has wrong shape; expected [512, 32], got [512, 64]")
+c = dict(cfg_src); del c["num_hidden_layers"]
+hf("cfg_missing_key", st_src, c, expect="missing key 'num_hidden_layers'")
+hf("cfg_bad_json", st_src, '{"model_type": "llama", ', expect="config.json: bad JSON")
+c = dict(cfg_src); c["model_type"] = "mamba"
+hf("cfg_unknown_type", st_src, c, expect="model_type 'mamba' unsupported")
+c = dict(cfg_src); c["num_key_value_heads"] = 3
+hf("cfg_kv_heads", st_src, c, expect="must be a multiple of n_kv_heads (3)")
+c = dict(cfg_src); c["num_hidden_layers"] = -5
+hf("cfg_negative_layers", st_src, c, expect="n_layers must be positive, got -5")
+hf("cfg_wrong_type", st_src, dict(cfg_src, hidden_size="64"), expect="key 'hidden_size' has the wrong type")
+# Sharded: the same tensor in two shards.
+idx = {"weight_map": {k: ("a.safetensors" if i % 2 else "b.safetensors") for i, k in enumerate(k for k in header if k != "__metadata__")}}
+hf("st_duplicate_across_shards", None, expect="duplicate tensor",
+   extra={"model.safetensors.index.json": json.dumps(idx), "a.safetensors": st_src, "b.safetensors": st_src})
+
+# --- GGUF ---
+def gguf(name, data, expect):
+    case(name, "model", write(name + ".gguf", data), expect)
+
+gguf("gguf_bad_magic", b"GGUX" + gguf_src[4:], "not a GGUF file")
+gguf("gguf_version_1", gguf_src[:4] + struct.pack("<I", 1) + gguf_src[8:], "GGUF version 1 unsupported")
+gguf("gguf_truncated_header", gguf_src[:20], "truncated: reading metadata count")
+gguf("gguf_truncated_metadata", gguf_src[:2000], "truncated")
+gguf("gguf_truncated_data", gguf_src[:20000], "lies past the end of the file")
+gguf("gguf_huge_tensor_count", gguf_src[:8] + struct.pack("<Q", 1 << 50) + gguf_src[16:], "more than a 1185376-byte file can hold")
+# The first metadata key's length field (right after the 24-byte header) declares 2^60 bytes.
+gguf("gguf_huge_string", gguf_src[:24] + struct.pack("<Q", 1 << 60) + gguf_src[32:], "declares 1152921504606846976 bytes")
+# Tensor infos: the first one follows the metadata; find it by its name.
+first = gguf_src.find(b"token_embd.weight") - 8
+def patch_info(delta_from_name_end, value, fmt):
+    pos = first + 8 + len(b"token_embd.weight") + delta_from_name_end
+    return gguf_src[:pos] + struct.pack(fmt, value) + gguf_src[pos + struct.calcsize(fmt):]
+gguf("gguf_bad_ndims", patch_info(0, 7, "<I"), "has 7 dims (expected 1..4)")
+gguf("gguf_unknown_type", patch_info(4 + 16, 2, "<I"), "has ggml type 2")
+gguf("gguf_offset_past_end", patch_info(4 + 16 + 4, 1 << 40, "<Q"), "lies past the end of the file")
+
+# --- llama2.c ---
+def l2c(name, data, expect):
+    case(name, "model", write(name + ".bin", data), expect)
+
+l2c("l2c_truncated", bin_src[:len(bin_src) // 3], "truncated llama2.c checkpoint")
+l2c("l2c_negative_layers", struct.pack("<i", 64) + struct.pack("<i", 172) + struct.pack("<i", -5) + bin_src[12:], "header field n_layers = -5 is invalid")
+l2c("l2c_heads_not_dividing", bin_src[:12] + struct.pack("<i", 7) + bin_src[16:], "header field n_heads = 7 is invalid")
+l2c("l2c_size_mismatch", bin_src + b"\0" * 12, "does not match its header")
+l2c("l2c_v1_bad_version", v1_src[:4] + struct.pack("<i", 2) + v1_src[8:], "llama2.c version 2 unsupported")
+l2c("l2c_empty", b"", "truncated: reading magic or dim")
+
+# --- tokenizers ---
+def tok(name, data, expect, ext):
+    case(name, "tokenizer", write(name + ext, data), expect)
+
+tok("tok_bin_truncated", tok_src[:100], "truncated", ".bin")
+tok("tok_bin_huge_length", tok_src[:4 + 4] + struct.pack("<i", 1 << 20) + tok_src[12:], "has length 1048576", ".bin")
+tj = json.load(open(os.path.join(hf_src, "tokenizer.json")))
+t = json.loads(json.dumps(tj)); t["model"]["merges"] = [[1, 2]]
+tok("tokjson_bad_merge", json.dumps(t), "a merge must be", ".json")
+t = json.loads(json.dumps(tj)); t["model"]["type"] = "Unigram"
+tok("tokjson_unigram", json.dumps(t), "model.type 'Unigram' unsupported", ".json")
+tok("tokjson_invalid_utf8", json.dumps(tj).encode()[:200] + b"\xff\xfe" + json.dumps(tj).encode()[200:], "bad JSON", ".json")
+tok("tokjson_no_model", json.dumps({"version": "1.0"}), "malformed tokenizer.json", ".json")
+tok("spm_garbage", b"\x0a\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", "varint longer than 10 bytes", ".model")
+case("gpt2_vocab_bad_id", "gpt2vocab", write("gpt2/encoder.json", json.dumps({"a": "x"})) + "|" + write("gpt2/vocab.bpe", "#version: 0.2\n"),
+     "id of 'a' is not an integer")
+
+json.dump(cases, open(os.path.join(out, "cases.json"), "w"), indent=1)
+print(f"{len(cases)} broken inputs written to {out}")
