@@ -15,6 +15,7 @@
 #include <QTableWidget>
 #include <QTest>
 #include <QTimer>
+#include <random>
 #include <QProcess>
 #include <QTemporaryDir>
 #include <nlohmann/json.hpp>
@@ -255,6 +256,60 @@ TEST_F(ModelWindowTest, HeadPatchingSweepFromTheDialogLandsInTheGridAndAHeatmap)
   QTest::mouseClick(panel->runButton(), Qt::LeftButton);
   ASSERT_TRUE(QTest::qWaitFor([&] { return failed.count() == 1; }, 10000));
   EXPECT_TRUE(failed[0][0].toString().contains("patching needs equal lengths")) << failed[0][0].toString().toStdString();
+}
+
+}  // namespace headlab::app
+
+namespace headlab::app {
+
+// A seeded "monkey": random clicks, wheel turns, head switches, prompts, resets, probe runs and
+// cancels for a bounded time. Nothing may crash, and the GUI thread never stalls past 200 ms
+// (a 10 ms timer measures the longest gap between its ticks).
+TEST_F(ModelWindowTest, MonkeyNeverCrashesAndNeverStallsTheGuiThread) {
+  std::mt19937 rng(2026);
+  auto pick = [&](int n) { return std::uniform_int_distribution<int>(0, n - 1)(rng); };
+  QElapsedTimer clock;
+  clock.start();
+  qint64 last = 0, worst = 0;
+  QTimer ticker;
+  ticker.setInterval(10);
+  QObject::connect(&ticker, &QTimer::timeout, [&] {
+    const qint64 now = clock.elapsed();
+    worst = std::max(worst, now - last);
+    last = now;
+  });
+  ticker.start();
+  QTableView* grid = window.headGridView();
+  const QStringList prompts = {"Once upon a time", "Lily saw a big dog. The dog", "Tom and Sue went to the park", "The sun"};
+  int actions = 0;
+  while (clock.elapsed() < 12000) {
+    switch (pick(8)) {
+      case 0: {
+        QRect cell = grid->visualRect(window.headGrid()->index(pick(5), pick(8)));
+        QTest::mouseClick(grid->viewport(), Qt::LeftButton, {}, cell.center());
+        break;
+      }
+      case 1: window.headGrid()->setAlpha(pick(5), pick(8), static_cast<float>(pick(17)) / 4.0f); break;
+      case 2: window.selectHead(pick(5), pick(8)); break;
+      case 3: window.runPrompt(prompts[pick(prompts.size())]); break;
+      case 4: window.findChild<QAction*>("resetAll")->trigger(); break;
+      case 5: window.tokenStrip()->selectPosition(pick(4)); break;
+      case 6: {
+        window.probePanel()->selectProbe(pick(2) ? "sinks" : "induction");
+        QTest::mouseClick(window.probePanel()->runButton(), Qt::LeftButton);
+        break;
+      }
+      default: QTest::mouseClick(window.probePanel()->cancelButton(), Qt::LeftButton); break;
+    }
+    ++actions;
+    QTest::qWait(pick(30));
+  }
+  window.session()->waitIdle();
+  ticker.stop();
+  std::printf("monkey: %d actions in 12 s, longest GUI-thread stall %lld ms\n", actions, static_cast<long long>(worst));
+  EXPECT_GT(actions, 100);
+  EXPECT_LT(worst, 200) << "the GUI thread stalled";
+  EXPECT_FALSE(window.logits()->predictions().empty());
 }
 
 }  // namespace headlab::app
