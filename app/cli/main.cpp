@@ -31,7 +31,7 @@ commands:
   tokenize  --model M | --tokenizer T  (--text S | --text-file F) [--no-bos]
   generate  --model M [--tokenizer T] --prompt S [--max-tokens N] [--steps N] [--greedy]
             [--temperature X] [--top-p P] [--seed N] [--device cpu|cuda] [--dtype float32|bfloat16|float16]
-  capture   --model M --prompt S --hooks GLOB[,GLOB] --out trace.h5 [--force] [--gzip 0-9] [--fp16]
+  capture   --model M --prompt S --hooks GLOB[,GLOB] --out trace.h5 [--force] [--gzip 0-9] [--fp16] [--max-mb N]
   probe P   --model M [--params JSON] [--prompts-file F] [--json] [--out results.h5] [--force]
             P: sinks, hidden-sinks, massive, streaming, induction   (--list shows parameters)
   patch     --model M --clean S --corrupted S --answer S --wrong S --sweep heads|head-pos|resid-pos|layer-pos
@@ -120,6 +120,10 @@ int cmdCapture(const Args& a) {
   const double mb = headlab::estimateCaptureBytes(*m.model, hooks, static_cast<int64_t>(ids.size())) / 1e6;
   std::cerr << "capture: " << hooks.size() << " hook points, " << ids.size() << " tokens, about " << mb
             << " MB in memory and at most as much on disk\n";
+  const double budget = static_cast<double>(a.integer("max-mb", 4096));
+  if (mb > budget)
+    throw headlab::InputError("capture would need about " + std::to_string(static_cast<long long>(mb)) + " MB, over the budget of " +
+                              std::to_string(static_cast<long long>(budget)) + " MB; capture fewer hooks or raise --max-mb");
   headlab::TraceOptions o;
   o.force = a.has("force");
   o.gzipLevel = static_cast<int>(a.integer("gzip", 0));
@@ -131,11 +135,10 @@ int cmdCapture(const Args& a) {
   writer.writeInputs(ids, pieces);
   writer.writeInterventions(nlohmann::json::array());
   headlab::captureToTrace(*m.model, ids, hooks, writer, [](int done, int total) {
-    std::cerr << "\rcapture: " << done << "/" << total << std::flush;
+    std::cerr << "\rcapture: " << done << "/" << total << (done == total ? "\n" : "") << std::flush;
     return true;
   });
   writer.commit();
-  std::cerr << "\n";
   std::cout << a.get("out") << "\n";
   return 0;
 }
@@ -306,7 +309,7 @@ int main(int argc, char** argv) {
     const std::set<std::string> flags = {"greedy", "no-bos", "json", "force", "help", "fp16", "noising", "list"};
     const std::set<std::string> options = {"model", "tokenizer", "text", "text-file", "prompt", "max-tokens", "steps",
                                            "temperature", "top-p", "seed", "device", "dtype", "threads", "out",
-                                           "hooks", "gzip", "receiver", "input", "params", "prompts-file", "clean", "corrupted", "answer", "wrong", "sweep", "method"};
+                                           "hooks", "gzip", "max-mb", "receiver", "input", "params", "prompts-file", "clean", "corrupted", "answer", "wrong", "sweep", "method"};
     Args a(rest, flags, options);
     headlab::configureThreads(static_cast<int>(a.integer("threads", 0)));
     if (cmd == "info") return cmdInfo(a);

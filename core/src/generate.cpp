@@ -41,6 +41,7 @@ std::vector<int64_t> generate(HookedTransformer& model, const std::vector<int64_
   KvCache cache;
   std::vector<int64_t> out;
   at::Tensor input = at::tensor(prompt, at::kLong).unsqueeze(0);
+  model.checkTokens(input);  // a prompt longer than the context is an error, not an empty continuation
   // k new tokens need P + k - 1 forwarded positions.
   const int64_t room = model.config().n_ctx + 1 - static_cast<int64_t>(prompt.size());
   const int64_t steps = std::min(opt.maxNewTokens, room);

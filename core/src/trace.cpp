@@ -127,7 +127,11 @@ void TraceWriter::writeInterventions(const nlohmann::json& interventions) {
 }
 
 void TraceWriter::commit() {
-  m_file.flush();
+  try {
+    m_file.flush();
+  } catch (const IoError&) {
+    throw IoError(m_target + ": write failed (disk full?); nothing was written there");
+  }
   m_file.close();
   if (fs::exists(m_target) && !m_opt.force) {
     fs::remove(m_temp);
