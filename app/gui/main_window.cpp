@@ -129,6 +129,8 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent), m_session(new Ses
   connect(m_probes, &views::ProbePanel::cancelRequested, m_session, &SessionController::cancel);
   connect(m_session, &SessionController::probesListed, m_probes, &views::ProbePanel::setProbes);
   connect(m_session, &SessionController::probeProgress, m_probes, &views::ProbePanel::setProgress);
+  connect(m_session, &SessionController::probeCurve, m_probes, &views::ProbePanel::setCurve);
+  connect(m_probes, &views::ProbePanel::headSelected, this, &MainWindow::selectHead);
   connect(m_session, &SessionController::probeCancelled, this, [this] {
     m_probes->setRunning(false);
     m_probes->setProgress(0, tr("cancelled"));

@@ -8,6 +8,7 @@
 #include <QElapsedTimer>
 #include <QThread>
 #include <algorithm>
+#include <map>
 #include <chrono>
 #include <cmath>
 #include <thread>
@@ -283,6 +284,25 @@ void SessionController::runProbe(const QString& name, const QString& paramsJson)
                                           .arg(r["best"]["induction"]["head"].get<int>()).arg(r["best"]["induction"]["score"].get<double>(), 0, 'f', 3);
     if (r.contains("niah_accuracy")) summary = QString("NIAH accuracy %1, %2 retrieval heads").arg(r["niah_accuracy"].get<double>(), 0, 'f', 2)
                                                    .arg(r["retrieval_heads"].get<int64_t>());
+    // A curve for the probes that have one.
+    std::vector<double> xs, ys;
+    QString title, xLabel, yLabel;
+    if (r.contains("sink_k")) {
+      ys = r["sink_k"].get<std::vector<double>>();
+      for (size_t k = 0; k < ys.size(); ++k) xs.push_back(static_cast<double>(k));
+      title = "Sink_k", xLabel = "key position k", yLabel = "% of heads with alpha > eps";
+    } else if (r.contains("per_test")) {
+      std::map<double, std::pair<double, int>> byDepth;  // depth -> (recalled, tests)
+      for (const auto& t : r["per_test"]) {
+        auto& d = byDepth[t["depth"].get<double>()];
+        d.first += t["counted"].get<bool>() ? 1.0 : 0.0;
+        ++d.second;
+      }
+      for (const auto& [depth, v] : byDepth) xs.push_back(depth), ys.push_back(v.first / v.second);
+      title = "NIAH accuracy", xLabel = "needle depth (%)", yLabel = "accuracy (ROUGE-1 recall > 0.5)";
+    }
+    QMetaObject::invokeMethod(this, [this, title, xs, ys, xLabel, yLabel] { emit probeCurve(title, xs, ys, xLabel, yLabel); },
+                              Qt::QueuedConnection);
     const QString json = q(r.dump());
     QMetaObject::invokeMethod(this, [this, name, grid, summary, json] { emit probeFinished(name, grid, summary, json); }, Qt::QueuedConnection);
   });

@@ -51,6 +51,9 @@ class SessionController : public QObject {
   // grid: the probe's per-head result; json: the whole result, as the CLI prints it.
   void probeFinished(const QString& name, const headlab::views::HeadScores& grid, const QString& summary, const QString& json);
   void probeCancelled();
+  // The probe's curve, when it has one (sinks: Sink_k over key positions; retrieval: NIAH accuracy over depth).
+  void probeCurve(const QString& title, const std::vector<double>& xs, const std::vector<double>& ys, const QString& xLabel,
+                  const QString& yLabel);
   void traceExported(const QString& path, qint64 bytes);
   // grid: the sweep as a 2-D heatmap (rows: layers, layer.head or component layer); heads: the
   // [layer, head] grid for the head grid's colours (heads sweep only, else empty).

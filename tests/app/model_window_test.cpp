@@ -8,6 +8,8 @@
 #include <QLabel>
 #include <QLineEdit>
 #include <QTableView>
+#include <qcustomplot.h>
+
 #include <QComboBox>
 #include <QPushButton>
 #include <QElapsedTimer>
@@ -147,6 +149,12 @@ TEST_F(ModelWindowTest, SinksProbeFromThePanelColoursTheGridWithItsResult) {
       EXPECT_FLOAT_EQ(window.headGrid()->data(window.headGrid()->index(l, h), Qt::UserRole).toFloat(), values[l * 8 + h].get<float>())
           << "L" << l << "H" << h;
   EXPECT_EQ(panel->table()->rowCount(), 40);
+  // The Sink_k curve is drawn from the result, and a table row selects its head everywhere.
+  ASSERT_TRUE(QTest::qWaitFor([&] { return panel->curvePlot()->isVisible(); }, 5000));
+  EXPECT_EQ(panel->curvePlot()->graph(0)->dataCount(), static_cast<int>(result["sink_k"].size()));
+  emit panel->table()->cellClicked(0, 0);
+  EXPECT_EQ(window.currentLayer(), panel->table()->item(0, 0)->text().toInt());
+  EXPECT_EQ(window.currentHead(), panel->table()->item(0, 1)->text().toInt());
   QTemporaryDir dir;
   ASSERT_TRUE(window.exportProbeResult(dir.filePath("sinks.json")));
   QFile exported(dir.filePath("sinks.json"));

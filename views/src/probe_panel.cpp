@@ -1,5 +1,7 @@
 #include "headlab/views/probe_panel.h"
 
+#include <qcustomplot.h>
+
 #include <QApplication>
 #include <QClipboard>
 #include <QComboBox>
@@ -33,7 +35,7 @@ class NumberItem : public QTableWidgetItem {
 ProbePanel::ProbePanel(QWidget* parent)
     : QWidget(parent), m_combo(new QComboBox), m_description(new QLabel), m_params(new QPlainTextEdit), m_run(new QPushButton(tr("Run"))),
       m_cancel(new QPushButton(tr("Cancel"))), m_copy(new QPushButton(tr("Copy TSV"))), m_bar(new QProgressBar), m_stage(new QLabel),
-      m_summary(new QLabel), m_table(new QTableWidget(0, 3)) {
+      m_summary(new QLabel), m_table(new QTableWidget(0, 3)), m_plot(new QCustomPlot) {
   m_combo->setObjectName("probeCombo");
   m_run->setObjectName("probeRun");
   m_cancel->setObjectName("probeCancel");
@@ -59,8 +61,13 @@ ProbePanel::ProbePanel(QWidget* parent)
   left->addWidget(m_stage);
   left->addWidget(m_summary);
   auto* right = new QVBoxLayout;
-  right->addWidget(m_table);
+  right->addWidget(m_table, 2);
   right->addWidget(m_copy);
+  m_plot->setMinimumHeight(120);
+  m_plot->addGraph();
+  m_plot->graph(0)->setPen(QPen(QColor(59, 82, 139), 2));
+  m_plot->setVisible(false);
+  right->addWidget(m_plot, 1);
   auto* layout = new QHBoxLayout(this);
   layout->addLayout(left, 1);
   layout->addLayout(right, 1);
@@ -76,6 +83,9 @@ ProbePanel::ProbePanel(QWidget* parent)
     emit cancelRequested();
   });
   connect(m_copy, &QPushButton::clicked, this, [this] { QApplication::clipboard()->setText(tableAsTsv()); });
+  connect(m_table, &QTableWidget::cellClicked, this, [this](int row, int) {
+    emit headSelected(m_table->item(row, 0)->text().toInt(), m_table->item(row, 1)->text().toInt());
+  });
 }
 
 void ProbePanel::setProbes(const std::vector<ProbeInfo>& probes) {
@@ -124,6 +134,19 @@ void ProbePanel::setResult(const HeadScores& s, const QString& summary) {
   m_table->setSortingEnabled(true);
   m_table->sortItems(2, Qt::DescendingOrder);
   m_bar->setValue(1000);
+}
+
+void ProbePanel::setCurve(const QString& title, const std::vector<double>& xs, const std::vector<double>& ys, const QString& xLabel,
+                          const QString& yLabel) {
+  m_plot->setVisible(!xs.empty());
+  if (xs.empty()) return;
+  m_plot->graph(0)->setData(QVector<double>(xs.begin(), xs.end()), QVector<double>(ys.begin(), ys.end()));
+  m_plot->graph(0)->setName(title);
+  m_plot->xAxis->setLabel(xLabel);
+  m_plot->yAxis->setLabel(yLabel);
+  m_plot->rescaleAxes();
+  m_plot->yAxis->setRangeLower(std::min(0.0, m_plot->yAxis->range().lower));
+  m_plot->replot();
 }
 
 QString ProbePanel::tableAsTsv() const {

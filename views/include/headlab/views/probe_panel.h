@@ -13,6 +13,7 @@ class QPlainTextEdit;
 class QProgressBar;
 class QPushButton;
 class QTableWidget;
+class QCustomPlot;
 
 namespace headlab::views {
 
@@ -35,6 +36,11 @@ class ProbePanel : public QWidget {
   void setProgress(double fraction, const QString& stage);
   void setResult(const HeadScores& scores, const QString& summary);
   QString tableAsTsv() const;
+  // A per-probe curve under the table (Sink_k over key positions, NIAH accuracy over depth, ...);
+  // empty xs hides it.
+  void setCurve(const QString& title, const std::vector<double>& xs, const std::vector<double>& ys, const QString& xLabel,
+                const QString& yLabel);
+  QCustomPlot* curvePlot() const { return m_plot; }
   bool running() const { return m_running; }
   QPushButton* runButton() const { return m_run; }
   QPushButton* cancelButton() const { return m_cancel; }
@@ -43,6 +49,8 @@ class ProbePanel : public QWidget {
  signals:
   void runRequested(const QString& probe, const QString& paramsJson);
   void cancelRequested();
+  // A row of the results table was clicked: select that head everywhere.
+  void headSelected(int layer, int head);
 
  private:
   std::vector<ProbeInfo> m_probes;
@@ -56,6 +64,7 @@ class ProbePanel : public QWidget {
   QLabel* m_stage;
   QLabel* m_summary;
   QTableWidget* m_table;
+  QCustomPlot* m_plot;
   bool m_running = false;
 };
 
