@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 SHELL := /bin/bash
 
-.PHONY: deps build run test clean
+.PHONY: deps build run test clean fuzz
 
 deps:
 	./scripts/install-deps.sh
@@ -25,3 +25,7 @@ test: build
 
 clean:
 	rm -rf $(BUILD)
+
+# libFuzzer targets for every parser (clang + ASan/UBSan), FUZZ_SECONDS each (default 60).
+fuzz: deps
+	./fuzz/run_fuzzers.sh

@@ -1,3 +1,5 @@
+#include <limits>
+
 #include "headlab/core/checkpoint_formats.h"
 #include "headlab/core/errors.h"
 
@@ -69,6 +71,9 @@ Llama2cFile readLlama2c(const std::string& path) {
     r.seek(0);
     readParams();
     h.shared_classifier = h.vocab_size > 0;
+    // A negative vocab_size marks an unshared classifier; INT_MIN has no positive counterpart.
+    if (h.vocab_size == std::numeric_limits<int32_t>::min())
+      throw IoError(path + ": llama2.c header field vocab_size = " + std::to_string(h.vocab_size) + " is invalid");
     if (h.vocab_size < 0) h.vocab_size = -h.vocab_size;
     offset = 7 * 4;
   }

@@ -16,6 +16,8 @@ nlohmann::json readJsonFile(const std::string& path) {
     return nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
     throw ConfigError(path + ": bad JSON at byte " + std::to_string(e.byte) + ": " + e.what());
+  } catch (const nlohmann::json::exception& e) {  // e.g. a number too large for any type
+    throw ConfigError(path + ": bad JSON: " + e.what());
   }
 }
 
@@ -42,6 +44,8 @@ void readSafetensors(const std::string& path, TensorStore& store) {
     header = nlohmann::json::parse(headerText);
   } catch (const nlohmann::json::parse_error& e) {
     throw IoError(path + ": bad JSON header at byte " + std::to_string(e.byte));
+  } catch (const nlohmann::json::exception& e) {
+    throw IoError(path + ": bad JSON header: " + e.what());
   }
   if (!header.is_object()) throw IoError(path + ": header is not a JSON object");
   const uint64_t dataStart = 8 + headerLen;

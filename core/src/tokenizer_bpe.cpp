@@ -39,6 +39,14 @@ std::string replaceAll(std::string s, const std::string& from, const std::string
 namespace {
 const std::string kSpaceMark = "\xE2\x96\x81";  // U+2581
 
+// Real vocabularies number their tokens 0..n-1; a far larger id would make us allocate for tokens
+// that do not exist (a file of a few bytes must not cost gigabytes).
+void requireDense(int64_t maxId, size_t count, const std::string& kind) {
+  if (maxId >= static_cast<int64_t>(2 * count + 1024))
+    throw TokenizerError(kind + ": token ids are sparse: largest id " + std::to_string(maxId) + " for " + std::to_string(count) + " tokens");
+  if (count == 0) throw TokenizerError(kind + ": empty vocabulary");
+}
+
 std::string codepointToUtf8(uint32_t cp) {
   std::string s;
   if (cp < 0x80) {
@@ -150,6 +158,7 @@ class BpeTokenizer : public Tokenizer {
     int64_t maxId = -1;
     for (auto& [s, id] : m_spec.vocab) maxId = std::max(maxId, id);
     for (auto& [s, id] : m_spec.added) maxId = std::max(maxId, id);
+    requireDense(maxId, m_spec.vocab.size() + m_spec.added.size(), m_spec.kind);
     m_pieces.resize(maxId + 1);
     for (auto& [s, id] : m_spec.vocab) m_pieces[id] = s;
     for (auto& [s, id] : m_spec.added) {
@@ -235,8 +244,7 @@ class BpeTokenizer : public Tokenizer {
     size_t i = 0;
     while (i < joined.size()) {
       unsigned byte;
-      if (joined.compare(i, 3, "<0x") == 0 && i + 6 <= joined.size() && joined[i + 5] == '>' &&
-          std::sscanf(joined.c_str() + i, "<0x%02X>", &byte) == 1) {
+      if (parseByteToken(joined, i, byte)) {
         out += static_cast<char>(byte);
         i += 6;
       } else {
@@ -350,6 +358,7 @@ class WordLevelTokenizer : public Tokenizer {
     m_bos = bos, m_eos = eos;
     int64_t maxId = -1;
     for (auto& [w, id] : m_vocab) maxId = std::max(maxId, id);
+    requireDense(maxId, m_vocab.size(), "tokenizer.json WordLevel");
     m_words.resize(static_cast<size_t>(maxId + 1));
     for (auto& [w, id] : m_vocab) m_words[id] = w;
   }
@@ -409,7 +418,7 @@ std::unique_ptr<Tokenizer> loadHfTokenizerJson(const std::string& path) {
     std::string type = model.value("type", "BPE");
     if (type == "WordLevel") {
       std::unordered_map<std::string, int64_t> vocab;
-      for (auto& [w, id] : model.at("vocab").items()) vocab.emplace(w, id.get<int64_t>());
+      for (auto& [w, id] : model.at("vocab").items()) vocab.emplace(w, checkedTokenId(id, w, path));
       auto find = [&](const std::string& w) {
         auto it = vocab.find(w);
         return it == vocab.end() ? int64_t(-1) : it->second;
@@ -420,7 +429,7 @@ std::unique_ptr<Tokenizer> loadHfTokenizerJson(const std::string& path) {
     if (type != "BPE") throw TokenizerError(path + ": model.type '" + type + "' unsupported (expected BPE)");
     BpeSpec spec;
     spec.kind = "tokenizer.json BPE";
-    for (auto& [tok, id] : model.at("vocab").items()) spec.vocab.emplace(tok, id.get<int64_t>());
+    for (auto& [tok, id] : model.at("vocab").items()) spec.vocab.emplace(tok, checkedTokenId(id, tok, path));
     for (const auto& m : model.at("merges")) spec.merges.push_back(parseMerge(m, path));
     spec.byteFallback = model.value("byte_fallback", false);
     spec.ignoreMerges = model.value("ignore_merges", false);
@@ -437,7 +446,7 @@ std::unique_ptr<Tokenizer> loadHfTokenizerJson(const std::string& path) {
       spec.stripLeadingSpace = true;
     }
     for (const auto& a : j.value("added_tokens", nlohmann::json::array()))
-      spec.added.emplace_back(a.at("content").get<std::string>(), a.at("id").get<int64_t>());
+      spec.added.emplace_back(a.at("content").get<std::string>(), checkedTokenId(a.at("id"), a.at("content").get<std::string>(), path));
     // BOS from TemplateProcessing: a SpecialToken before the sequence.
     const auto& pp = j.value("post_processor", nlohmann::json());
     if (pp.is_object() && pp.value("type", "") == "TemplateProcessing" && pp.contains("single") && !pp["single"].empty() &&
@@ -463,10 +472,7 @@ std::unique_ptr<Tokenizer> loadGpt2Vocab(const std::string& encoderJson, const s
   spec.kind = "GPT-2 encoder.json + vocab.bpe";
   spec.byteLevel = true;
   spec.splitRegex = kGpt2SplitRegex;
-  for (auto& [tok, id] : enc.items()) {
-    if (!id.is_number_integer()) throw TokenizerError(encoderJson + ": id of '" + tok + "' is not an integer");
-    spec.vocab.emplace(tok, id.get<int64_t>());
-  }
+  for (auto& [tok, id] : enc.items()) spec.vocab.emplace(tok, checkedTokenId(id, tok, encoderJson));
   std::ifstream in(vocabBpe);
   if (!in) throw IoError(vocabBpe + ": cannot open");
   std::string line;

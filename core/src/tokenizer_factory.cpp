@@ -10,6 +10,23 @@
 
 namespace headlab {
 
+bool parseByteToken(const std::string& text, size_t at, unsigned& byte) {
+  if (at + 6 > text.size() || text.compare(at, 3, "<0x") != 0 || text[at + 5] != '>') return false;
+  auto hex = [](char c) { return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1; };
+  int hi = hex(text[at + 3]), lo = hex(text[at + 4]);
+  if (hi < 0 || lo < 0) return false;
+  byte = static_cast<unsigned>(hi * 16 + lo);
+  return true;
+}
+
+int64_t checkedTokenId(const nlohmann::json& id, const std::string& token, const std::string& where) {
+  if (!id.is_number_integer()) throw TokenizerError(where + ": id of '" + token + "' is not an integer");
+  const int64_t v = id.get<int64_t>();
+  if (v < 0 || v >= (int64_t(1) << 24))
+    throw TokenizerError(where + ": id " + std::to_string(v) + " of '" + token + "' is out of range [0, 16777216)");
+  return v;
+}
+
 std::vector<std::string> utf8Chars(const std::string& s) {
   std::vector<std::string> out;
   size_t i = 0;

@@ -27,7 +27,7 @@ class ScoreBpeTokenizer : public Tokenizer {
       int type = types.empty() ? 1 : types[i];
       const std::string& p = m_pieces[i];
       unsigned byte;
-      if (p.size() == 6 && std::sscanf(p.c_str(), "<0x%02X>", &byte) == 1) {
+      if (p.size() == 6 && parseByteToken(p, 0, byte)) {
         m_byteIds[byte] = static_cast<int64_t>(i);
         continue;
       }
@@ -86,7 +86,7 @@ class ScoreBpeTokenizer : public Tokenizer {
     std::string piece = m_pieces[id];
     if (prev == m_bos && !piece.empty() && piece[0] == ' ') piece.erase(0, 1);
     unsigned byte;
-    if (piece.size() == 6 && std::sscanf(piece.c_str(), "<0x%02X>", &byte) == 1) return std::string(1, static_cast<char>(byte));
+    if (piece.size() == 6 && parseByteToken(piece, 0, byte)) return std::string(1, static_cast<char>(byte));
     return piece;
   }
 

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -93,6 +94,28 @@ TEST(TokenizerTest, GgufPromptTokenCountsMatchLlamaCpp) {
   for (const auto& c : ref)
     EXPECT_EQ(static_cast<int64_t>(tok->encode(c["prompt"], true).size()), c["n_prompt_tokens_incl_bos"].get<int64_t>())
         << c["prompt"];
+}
+
+}  // namespace headlab
+
+namespace headlab {
+
+// Found by fuzz_llama2c_tokenizer: sscanf accepted "<0x-D>" as byte 4294967283 and indexed past the
+// byte table. Such a piece is now an ordinary piece.
+TEST(TokenizerTest, APieceThatOnlyLooksLikeAByteIsAnOrdinaryPiece) {
+  auto dir = std::filesystem::temp_directory_path() / ("headlab_tok_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  std::ifstream in(test::sharedPath("models/stories260k/tok512.bin"), std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // Replace the piece of token 3 ("<0x00>", 6 bytes) with "<0x-D>".
+  const size_t at = bytes.find("<0x00>");
+  ASSERT_NE(at, std::string::npos);
+  bytes.replace(at, 6, "<0x-D>");
+  std::ofstream(dir / "tok.bin", std::ios::binary) << bytes;
+  auto tok = loadTokenizer((dir / "tok.bin").string());
+  EXPECT_EQ(tok->tokenString(3), "<0x-D>");
+  EXPECT_FALSE(tok->encode("Once upon a time", true).empty());
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace headlab

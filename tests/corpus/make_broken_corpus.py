@@ -139,5 +139,14 @@ tok("spm_garbage", b"\x0a\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", "varint 
 case("gpt2_vocab_bad_id", "gpt2vocab", write("gpt2/encoder.json", json.dumps({"a": "x"})) + "|" + write("gpt2/vocab.bpe", "#version: 0.2\n"),
      "id of 'a' is not an integer")
 
+# Regressions found by the fuzzers (fuzz/run_fuzzers.sh).
+l2c("fuzz_l2c_vocab_int_min", bin_src[:20] + struct.pack("<i", -2**31) + bin_src[24:], "vocab_size = -2147483648 is invalid")
+t = json.loads(json.dumps(tj)); t["model"]["vocab"]["<unk>"] = -7
+tok("fuzz_tokjson_negative_id", json.dumps(t), "id -7 of '<unk>' is out of range", ".json")
+t = json.loads(json.dumps(tj)); t["model"]["vocab"]["<unk>"] = 9000000
+tok("fuzz_tokjson_sparse_ids", json.dumps(t), "token ids are sparse", ".json")
+case("fuzz_gpt2_number_overflow", "gpt2vocab", write("gpt2o/encoder.json", '{"a": 17e1761}') + "|" + write("gpt2o/vocab.bpe", "#version: 0.2\n"),
+     "bad JSON")
+
 json.dump(cases, open(os.path.join(out, "cases.json"), "w"), indent=1)
 print(f"{len(cases)} broken inputs written to {out}")

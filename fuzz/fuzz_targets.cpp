@@ -1,0 +1,85 @@
+// libFuzzer entry points, one per parser (selected by HEADLAB_FUZZ_TARGET_*). Each input is written
+// to a private file and handed to the real loader: a HeadLab error is the expected answer to bad
+// input; anything else (a crash, a sanitizer report, a foreign exception) is a finding.
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+
+#include "headlab/core/checkpoint_formats.h"
+#include "headlab/core/errors.h"
+#include "headlab/core/tokenizer.h"
+
+namespace {
+std::string scratch(const char* ext) {
+  return "/dev/shm/headlab-fuzz-" + std::to_string(::getpid()) + ext;
+}
+void writeFile(const std::string& path, const uint8_t* data, size_t size) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
+}
+void exercise(headlab::Tokenizer& tok) {
+  auto ids = tok.encode("Hello world, 123 caf\xC3\xA9!", true);
+  tok.decode(ids);
+  for (int64_t i = 0; i < std::min<int64_t>(tok.vocabSize(), 64); ++i) tok.tokenString(i);
+}
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  try {
+#if defined(HEADLAB_FUZZ_TARGET_safetensors)
+    const std::string p = scratch(".safetensors");
+    writeFile(p, data, size);
+    headlab::TensorStore store;
+    headlab::readSafetensors(p, store);
+    for (const auto& [name, t] : store.tensors())
+      if (t.nbytes < (1u << 20)) store.get(name);
+#elif defined(HEADLAB_FUZZ_TARGET_gguf)
+    const std::string p = scratch(".gguf");
+    writeFile(p, data, size);
+    headlab::GgufFile g = headlab::readGguf(p);
+    for (const auto& [name, t] : g.tensors.tensors())
+      if (t.nbytes < (1u << 20)) g.tensors.get(name);
+    if (g.metadata.contains("tokenizer.ggml.tokens")) {
+      auto tok = headlab::tokenizerFromGguf(g.metadata, p);
+      exercise(*tok);
+    }
+#elif defined(HEADLAB_FUZZ_TARGET_llama2c)
+    const std::string p = scratch(".bin");
+    writeFile(p, data, size);
+    headlab::Llama2cFile f = headlab::readLlama2c(p);
+    for (const auto& [name, t] : f.tensors.tensors())
+      if (t.nbytes < (1u << 20)) f.tensors.get(name);
+#elif defined(HEADLAB_FUZZ_TARGET_tokenizer_json)
+    const std::string p = scratch(".json");
+    writeFile(p, data, size);
+    auto tok = headlab::loadHfTokenizerJson(p);
+    exercise(*tok);
+#elif defined(HEADLAB_FUZZ_TARGET_llama2c_tokenizer)
+    const std::string p = scratch(".tok.bin");
+    writeFile(p, data, size);
+    auto tok = headlab::loadLlama2cTokenizer(p);
+    exercise(*tok);
+#elif defined(HEADLAB_FUZZ_TARGET_sentencepiece)
+    const std::string p = scratch(".model");
+    writeFile(p, data, size);
+    auto tok = headlab::loadSentencePieceModel(p);
+    exercise(*tok);
+#elif defined(HEADLAB_FUZZ_TARGET_gpt2_vocab)
+    // Input: encoder.json, a NUL byte, then vocab.bpe.
+    const std::string all(reinterpret_cast<const char*>(data), size);
+    const size_t cut = all.find('\0');
+    const std::string enc = scratch(".encoder.json"), bpe = scratch(".vocab.bpe");
+    writeFile(enc, data, cut == std::string::npos ? size : cut);
+    writeFile(bpe, cut == std::string::npos ? data : data + cut + 1, cut == std::string::npos ? 0 : size - cut - 1);
+    auto tok = headlab::loadGpt2Vocab(enc, bpe);
+    exercise(*tok);
+#endif
+  } catch (const headlab::Error&) {
+    // The expected answer to bad input.
+  }
+  return 0;
+}
