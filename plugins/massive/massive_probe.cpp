@@ -1,6 +1,8 @@
 // Massive activations (Sun et al.), PROBES.md §1.3. On every layer's residual stream
 // (hook_resid_post): an activation is massive when |a| > abs_threshold and |a| >= ratio * median(|h|)
 // of that layer's hidden state. Dimensions are discovered, never hard-coded.
+// The intervention (Sun et al. §3): at the first layer where they appear, set the massive
+// activations to 0 or to their mean over the prompt set and compare the prompts' next-token loss.
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
@@ -24,6 +26,7 @@ class MassiveProbe : public Probe {
     return {{"abs_threshold", 100.0, "|a| must exceed this"},
             {"ratio", 1000.0, "|a| must be at least this times the median |h|"},
             {"max_tokens", 64, "prompts are cut to this many tokens"},
+            {"intervene", true, "also set the massive activations to 0 and to their mean and report the loss"},
             {"prompts", nlohmann::json::array(), "prompt set (empty = built-in)"}};
   }
   nlohmann::json run(ProbeContext& ctx) override {
@@ -35,6 +38,13 @@ class MassiveProbe : public Probe {
     std::map<int64_t, int> dims;
     at::Tensor top1 = at::zeros({c.n_layers}, at::kDouble), medians = at::zeros({c.n_layers}, at::kDouble);
     std::vector<std::vector<double>> top3(static_cast<size_t>(c.n_layers), std::vector<double>(3, 0.0));
+    std::vector<std::vector<int64_t>> promptIds;
+    struct Hit {
+      size_t prompt;
+      int64_t layer, pos, dim;
+      double value;  // signed
+    };
+    std::vector<Hit> found;
     for (size_t i = 0; i < prompts.size(); ++i) {
       reportProgress(ctx, static_cast<double>(i) / prompts.size(), "prompt " + std::to_string(i + 1));
       auto ids = encodePrompt(*ctx.tokenizer, prompts[i], p["max_tokens"].get<int64_t>());
@@ -44,11 +54,11 @@ class MassiveProbe : public Probe {
         std::vector<HookHandle> hs;
         for (int l = 0; l < c.n_layers; ++l)
           hs.push_back(ctx.model.hooks().add(ctx.model.hooks().idOf(l, LayerHook::ResidPost),
-                                             [&resid, l](at::Tensor& t, const HookContext&) { resid[l] = t[0].abs().to(at::kCPU, at::kFloat); }));
+                                             [&resid, l](at::Tensor& t, const HookContext&) { resid[l] = t[0].to(at::kCPU, at::kFloat); }));
         ctx.model.forward(at::tensor(ids, at::kLong).unsqueeze(0));
       }
       for (int64_t l = 0; l < c.n_layers; ++l) {
-        const at::Tensor& a = resid[l];  // [pos, d_model] magnitudes
+        const at::Tensor a = resid[l].abs();  // [pos, d_model] magnitudes
         double median = a.flatten().median().item<double>();
         medians[l] += median / prompts.size();
         auto t3 = std::get<0>(a.flatten().topk(std::min<int64_t>(3, a.numel())));
@@ -58,16 +68,62 @@ class MassiveProbe : public Probe {
         for (int64_t r = 0; r < where.size(0); ++r) {
           int64_t pos = where[r][0].item<int64_t>(), dim = where[r][1].item<int64_t>();
           ++dims[dim];
+          found.push_back({i, l, pos, dim, resid[l][pos][dim].item<double>()});
           hits.push_back({{"prompt", i}, {"layer", l}, {"pos", pos}, {"dim", dim}, {"value", a[pos][dim].item<double>()},
                           {"token", ctx.tokenizer->tokenString(ids[pos])}});
         }
       }
     }
+    nlohmann::json result = {{"probe", name()}, {"params", p}};
+    if (p["intervene"].get<bool>() && !found.empty()) result["intervention"] = intervene(ctx, prompts, p, found);
     reportProgress(ctx, 1.0, "done");
     for (int64_t l = 0; l < c.n_layers; ++l) layers.push_back({{"layer", l}, {"top3_abs", top3[l]}, {"median_abs", medians[l].item<double>()}});
     nlohmann::json discovered = nlohmann::json::array();
     for (auto& [d, n] : dims) discovered.push_back({{"dim", d}, {"count", n}});
-    return {{"probe", name()}, {"params", p}, {"layers", layers}, {"massive_dims", discovered}, {"massive_activations", hits}};
+    result["layers"] = layers, result["massive_dims"] = discovered, result["massive_activations"] = hits;
+    return result;
+  }
+
+ private:
+  template <class Hits>
+  nlohmann::json intervene(ProbeContext& ctx, const std::vector<std::string>& prompts, const nlohmann::json& p, const Hits& found) {
+    int64_t first = found.front().layer;
+    for (const auto& h : found) first = std::min(first, h.layer);
+    std::map<int64_t, std::pair<double, int>> sums;  // dim -> (sum, count) at the first layer
+    for (const auto& h : found)
+      if (h.layer == first) sums[h.dim].first += h.value, ++sums[h.dim].second;
+    nlohmann::json means = nlohmann::json::object();
+    for (auto& [d, sc] : sums) means[std::to_string(d)] = sc.first / sc.second;
+    double nll[3] = {0, 0, 0};  // original, zero, mean
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      reportProgress(ctx, 0.9, "intervening, prompt " + std::to_string(i + 1));
+      auto ids = encodePrompt(*ctx.tokenizer, prompts[i], p["max_tokens"].get<int64_t>());
+      std::vector<std::pair<int64_t, int64_t>> cells;  // (pos, dim) massive in this prompt at `first`
+      for (const auto& h : found)
+        if (h.prompt == i && h.layer == first) cells.emplace_back(h.pos, h.dim);
+      for (int mode = 0; mode < 3; ++mode) {
+        c10::InferenceMode guard;
+        std::vector<HookHandle> hs;
+        if (mode > 0)
+          hs.push_back(ctx.model.hooks().add(ctx.model.hooks().idOf(static_cast<int>(first), LayerHook::ResidPost),
+                                             [&, mode](at::Tensor& t, const HookContext&) {
+                                               for (auto [pos, dim] : cells)
+                                                 t[0][pos][dim] = mode == 1 ? 0.0 : sums[dim].first / sums[dim].second;
+                                             }));
+        at::Tensor ids1 = at::tensor(ids, at::kLong).unsqueeze(0);
+        at::Tensor logp = at::log_softmax(ctx.model.forward(ids1)[0].to(at::kCPU, at::kFloat), -1);  // [pos, vocab]
+        const int64_t T = logp.size(0);
+        if (T < 2) continue;
+        at::Tensor next = ids1[0].slice(0, 1).to(at::kCPU);
+        nll[mode] += -logp.slice(0, 0, T - 1).gather(1, next.unsqueeze(1)).mean().item<double>() / prompts.size();
+      }
+    }
+    return {{"layer", first},
+            {"mean_values", means},
+            {"applied_at", "hook_resid_post of the first layer with massive activations, at the positions and dimensions found"},
+            {"nll_original", nll[0]},
+            {"nll_zeroed", nll[1]},
+            {"nll_set_to_mean", nll[2]}};
   }
 };
 }  // namespace

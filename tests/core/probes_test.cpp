@@ -2,6 +2,8 @@
 // probe code runs end to end; the expected numbers are computed by hand in the comments.
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include <c10/core/InferenceMode.h>
 
 #include "headlab/core/errors.h"
@@ -121,6 +123,13 @@ TEST_F(ProbesTest, MassiveActivationsFindTheDimensionAndToken) {
   EXPECT_EQ(r["massive_activations"][0]["pos"], 0);
   EXPECT_EQ(r["massive_activations"][0]["token"], "<s>");
   EXPECT_DOUBLE_EQ(r["layers"][1]["top3_abs"][0].get<double>(), 5000.0);
+  // Sun et al.'s intervention at layer 1: zeroing the massive activation changes the loss; setting
+  // it to its mean over the prompt set (one prompt: the value itself) changes nothing.
+  const auto& iv = r["intervention"];
+  EXPECT_EQ(iv["layer"], 1);
+  EXPECT_DOUBLE_EQ(iv["mean_values"]["7"].get<double>(), -5000.0);
+  EXPECT_DOUBLE_EQ(iv["nll_set_to_mean"].get<double>(), iv["nll_original"].get<double>());
+  EXPECT_GT(std::abs(iv["nll_zeroed"].get<double>() - iv["nll_original"].get<double>()), 1e-3);
 }
 
 TEST_F(ProbesTest, StreamingFractionCountsSinkAndRecentWindow) {
@@ -145,6 +154,23 @@ TEST_F(ProbesTest, StreamingFractionCountsSinkAndRecentWindow) {
   EXPECT_NEAR(gridAt(r["kv_grid"], 0, 0), (1.0 + 21.0 / 64) / 2, 1e-6) << "kv head 0 = mean of query heads 0 and 1";
   const std::string tsv = r["tsv"];
   EXPECT_EQ(std::count(tsv.begin(), tsv.end(), '\n'), 3) << "one DuoAttention TSV row per layer";
+
+  // The exported TSV imports back: it is the heuristic itself, so correlation and agreement are 1.
+  const std::string path = ::testing::TempDir() + "/full_attention_heads.tsv";
+  std::ofstream(path) << tsv;
+  auto back = run("streaming", {{"max_tokens", 64}, {"prompts", {text}}, {"import_tsv", path}});
+  EXPECT_NEAR(back["imported"]["pearson_with_heuristic"].get<double>(), 1.0, 1e-5);
+  EXPECT_DOUBLE_EQ(back["imported"]["agreement_at_0_5"].get<double>(), 1.0);
+  EXPECT_NEAR(gridAt(back["imported"]["grid"], 0, 0), 1.0 - (1.0 + 21.0 / 64) / 2, 1e-5);
+  // A TSV for another model says which line and what it expected.
+  std::ofstream(path) << "1\t0\n1\t0\t1\n";
+  try {
+    run("streaming", {{"max_tokens", 64}, {"prompts", {text}}, {"import_tsv", path}});
+    FAIL() << "a 3-column row was accepted";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("full_attention_heads.tsv:2: 3 values, the model has 2 kv heads per layer"),
+              std::string::npos) << e.what();
+  }
 }
 
 TEST_F(ProbesTest, UnknownParameterIsAClearError) {
