@@ -12,6 +12,10 @@
 #include "headlab/core/checkpoint_formats.h"
 #include "headlab/core/errors.h"
 #include "headlab/core/tokenizer.h"
+#if defined(HEADLAB_FUZZ_TARGET_trace)
+#include <ATen/ATen.h>
+#include "headlab/core/trace.h"
+#endif
 
 namespace {
 std::string scratch(const char* ext) {
@@ -77,6 +81,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     writeFile(bpe, cut == std::string::npos ? data : data + cut + 1, cut == std::string::npos ? 0 : size - cut - 1);
     auto tok = headlab::loadGpt2Vocab(enc, bpe);
     exercise(*tok);
+#elif defined(HEADLAB_FUZZ_TARGET_trace)
+    // libhdf5 is not instrumented: this mostly checks our reader's own checks (schema, axes,
+    // shapes, token arrays) on files that libhdf5 still opens.
+    const std::string p = scratch(".h5");
+    writeFile(p, data, size);
+    headlab::TraceReader r(p);
+    r.schemaVersion();
+    r.tokens();
+    r.tokenStrings();
+    for (const auto& hook : r.activations()) {
+      r.axes(hook);
+      at::Tensor t = r.activation(hook);
+      if (t.dim() == 4 && t.size(0) > 0 && t.size(1) > 0) r.headPattern(hook, 0, 0);
+    }
 #endif
   } catch (const headlab::Error&) {
     // The expected answer to bad input.

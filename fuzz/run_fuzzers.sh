@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Builds the fuzz targets with clang (sanitizers on) into build-fuzz/ and runs each for a bounded
 # time on seeds copied from ../shared at run time (never committed). Prints executions per target.
-#   scripts: make fuzz            FUZZ_SECONDS=60 by default
+#   make fuzz                     FUZZ_SECONDS=60 by default
+# Environment: FUZZ_TARGETS (a subset), FUZZ_SEED (a fixed libFuzzer seed, as the CI pass uses),
+# FUZZ_BUILD (the build folder), HEADLAB_CLI (writes the trace reader's seed).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SHARED=${HEADLAB_SHARED:-$(cd "$ROOT/.." && pwd)/shared}
 SECONDS_EACH=${FUZZ_SECONDS:-60}
-B=$ROOT/build-fuzz
+B=${FUZZ_BUILD:-$ROOT/build-fuzz}
 CC=clang-14 CXX=clang++-14 cmake -S "$ROOT/fuzz" -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$B" -j "$(nproc)"
 seed() {  # target, files...
@@ -24,14 +26,24 @@ declare -A SEEDS=(
   [llama2c_tokenizer]="$M/stories260k/tok512.bin"
   [sentencepiece]="$M/llama2-tokenizer/tokenizer.model"
   [gpt2_vocab]=""
+  [trace]=""
 )
+# A small real trace as the seed of the trace reader, written by the main build's CLI when it exists.
+CLI=${HEADLAB_CLI:-$ROOT/build/app/headlab-cli}
+trace_seed() {
+  [ -x "$CLI" ] || return 0
+  "$CLI" capture --model "$M/stories260k/stories260K.bin" --prompt "Once upon a time" \
+    --hooks "blocks.0.attn.hook_pattern" --out "$1/stories260k_pattern.h5" --force >/dev/null 2>&1 || true
+}
 status=0
-for t in safetensors gguf llama2c tokenizer_json llama2c_tokenizer sentencepiece gpt2_vocab; do
+TARGETS=${FUZZ_TARGETS:-safetensors gguf llama2c tokenizer_json llama2c_tokenizer sentencepiece gpt2_vocab trace}
+for t in $TARGETS; do
   dir=$(seed "$t" ${SEEDS[$t]})
+  if [ "$t" = trace ]; then trace_seed "$dir"; fi
   if [ "$t" = gpt2_vocab ]; then printf '{"a": 0, "b": 1, "ab": 2}\0#version: 0.2\na b\n' > "$dir/small"; fi
   log=$B/$t.log
-  if ASAN_OPTIONS=detect_leaks=0 "$B/fuzz_$t" -max_total_time="$SECONDS_EACH" -rss_limit_mb=4096 -max_len=2000000 \
-       -artifact_prefix="$B/crash-$t-" "$dir" >"$log" 2>&1; then
+  if ASAN_OPTIONS=detect_leaks=0:suppressions=$ROOT/fuzz/asan_suppressions.txt "$B/fuzz_$t" -max_total_time="$SECONDS_EACH" -rss_limit_mb=4096 -max_len=2000000 \
+       -artifact_prefix="$B/crash-$t-" ${FUZZ_SEED:+-seed=$FUZZ_SEED} "$dir" >"$log" 2>&1; then
     echo "fuzz_$t: $(grep -o 'Done [0-9]* runs' "$log" | tail -1), no crash"
   else
     echo "fuzz_$t: FOUND A CRASH (see $log and $B/crash-$t-*)"; status=1
