@@ -1,11 +1,13 @@
 #include <ATen/ATen.h>
 #include <cstdio>
 #include <chrono>
+#include <torch/csrc/autograd/profiler_legacy.h>
+#include <memory>
 #include "headlab/core/demo_model.h"
 #include "headlab/core/model_loader.h"
 #include "headlab/core/startup.h"
 int main(int argc, char** argv) {
-  headlab::configureThreads();
+  headlab::configureThreads(getenv("HEADLAB_THREADS") ? atoi(getenv("HEADLAB_THREADS")) : 0);
   headlab::DemoTrainingOptions o;
   if (argc > 1) o.steps = atoi(argv[1]);
   if (argc > 2) o.lr = atof(argv[2]);
@@ -14,9 +16,16 @@ int main(int argc, char** argv) {
   if (argc > 5) o.maxLen = atoi(argv[5]);
   if (argc > 6) o.layers = atoi(argv[6]);
   if (argc > 7) o.posInitStd = atof(argv[7]);
+  if (argc > 8) o.fillerWeight = atof(argv[8]);
+  if (argc > 9) o.heads = atoi(argv[9]);
+  if (argc > 10) o.mlpRatio = atoi(argv[10]);
+  if (argc > 11) o.seed = strtoull(argv[11], nullptr, 10);
+  std::unique_ptr<torch::autograd::profiler::RecordProfile> prof;
+  if (getenv("PROF")) prof = std::make_unique<torch::autograd::profiler::RecordProfile>("/tmp/prof.json");
   auto t0 = std::chrono::steady_clock::now();
   headlab::trainDemoModel("/tmp/demo_try", o, [](double f, const std::string& s) { if (int(f*1000) % 100 == 0) fprintf(stderr, "%s\n", s.c_str()); return true; });
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  prof.reset();
   auto m = headlab::loadModel("/tmp/demo_try");
   auto e = headlab::evaluateDemo(*m.model, *m.tokenizer, 100, 99, o.maxLen - 20);
   printf("steps %d lr %g: %.1f s, retrieval %.2f, induction %.2f\n", o.steps, o.lr, secs, e.retrievalAccuracy, e.inductionAccuracy);

@@ -139,8 +139,8 @@ int runDemo(const std::string& outDir) {
                                            {"lengths", {40, 52}},
                                            {"depths", {0, 25, 50, 75, 100}},
                                            {"max_new_tokens", 3},
-                                           {"mask_top_k", 2},
-                                           {"random_draws", 5}});
+                                           {"mask_top_k", -1},
+                                           {"random_draws", 10}});
 
   // An example patching sweep: the same prompt with a different code in the needle.
   DemoExample clean = tasks.retrieval(36, 0.3);
@@ -232,10 +232,12 @@ int runDemo(const std::string& outDir) {
     << ret["counted_tests"] << " counted (ROUGE-1 recall &gt; 0.5), NIAH accuracy " << fmt(100 * ret["niah_accuracy"].get<double>(), 1) << "%. "
     << ret["retrieval_heads"] << " heads score above 0.1.";
   if (mask.is_object())
-    h << " Masking the top " << mask["k"] << " heads (" << mask["kind"] << " attention, decoding only) takes NIAH accuracy from "
+    h << " Masking the top " << mask["k"] << " heads" << (mask["k_rule"] == "given" ? "" : " (the smallest K that halves recall; redundant retrieval heads share the work)")
+      << " (" << mask["kind"].get<std::string>() << " attention, decoding only) takes NIAH accuracy from "
       << fmt(100 * mask["accuracy_unmasked"].get<double>(), 1) << "% to " << fmt(100 * mask["accuracy_top_k_masked"].get<double>(), 1)
-      << "%; masking " << mask["k"] << " random heads gives " << fmt(100 * mask["accuracy_random_k_masked"].get<double>(), 1)
-      << "% (mean of " << mask["random_draws"].size() << " draws).";
+      << "%; masking " << mask["k"] << " random heads" << (mask["random_pool"] == "others" ? " drawn from the other heads" : "")
+      << " gives " << fmt(100 * mask["accuracy_random_k_masked"].get<double>(), 1) << "% (mean of " << mask["random_draws"].size()
+      << " draws).";
   h << "</p>";
   h << "<h2>Attention sinks</h2><img src='sinks_alpha.png'><img src='sink_k.png'>" << htmlTable(results["sinks"]["grid"])
     << "<p>First-token &alpha; per head (mean attention the first token receives); Sink_1 = " << fmt(results["sinks"]["sink_1"].get<double>(), 1)

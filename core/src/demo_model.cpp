@@ -24,6 +24,9 @@ namespace headlab {
 
 namespace fs = std::filesystem;
 
+// Changes whenever the recipe's data, model or defaults change: a cache from another recipe is retrained.
+constexpr const char* kRecipe = "headlab demo v2";
+
 namespace {
 const std::vector<std::string> kNames = {"anna", "ben", "carl", "dora", "emma", "finn", "gina", "hugo", "ida", "jack",
                                          "kate", "leo", "mia", "nora", "otto", "paul", "rosa", "sam", "tina", "uma"};
@@ -159,9 +162,9 @@ ModelConfig demoConfig(const DemoTrainingOptions& o) {
   ModelConfig c;
   c.arch = "gpt2";
   c.n_layers = o.layers, c.n_heads = o.heads, c.n_kv_heads = o.heads, c.d_model = o.dModel, c.d_head = o.dModel / o.heads;
-  c.d_mlp = 2 * o.dModel;
+  c.d_mlp = o.mlpRatio * o.dModel;
   c.d_vocab = static_cast<int64_t>(DemoTasks::vocabulary().size()), c.n_ctx = o.maxLen;
-  c.norm = NormKind::LayerNorm, c.act = Activation::GeluNew, c.gated_mlp = false, c.learned_pos = true, c.rope = RopeLayout::None;
+  c.norm = NormKind::LayerNorm, c.act = Activation::Gelu, c.gated_mlp = false, c.learned_pos = true, c.rope = RopeLayout::None;
   c.tied_embeddings = true, c.bos_token_id = 2;
   return c;
 }
@@ -225,7 +228,7 @@ void makeBatch(DemoTasks& tasks, const DemoTrainingOptions& o, std::mt19937_64& 
       const size_t word = static_cast<size_t>(t);  // position t predicts words[t]
       const bool target = word >= ex.targetBegin && word < ex.targetEnd;
       const bool filler = ex.needleEnd > 0 && word < ex.targetBegin;
-      wt[b * (T - 1) + t] = target ? 1.0f : filler ? 0.1f : 0.0f;
+      wt[b * (T - 1) + t] = target ? 1.0f : filler ? static_cast<float>(o.fillerWeight) : 0.0f;
     }
   }
 }
@@ -248,7 +251,7 @@ void save(const std::string& folder, const ModelConfig& c, const ModelWeights& w
   fs::create_directories(folder);
   nlohmann::json cfg = {{"model_type", "gpt2"}, {"architectures", {"GPT2LMHeadModel"}}, {"n_embd", c.d_model}, {"n_layer", c.n_layers},
                         {"n_head", c.n_heads}, {"n_inner", c.d_mlp}, {"n_positions", c.n_ctx}, {"vocab_size", c.d_vocab},
-                        {"activation_function", "gelu_new"}, {"layer_norm_epsilon", c.norm_eps}, {"tie_word_embeddings", true},
+                        {"activation_function", "gelu"}, {"layer_norm_epsilon", c.norm_eps}, {"tie_word_embeddings", true},
                         {"bos_token_id", 2}, {"eos_token_id", 2}};
   std::ofstream(fs::path(folder) / "config.json") << cfg.dump(2);
   std::ofstream(fs::path(folder) / "tokenizer.json") << tokenizerJson().dump(1);
@@ -338,8 +341,8 @@ void trainDemoModel(const std::string& folder, const DemoTrainingOptions& o,
     }
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  nlohmann::json training = {{"recipe", "headlab demo v1"}, {"seed", o.seed}, {"steps", o.steps}, {"batch", o.batch},
-                             {"max_len", o.maxLen}, {"lr", o.lr}, {"seconds", seconds}, {"loss_curve", losses}};
+  nlohmann::json training = {{"recipe", kRecipe}, {"seed", o.seed}, {"steps", o.steps}, {"batch", o.batch},
+                             {"max_len", o.maxLen}, {"lr", o.lr}, {"layers", o.layers}, {"d_model", o.dModel}, {"heads", o.heads}, {"filler_weight", o.fillerWeight}, {"seconds", seconds}, {"loss_curve", losses}};
   {
     c10::AutoGradMode noGrad(false);
     save(temp.string(), c, w, training);
@@ -390,8 +393,10 @@ std::string ensureDemoModel(const std::function<bool(double, const std::string&)
   const std::string dir = demoCacheDir();
   if (fs::exists(fs::path(dir) / "config.json")) {
     try {
+      const auto training = readJsonFile((fs::path(dir) / "training.json").string());
       loadModel(dir);
-      return dir;
+      if (training.value("recipe", "") == kRecipe) return dir;
+      // A model from an older recipe: train the current one.
     } catch (const Error&) {
       // A corrupt cache (a truncated file, a disk that filled): train again.
     }

@@ -139,19 +139,24 @@ at::Tensor HookedTransformer::attention(int l, const at::Tensor& x, KvCache* cac
     cache->k[l] = kt, cache->v[l] = vt;
   }
   const int64_t S = kt.size(2);
-  // Query head h reads kv head h / G: group the query heads instead of copying keys.
-  at::Tensor qg = q.transpose(1, 2).reshape({B, Hkv, G, T, dh});
-  at::Tensor scores = at::matmul(qg, kt.unsqueeze(2).transpose(-1, -2)).view({B, H, T, S});
-  scores = scores / std::sqrt(static_cast<double>(dh));
+  // Query head h reads kv head h / G: fold each group's query rows into one matrix
+  // ([B, Hkv, G*T, dh]) instead of copying keys. Plain 4-D products: a broadcast 5-D matmul
+  // takes ATen's slow per-matrix path (twice the time of the whole attention, forward and backward).
+  // The 1/sqrt(d_head) scale goes on q ([.., T, dh]) rather than on the scores ([.., T, S]).
+  at::Tensor qg = (q.transpose(1, 2) * (1.0 / std::sqrt(static_cast<double>(dh)))).reshape({B, Hkv, G * T, dh});
+  at::Tensor scores = at::matmul(qg, kt.transpose(-1, -2)).view({B, H, T, S});
   at::Tensor qpos = at::arange(qOff, qOff + T, at::TensorOptions().dtype(at::kLong).device(x.device())).unsqueeze(1);
   at::Tensor kpos = at::arange(S, at::TensorOptions().dtype(at::kLong).device(x.device())).unsqueeze(0);
   at::Tensor masked = kpos > qpos;  // [q_pos, k_pos]
   if (m_config.sliding_window > 0) masked = masked.logical_or(qpos - kpos >= m_config.sliding_window);
-  scores = scores.masked_fill(masked, -std::numeric_limits<double>::infinity());
+  // An additive [q, k] mask: broadcasting an add is ~8x faster on CPU than masked_fill over
+  // [batch, head, q, k], forward and backward.
+  at::Tensor additive = at::zeros(masked.sizes(), scores.options()).masked_fill_(masked, -std::numeric_limits<double>::infinity());
+  scores = scores + additive;
   hook(id(LayerHook::AttnScores), scores, off);
   at::Tensor pattern = at::softmax(scores.to(at::kFloat), -1).to(x.scalar_type());  // [batch, head, q, k]
   hook(id(LayerHook::Pattern), pattern, off);
-  at::Tensor z = at::matmul(pattern.view({B, Hkv, G, T, S}), vt.unsqueeze(2))  // [B, Hkv, G, T, dh]
+  at::Tensor z = at::matmul(pattern.reshape({B, Hkv, G * T, S}), vt)  // [B, Hkv, G*T, dh]
                      .view({B, H, T, dh})
                      .transpose(1, 2)
                      .contiguous();  // [batch, pos, head, d_head]

@@ -72,9 +72,10 @@ class RetrievalProbe : public Probe {
             {"max_new_tokens", 50, "greedy decoding budget (stops at a newline)"},
             {"rouge_threshold", 0.5, "a test counts when ROUGE-1 recall exceeds this"},
             {"head_threshold", 0.1, "retrieval head when the score exceeds this"},
-            {"mask_top_k", 0, "masking experiment: mask this many top heads and as many random heads (0 = skip)"},
+            {"mask_top_k", 0, "masking experiment: mask this many top heads and as many random heads (0 = skip, -1 = the smallest K that halves accuracy)"},
             {"mask_kind", "uniform", "uniform (the paper's masking) or zero"},
             {"random_draws", 3, "random head sets averaged in the masking experiment"},
+            {"random_pool", "others", "random heads drawn from the heads outside the top K (others) or from all heads (all)"},
             {"seed", 0, "seed for the random heads"},
             {"prefill_chunk", 512, "prompt tokens per prefill step (bounds memory)"}};
   }
@@ -115,8 +116,11 @@ class RetrievalProbe : public Probe {
                           {"ranking", ranking},
                           {"retrieval_heads", (score > threshold).sum().item<int64_t>()},
                           {"per_test", perTest}};
+    // mask_top_k = -1: the smallest K whose masking drops accuracy by half (at most the number of
+    // retrieval heads): redundant retrieval heads share the work, so one may not be enough.
     const int64_t K = p["mask_top_k"];
-    if (K > 0) out["masking"] = maskingExperiment(ctx, p, tests, order, K);
+    const int64_t adaptiveMax = std::max<int64_t>(1, out["retrieval_heads"].get<int64_t>());
+    if (K != 0) out["masking"] = maskingExperiment(ctx, p, tests, order, K > 0 ? K : -adaptiveMax);
     reportProgress(ctx, 1.0, "done");
     return out;
   }
@@ -225,37 +229,54 @@ class RetrievalProbe : public Probe {
 
   nlohmann::json maskingExperiment(ProbeContext& ctx, const nlohmann::json& p, const std::vector<NiahTest>& tests,
                                    const at::Tensor& order, int64_t K) {
+    // K < 0: adaptive, the smallest k in [1, -K] whose masking drops accuracy by at least 0.5.
     const int64_t H = ctx.model.config().n_heads, total = order.size(0);
-    K = std::min(K, total);
+    const bool adaptive = K < 0;
+    K = std::min(std::abs(K), total);
     const InterventionKind kind = interventionKindFromString(p["mask_kind"].get<std::string>());
     auto masksFor = [&](const std::vector<int64_t>& flat) {
       std::vector<Intervention> ivs;
       for (int64_t k : flat) ivs.push_back(Intervention{kind, static_cast<int>(k / H), {static_cast<int>(k % H)}});
       return ivs;
     };
-    std::vector<int64_t> top;
-    for (int64_t i = 0; i < K; ++i) top.push_back(order[i].item<int64_t>());
     reportProgress(ctx, 0.75, "masking the top heads");
     const double base = accuracy(ctx, p, tests, {});
-    const double topAcc = accuracy(ctx, p, tests, masksFor(top));
+    std::vector<int64_t> top;
+    double topAcc = base;
+    nlohmann::json curve = nlohmann::json::array();
+    for (int64_t i = 0; i < K; ++i) {
+      top.push_back(order[i].item<int64_t>());
+      if (!adaptive && i + 1 < K) continue;
+      topAcc = accuracy(ctx, p, tests, masksFor(top));
+      curve.push_back({{"k", i + 1}, {"accuracy", topAcc}});
+      if (adaptive && base - topAcc >= 0.5) break;
+    }
+    K = static_cast<int64_t>(top.size());
+    const std::string pool = p["random_pool"];
+    if (pool != "others" && pool != "all") throw InputError("random_pool must be 'others' or 'all', got '" + pool + "'");
+    const bool othersOnly = pool == "others";
     std::mt19937_64 rng(p["seed"].get<uint64_t>());
     nlohmann::json draws = nlohmann::json::array();
     double randomSum = 0;
     const int n = std::max(1, p["random_draws"].get<int>());
     for (int d = 0; d < n; ++d) {
       reportProgress(ctx, 0.8 + 0.2 * d / n, "masking random heads, draw " + std::to_string(d + 1));
-      std::vector<int64_t> all(static_cast<size_t>(total));
-      std::iota(all.begin(), all.end(), 0);
+      std::vector<int64_t> all;
+      for (int64_t h = 0; h < total; ++h)
+        if (!othersOnly || std::find(top.begin(), top.end(), h) == top.end()) all.push_back(h);
       std::shuffle(all.begin(), all.end(), rng);
-      all.resize(static_cast<size_t>(K));
+      all.resize(static_cast<size_t>(std::min<int64_t>(K, static_cast<int64_t>(all.size()))));
       double acc = accuracy(ctx, p, tests, masksFor(all));
       randomSum += acc;
       draws.push_back({{"heads", all}, {"accuracy", acc}});
     }
     return {{"kind", toString(kind)},           {"k", K},
-            {"applied", "decoding only"},      {"accuracy_unmasked", base},
+            {"applied", "decoding only"},      {"random_pool", pool},      {"accuracy_unmasked", base},
             {"accuracy_top_k_masked", topAcc}, {"accuracy_random_k_masked", randomSum / n},
-            {"top_heads", top},                {"random_draws", draws}};
+            {"top_heads", top},                {"random_draws", draws},
+            {"top_k_curve", curve},
+            {"k_rule", adaptive ? "smallest K whose masking drops accuracy by at least 0.5, at most the number of retrieval heads"
+                                : "given"}};
   }
 };
 
