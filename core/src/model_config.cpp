@@ -53,6 +53,7 @@ const char* toString(Activation a) {
     case Activation::Gelu: return "gelu";
     case Activation::Silu: return "silu";
     case Activation::Relu: return "relu";
+    case Activation::QuickGelu: return "quick_gelu";
   }
   return "?";
 }

@@ -7,7 +7,9 @@
 #include <cstdlib>
 
 #include "headlab/core/checkpoint_formats.h"
+#include "headlab/core/errors.h"
 #include "headlab/core/model_loader.h"
+#include "headlab/core/vision_language.h"
 
 namespace headlab {
 
@@ -31,5 +33,70 @@ TEST_P(ReferenceForwardTest, LogitsMatchTheIndependentForward) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Architectures, ReferenceForwardTest, ::testing::Values("gpt2", "mistral", "qwen2"));
+
+// A tiny LLaVA-1.5 (CLIP tower, projector, LLaMA decoder) in both Hugging Face layouts: the vision
+// features at vision_feature_layer and the logits over the spliced prompt match the reference.
+class LlavaReferenceTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(LlavaReferenceTest, VisionTowerAndFullForwardMatchTheIndependentForward) {
+  const char* dir = std::getenv("HEADLAB_REFERENCE_DIR");
+  ASSERT_NE(dir, nullptr);
+  c10::InferenceMode guard;
+  const std::string folder = std::string(dir) + "/" + GetParam();
+  ASSERT_TRUE(isLlavaFolder(folder));
+  auto vlm = loadLlava(folder);
+  auto ref = readJsonFile(std::string(dir) + "/llava/reference.json");
+  const int64_t S = ref["image_size"];
+  at::Tensor pixels = at::tensor(ref["pixels"].get<std::vector<float>>()).view({1, 3, S, S});
+  at::Tensor features = vlm->visionFeatures(pixels)[0];
+  at::Tensor expectedFeatures = at::tensor(ref["vision_features"].get<std::vector<float>>()).view(ref["vision_shape"].get<std::vector<int64_t>>());
+  EXPECT_LT((features - expectedFeatures).abs().max().item<double>(), 1e-4);
+
+  VlmInput in = vlm->prepare(ref["tokens"].get<std::vector<int64_t>>(), pixels);
+  EXPECT_EQ(in.imageBegin, ref["image_begin"].get<int64_t>());
+  EXPECT_EQ(in.imageEnd, ref["image_end"].get<int64_t>());
+  at::Tensor logits = vlm->forward(in)[0];
+  at::Tensor expected = at::tensor(ref["logits"].get<std::vector<float>>()).view(ref["shape"].get<std::vector<int64_t>>());
+  const double worst = (logits - expected).abs().max().item<double>();
+  EXPECT_LT(worst, 1e-4) << "max |logit difference| " << worst;
+
+  // The vision tower's heads are hookable like the decoder's, and see every patch (not causal).
+  at::Tensor pattern;
+  auto h = vlm->vision().hooks().add("blocks.0.attn.hook_pattern", [&](at::Tensor& p, const HookContext&) { pattern = p.clone(); });
+  vlm->visionFeatures(pixels);
+  ASSERT_TRUE(pattern.defined());
+  EXPECT_GT(pattern[0][0][0].slice(0, 1).sum().item<double>(), 0.0) << "the class token's row reaches later patches";
+
+  // Already-expanded placeholders (newer processors) give the same input; a wrong count is refused.
+  std::vector<int64_t> expanded(in.ids.begin(), in.ids.end());
+  VlmInput again = vlm->prepare(expanded, pixels);
+  EXPECT_TRUE(at::equal(again.embeds, in.embeds));
+  std::vector<int64_t> two = ref["tokens"].get<std::vector<int64_t>>();
+  two.push_back(vlm->visionConfig().image_token_id);
+  EXPECT_THROW(vlm->prepare(two, pixels), InputError);
+  // Without pixels the placeholder is dropped: the text-only counterfactual.
+  VlmInput textOnly = vlm->prepare(ref["tokens"].get<std::vector<int64_t>>(), at::Tensor());
+  EXPECT_EQ(textOnly.embeds.size(1), static_cast<int64_t>(ref["tokens"].size()) - 1);
+  EXPECT_EQ(textOnly.imageBegin, -1);
+}
+
+INSTANTIATE_TEST_SUITE_P(Layouts, LlavaReferenceTest, ::testing::Values("llava", "llava_new_layout"));
+
+TEST(ClipPreprocessTest, ResizesCropsAndNormalises) {
+  VisionTowerConfig c;
+  c.image_size = 4;
+  // A 8 x 4 (width x height) image: the shorter side is already 4, so only the centre crop acts:
+  // columns 2..5 survive. Pixel value = column index * 10 in every channel.
+  std::vector<uint8_t> rgb;
+  for (int y = 0; y < 4; ++y)
+    for (int x = 0; x < 8; ++x)
+      for (int ch = 0; ch < 3; ++ch) rgb.push_back(static_cast<uint8_t>(x * 10));
+  at::Tensor t = clipPreprocess(rgb, 8, 4, c);
+  ASSERT_EQ(t.sizes(), (std::vector<int64_t>{1, 3, 4, 4}));
+  EXPECT_NEAR(t[0][0][1][0].item<double>(), (20 / 255.0 - c.mean[0]) / c.std[0], 1e-5);
+  EXPECT_NEAR(t[0][2][3][3].item<double>(), (50 / 255.0 - c.mean[2]) / c.std[2], 1e-5);
+  EXPECT_THROW(clipPreprocess(rgb, 7, 4, c), InputError);
+  EXPECT_THROW(clipPreprocess({}, 0, 0, c), InputError);
+}
 
 }  // namespace headlab

@@ -73,6 +73,9 @@ def llama_like(kind):
            "num_attention_heads": H, "num_key_value_heads": KV, "vocab_size": V, "max_position_embeddings": C,
            "rms_norm_eps": 1e-6, "rope_theta": 10000.0, "hidden_act": "silu", "tie_word_embeddings": False}
     window = None
+    if kind == "llama":
+        V = 64
+        cfg["vocab_size"] = V
     if kind == "mistral":
         window = 6
         cfg["sliding_window"] = window
@@ -133,6 +136,147 @@ def llama_like(kind):
     return cfg, w, forward, V
 
 
+def llava():
+    """A tiny LLaVA-1.5: CLIP ViT tower (pre-LN, quick-GELU, class token, learned positions), the
+    two-layer GELU projector, and a LLaMA decoder; the image placeholder is expanded to the patch
+    features (modeling_llava / modeling_clip), vision_feature_layer -2, strategy 'default'."""
+    S, P, Dv, Hv, Lv, Fv = 12, 4, 16, 2, 2, 32
+    N = (S // P) ** 2
+    tcfg, tw, _, V = llama_like("llama")
+    image_token = V - 1
+    cfg = {"model_type": "llava", "architectures": ["LlavaForConditionalGeneration"], "image_token_index": image_token,
+           "vision_feature_layer": -2, "vision_feature_select_strategy": "default", "projector_hidden_act": "gelu",
+           "text_config": tcfg,
+           "vision_config": {"model_type": "clip_vision_model", "hidden_size": Dv, "intermediate_size": Fv,
+                             "num_hidden_layers": Lv, "num_attention_heads": Hv, "image_size": S, "patch_size": P,
+                             "hidden_act": "quick_gelu", "layer_norm_eps": 1e-5, "num_channels": 3}}
+    D = tcfg["hidden_size"]
+    vp = "vision_tower.vision_model."
+    w = {vp + "embeddings.patch_embedding.weight": rnd(Dv, 3, P, P), vp + "embeddings.class_embedding": rnd(Dv),
+         vp + "embeddings.position_embedding.weight": rnd(N + 1, Dv), vp + "pre_layrnorm.weight": 1 + rnd(Dv, s=0.1),
+         vp + "pre_layrnorm.bias": rnd(Dv, s=0.1), vp + "post_layernorm.weight": 1 + rnd(Dv, s=0.1),
+         vp + "post_layernorm.bias": rnd(Dv, s=0.1),
+         "multi_modal_projector.linear_1.weight": rnd(D, Dv), "multi_modal_projector.linear_1.bias": rnd(D),
+         "multi_modal_projector.linear_2.weight": rnd(D, D), "multi_modal_projector.linear_2.bias": rnd(D)}
+    for l in range(Lv):
+        p = vp + f"encoder.layers.{l}."
+        for n in ("q", "k", "v", "out"):
+            w[p + f"self_attn.{n}_proj.weight"] = rnd(Dv, Dv)
+            w[p + f"self_attn.{n}_proj.bias"] = rnd(Dv)
+        w.update({p + "layer_norm1.weight": 1 + rnd(Dv, s=0.1), p + "layer_norm1.bias": rnd(Dv, s=0.1),
+                  p + "layer_norm2.weight": 1 + rnd(Dv, s=0.1), p + "layer_norm2.bias": rnd(Dv, s=0.1),
+                  p + "mlp.fc1.weight": rnd(Fv, Dv), p + "mlp.fc1.bias": rnd(Fv),
+                  p + "mlp.fc2.weight": rnd(Dv, Fv), p + "mlp.fc2.bias": rnd(Dv)})
+    for k, t in tw.items():
+        w["language_model." + k] = t
+
+    def ln(x, name):
+        return torch.nn.functional.layer_norm(x, (Dv,), w[name + ".weight"], w[name + ".bias"], 1e-5)
+
+    def vision(pixels):  # [3, S, S] -> hidden states after each layer, [N + 1, Dv] each
+        patches = torch.nn.functional.conv2d(pixels[None], w[vp + "embeddings.patch_embedding.weight"], stride=P)
+        x = patches.flatten(2).transpose(1, 2)[0]  # [N, Dv], row-major over the patch grid
+        x = torch.cat([w[vp + "embeddings.class_embedding"][None], x]) + w[vp + "embeddings.position_embedding.weight"]
+        x = ln(x, vp + "pre_layrnorm")
+        states = [x]
+        dh = Dv // Hv
+        for l in range(Lv):
+            p = vp + f"encoder.layers.{l}."
+            a = ln(x, p + "layer_norm1")
+            q, k, v = (torch.nn.functional.linear(a, w[p + f"self_attn.{n}_proj.weight"], w[p + f"self_attn.{n}_proj.bias"])
+                       .view(-1, Hv, dh).transpose(0, 1) for n in ("q", "k", "v"))
+            att = (q * dh ** -0.5 @ k.transpose(-1, -2)).softmax(-1)
+            y = (att @ v).transpose(0, 1).reshape(-1, Dv)
+            x = x + torch.nn.functional.linear(y, w[p + "self_attn.out_proj.weight"], w[p + "self_attn.out_proj.bias"])
+            m = torch.nn.functional.linear(ln(x, p + "layer_norm2"), w[p + "mlp.fc1.weight"], w[p + "mlp.fc1.bias"])
+            m = m * torch.sigmoid(1.702 * m)
+            x = x + torch.nn.functional.linear(m, w[p + "mlp.fc2.weight"], w[p + "mlp.fc2.bias"])
+            states.append(x)
+        return states
+
+    def features(pixels):
+        return vision(pixels)[-2][1:]  # vision_feature_layer -2, 'default' drops the class token
+
+    def project(f):
+        h = torch.nn.functional.linear(f, w["multi_modal_projector.linear_1.weight"], w["multi_modal_projector.linear_1.bias"])
+        h = torch.nn.functional.gelu(h)
+        return torch.nn.functional.linear(h, w["multi_modal_projector.linear_2.weight"], w["multi_modal_projector.linear_2.bias"])
+
+    return cfg, w, vision, features, project, tw, image_token, (S, N)
+
+
+def llava_main(out):
+    cfg, w, vision, features, project, tw, image_token, (S, N) = llava()
+    _, _, text_forward_unused, V = None, None, None, cfg["text_config"]["vocab_size"]
+    d = os.path.join(out, "llava")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump(cfg, f)
+    save_safetensors(os.path.join(d, "model.safetensors"), w)
+    # The same weights under transformers >= 4.52 names (model.vision_tower, model.language_model, lm_head).
+    d2 = os.path.join(out, "llava_new_layout")
+    os.makedirs(d2, exist_ok=True)
+    renamed = {}
+    for k, t in w.items():
+        if k.startswith("language_model.model."):
+            renamed["model.language_model." + k[len("language_model.model."):]] = t
+        elif k == "language_model.lm_head.weight":
+            renamed["lm_head.weight"] = t
+        else:
+            renamed["model." + k] = t
+    with open(os.path.join(d2, "config.json"), "w") as f:
+        json.dump(cfg, f)
+    save_safetensors(os.path.join(d2, "model.safetensors"), renamed)
+
+    pixels = torch.randn(3, S, S)
+    ids = [1, 5, 7, image_token, 9, 11, 13]
+    with torch.no_grad():
+        feats = features(pixels)
+        img = project(feats)
+        # The LLaMA decoder on the spliced embeddings: reuse the text reference by feeding embeddings.
+        emb = tw["model.embed_tokens.weight"]
+        pos = ids.index(image_token)
+        x = torch.cat([emb[torch.tensor(ids[:pos])], img, emb[torch.tensor(ids[pos + 1:])]])
+        logits = llama_from_embeddings(tw, cfg["text_config"], x)
+    with open(os.path.join(d, "reference.json"), "w") as f:
+        json.dump({"tokens": ids, "pixels": pixels.flatten().tolist(), "image_size": S, "image_begin": pos, "image_end": pos + N,
+                   "vision_features": feats.flatten().tolist(), "vision_shape": list(feats.shape),
+                   "logits": logits.flatten().tolist(), "shape": list(logits.shape)}, f)
+
+
+def llama_from_embeddings(w, cfg, h):
+    D, H, KV = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_key_value_heads"]
+    L, dh = cfg["num_hidden_layers"], cfg["hidden_size"] // cfg["num_attention_heads"]
+    T = h.shape[0]
+
+    def rms(x, g):
+        return g * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6))
+
+    def rotate_half(x):
+        x1, x2 = x[..., : x.shape[-1] // 2], x[..., x.shape[-1] // 2:]
+        return torch.cat((-x2, x1), dim=-1)
+
+    inv_freq = 1.0 / (10000.0 ** (torch.arange(0, dh, 2).float() / dh))
+    freqs = torch.outer(torch.arange(T).float(), inv_freq)
+    emb = torch.cat((freqs, freqs), dim=-1)
+    cos, sin = emb.cos(), emb.sin()
+    masked = torch.arange(T)[None, :] > torch.arange(T)[:, None]
+    for l in range(L):
+        p = f"model.layers.{l}."
+        a = rms(h, w[p + "input_layernorm.weight"])
+        q = (a @ w[p + "self_attn.q_proj.weight"].T).view(T, H, dh).transpose(0, 1)
+        k = (a @ w[p + "self_attn.k_proj.weight"].T).view(T, KV, dh).transpose(0, 1)
+        v = (a @ w[p + "self_attn.v_proj.weight"].T).view(T, KV, dh).transpose(0, 1)
+        q = q * cos + rotate_half(q) * sin
+        k = k * cos + rotate_half(k) * sin
+        k, v = k.repeat_interleave(H // KV, dim=0), v.repeat_interleave(H // KV, dim=0)
+        att = (q @ k.transpose(-1, -2) / math.sqrt(dh)).masked_fill(masked, float('-inf')).softmax(-1)
+        h = h + (att @ v).transpose(0, 1).reshape(T, H * dh) @ w[p + "self_attn.o_proj.weight"].T
+        m = rms(h, w[p + "post_attention_layernorm.weight"])
+        h = h + (torch.nn.functional.silu(m @ w[p + "mlp.gate_proj.weight"].T) * (m @ w[p + "mlp.up_proj.weight"].T)) @ w[p + "mlp.down_proj.weight"].T
+    return rms(h, w["model.norm.weight"]) @ w["lm_head.weight"].T
+
+
 def main(out):
     for name, build in (("gpt2", gpt2), ("mistral", lambda: llama_like("mistral")), ("qwen2", lambda: llama_like("qwen2"))):
         cfg, weights, forward, V = build()
@@ -146,6 +290,7 @@ def main(out):
             logits = forward(ids)
         with open(os.path.join(d, "reference.json"), "w") as f:
             json.dump({"tokens": ids.tolist(), "shape": list(logits.shape), "logits": logits.flatten().tolist()}, f)
+    llava_main(out)
     print("reference models written to", out)
 
 

@@ -9,7 +9,7 @@
 namespace headlab {
 
 enum class NormKind { LayerNorm, RmsNorm };
-enum class Activation { GeluNew, Gelu, Silu, Relu };
+enum class Activation { GeluNew, Gelu, Silu, Relu, QuickGelu };  // QuickGelu: x * sigmoid(1.702 x) (CLIP)
 // Interleaved: llama2.c / GGUF pairs (x[2i], x[2i+1]). RotateHalf: Hugging Face (x[i], x[i+d/2]).
 enum class RopeLayout { None, Interleaved, RotateHalf };
 
@@ -28,6 +28,7 @@ struct ModelConfig {
   Activation act = Activation::Silu;
   bool gated_mlp = true;         // SwiGLU: w_out(act(w_gate x) * (w_in x))
   bool learned_pos = false;      // GPT-2 positional embedding table
+  bool causal = true;            // false: every query sees every key (vision encoders)
   RopeLayout rope = RopeLayout::Interleaved;
   double rope_theta = 10000.0;
   int64_t rotary_dim = 0;        // 0 = d_head

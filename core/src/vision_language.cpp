@@ -1,0 +1,244 @@
+#include "headlab/core/vision_language.h"
+
+#include <filesystem>
+
+#include "architectures.h"
+#include "headlab/core/checkpoint_formats.h"
+#include "headlab/core/errors.h"
+#include "headlab/core/tensor_store.h"
+
+namespace headlab {
+
+namespace fs = std::filesystem;
+
+VisionLanguageModel::VisionLanguageModel(VisionTowerConfig config, Embeddings embeddings, std::unique_ptr<HookedTransformer> vision,
+                                         Projector projector, std::unique_ptr<HookedTransformer> language)
+    : m_config(config),
+      m_embeddings(std::move(embeddings)),
+      m_vision(std::move(vision)),
+      m_projector(std::move(projector)),
+      m_language(std::move(language)) {}
+
+at::Tensor VisionLanguageModel::visionFeatures(const at::Tensor& pixelsIn) {
+  const auto& c = m_config;
+  if (pixelsIn.dim() != 4 || pixelsIn.size(1) != c.channels || pixelsIn.size(2) != c.image_size || pixelsIn.size(3) != c.image_size)
+    throw InputError("pixels must be [batch, " + std::to_string(c.channels) + ", " + std::to_string(c.image_size) + ", " +
+                     std::to_string(c.image_size) + "], got " + shapeString(pixelsIn.sizes()));
+  const int64_t B = pixelsIn.size(0), P = c.patch_size, G = c.image_size / P, Dv = m_embeddings.class_token.size(0);
+  at::Tensor pixels = pixelsIn.to(m_embeddings.patch.device(), at::kFloat);
+  // The stride-P convolution as a product: patches in row-major grid order, each flattened as
+  // (channel, row, col) like the kernel. [B, C, G, P, G, P] -> [B, G, G, C, P, P].
+  at::Tensor patches = pixels.view({B, c.channels, G, P, G, P}).permute({0, 2, 4, 1, 3, 5}).reshape({B, G * G, c.channels * P * P});
+  at::Tensor x = at::matmul(patches, m_embeddings.patch.t());  // [B, N, Dv]
+  x = at::cat({m_embeddings.class_token.view({1, 1, Dv}).expand({B, 1, Dv}), x}, 1) + m_embeddings.positions.unsqueeze(0);
+  x = at::layer_norm(x, {Dv}, m_embeddings.pre_ln_w, m_embeddings.pre_ln_b, m_vision->config().norm_eps);
+  for (int l = 0; l < c.feature_layers; ++l) x = m_vision->block(l, x);
+  return c.drop_class_token ? x.slice(1, 1) : x;
+}
+
+at::Tensor VisionLanguageModel::imageTokens(const at::Tensor& pixels) {
+  at::Tensor f = visionFeatures(pixels);
+  at::Tensor h = at::gelu(at::linear(f, m_projector.w1, m_projector.b1));
+  return at::linear(h, m_projector.w2, m_projector.b2).to(m_language->dtype());
+}
+
+VlmInput VisionLanguageModel::prepare(const std::vector<int64_t>& ids, const at::Tensor& pixels) {
+  if (ids.empty()) throw InputError("empty prompt: no tokens to run");
+  const int64_t image = m_config.image_token_id, N = m_config.patches();
+  std::vector<int64_t> where;
+  for (size_t i = 0; i < ids.size(); ++i)
+    if (ids[i] == image) where.push_back(static_cast<int64_t>(i));
+  VlmInput in;
+  std::vector<int64_t> text;  // the ids with every placeholder removed
+  for (int64_t id : ids)
+    if (id != image) text.push_back(id);
+  if (!text.empty()) m_language->checkTokens(at::tensor(text, at::kLong).unsqueeze(0));
+  else if (!pixels.defined()) throw InputError("empty prompt: no tokens to run");
+  if (!pixels.defined()) {
+    in.ids = text;
+    in.embeds = m_language->embed(at::tensor(text, at::kLong).unsqueeze(0));
+    return in;
+  }
+  if (where.size() != 1 && static_cast<int64_t>(where.size()) != N)
+    throw InputError("the prompt has " + std::to_string(where.size()) + " image tokens (id " + std::to_string(image) +
+                     "); expected 1 (expanded to " + std::to_string(N) + " patches) or " + std::to_string(N));
+  if (where.size() == static_cast<size_t>(N) && where.back() - where.front() + 1 != N)
+    throw InputError("the prompt's " + std::to_string(N) + " image tokens are not contiguous");
+  const int64_t begin = where.front();
+  at::Tensor img = imageTokens(pixels);  // [1, N, D]
+  std::vector<int64_t> before(text.begin(), text.begin() + begin), after(text.begin() + begin, text.end());
+  std::vector<at::Tensor> parts;
+  auto embedIds = [&](const std::vector<int64_t>& v) { return m_language->embed(at::tensor(v, at::kLong).unsqueeze(0)); };
+  if (!before.empty()) parts.push_back(embedIds(before));
+  parts.push_back(img);
+  if (!after.empty()) parts.push_back(embedIds(after));
+  in.embeds = at::cat(parts, 1);
+  in.imageBegin = begin;
+  in.imageEnd = begin + N;
+  in.ids = before;
+  in.ids.insert(in.ids.end(), static_cast<size_t>(N), image);
+  in.ids.insert(in.ids.end(), after.begin(), after.end());
+  const int64_t T = static_cast<int64_t>(in.ids.size());
+  if (T > m_language->config().n_ctx)
+    throw InputError("prompt of " + std::to_string(T) + " positions with the image is longer than the model's context of " +
+                     std::to_string(m_language->config().n_ctx));
+  return in;
+}
+
+at::Tensor VisionLanguageModel::forward(const VlmInput& in) { return m_language->forwardFrom(0, in.embeds); }
+
+bool isLlavaFolder(const std::string& folder) {
+  const fs::path cfg = fs::path(folder) / "config.json";
+  if (!fs::is_regular_file(cfg)) return false;
+  try {
+    auto j = readJsonFile(cfg.string());
+    return j.is_object() && j.value("model_type", "") == "llava";
+  } catch (const Error&) {
+    return false;
+  }
+}
+
+namespace {
+// The tensors under `from` renamed to start with `to` instead; data stays in the source store's
+// mapped files, which must outlive the view.
+TensorStore renamedView(const TensorStore& store, const std::vector<std::pair<std::string, std::string>>& prefixes) {
+  TensorStore view;
+  for (const auto& [name, raw] : store.tensors())
+    for (const auto& [from, to] : prefixes)
+      if (name.rfind(from, 0) == 0) {
+        RawTensor r = raw;
+        r.name = to + name.substr(from.size());
+        view.add(r);
+        break;
+      }
+  return view;
+}
+}  // namespace
+
+std::unique_ptr<VisionLanguageModel> loadLlava(const std::string& folder) {
+  const std::string cfgPath = (fs::path(folder) / "config.json").string();
+  const nlohmann::json cfg = readJsonFile(cfgPath);
+  if (!cfg.is_object() || cfg.value("model_type", "") != "llava") throw ConfigError(cfgPath + ": model_type is not 'llava'");
+  if (!cfg.contains("text_config") || !cfg["text_config"].is_object()) throw ConfigError(cfgPath + ": missing key 'text_config'");
+  if (!cfg.contains("vision_config") || !cfg["vision_config"].is_object()) throw ConfigError(cfgPath + ": missing key 'vision_config'");
+  const auto& vc = cfg["vision_config"];
+  const std::string vwhere = cfgPath + " vision_config";
+  TensorStore store;
+  readSafetensorsFolder(folder, store);
+  const bool newLayout = store.has("model.vision_tower.vision_model.embeddings.class_embedding");
+  const std::string vp = newLayout ? "model.vision_tower.vision_model." : "vision_tower.vision_model.";
+  const std::string pp = newLayout ? "model.multi_modal_projector." : "multi_modal_projector.";
+
+  // The vision tower as a non-causal pre-LN encoder.
+  VisionTowerConfig v;
+  v.image_size = arch::require<int64_t>(vc, "image_size", vwhere);
+  v.patch_size = arch::require<int64_t>(vc, "patch_size", vwhere);
+  v.channels = arch::optional<int64_t>(vc, "num_channels", 3, vwhere);
+  if (v.patch_size <= 0 || v.image_size % v.patch_size != 0)
+    throw ConfigError(vwhere + ": image_size " + std::to_string(v.image_size) + " is not a multiple of patch_size " + std::to_string(v.patch_size));
+  ModelConfig enc;
+  enc.arch = "clip_vision";
+  enc.d_model = arch::require<int64_t>(vc, "hidden_size", vwhere);
+  enc.d_mlp = arch::require<int64_t>(vc, "intermediate_size", vwhere);
+  enc.n_layers = arch::require<int64_t>(vc, "num_hidden_layers", vwhere);
+  enc.n_heads = arch::require<int64_t>(vc, "num_attention_heads", vwhere);
+  enc.n_kv_heads = enc.n_heads;
+  enc.d_head = enc.n_heads > 0 ? enc.d_model / enc.n_heads : 0;
+  enc.d_vocab = 1;
+  enc.n_ctx = v.patches() + 1;
+  enc.norm = NormKind::LayerNorm;
+  enc.norm_eps = arch::optional<double>(vc, "layer_norm_eps", 1e-5, vwhere);
+  const std::string act = arch::optional<std::string>(vc, "hidden_act", "quick_gelu", vwhere);
+  if (act == "quick_gelu") enc.act = Activation::QuickGelu;
+  else if (act == "gelu") enc.act = Activation::Gelu;
+  else throw ConfigError(vwhere + ": hidden_act '" + act + "' unsupported (expected quick_gelu or gelu)");
+  enc.gated_mlp = false, enc.causal = false, enc.rope = RopeLayout::None;
+  enc.validate(vwhere);
+  const int64_t featureLayer = arch::optional<int64_t>(cfg, "vision_feature_layer", -2, cfgPath);
+  v.feature_layers = featureLayer < 0 ? enc.n_layers + 1 + featureLayer : featureLayer;
+  if (v.feature_layers < 0 || v.feature_layers > enc.n_layers)
+    throw ConfigError(cfgPath + ": vision_feature_layer " + std::to_string(featureLayer) + " out of range for " +
+                      std::to_string(enc.n_layers) + " layers");
+  const std::string strategy = arch::optional<std::string>(cfg, "vision_feature_select_strategy", "default", cfgPath);
+  if (strategy != "default" && strategy != "full")
+    throw ConfigError(cfgPath + ": vision_feature_select_strategy '" + strategy + "' unsupported (expected default or full)");
+  v.drop_class_token = strategy == "default";
+  v.image_token_id = cfg.contains("image_token_index") ? arch::require<int64_t>(cfg, "image_token_index", cfgPath)
+                                                       : arch::require<int64_t>(cfg, "image_token_id", cfgPath);
+  const std::string pact = arch::optional<std::string>(cfg, "projector_hidden_act", "gelu", cfgPath);
+  if (pact != "gelu") throw ConfigError(cfgPath + ": projector_hidden_act '" + pact + "' unsupported (expected gelu)");
+
+  const int64_t Dv = enc.d_model, Fv = enc.d_mlp, N = v.patches();
+  VisionLanguageModel::Embeddings e;
+  e.patch = store.get(vp + "embeddings.patch_embedding.weight", {Dv, v.channels, v.patch_size, v.patch_size}).reshape({Dv, -1});
+  e.class_token = store.get(vp + "embeddings.class_embedding", {Dv});
+  e.positions = store.get(vp + "embeddings.position_embedding.weight", {N + 1, Dv});
+  e.pre_ln_w = store.get(vp + "pre_layrnorm.weight", {Dv});
+  e.pre_ln_b = store.get(vp + "pre_layrnorm.bias", {Dv});
+  ModelWeights vw;
+  // The tower has no token embedding or unembedding (LLaVA reads a hidden state, not logits):
+  // placeholders that only fix device and dtype.
+  vw.embed = at::zeros({1, Dv});
+  vw.unembed = vw.embed;
+  vw.lnf_w = store.has(vp + "post_layernorm.weight") ? store.get(vp + "post_layernorm.weight", {Dv}) : at::ones({Dv});
+  vw.lnf_b = store.has(vp + "post_layernorm.bias") ? store.get(vp + "post_layernorm.bias", {Dv}) : at::zeros({Dv});
+  for (int64_t l = 0; l < enc.n_layers; ++l) {
+    const std::string p = vp + "encoder.layers." + std::to_string(l) + ".";
+    LayerWeights L;
+    L.ln1_w = store.get(p + "layer_norm1.weight", {Dv}), L.ln1_b = store.get(p + "layer_norm1.bias", {Dv});
+    L.wq = store.get(p + "self_attn.q_proj.weight", {Dv, Dv}), L.bq = store.get(p + "self_attn.q_proj.bias", {Dv});
+    L.wk = store.get(p + "self_attn.k_proj.weight", {Dv, Dv}), L.bk = store.get(p + "self_attn.k_proj.bias", {Dv});
+    L.wv = store.get(p + "self_attn.v_proj.weight", {Dv, Dv}), L.bv = store.get(p + "self_attn.v_proj.bias", {Dv});
+    L.wo = store.get(p + "self_attn.out_proj.weight", {Dv, Dv}), L.bo = store.get(p + "self_attn.out_proj.bias", {Dv});
+    L.ln2_w = store.get(p + "layer_norm2.weight", {Dv}), L.ln2_b = store.get(p + "layer_norm2.bias", {Dv});
+    L.w_in = store.get(p + "mlp.fc1.weight", {Fv, Dv}), L.b_in = store.get(p + "mlp.fc1.bias", {Fv});
+    L.w_out = store.get(p + "mlp.fc2.weight", {Dv, Fv}), L.b_out = store.get(p + "mlp.fc2.bias", {Dv});
+    vw.layers.push_back(std::move(L));
+  }
+
+  // The decoder: a LLaMA-family model under its own prefix.
+  const auto& tc = cfg["text_config"];
+  const std::string twhere = cfgPath + " text_config";
+  const std::string ttype = arch::optional<std::string>(tc, "model_type", "llama", twhere);
+  if (!arch::isLlamaFamily(ttype)) throw ConfigError(twhere + ": model_type '" + ttype + "' unsupported (expected llama, mistral or qwen2)");
+  nlohmann::json tcfg = tc;
+  tcfg["model_type"] = ttype;
+  ModelConfig text = arch::llamaConfigFromHf(tcfg, twhere);
+  TensorStore textStore = newLayout ? renamedView(store, {{"model.language_model.", "model."}, {"lm_head.", "lm_head."}})
+                                    : renamedView(store, {{"language_model.", ""}});
+  ModelWeights tw = arch::llamaWeightsFromHf(text, textStore);
+  if (!textStore.has("lm_head.weight")) text.tied_embeddings = true;
+  const int64_t D = text.d_model;
+  if (v.image_token_id < 0 || v.image_token_id >= text.d_vocab)
+    throw ConfigError(cfgPath + ": image_token_index " + std::to_string(v.image_token_id) + " outside the vocabulary of " +
+                      std::to_string(text.d_vocab));
+  VisionLanguageModel::Projector pr;
+  pr.w1 = store.get(pp + "linear_1.weight", {D, Dv}), pr.b1 = store.get(pp + "linear_1.bias", {D});
+  pr.w2 = store.get(pp + "linear_2.weight", {D, D}), pr.b2 = store.get(pp + "linear_2.bias", {D});
+  return std::make_unique<VisionLanguageModel>(v, std::move(e), std::make_unique<HookedTransformer>(enc, std::move(vw)), std::move(pr),
+                                               std::make_unique<HookedTransformer>(text, std::move(tw)));
+}
+
+at::Tensor clipPreprocess(const std::vector<uint8_t>& rgb, int64_t width, int64_t height, const VisionTowerConfig& c) {
+  if (width <= 0 || height <= 0) throw InputError("empty image (" + std::to_string(width) + " x " + std::to_string(height) + ")");
+  if (static_cast<int64_t>(rgb.size()) != width * height * 3)
+    throw InputError("image buffer holds " + std::to_string(rgb.size()) + " bytes, expected " + std::to_string(width * height * 3) +
+                     " for " + std::to_string(width) + " x " + std::to_string(height) + " RGB");
+  const int64_t S = c.image_size;
+  at::Tensor img = at::from_blob(const_cast<uint8_t*>(rgb.data()), {height, width, 3}, at::kByte)
+                       .permute({2, 0, 1})
+                       .to(at::kFloat)
+                       .unsqueeze(0);  // [1, 3, H, W], 0..255
+  // Shorter side to S, keeping the aspect ratio (CLIPImageProcessor's shortest_edge), then crop.
+  const double scale = static_cast<double>(S) / std::min(width, height);
+  const int64_t newH = std::max<int64_t>(S, std::llround(height * scale)), newW = std::max<int64_t>(S, std::llround(width * scale));
+  if (newH != height || newW != width)
+    img = at::upsample_bicubic2d(img, {newH, newW}, /*align_corners=*/false).clamp(0, 255);
+  const int64_t top = (newH - S) / 2, left = (newW - S) / 2;
+  img = img.slice(2, top, top + S).slice(3, left, left + S) / 255.0;
+  at::Tensor mean = at::tensor(std::vector<float>(c.mean.begin(), c.mean.end())).view({1, 3, 1, 1});
+  at::Tensor std = at::tensor(std::vector<float>(c.std.begin(), c.std.end())).view({1, 3, 1, 1});
+  return ((img - mean) / std).contiguous();
+}
+
+}  // namespace headlab
