@@ -3,6 +3,7 @@
 # time on seeds copied from ../shared at run time (never committed). Prints executions per target.
 #   make fuzz                     FUZZ_SECONDS=60 by default
 # Environment: FUZZ_TARGETS (a subset), FUZZ_SEED (a fixed libFuzzer seed, as the CI pass uses),
+# FUZZ_RUNS (stop after this many executions, e.g. 1000000, or at FUZZ_SECONDS, whichever first),
 # FUZZ_BUILD (the build folder), HEADLAB_CLI (writes the trace reader's seed).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -43,7 +44,7 @@ for t in $TARGETS; do
   if [ "$t" = gpt2_vocab ]; then printf '{"a": 0, "b": 1, "ab": 2}\0#version: 0.2\na b\n' > "$dir/small"; fi
   log=$B/$t.log
   if ASAN_OPTIONS=detect_leaks=0:suppressions=$ROOT/fuzz/asan_suppressions.txt "$B/fuzz_$t" -max_total_time="$SECONDS_EACH" -rss_limit_mb=4096 -max_len=2000000 \
-       -artifact_prefix="$B/crash-$t-" ${FUZZ_SEED:+-seed=$FUZZ_SEED} "$dir" >"$log" 2>&1; then
+       -artifact_prefix="$B/crash-$t-" ${FUZZ_SEED:+-seed=$FUZZ_SEED} ${FUZZ_RUNS:+-runs=$FUZZ_RUNS} "$dir" >"$log" 2>&1; then
     echo "fuzz_$t: $(grep -o 'Done [0-9]* runs' "$log" | tail -1), no crash"
   else
     echo "fuzz_$t: FOUND A CRASH (see $log and $B/crash-$t-*)"; status=1

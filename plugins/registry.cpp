@@ -13,6 +13,7 @@ ProbeRegistry& ProbeRegistry::instance() {
     registerStreamingProbe(reg);
     registerInductionProbe(reg);
     registerRetrievalProbe(reg);
+    registerVisionProbes(reg);
     return reg;
   }();
   return r;

@@ -44,7 +44,7 @@ at::Tensor VisionLanguageModel::imageTokens(const at::Tensor& pixels) {
 
 VlmInput VisionLanguageModel::prepare(const std::vector<int64_t>& ids, const at::Tensor& pixels) {
   if (ids.empty()) throw InputError("empty prompt: no tokens to run");
-  const int64_t image = m_config.image_token_id, N = m_config.patches();
+  const int64_t image = m_config.image_token_id, N = m_config.imageTokens();
   std::vector<int64_t> where;
   for (size_t i = 0; i < ids.size(); ++i)
     if (ids[i] == image) where.push_back(static_cast<int64_t>(i));

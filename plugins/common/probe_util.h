@@ -37,5 +37,6 @@ void registerInductionProbe(ProbeRegistry& r);   // induction
 void registerMassiveProbe(ProbeRegistry& r);     // massive
 void registerStreamingProbe(ProbeRegistry& r);   // streaming
 void registerRetrievalProbe(ProbeRegistry& r);   // retrieval
+void registerVisionProbes(ProbeRegistry& r);     // vhd, look
 
 }  // namespace headlab::plugins

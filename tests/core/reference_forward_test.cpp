@@ -10,6 +10,7 @@
 #include "headlab/core/errors.h"
 #include "headlab/core/model_loader.h"
 #include "headlab/core/vision_language.h"
+#include "headlab/plugins/probe_plugin.h"
 
 namespace headlab {
 
@@ -97,6 +98,79 @@ TEST(ClipPreprocessTest, ResizesCropsAndNormalises) {
   EXPECT_NEAR(t[0][2][3][3].item<double>(), (50 / 255.0 - c.mean[2]) / c.std[2], 1e-5);
   EXPECT_THROW(clipPreprocess(rgb, 7, 4, c), InputError);
   EXPECT_THROW(clipPreprocess({}, 0, 0, c), InputError);
+}
+
+}  // namespace headlab
+
+namespace headlab {
+
+// The vision probes on the tiny LLaVA, with invariants that hold for any weights (issue #10).
+class VisionProbesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const char* dir = std::getenv("HEADLAB_REFERENCE_DIR");
+    ASSERT_NE(dir, nullptr);
+    vlm = loadLlava(std::string(dir) + "/llava");
+    auto ref = readJsonFile(std::string(dir) + "/llava/reference.json");
+    const int64_t S = ref["image_size"];
+    pixels = at::tensor(ref["pixels"].get<std::vector<float>>()).view({1, 3, S, S});
+    tokens = ref["tokens"].get<std::vector<int64_t>>();
+  }
+  nlohmann::json run(const std::string& probe, nlohmann::json params) {
+    params["tokens"] = tokens;
+    auto p = plugins::ProbeRegistry::instance().create(probe);
+    plugins::ProbeContext ctx{vlm->language(), nullptr, std::move(params), {}, vlm.get(), &pixels};
+    return p->run(ctx);
+  }
+  std::unique_ptr<VisionLanguageModel> vlm;
+  at::Tensor pixels;
+  std::vector<int64_t> tokens;
+};
+
+TEST_F(VisionProbesTest, VhdIsZeroAgainstItselfAndPositiveWhereHeadsSeeTheImage) {
+  auto same = run("vhd", {{"counterfactual", "same"}, {"outlier_filter", false}});
+  for (double v : same["vhd_raw"]["values"]) EXPECT_EQ(v, 0.0);
+  auto vhd = run("vhd", {{"outlier_filter", false}});
+  auto look = run("look", {{"general_prompt", ""}});
+  const auto& d = vhd["vhd_raw"]["values"];
+  const auto& a = look["grid"]["values"];
+  ASSERT_EQ(d.size(), a.size());
+  for (size_t i = 0; i < d.size(); ++i)
+    if (a[i].get<double>() > 1e-3) EXPECT_GT(d[i].get<double>(), 0.0) << "head " << i << " attends to the image";
+}
+
+TEST_F(VisionProbesTest, VhrWithAlphaOneChangesNothingAndAlphaTwoDoes) {
+  auto one = run("vhd", {{"vhr", true}, {"vhr_alpha", 1.0}});
+  EXPECT_EQ(one["vhr"]["max_abs_logit_change"].get<double>(), 0.0);
+  auto two = run("vhd", {{"vhr", true}});
+  EXPECT_GT(two["vhr"]["max_abs_logit_change"].get<double>(), 0.0);
+  // 2 layers: the default reinforces the second layer; heads above its median (4 heads: 2).
+  ASSERT_EQ(two["vhr"]["heads"].size(), 1u);
+  EXPECT_EQ(two["vhr"]["heads"][0]["layer"], 1);
+  EXPECT_EQ(two["vhr"]["heads"][0]["heads"].size(), 2u);
+}
+
+TEST_F(VisionProbesTest, TVhdSumsTheTopHeadsOfEachLayer) {
+  auto r = run("vhd", {{"generate", 2}, {"topk", 2}});
+  ASSERT_EQ(r["t_vhd"].size(), 2u);
+  at::Tensor g = at::tensor(r["grid"]["values"].get<std::vector<double>>()).view({2, 4});
+  EXPECT_NEAR(r["t_vhd"][0]["t_vhd"].get<double>(), std::get<0>(g.topk(2, 1)).sum().item<double>(), 1e-9);
+}
+
+TEST_F(VisionProbesTest, LookMapIsTheHeadAverageOverThePatchGrid) {
+  auto r = run("look", {{"layer", 1}, {"general_prompt", ""}});
+  EXPECT_EQ(r["map"]["side"], 3);  // 12 x 12 pixels, 4 x 4 patches
+  const auto& map = r["map"]["values"];
+  ASSERT_EQ(map.size(), 9u);
+  double sum = 0, mean = 0;
+  for (double v : map) sum += v;
+  for (int h = 0; h < 4; ++h) mean += r["grid"]["values"][4 + h].get<double>() / 4;
+  EXPECT_NEAR(sum, mean, 1e-5);
+  for (double v : r["grid"]["values"]) EXPECT_TRUE(v >= 0 && v <= 1 + 1e-6);
+  // Without an image the vision probes say what they need.
+  auto p = plugins::ProbeRegistry::instance().create("look");
+  plugins::ProbeContext ctx{vlm->language(), nullptr, {{"tokens", tokens}}, {}};
+  EXPECT_THROW(p->run(ctx), InputError);
 }
 
 }  // namespace headlab

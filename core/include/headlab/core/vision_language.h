@@ -23,6 +23,7 @@ struct VisionTowerConfig {
   std::array<float, 3> mean{0.48145466f, 0.4578275f, 0.40821073f};  // CLIP's normalisation
   std::array<float, 3> std{0.26862954f, 0.26130258f, 0.27577711f};
   int64_t patches() const { return (image_size / patch_size) * (image_size / patch_size); }
+  int64_t imageTokens() const { return patches() + (drop_class_token ? 0 : 1); }  // positions one image takes
 };
 
 // The decoder's input for one prompt with (or without) an image.

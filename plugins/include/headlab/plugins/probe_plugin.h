@@ -8,9 +8,13 @@
 
 #include <nlohmann/json.hpp>
 
+namespace at {
+class Tensor;
+}
 namespace headlab {
 class HookedTransformer;
 class Tokenizer;
+class VisionLanguageModel;
 }
 
 namespace headlab::plugins {
@@ -28,10 +32,13 @@ struct ProbeParameter {
 using ProgressFn = std::function<bool(double fraction, const std::string& stage)>;
 
 struct ProbeContext {
-  HookedTransformer& model;
+  HookedTransformer& model;  // for a vision-language model: its decoder
   const Tokenizer* tokenizer = nullptr;
   nlohmann::json params;  // defaults merged with the user's values
   ProgressFn progress;
+  // Vision probes (vhd, look): the model and the preprocessed image [1, 3, size, size].
+  VisionLanguageModel* vlm = nullptr;
+  const at::Tensor* pixels = nullptr;
 };
 
 class Probe {

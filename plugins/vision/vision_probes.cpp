@@ -1,0 +1,282 @@
+// Vision-aware heads (PROBES.md §4) on LLaVA-style models.
+//  vhd:  VHD[l,h] = distance(z[l,h](image + text), z[l,h](text only)) at the current generation
+//        position (He et al. 2025), the outlier filter on "negatively vision-sensitive" heads,
+//        T-VHD per generated token, and the VHR reinforcement (alpha on heads above the layer
+//        median, chosen layer by layer at the first generation step on already reinforced states).
+//  look: attention from a query position to the image tokens, per head, and as a map over the
+//        patch grid at one layer, optionally relative to a general-description prompt (Zhang et al.).
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "../common/probe_util.h"
+#include "headlab/core/errors.h"
+#include "headlab/core/interventions.h"
+#include "headlab/core/tokenizer.h"
+#include "headlab/core/vision_language.h"
+
+namespace headlab::plugins {
+
+namespace {
+
+VisionLanguageModel& requireVlm(ProbeContext& ctx, const std::string& probe) {
+  if (!ctx.vlm || !ctx.pixels || !ctx.pixels->defined())
+    throw InputError("probe " + probe + " needs a vision-language model (LLaVA folder) and an image (--image)");
+  return *ctx.vlm;
+}
+
+// The prompt's ids, with the image placeholder after BOS when the prompt has none.
+std::vector<int64_t> promptIds(ProbeContext& ctx, const nlohmann::json& p, const std::string& key) {
+  const int64_t image = ctx.vlm->visionConfig().image_token_id;
+  std::vector<int64_t> ids;
+  if (key == "prompt" && p["tokens"].is_array() && !p["tokens"].empty()) {
+    ids = p["tokens"].get<std::vector<int64_t>>();
+  } else {
+    if (!ctx.tokenizer) throw InputError("no tokenizer: pass the prompt as token ids (\"tokens\")");
+    ids = ctx.tokenizer->encode(p[key].get<std::string>(), true);
+  }
+  if (std::find(ids.begin(), ids.end(), image) == ids.end()) {
+    const bool bos = !ids.empty() && ctx.tokenizer && ids[0] == ctx.tokenizer->bos();
+    ids.insert(ids.begin() + (bos ? 1 : 0), image);
+  }
+  return ids;
+}
+
+void appendToken(VisionLanguageModel& vlm, VlmInput& in, int64_t id) {
+  const int64_t T = static_cast<int64_t>(in.ids.size());
+  in.embeds = at::cat({in.embeds, vlm.language().embed(at::tensor(std::vector<int64_t>{id}, at::kLong).unsqueeze(0), T)}, 1);
+  in.ids.push_back(id);
+}
+
+// hook_z of every layer at the last position, [layers, heads, d_head], and the last logits.
+std::pair<at::Tensor, at::Tensor> lastZ(VisionLanguageModel& vlm, const VlmInput& in) {
+  HookedTransformer& m = vlm.language();
+  const int64_t L = m.config().n_layers;
+  std::vector<at::Tensor> zs(static_cast<size_t>(L));
+  std::vector<HookHandle> hs;
+  for (int l = 0; l < L; ++l)
+    hs.push_back(m.hooks().add(m.hooks().idOf(l, LayerHook::Z),
+                               [&zs, l](at::Tensor& z, const HookContext&) { zs[l] = z[0][-1].to(at::kCPU, at::kFloat); }));
+  at::Tensor logits = vlm.forward(in)[0][-1].to(at::kCPU, at::kFloat);
+  return {at::stack(zs), logits};
+}
+
+at::Tensor distance(const at::Tensor& a, const at::Tensor& b, const std::string& kind) {
+  if (kind == "l2") return (a - b).norm(2, -1);
+  if (kind == "cosine") return 1.0 - at::cosine_similarity(a, b, -1, 1e-12);
+  if (kind == "relative") return (a - b).norm(2, -1) / b.norm(2, -1).clamp_min(1e-12);
+  throw InputError("distance must be l2, cosine or relative, got '" + kind + "'");
+}
+
+struct VhdResult {
+  at::Tensor raw, filtered, ta, logits;  // [L, H] x3, [vocab]
+};
+
+VhdResult vhdAt(VisionLanguageModel& vlm, const VlmInput& image, const VlmInput& counterfactual, const nlohmann::json& p) {
+  auto [zi, logits] = lastZ(vlm, image);
+  auto [zt, unused] = lastZ(vlm, counterfactual);
+  VhdResult r;
+  r.raw = distance(zi, zt, p["distance"]).to(at::kDouble);
+  r.ta = zt.pow(2).sum(-1).to(at::kDouble);
+  r.filtered = r.raw.clone();
+  if (p["outlier_filter"].get<bool>()) {
+    // Both conditions: VHD above its layer's mean + std and TA above the global mean + std.
+    at::Tensor vhdHigh = r.raw > (r.raw.mean(1, true) + r.raw.std(1, false, true));
+    at::Tensor taHigh = r.ta > (r.ta.mean() + r.ta.std(false));
+    r.filtered.masked_fill_(vhdHigh.logical_and(taHigh), 0.0);
+  }
+  r.logits = logits;
+  return r;
+}
+
+double tvhd(const at::Tensor& vhd, int64_t k) {
+  k = std::min<int64_t>(k, vhd.size(1));
+  return std::get<0>(vhd.topk(k, 1)).sum().item<double>();
+}
+
+class VhdProbe : public Probe {
+ public:
+  std::string name() const override { return "vhd"; }
+  std::string description() const override {
+    return "Vision-aware head divergence: ||z(image + text) - z(text only)|| per head at the generation position, T-VHD per "
+           "generated token, and VHR (alpha = 2 on heads above the layer median).";
+  }
+  std::vector<ProbeParameter> parameters() const override {
+    return {{"prompt", "Describe the image.", "text prompt; the image goes after BOS unless it holds the image token"},
+            {"tokens", nlohmann::json::array(), "the prompt as token ids instead (may hold the image token)"},
+            {"distance", "l2", "l2, cosine or relative (||a - b|| / ||b||)"},
+            {"outlier_filter", true, "zero heads with VHD > mean_l + std_l and TA > mean + std"},
+            {"counterfactual", "text_only", "text_only (the paper) or same (the image run again: VHD must be 0)"},
+            {"generate", 0, "greedy tokens to generate, with T-VHD for each"},
+            {"topk", 3, "k of T-VHD = sum over layers of the top-k heads"},
+            {"vhr", false, "apply VHR and report its effect"},
+            {"vhr_alpha", 2.0, "VHR scale on the selected heads"},
+            {"vhr_layers", nlohmann::json::array(), "layers VHR reinforces (empty = the second layer and the last 14)"}};
+  }
+  nlohmann::json run(ProbeContext& ctx) override {
+    nlohmann::json p = mergeParams(*this, ctx.params);
+    VisionLanguageModel& vlm = requireVlm(ctx, name());
+    c10::InferenceMode guard;
+    const std::string cf = p["counterfactual"];
+    if (cf != "text_only" && cf != "same") throw InputError("counterfactual must be text_only or same, got '" + cf + "'");
+    std::vector<int64_t> ids = promptIds(ctx, p, "prompt");
+    reportProgress(ctx, 0.0, "image and text-only runs");
+    VlmInput image = vlm.prepare(ids, *ctx.pixels);
+    VlmInput text = cf == "same" ? image : vlm.prepare(ids, at::Tensor());
+    VhdResult first = vhdAt(vlm, image, text, p);
+    nlohmann::json out = {{"probe", name()},
+                          {"params", p},
+                          {"image_span", {image.imageBegin, image.imageEnd}},
+                          {"grid", gridJson("vhd", first.filtered)},
+                          {"vhd_raw", gridJson("vhd_raw", first.raw)},
+                          {"ta", gridJson("ta", first.ta)},
+                          {"filtered_heads", (first.raw != first.filtered).sum().item<int64_t>()}};
+    const int64_t k = p["topk"];
+    const int64_t steps = p["generate"];
+    nlohmann::json tokens = nlohmann::json::array();
+    VlmInput gi = image, gt = text;
+    VhdResult cur = first;
+    for (int64_t s = 0; s < steps; ++s) {
+      reportProgress(ctx, 0.1 + 0.5 * s / std::max<int64_t>(1, steps), "T-VHD, token " + std::to_string(s + 1));
+      if (s > 0) cur = vhdAt(vlm, gi, gt, p);
+      const int64_t next = cur.logits.argmax().item<int64_t>();
+      tokens.push_back({{"id", next}, {"token", ctx.tokenizer ? ctx.tokenizer->tokenString(next) : std::to_string(next)},
+                        {"t_vhd", tvhd(cur.filtered, k)}});
+      if (static_cast<int64_t>(gi.ids.size()) + 1 > vlm.language().config().n_ctx) break;
+      appendToken(vlm, gi, next);
+      appendToken(vlm, gt, next);
+    }
+    out["t_vhd"] = tokens;
+    if (p["vhr"].get<bool>()) out["vhr"] = reinforce(ctx, vlm, image, text, p, first.logits);
+    reportProgress(ctx, 1.0, "done");
+    return out;
+  }
+
+ private:
+  // VHR: heads chosen layer by layer at the first generation step, each layer's VHD measured on
+  // states the earlier layers' reinforcement already changed.
+  nlohmann::json reinforce(ProbeContext& ctx, VisionLanguageModel& vlm, const VlmInput& image, const VlmInput& text,
+                           const nlohmann::json& p, const at::Tensor& before) {
+    const int64_t L = vlm.language().config().n_layers;
+    std::vector<int64_t> layers = p["vhr_layers"].get<std::vector<int64_t>>();
+    if (layers.empty()) {
+      if (L > 1) layers.push_back(1);
+      for (int64_t l = std::max<int64_t>(2, L - 14); l < L; ++l) layers.push_back(l);
+    }
+    std::sort(layers.begin(), layers.end());
+    layers.erase(std::unique(layers.begin(), layers.end()), layers.end());
+    for (int64_t l : layers)
+      if (l < 0 || l >= L) throw InputError("vhr_layers: layer " + std::to_string(l) + " out of range [0, " + std::to_string(L) + ")");
+    const double alpha = p["vhr_alpha"];
+    std::vector<Intervention> ivs;
+    nlohmann::json chosen = nlohmann::json::array();
+    for (size_t i = 0; i < layers.size(); ++i) {
+      reportProgress(ctx, 0.6 + 0.35 * i / layers.size(), "VHR, layer " + std::to_string(layers[i]));
+      auto handles = install(vlm.language(), ivs);
+      at::Tensor row = vhdAt(vlm, image, text, p).filtered[layers[i]];
+      const double median = row.median().item<double>();
+      Intervention iv{InterventionKind::Scale, static_cast<int>(layers[i]), {}};
+      iv.alpha = alpha;
+      for (int64_t h = 0; h < row.size(0); ++h)
+        if (row[h].item<double>() > median) iv.heads.push_back(static_cast<int>(h));
+      chosen.push_back({{"layer", layers[i]}, {"heads", iv.heads}});
+      if (!iv.heads.empty()) ivs.push_back(iv);
+    }
+    auto handles = install(vlm.language(), ivs);
+    at::Tensor after = lastZ(vlm, image).second;
+    auto top = [&](const at::Tensor& logits) {
+      const int64_t id = logits.argmax().item<int64_t>();
+      return nlohmann::json{{"id", id}, {"token", ctx.tokenizer ? ctx.tokenizer->tokenString(id) : std::to_string(id)}};
+    };
+    return {{"alpha", alpha},
+            {"layers", layers},
+            {"heads", chosen},
+            {"next_token_before", top(before)},
+            {"next_token_after", top(after)},
+            {"max_abs_logit_change", (after - before).abs().max().item<double>()}};
+  }
+};
+
+class LookProbe : public Probe {
+ public:
+  std::string name() const override { return "look"; }
+  std::string description() const override {
+    return "Where the model looks: attention from a query position to the image tokens per head, and a map over the patch "
+           "grid at one layer (head average), optionally relative to a general-description prompt.";
+  }
+  std::vector<ProbeParameter> parameters() const override {
+    return {{"prompt", "What is in the image?", "text prompt; the image goes after BOS unless it holds the image token"},
+            {"tokens", nlohmann::json::array(), "the prompt as token ids instead (may hold the image token)"},
+            {"query", -1, "query position (-1 = the last)"},
+            {"layer", -1, "layer of the map (-1 = the middle layer)"},
+            {"general_prompt", "Write a general description of the image.", "divide the map by this prompt's map (empty = off)"}};
+  }
+  nlohmann::json run(ProbeContext& ctx) override {
+    nlohmann::json p = mergeParams(*this, ctx.params);
+    VisionLanguageModel& vlm = requireVlm(ctx, name());
+    c10::InferenceMode guard;
+    const auto& c = vlm.language().config();
+    int64_t layer = p["layer"];
+    if (layer < 0) layer = c.n_layers / 2;
+    if (layer >= c.n_layers) throw InputError("layer " + std::to_string(layer) + " out of range [0, " + std::to_string(c.n_layers) + ")");
+    reportProgress(ctx, 0.0, "prompt");
+    auto [grid, map, span] = imageAttention(ctx, vlm, promptIds(ctx, p, "prompt"), p["query"], layer);
+    const int64_t n = map.size(0);
+    const int64_t side = static_cast<int64_t>(std::lround(std::sqrt(static_cast<double>(n))));
+    nlohmann::json out = {{"probe", name()},
+                          {"params", p},
+                          {"image_span", {span.first, span.second}},
+                          {"grid", gridJson("image_attention", grid)},
+                          {"map", {{"layer", layer}, {"side", side * side == n ? side : 0}, {"values", toVector(map)}}}};
+    const std::string general = p["general_prompt"];
+    if (!general.empty() && ctx.tokenizer) {
+      reportProgress(ctx, 0.5, "general-description prompt");
+      nlohmann::json gp = p;
+      gp["prompt"] = general;
+      auto g = imageAttention(ctx, vlm, promptIds(ctx, gp, "prompt"), -1, layer);
+      out["relative_map"] = {{"layer", layer}, {"values", toVector(map / std::get<1>(g).clamp_min(1e-12))}};
+    }
+    reportProgress(ctx, 1.0, "done");
+    return out;
+  }
+
+ private:
+  static std::vector<double> toVector(const at::Tensor& t) {
+    at::Tensor d = t.to(at::kDouble).contiguous();
+    return std::vector<double>(d.data_ptr<double>(), d.data_ptr<double>() + d.numel());
+  }
+  // [layers, heads] attention mass on the image tokens, the head-averaged [image tokens] map at
+  // `layer`, and the image span, from query row `query` (-1 = last).
+  std::tuple<at::Tensor, at::Tensor, std::pair<int64_t, int64_t>> imageAttention(ProbeContext& ctx, VisionLanguageModel& vlm,
+                                                                                  const std::vector<int64_t>& ids, int64_t query,
+                                                                                  int64_t layer) {
+    VlmInput in = vlm.prepare(ids, *ctx.pixels);
+    const int64_t T = static_cast<int64_t>(in.ids.size());
+    if (query < 0) query += T;
+    if (query < 0 || query >= T) throw InputError("query position out of range [0, " + std::to_string(T) + ")");
+    HookedTransformer& m = vlm.language();
+    const int64_t L = m.config().n_layers;
+    std::vector<at::Tensor> rows(static_cast<size_t>(L));
+    std::vector<HookHandle> hs;
+    for (int l = 0; l < L; ++l)
+      hs.push_back(m.hooks().add(m.hooks().idOf(l, LayerHook::Pattern), [&rows, l, query](at::Tensor& pat, const HookContext&) {
+        rows[l] = pat[0].select(1, query).to(at::kCPU, at::kFloat);  // [head, key]
+      }));
+    vlm.forward(in);
+    at::Tensor image = at::stack(rows).slice(2, in.imageBegin, in.imageEnd);  // [L, H, image tokens]
+    at::Tensor map = image[layer].mean(0);
+    if (!vlm.visionConfig().drop_class_token) map = map.slice(0, 1);  // the class token is not on the grid
+    return {image.sum(-1).to(at::kDouble), map, {in.imageBegin, in.imageEnd}};
+  }
+};
+
+}  // namespace
+
+void registerVisionProbes(ProbeRegistry& r) {
+  r.add("vhd", [] { return std::make_unique<VhdProbe>(); });
+  r.add("look", [] { return std::make_unique<LookProbe>(); });
+}
+
+}  // namespace headlab::plugins
