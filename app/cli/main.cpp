@@ -9,6 +9,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <QImage>
+
 #include "cli_args.h"
 #include "demo_command.h"
 #include "headlab/core/errors.h"
@@ -18,6 +20,7 @@
 #include "headlab/core/startup.h"
 #include "headlab/core/tokenizer.h"
 #include "headlab/core/trace.h"
+#include "headlab/core/vision_language.h"
 #include "headlab/plugins/probe_plugin.h"
 
 namespace {
@@ -33,7 +36,8 @@ commands:
             [--temperature X] [--top-p P] [--seed N] [--device cpu|cuda] [--dtype float32|bfloat16|float16]
   capture   --model M --prompt S --hooks GLOB[,GLOB] --out trace.h5 [--force] [--gzip 0-9] [--fp16] [--max-mb N]
   probe P   --model M [--params JSON] [--prompts-file F] [--json] [--out results.h5] [--force]
-            P: sinks, hidden-sinks, massive, streaming, induction   (--list shows parameters)
+            P: sinks, hidden-sinks, massive, streaming, retrieval, induction   (--list shows parameters)
+            vision probes on a LLaVA folder: probe vhd|look --model M --image F [--prompt S]
   patch     --model M --clean S --corrupted S --answer S --wrong S --sweep heads|head-pos|resid-pos|layer-pos
             [--method exact|attribution|both] [--noising] [--json] [--out F.h5] [--force]
             path patching: --sweep path --receiver LAYER.HEAD --input q|k|v
@@ -42,6 +46,21 @@ commands:
   M: a Hugging Face folder, a .gguf, a llama2.c .bin, or a cached Hugging Face name.
 options: --version, --help, --threads N
 )";
+
+// Reads an image file (any format Qt reads: PNG, JPEG, BMP, PPM, ...) and preprocesses it for the
+// model's vision tower.
+at::Tensor readImage(const std::string& path, const headlab::VisionTowerConfig& c) {
+  QImage img(QString::fromStdString(path));
+  if (img.isNull()) throw headlab::IoError(path + ": cannot read the image (PNG, JPEG, BMP or PPM expected)");
+  img = img.convertToFormat(QImage::Format_RGB888);
+  std::vector<uint8_t> rgb;
+  rgb.reserve(static_cast<size_t>(img.width()) * img.height() * 3);
+  for (int y = 0; y < img.height(); ++y) {
+    const uchar* row = img.constScanLine(y);
+    rgb.insert(rgb.end(), row, row + img.width() * 3);
+  }
+  return headlab::clipPreprocess(rgb, img.width(), img.height(), c);
+}
 
 headlab::LoadedModel open(const Args& a) {
   headlab::LoadOptions o;
@@ -234,8 +253,27 @@ int cmdProbe(const Args& a) {
   }
   const std::string name = a.positional()[0];
   auto probe = registry.create(name);
-  auto m = open(a);
-  if (!m.tokenizer) throw headlab::TokenizerError(m.source + ": no tokenizer found; pass --tokenizer");
+  // A LLaVA folder loads as a vision-language model: its decoder runs the text probes, and the
+  // vision probes also get the tower and the image.
+  headlab::LoadedModel m;
+  std::unique_ptr<headlab::VisionLanguageModel> vlm;
+  at::Tensor pixels;
+  const std::string spec = a.require("model");
+  if (headlab::isLlavaFolder(spec)) {
+    vlm = headlab::loadLlava(spec);
+    m.source = spec, m.format = "hf";
+    try {
+      m.tokenizer = headlab::loadTokenizer(a.get("tokenizer").empty() ? spec : a.get("tokenizer"));
+    } catch (const headlab::IoError&) {
+      m.tokenizer = nullptr;  // ids can still be given as "tokens"
+    }
+    if (a.has("image")) pixels = readImage(a.get("image"), vlm->visionConfig());
+  } else {
+    m = open(a);
+    if (a.has("image")) throw headlab::InputError("--image needs a vision-language model (a LLaVA folder); " + spec + " is not one");
+    if (!m.tokenizer) throw headlab::TokenizerError(m.source + ": no tokenizer found; pass --tokenizer");
+  }
+  headlab::HookedTransformer& model = vlm ? vlm->language() : *m.model;
   nlohmann::json params = nlohmann::json::object();
   if (a.has("params")) {
     try {
@@ -245,6 +283,7 @@ int cmdProbe(const Args& a) {
     }
     if (!params.is_object()) throw headlab::InputError("--params must be a JSON object, e.g. '{\"eps\": 0.3}'");
   }
+  if (a.has("prompt")) params["prompt"] = a.get("prompt");
   if (a.has("prompts-file")) {
     std::ifstream in(a.get("prompts-file"));
     if (!in) throw headlab::IoError(a.get("prompts-file") + ": cannot open");
@@ -253,10 +292,12 @@ int cmdProbe(const Args& a) {
       if (!line.empty()) prompts.push_back(line);
     params["prompts"] = prompts;
   }
-  headlab::plugins::ProbeContext ctx{*m.model, m.tokenizer.get(), params, [](double f, const std::string& stage) {
+  headlab::plugins::ProbeContext ctx{model, m.tokenizer.get(), params, [](double f, const std::string& stage) {
                                        std::cerr << "\rprobe: " << static_cast<int>(f * 100) << "% " << stage << "        " << std::flush;
                                        return true;
                                      }};
+  ctx.vlm = vlm.get();
+  ctx.pixels = pixels.defined() ? &pixels : nullptr;
   nlohmann::json result = probe->run(ctx);
   std::cerr << "\n";
   result["model"] = m.source;
@@ -264,7 +305,7 @@ int cmdProbe(const Args& a) {
     headlab::TraceOptions o;
     o.force = a.has("force");
     headlab::TraceWriter w(a.get("out"), o);
-    w.writeModel(m.model->config(), m.source, m.format);
+    w.writeModel(model.config(), m.source, m.format);
     std::map<std::string, at::Tensor> arrays;
     for (auto& [key, value] : result.items())
       if (value.is_object() && value.contains("values") && value.contains("layers") && value.contains("heads"))
@@ -309,7 +350,7 @@ int main(int argc, char** argv) {
     const std::set<std::string> flags = {"greedy", "no-bos", "json", "force", "help", "fp16", "noising", "list"};
     const std::set<std::string> options = {"model", "tokenizer", "text", "text-file", "prompt", "max-tokens", "steps",
                                            "temperature", "top-p", "seed", "device", "dtype", "threads", "out",
-                                           "hooks", "gzip", "max-mb", "receiver", "input", "params", "prompts-file", "clean", "corrupted", "answer", "wrong", "sweep", "method"};
+                                           "hooks", "gzip", "max-mb", "receiver", "input", "params", "prompts-file", "image", "clean", "corrupted", "answer", "wrong", "sweep", "method"};
     Args a(rest, flags, options);
     headlab::configureThreads(static_cast<int>(a.integer("threads", 0)));
     if (cmd == "info") return cmdInfo(a);

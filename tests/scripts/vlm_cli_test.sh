@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# headlab-cli probe vhd|look on the tiny LLaVA the ReferenceModels fixture writes, with an image
+# file read by the CLI (a PPM written here), and the errors for a missing or misplaced image.
+set -u
+CLI=$1
+MODEL=$2/llava
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+/usr/bin/python3 -c "
+import random
+w, h = 20, 16
+r = random.Random(1)
+open('$tmp/img.ppm', 'wb').write(b'P6\n%d %d\n255\n' % (w, h) + bytes(r.randrange(256) for _ in range(w * h * 3)))"
+fail=0
+TOK='{"tokens": [1, 5, 7, 63, 9, 11, 13]}'
+"$CLI" probe look --model "$MODEL" --image "$tmp/img.ppm" --params "$TOK" --json > "$tmp/look.json" 2>/dev/null || { echo "FAIL look"; fail=1; }
+"$CLI" probe vhd --model "$MODEL" --image "$tmp/img.ppm" --params '{"tokens": [1, 5, 7, 63, 9, 11, 13], "vhr": true, "generate": 2}' \
+  --json --out "$tmp/vhd.h5" > "$tmp/vhd.json" 2>/dev/null || { echo "FAIL vhd"; fail=1; }
+/usr/bin/python3 - "$tmp" <<'PY' || fail=1
+import json, sys, h5py
+d = sys.argv[1]
+look = json.load(open(d + "/look.json"))
+assert look["image_span"] == [3, 12] and look["map"]["side"] == 3, look["image_span"]
+assert all(0 <= v <= 1 + 1e-6 for v in look["grid"]["values"])
+vhd = json.load(open(d + "/vhd.json"))
+assert len(vhd["grid"]["values"]) == 8 and min(vhd["vhd_raw"]["values"]) > 0, vhd["vhd_raw"]
+assert len(vhd["t_vhd"]) == 2 and vhd["vhr"]["max_abs_logit_change"] > 0
+f = h5py.File(d + "/vhd.h5")
+assert f["probes/vhd/grid"].shape == (2, 4), f["probes/vhd/grid"].shape
+print("vision probes from the CLI: look image span", look["image_span"], "VHD grid", f["probes/vhd/grid"].shape)
+PY
+out=$("$CLI" probe vhd --model "$MODEL" --params "$TOK" 2>&1) && { echo "FAIL vhd without an image succeeded"; fail=1; }
+echo "$out" | grep -q "needs a vision-language model (LLaVA folder) and an image" || { echo "FAIL wrong error: $out"; fail=1; }
+out=$("$CLI" probe look --model "$MODEL" --image "$tmp/missing.png" 2>&1) && { echo "FAIL missing image succeeded"; fail=1; }
+echo "$out" | grep -q "missing.png: cannot read the image" || { echo "FAIL wrong error: $out"; fail=1; }
+exit $fail
