@@ -4,10 +4,27 @@
 #include <torch/csrc/autograd/profiler_legacy.h>
 #include <memory>
 #include "headlab/core/demo_model.h"
+#include "headlab/core/demo_vlm.h"
+#include "headlab/core/tokenizer.h"
+#include "headlab/core/vision_language.h"
+#include <string>
 #include "headlab/core/model_loader.h"
 #include "headlab/core/startup.h"
 int main(int argc, char** argv) {
   headlab::configureThreads(getenv("HEADLAB_THREADS") ? atoi(getenv("HEADLAB_THREADS")) : 0);
+  if (argc > 1 && std::string(argv[1]) == "vlm") {  // headlab-train-demo vlm STEPS LR BATCH
+    headlab::DemoVlmOptions v;
+    if (argc > 2) v.steps = atoi(argv[2]);
+    if (argc > 3) v.lr = atof(argv[3]);
+    if (argc > 4) v.batch = atoi(argv[4]);
+    auto t0 = std::chrono::steady_clock::now();
+    headlab::trainDemoVlm("/tmp/demo_vlm_try", v, [](double f, const std::string& s) { if (int(f*1000) % 100 == 0) fprintf(stderr, "%s\n", s.c_str()); return true; });
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    auto vlm = headlab::loadLlava("/tmp/demo_vlm_try");
+    auto tok = headlab::loadTokenizer("/tmp/demo_vlm_try");
+    printf("vlm steps %d: %.1f s, accuracy %.3f\n", v.steps, secs, headlab::evaluateDemoVlm(*vlm, *tok));
+    return 0;
+  }
   headlab::DemoTrainingOptions o;
   if (argc > 1) o.steps = atoi(argv[1]);
   if (argc > 2) o.lr = atof(argv[2]);

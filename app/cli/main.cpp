@@ -20,6 +20,7 @@
 #include "headlab/core/startup.h"
 #include "headlab/core/tokenizer.h"
 #include "headlab/core/trace.h"
+#include "headlab/core/demo_vlm.h"
 #include "headlab/core/vision_language.h"
 #include "headlab/plugins/probe_plugin.h"
 
@@ -37,7 +38,7 @@ commands:
   capture   --model M --prompt S --hooks GLOB[,GLOB] --out trace.h5 [--force] [--gzip 0-9] [--fp16] [--max-mb N]
   probe P   --model M [--params JSON] [--prompts-file F] [--json] [--out results.h5] [--force]
             P: sinks, hidden-sinks, massive, streaming, retrieval, induction   (--list shows parameters)
-            vision probes on a LLaVA folder: probe vhd|look --model M --image F [--prompt S]
+            vision probes on a LLaVA folder or demo-vlm: probe vhd|look --model M --image F [--prompt S]
   patch     --model M --clean S --corrupted S --answer S --wrong S --sweep heads|head-pos|resid-pos|layer-pos
             [--method exact|attribution|both] [--noising] [--json] [--out F.h5] [--force]
             path patching: --sweep path --receiver LAYER.HEAD --input q|k|v
@@ -258,7 +259,12 @@ int cmdProbe(const Args& a) {
   headlab::LoadedModel m;
   std::unique_ptr<headlab::VisionLanguageModel> vlm;
   at::Tensor pixels;
-  const std::string spec = a.require("model");
+  std::string spec = a.require("model");
+  if (spec == "demo-vlm")
+    spec = headlab::ensureDemoVlm([](double f, const std::string& stage) {
+      std::cerr << "\r" << static_cast<int>(f * 100) << "% " << stage << "        " << std::flush;
+      return true;
+    });
   if (headlab::isLlavaFolder(spec)) {
     vlm = headlab::loadLlava(spec);
     m.source = spec, m.format = "hf";

@@ -8,6 +8,9 @@
 
 #include "headlab/core/checkpoint_formats.h"
 #include "headlab/core/demo_model.h"
+#include "headlab/core/demo_vlm.h"
+#include "headlab/core/tokenizer.h"
+#include "headlab/core/vision_language.h"
 #include "headlab/core/errors.h"
 #include "headlab/core/model_loader.h"
 
@@ -76,6 +79,55 @@ TEST_F(DemoModelTest, TasksPutTheNeedleAndTheQuestionInPlace) {
   DemoExample ind = tasks.induction(10);
   ASSERT_EQ(ind.words.size(), 20u);
   for (size_t i = 0; i < 10; ++i) EXPECT_EQ(ind.words[i], ind.words[i + 10]);
+}
+
+}  // namespace headlab
+
+namespace headlab {
+
+// demo-vlm: the same guarantees as the text demo, and scenes whose answers match their pixels.
+TEST_F(DemoModelTest, DemoVlmTrainsIntoALoadableLlavaFolderReproducibly) {
+  DemoVlmOptions o;
+  o.steps = 4, o.batch = 4;
+  trainDemoVlm((dir / "vlm_a").string(), o);
+  trainDemoVlm((dir / "vlm_b").string(), o);
+  ASSERT_TRUE(isLlavaFolder((dir / "vlm_a").string()));
+  auto vlm = loadLlava((dir / "vlm_a").string());
+  auto tok = loadTokenizer((dir / "vlm_a").string());
+  auto ids = tok->encode("<image> what colour is at top left ?", true);
+  EXPECT_EQ(ids[0], 2);
+  EXPECT_EQ(ids[1], vlm->visionConfig().image_token_id);
+  TensorStore a, b;
+  readSafetensors((dir / "vlm_a" / "model.safetensors").string(), a);
+  readSafetensors((dir / "vlm_b" / "model.safetensors").string(), b);
+  for (const auto& [name, t] : a.tensors()) EXPECT_TRUE(at::equal(a.get(name), b.get(name))) << name;
+  const double acc = evaluateDemoVlm(*vlm, *tok, 10, 1);
+  EXPECT_GE(acc, 0.0);
+  EXPECT_THROW(trainDemoVlm((dir / "vlm_c").string(), o, [](double f, const std::string&) { return f < 0.5; }), CancelledError);
+  EXPECT_FALSE(fs::exists(dir / "vlm_c"));
+}
+
+TEST_F(DemoModelTest, DemoVlmScenesAnswerWhatThePixelsShow) {
+  DemoVlmTasks tasks(5);
+  const std::vector<std::string> colours = {"red", "green", "blue", "yellow", "cyan", "magenta"};
+  const float rgb[6][3] = {{1, 0, 0}, {0, 1, 0}, {0, 0, 1}, {1, 1, 0}, {0, 1, 1}, {1, 0, 1}};
+  int checked = 0;
+  for (int i = 0; i < 200; ++i) {
+    DemoVlmExample ex = tasks.example();
+    ASSERT_EQ(ex.pixels.sizes(), (std::vector<int64_t>{3, 16, 16}));
+    const bool top = ex.question.find(" top ") != std::string::npos, left = ex.question.find(" left ") != std::string::npos;
+    const int y = (top ? 0 : 8) + 3, x = (left ? 0 : 8) + 3;  // (3, 3) of a cell is on every shape
+    const at::Tensor centre = ex.pixels.select(1, y).select(1, x);
+    if (ex.answer == "none") {
+      EXPECT_EQ(centre.sum().item<float>(), 0.0f) << ex.question;
+    } else if (ex.question.find("colour") != std::string::npos) {
+      const auto c = std::find(colours.begin(), colours.end(), ex.answer) - colours.begin();
+      ASSERT_LT(c, 6) << ex.answer;
+      for (int ch = 0; ch < 3; ++ch) EXPECT_EQ(centre[ch].item<float>(), rgb[c][ch]) << ex.question;
+      ++checked;
+    }
+  }
+  EXPECT_GT(checked, 30);
 }
 
 }  // namespace headlab
