@@ -38,7 +38,7 @@ commands:
   capture   --model M --prompt S --hooks GLOB[,GLOB] --out trace.h5 [--force] [--gzip 0-9] [--fp16] [--max-mb N]
   probe P   --model M [--params JSON] [--prompts-file F] [--json] [--out results.h5] [--force]
             P: sinks, hidden-sinks, massive, streaming, retrieval, induction   (--list shows parameters)
-            vision probes on a LLaVA folder or demo-vlm: probe vhd|look --model M --image F [--prompt S]
+            vision probes on a LLaVA folder or demo-vlm: probe vhd|var|look --model M --image F [--prompt S]
   patch     --model M --clean S --corrupted S --answer S --wrong S --sweep heads|head-pos|resid-pos|layer-pos
             [--method exact|attribution|both] [--noising] [--json] [--out F.h5] [--force]
             path patching: --sweep path --receiver LAYER.HEAD --input q|k|v

@@ -32,11 +32,18 @@ double rouge1Recall(const std::string& candidate, const std::string& reference);
 at::Tensor copyEvents(const at::Tensor& top1, int64_t generated, const std::vector<int64_t>& prompt, int64_t needleBegin,
                       int64_t needleEnd);
 
+// VAR (Kang et al., PROBES.md §4.2) on one attention tensor [batch, head, q, k]: in the rows where
+// `rows` [batch, head, q] is true, attention to the `sinks` keys is multiplied by p and the freed
+// mass goes to the other keys of [imageBegin, imageEnd) in proportion to their attention. Rows
+// whose image keys are all sinks are left as they are. Every row still sums to what it summed to.
+void redistributeVisualSinks(at::Tensor& pattern, const at::Tensor& rows, const std::vector<int64_t>& sinks, int64_t imageBegin,
+                             int64_t imageEnd, double p);
+
 void registerSinksProbes(ProbeRegistry& r);      // sinks, hidden-sinks
 void registerInductionProbe(ProbeRegistry& r);   // induction
 void registerMassiveProbe(ProbeRegistry& r);     // massive
 void registerStreamingProbe(ProbeRegistry& r);   // streaming
 void registerRetrievalProbe(ProbeRegistry& r);   // retrieval
-void registerVisionProbes(ProbeRegistry& r);     // vhd, look
+void registerVisionProbes(ProbeRegistry& r);     // vhd, var, look
 
 }  // namespace headlab::plugins

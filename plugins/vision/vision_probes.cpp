@@ -3,6 +3,8 @@
 //        position (He et al. 2025), the outlier filter on "negatively vision-sensitive" heads,
 //        T-VHD per generated token, and the VHR reinforcement (alpha on heads above the layer
 //        median, chosen layer by layer at the first generation step on already reinforced states).
+//  var:  visual sink tokens (RMS-normalised hidden state above tau on some dimension), image-centric
+//        heads, and VAR: attention to the sinks scaled by p, the freed mass to the other image tokens.
 //  look: attention from a query position to the image tokens, per head, and as a map over the
 //        patch grid at one layer, optionally relative to a general-description prompt (Zhang et al.).
 #include <ATen/ATen.h>
@@ -199,6 +201,90 @@ class VhdProbe : public Probe {
   }
 };
 
+class VarProbe : public Probe {
+ public:
+  std::string name() const override { return "var"; }
+  std::string description() const override {
+    return "Visual attention sinks and VAR (Kang et al.): sink image tokens per layer, image-centric heads (sink portion <= rho, "
+           "image attention >= 0.2) and the effect of redistributing their sink attention (p = 0.6).";
+  }
+  std::vector<ProbeParameter> parameters() const override {
+    return {{"prompt", "Describe the image.", "text prompt; the image goes after BOS unless it holds the image token"},
+            {"tokens", nlohmann::json::array(), "the prompt as token ids instead (may hold the image token)"},
+            {"tau", 20.0, "a token is a sink when its RMS-normalised hidden state exceeds tau on some dimension"},
+            {"rho", 0.5, "image-centric: attention on sinks / attention on the image <= rho"},
+            {"min_image_attention", 0.2, "image-centric: attention on the image >= this"},
+            {"p", 0.6, "VAR keeps this fraction of the attention to sinks"}};
+  }
+  nlohmann::json run(ProbeContext& ctx) override {
+    nlohmann::json p = mergeParams(*this, ctx.params);
+    VisionLanguageModel& vlm = requireVlm(ctx, name());
+    c10::InferenceMode guard;
+    HookedTransformer& m = vlm.language();
+    const int64_t L = m.config().n_layers, H = m.config().n_heads;
+    VlmInput in = vlm.prepare(promptIds(ctx, p, "prompt"), *ctx.pixels);
+    const int64_t T = static_cast<int64_t>(in.ids.size());
+    const double tau = p["tau"], rho = p["rho"], minImage = p["min_image_attention"], keep = p["p"];
+    // Pass 1: the sink image tokens of every layer (from its resid_pre) and the image-centric rows.
+    std::vector<std::vector<int64_t>> sinks(static_cast<size_t>(L));
+    std::vector<at::Tensor> centric(static_cast<size_t>(L));
+    nlohmann::json sinkJson = nlohmann::json::array();
+    {
+      std::vector<HookHandle> hs;
+      for (int l = 0; l < L; ++l) {
+        hs.push_back(m.hooks().add(m.hooks().idOf(l, LayerHook::ResidPre), [&, l](at::Tensor& h, const HookContext&) {
+          at::Tensor x = h[0].to(at::kCPU, at::kFloat);                              // [pos, d_model]
+          at::Tensor normed = x / (x.pow(2).mean(-1, true) + 1e-6).sqrt();            // no weight
+          at::Tensor peak = std::get<0>(normed.abs().slice(0, in.imageBegin, in.imageEnd).max(-1));  // [image tokens]
+          for (int64_t i = 0; i < peak.size(0); ++i)
+            if (peak[i].item<double>() > tau) sinks[l].push_back(in.imageBegin + i);
+        }));
+        hs.push_back(m.hooks().add(m.hooks().idOf(l, LayerHook::Pattern), [&, l](at::Tensor& pat, const HookContext&) {
+          at::Tensor a = pat.to(at::kCPU, at::kFloat);  // [1, H, T, T]
+          at::Tensor image = a.slice(3, in.imageBegin, in.imageEnd).sum(-1);
+          at::Tensor onSinks = at::zeros_like(image);
+          for (int64_t k : sinks[l]) onSinks += a.select(3, k);
+          at::Tensor rowsAfter = (at::arange(T) >= in.imageEnd).view({1, 1, T});
+          centric[l] = (image >= minImage).logical_and(onSinks <= rho * image).logical_and(rowsAfter);
+          if (l == L - 1) centric[l].zero_();  // VAR skips the last layer
+        }));
+      }
+      vlm.forward(in);
+    }
+    at::Tensor before = vlm.forward(in)[0][-1].to(at::kCPU, at::kFloat);
+    at::Tensor perHead = at::zeros({L, H}, at::kDouble);
+    for (int64_t l = 0; l < L; ++l) {
+      perHead[l] = centric[l][0].sum(-1).to(at::kDouble);
+      sinkJson.push_back({{"layer", l}, {"sink_tokens", sinks[l]}});
+    }
+    // Pass 2: VAR on the image-centric rows.
+    at::Tensor after;
+    {
+      std::vector<HookHandle> hs;
+      for (int l = 0; l < L; ++l)
+        hs.push_back(m.hooks().add(m.hooks().idOf(l, LayerHook::Pattern), [&, l](at::Tensor& pat, const HookContext&) {
+          if (sinks[l].empty() || !centric[l].any().item<bool>()) return;
+          at::Tensor edited = pat.to(at::kCPU, at::kFloat).clone();
+          redistributeVisualSinks(edited, centric[l], sinks[l], in.imageBegin, in.imageEnd, keep);
+          pat = edited.to(pat.device(), pat.scalar_type());
+        }));
+      after = vlm.forward(in)[0][-1].to(at::kCPU, at::kFloat);
+    }
+    auto top = [&](const at::Tensor& logits) {
+      const int64_t id = logits.argmax().item<int64_t>();
+      return nlohmann::json{{"id", id}, {"token", ctx.tokenizer ? ctx.tokenizer->tokenString(id) : std::to_string(id)}};
+    };
+    return {{"probe", name()},
+            {"params", p},
+            {"image_span", {in.imageBegin, in.imageEnd}},
+            {"sinks", sinkJson},
+            {"grid", gridJson("image_centric_rows", perHead)},
+            {"next_token_before", top(before)},
+            {"next_token_after", top(after)},
+            {"max_abs_logit_change", (after - before).abs().max().item<double>()}};
+  }
+};
+
 class LookProbe : public Probe {
  public:
   std::string name() const override { return "look"; }
@@ -276,6 +362,7 @@ class LookProbe : public Probe {
 
 void registerVisionProbes(ProbeRegistry& r) {
   r.add("vhd", [] { return std::make_unique<VhdProbe>(); });
+  r.add("var", [] { return std::make_unique<VarProbe>(); });
   r.add("look", [] { return std::make_unique<LookProbe>(); });
 }
 

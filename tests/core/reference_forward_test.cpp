@@ -11,6 +11,7 @@
 #include "headlab/core/model_loader.h"
 #include "headlab/core/vision_language.h"
 #include "headlab/plugins/probe_plugin.h"
+#include "../../plugins/common/probe_util.h"
 
 namespace headlab {
 
@@ -171,6 +172,41 @@ TEST_F(VisionProbesTest, LookMapIsTheHeadAverageOverThePatchGrid) {
   auto p = plugins::ProbeRegistry::instance().create("look");
   plugins::ProbeContext ctx{vlm->language(), nullptr, {{"tokens", tokens}}, {}};
   EXPECT_THROW(p->run(ctx), InputError);
+}
+
+}  // namespace headlab
+
+namespace headlab {
+
+TEST(VarRedistributionTest, SinkMassMovesToTheOtherImageTokensAndRowsStillSumToOne) {
+  // Keys: 0 = BOS, 1..3 = image (1 is a visual sink), 4 = text. Row 0 is selected, row 1 is not.
+  at::Tensor A = at::tensor(std::vector<float>{0.1f, 0.5f, 0.2f, 0.2f, 0.0f, 0.2f, 0.4f, 0.1f, 0.1f, 0.2f}).view({1, 1, 2, 5});
+  at::Tensor original = A.clone();
+  at::Tensor rows = at::tensor(std::vector<uint8_t>{1, 0}).to(at::kBool).view({1, 1, 2});
+  plugins::redistributeVisualSinks(A, rows, {1}, 1, 4, 0.6);
+  // Sink keeps 0.6 * 0.5 = 0.3; the freed 0.2 goes to keys 2 and 3 in proportion (0.2 : 0.2).
+  EXPECT_NEAR(A[0][0][0][1].item<double>(), 0.3, 1e-6);
+  EXPECT_NEAR(A[0][0][0][2].item<double>(), 0.3, 1e-6);
+  EXPECT_NEAR(A[0][0][0][3].item<double>(), 0.3, 1e-6);
+  EXPECT_NEAR(A[0][0][0][0].item<double>(), 0.1, 1e-6) << "non-image keys keep their attention";
+  EXPECT_TRUE(at::allclose(A.sum(-1), original.sum(-1)));
+  EXPECT_TRUE(at::equal(A[0][0][1], original[0][0][1])) << "unselected rows are untouched";
+}
+
+TEST_F(VisionProbesTest, VarFindsSinksAndKeepsTheModelWhenPIsOne) {
+  // tau = 1.5 makes sinks of this random model's image tokens (tau = 20 is for trained LLaVA).
+  auto keep = run("var", {{"tau", 1.5}, {"p", 1.0}});
+  EXPECT_EQ(keep["max_abs_logit_change"].get<double>(), 0.0);
+  auto r = run("var", {{"tau", 1.5}});
+  size_t sinks = 0;
+  for (const auto& l : r["sinks"]) sinks += l["sink_tokens"].size();
+  EXPECT_GT(sinks, 0u);
+  for (int64_t k : r["sinks"][0]["sink_tokens"]) EXPECT_TRUE(k >= r["image_span"][0].get<int64_t>() && k < r["image_span"][1].get<int64_t>());
+  double rowsEdited = 0;
+  for (double v : r["grid"]["values"]) rowsEdited += v;
+  if (rowsEdited > 0) EXPECT_GT(r["max_abs_logit_change"].get<double>(), 0.0);
+  const auto strict = run("var", {});
+  for (const auto& l : strict["sinks"]) EXPECT_TRUE(l["sink_tokens"].empty()) << "no token of a random model passes tau = 20";
 }
 
 }  // namespace headlab
