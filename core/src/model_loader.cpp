@@ -88,8 +88,11 @@ LoadedModel loadModel(const std::string& spec, const LoadOptions& opt) {
     } else if (type == "gpt2") {
       config = arch::gpt2ConfigFromHf(cfg, cfgPath);
       weights = arch::gpt2WeightsFromHf(config, store);
+    } else if (type == "llava") {
+      throw ConfigError(cfgPath + ": a LLaVA vision-language model; it opens with loadLlava (headlab-cli probe vhd|var|look), "
+                        "not yet as a text model");
     } else {
-      throw ConfigError(cfgPath + ": model_type '" + type + "' unsupported (expected gpt2, llama, mistral or qwen2)");
+      throw ConfigError(cfgPath + ": model_type '" + type + "' unsupported (expected gpt2, llama, mistral, qwen2 or llava)");
     }
     try {
       out.tokenizer = loadTokenizer(out.source);
