@@ -116,7 +116,12 @@ void SessionController::openModel(const QString& spec, const QString& tokenizer)
       QMetaObject::invokeMethod(this, [this, f, text] { emit progress(f, text); }, Qt::QueuedConnection);
       return !m_cancel.load();
     };
-    LoadedModel loaded = loadModel(spec.toStdString(), opt);
+    // Weights are created outside inference mode so that autograd can use them later (attribution
+    // patching, DuoAttention's gate optimisation); forwards still run in inference mode.
+    LoadedModel loaded = [&] {
+      c10::InferenceMode off(false);
+      return loadModel(spec.toStdString(), opt);
+    }();
     if (!loaded.tokenizer) throw TokenizerError(loaded.source + ": no tokenizer found next to the model");
     auto& w = *m_worker;
     w.loaded = std::move(loaded);

@@ -6,11 +6,20 @@
 // and `tsv` is its full_attention_heads.tsv form (1 - fraction: layer rows x kv-head columns).
 // `import_tsv` reads a DuoAttention full_attention_heads.tsv (from their released gates or from
 // another run), checks its shape against the model and compares it with the heuristic.
+// `optimize_gates` runs DuoAttention's full method: one gate alpha in [0, 1] per kv head, head
+// output = alpha * full attention + (1 - alpha) * streaming attention (mixed in the pattern, which
+// z is linear in; the streaming pattern is the softmax of the scores restricted to sink + recent),
+// loss = MSE of the final hidden states against the full model on the answer positions (the last
+// quarter of each prompt) + l1 * mean|alpha|, AdamW, then binarised at 0.5.
 #include <ATen/ATen.h>
 
 #include <cmath>
 #include <fstream>
+#include <limits>
 #include <sstream>
+
+#include <c10/core/GradMode.h>
+#include <c10/core/InferenceMode.h>
 
 #include "../common/probe_util.h"
 #include "headlab/core/errors.h"
@@ -32,6 +41,10 @@ class StreamingProbe : public Probe {
             {"recent", -1, "recent window (-1 = min(256, T/4), at least 1)"},
             {"max_tokens", 512, "prompts are cut to this many tokens"},
             {"import_tsv", "", "a DuoAttention full_attention_heads.tsv to compare with (empty = none)"},
+            {"optimize_gates", false, "run DuoAttention's gate optimisation (long; cancellable)"},
+            {"gate_steps", 2000, "gate optimisation steps"},
+            {"gate_lr", 0.02, "gate optimisation learning rate (AdamW)"},
+            {"gate_l1", 0.05, "weight of mean|alpha| in the gate loss"},
             {"prompts", nlohmann::json::array(), "prompt set (empty = built-in)"}};
   }
   nlohmann::json run(ProbeContext& ctx) override {
@@ -64,6 +77,7 @@ class StreamingProbe : public Probe {
             {"grid", gridJson("streaming_fraction", frac)},
             {"kv_grid", gridJson("streaming_fraction_kv", kv)},
             {"tsv", duoTsv(1.0 - kv)}};
+    if (p["optimize_gates"].get<bool>()) out["gates"] = optimizeGates(ctx, p, prompts, usedSink, usedRecent);
     if (imported.defined()) {
       // DuoAttention's value is the gate of full attention: compare with 1 - streaming fraction.
       at::Tensor mine = (1.0 - kv).flatten(), theirs = imported.flatten();
@@ -77,6 +91,77 @@ class StreamingProbe : public Probe {
                          {"agreement_at_0_5", agree}};
     }
     return out;
+  }
+
+  static nlohmann::json optimizeGates(ProbeContext& ctx, const nlohmann::json& p, const std::vector<std::string>& prompts,
+                                      int64_t sink, int64_t recent) {
+    c10::InferenceMode off(false);  // callers (the GUI worker) may run probes in inference mode
+    HookedTransformer& m = ctx.model;
+    if (m.weights().embed.is_inference())
+      throw InputError("the gate optimisation needs a model loaded outside inference mode (its weights are inference tensors)");
+    const auto& c = m.config();
+    const int64_t L = c.n_layers, KV = c.n_kv_heads, G = c.n_heads / c.n_kv_heads;
+    // Targets: the full model's final hidden states on each prompt's answer positions.
+    std::vector<std::vector<int64_t>> ids;
+    std::vector<at::Tensor> targets;
+    for (const auto& text : prompts) {
+      ids.push_back(encodePrompt(*ctx.tokenizer, text, p["max_tokens"].get<int64_t>()));
+      at::Tensor h;
+      {
+        c10::NoGradGuard noGrad;  // not InferenceMode: the targets meet autograd tensors later
+        auto hook = m.hooks().add(m.hooks().idOf(static_cast<int>(L - 1), LayerHook::ResidPost),
+                                  [&h](at::Tensor& t, const HookContext&) { h = t.to(at::kFloat).clone(); });
+        m.forward(at::tensor(ids.back(), at::kLong).unsqueeze(0));
+      }
+      targets.push_back(h);
+    }
+    at::Tensor alpha = at::ones({L, KV}, at::TensorOptions().dtype(at::kFloat).device(m.device())).requires_grad_(true);
+    at::Tensor m1 = at::zeros_like(alpha), m2 = at::zeros_like(alpha);
+    std::vector<at::Tensor> scores(static_cast<size_t>(L));
+    at::Tensor hidden;
+    std::vector<HookHandle> hs;
+    for (int l = 0; l < L; ++l) {
+      hs.push_back(m.hooks().add(m.hooks().idOf(l, LayerHook::AttnScores), [&scores, l](at::Tensor& s, const HookContext&) { scores[l] = s; }));
+      hs.push_back(m.hooks().add(m.hooks().idOf(l, LayerHook::Pattern), [&, l](at::Tensor& pat, const HookContext&) {
+        const int64_t T = pat.size(2), S = pat.size(3);
+        at::Tensor q = at::arange(T, at::TensorOptions().device(pat.device())).unsqueeze(1), k = at::arange(S, at::TensorOptions().device(pat.device())).unsqueeze(0);
+        at::Tensor outside = (k < sink).logical_or(q - k < recent).logical_not();
+        at::Tensor stream = at::softmax(scores[l].masked_fill(outside, -std::numeric_limits<double>::infinity()), -1).to(pat.scalar_type());
+        at::Tensor a = alpha[l].repeat_interleave(G).view({1, -1, 1, 1}).to(pat.scalar_type());
+        pat = a * pat + (1 - a) * stream;
+      }));
+    }
+    hs.push_back(m.hooks().add(m.hooks().idOf(static_cast<int>(L - 1), LayerHook::ResidPost), [&hidden](at::Tensor& t, const HookContext&) { hidden = t; }));
+    const int steps = p["gate_steps"];
+    const double lr = p["gate_lr"], l1 = p["gate_l1"], beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+    double last = 0;
+    for (int step = 1; step <= steps; ++step) {
+      const size_t i = static_cast<size_t>(step - 1) % ids.size();
+      const int64_t T = static_cast<int64_t>(ids[i].size()), from = T - std::max<int64_t>(1, T / 4);
+      c10::AutoGradMode grad(true);
+      m.forward(at::tensor(ids[i], at::kLong).unsqueeze(0));
+      at::Tensor loss = (hidden.slice(1, from).to(at::kFloat) - targets[i].slice(1, from)).pow(2).mean() + l1 * alpha.abs().mean();
+      if (alpha.grad().defined()) alpha.mutable_grad().zero_();
+      loss.backward();
+      {
+        c10::NoGradGuard noGrad;
+        const at::Tensor& g = alpha.grad();
+        m1.mul_(beta1).add_(g, 1 - beta1);
+        m2.mul_(beta2).addcmul_(g, g, 1 - beta2);
+        alpha.addcdiv_(m1 / (1 - std::pow(beta1, step)), (m2 / (1 - std::pow(beta2, step))).sqrt_().add_(eps), -lr).clamp_(0, 1);
+      }
+      last = loss.item<double>();
+      if (step % 10 == 0 || step == steps)
+        reportProgress(ctx, static_cast<double>(step) / steps, "gate optimisation, step " + std::to_string(step) + ", loss " + std::to_string(last));
+    }
+    at::Tensor gates = alpha.detach().to(at::kCPU, at::kDouble);
+    at::Tensor binary = (gates > 0.5).to(at::kDouble);
+    return {{"grid", gridJson("duo_gate", gates)},
+            {"binary", gridJson("duo_full_attention", binary)},
+            {"full_attention_kv_heads", binary.sum().item<int64_t>()},
+            {"tsv", duoTsv(binary)},
+            {"final_loss", last},
+            {"steps", steps}};
   }
 
   // Parses full_attention_heads.tsv: `layers` rows of `kvHeads` tab- or space-separated numbers.

@@ -164,6 +164,17 @@ TEST_F(ModelWindowTest, SinksProbeFromThePanelColoursTheGridWithItsResult) {
   EXPECT_FALSE(panel->running());
 }
 
+TEST_F(ModelWindowTest, DuoAttentionGateOptimisationRunsOnTheWorker) {
+  // The worker runs in inference mode; the gate optimisation needs autograd on the loaded weights.
+  QSignalSpy done(window.session(), &SessionController::probeFinished);
+  QSignalSpy failed(window.session(), &SessionController::failed);
+  window.session()->runProbe("streaming", R"({"optimize_gates": true, "gate_steps": 4, "max_tokens": 32})");
+  ASSERT_TRUE(QTest::qWaitFor([&] { return done.count() == 1 || failed.count() > 0; }, 60000));
+  ASSERT_EQ(failed.count(), 0) << failed[0][0].toString().toStdString();
+  nlohmann::json result = nlohmann::json::parse(done[0][3].toString().toStdString());
+  EXPECT_EQ(result["gates"]["grid"]["values"].size(), 5u * 4u) << "one gate per kv head (stories260K: 5 layers x 4)";
+}
+
 TEST_F(ModelWindowTest, CancellingALongRetrievalRunKeepsTheWindowResponsive) {
   views::ProbePanel* panel = window.probePanel();
   ASSERT_TRUE(QTest::qWaitFor([&] { return panel->findChild<QComboBox*>("probeCombo")->count() > 0; }, 5000));

@@ -173,6 +173,37 @@ TEST_F(ProbesTest, StreamingFractionCountsSinkAndRecentWindow) {
   }
 }
 
+TEST_F(ProbesTest, DuoAttentionGatesKeepFullAttentionOnlyWhereTheHeadReachesFarBack) {
+  // Scores injected into every layer (64 tokens; sink 4, recent 16): query heads 0 and 1 (kv head 0)
+  // attend 32 keys back, outside the window from row 36 on; heads 2 and 3 (kv head 1) attend to the
+  // previous token, inside it. Streaming attention reproduces kv head 1 exactly, so only the L1 term
+  // acts on its gate (-> 0); kv head 0's gate is held up by the hidden-state error.
+  auto hs = [&] {
+    std::vector<HookHandle> v;
+    for (int l = 0; l < model.config().n_layers; ++l)
+      v.push_back(model.hooks().add(model.hooks().idOf(l, LayerHook::AttnScores), [](at::Tensor& s, const HookContext&) {
+        const int64_t T = s.size(2);
+        at::Tensor bump = at::zeros({T, T});
+        for (int64_t i = 0; i < T; ++i) bump[i][std::max<int64_t>(0, i - 32)] = 30.0;
+        at::Tensor prev = at::zeros({T, T});
+        for (int64_t i = 0; i < T; ++i) prev[i][std::max<int64_t>(0, i - 1)] = 30.0;
+        s = s.clone();
+        for (int h = 0; h < 4; ++h) s.select(1, h).add_(h < 2 ? bump : prev);
+      }));
+    return v;
+  }();
+  std::string text;
+  for (int i = 0; i < 20; ++i) text += " the cat sat";
+  auto r = run("streaming", {{"max_tokens", 64}, {"prompts", {text}}, {"optimize_gates", true}, {"gate_steps", 150}, {"gate_l1", 0.01}});
+  const auto& g = r["gates"];
+  for (int l = 0; l < 3; ++l) {
+    EXPECT_GT(gridAt(g["grid"], l, 0), 0.5) << "layer " << l << ": the far-reaching kv head keeps full attention";
+    EXPECT_LT(gridAt(g["grid"], l, 1), 0.5) << "layer " << l << ": the local kv head becomes streaming";
+  }
+  EXPECT_EQ(g["full_attention_kv_heads"], 3);
+  EXPECT_EQ(g["tsv"], "1\t0\n1\t0\n1\t0\n");
+}
+
 TEST_F(ProbesTest, UnknownParameterIsAClearError) {
   try {
     run("sinks", {{"epsilon", 0.2}});
