@@ -135,6 +135,23 @@ nlohmann::json vlmSection(const fs::path& dir) {
     randomDraws.push_back({{"heads", rest}, {"accuracy", acc}});
   }
   gridFigure(dir, "vhd.png", "demo-vlm: VHD per head (mean over questions)", grid);
+  // Where it looks: one held-out scene and question, the head-averaged attention of layer 0
+  // from the answer position over the patch grid.
+  {
+    DemoVlmTasks shown(56);
+    DemoVlmExample ex = shown.example();
+    at::Tensor mean = at::tensor(std::vector<float>(vlm->visionConfig().mean.begin(), vlm->visionConfig().mean.end())).view({1, 3, 1, 1});
+    at::Tensor std = at::tensor(std::vector<float>(vlm->visionConfig().std.begin(), vlm->visionConfig().std.end())).view({1, 3, 1, 1});
+    at::Tensor px = (ex.pixels.unsqueeze(0) - mean) / std;
+    auto look = plugins::ProbeRegistry::instance().create("look");
+    plugins::ProbeContext ctx{vlm->language(), tok.get(), {{"prompt", ex.question}, {"layer", 0}, {"general_prompt", ""}}, {}};
+    ctx.vlm = vlm.get(), ctx.pixels = &px;
+    auto r = look->run(ctx);
+    at::Tensor bytes = (ex.pixels.permute({1, 2, 0}) * 255).round().clamp(0, 255).to(at::kByte).contiguous();
+    std::vector<uint8_t> rgb(bytes.data_ptr<uint8_t>(), bytes.data_ptr<uint8_t>() + bytes.numel());
+    writeAttentionOverlayPng((dir / "look.png").string(), ex.question.substr(8) + "  (attention from the answer position, layer 0, head average)", rgb, 16, 16, r["map"]["values"].get<std::vector<double>>(),
+                             r["map"]["side"].get<int>());
+  }
   nlohmann::json training = readJsonFile((fs::path(folder) / "training.json").string());
   nlohmann::json rawGrid = {{"name", "vhd_raw"}, {"layers", c.n_layers}, {"heads", c.n_heads}, {"values", raw}};
   return {{"model", folder}, {"accuracy", accuracy}, {"vhd_grid", grid}, {"vhd_raw_grid", rawGrid}, {"k", K}, {"top_heads", top},
@@ -325,7 +342,7 @@ int runDemo(const std::string& outDir) {
     << "<p>Clean and corrupted prompts differ in one digit of the needle; metric logit(" << tok.tokenString(pr.answer) << ") &minus; logit("
     << tok.tokenString(pr.wrong) << ") at the last position, 0 = corrupted run, 1 = clean run (clean " << fmt(patch.cleanMetric) << ", corrupted "
     << fmt(patch.corruptedMetric) << ").</p>";
-  h << "<h2>Vision-aware heads (demo-vlm)</h2><img src='vhd.png'>" << htmlTable(vlm["vhd_grid"])
+  h << "<h2>Vision-aware heads (demo-vlm)</h2><img src='vhd.png'><img src='look.png'>" << htmlTable(vlm["vhd_grid"])
     << "<p>A tiny LLaVA (CLIP-style ViT, projector, LLaMA decoder) trained by HeadLab's recipe in "
     << fmt(vlm["training_seconds"].get<double>(), 1) << " s on coloured shapes on a 2 &times; 2 grid answers held-out questions with <b>"
     << fmt(100 * vlm["accuracy"].get<double>(), 1) << "%</b> accuracy. VHD (the distance between each head's output with and without the "

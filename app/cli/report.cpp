@@ -95,3 +95,34 @@ bool writeLinePng(const std::string& path, const std::string& title, const std::
 }
 
 }  // namespace headlab::cli
+
+namespace headlab::cli {
+
+bool writeAttentionOverlayPng(const std::string& path, const std::string& title, const std::vector<uint8_t>& rgb, int width, int height,
+                              const std::vector<double>& map, int side) {
+  if (width <= 0 || height <= 0 || static_cast<int>(rgb.size()) != width * height * 3 || side <= 0 ||
+      static_cast<int>(map.size()) != side * side)
+    return false;
+  QImage image(rgb.data(), width, height, width * 3, QImage::Format_RGB888);
+  const int panel = 256, gap = 24, top = 36;
+  QImage out(2 * panel + 3 * gap, panel + top + gap, QImage::Format_RGB32);
+  out.fill(Qt::white);
+  QPainter p(&out);
+  p.setFont(QFont("sans", 9));
+  p.drawText(QRect(0, 6, out.width(), 24), Qt::AlignCenter, QString::fromStdString(title));
+  const QImage scaled = image.scaled(panel, panel, Qt::IgnoreAspectRatio, Qt::FastTransformation);
+  p.drawImage(gap, top, scaled);
+  p.drawImage(2 * gap + panel, top, scaled);
+  const double hi = *std::max_element(map.begin(), map.end()), lo = *std::min_element(map.begin(), map.end());
+  const double cell = static_cast<double>(panel) / side;
+  for (int r = 0; r < side; ++r)
+    for (int c = 0; c < side; ++c) {
+      QColor colour = viridis(hi - lo < 1e-12 ? 0.0 : (map[r * side + c] - lo) / (hi - lo));
+      colour.setAlpha(150);
+      p.fillRect(QRectF(2 * gap + panel + c * cell, top + r * cell, cell, cell), colour);
+    }
+  p.end();
+  return save(out, path);
+}
+
+}  // namespace headlab::cli

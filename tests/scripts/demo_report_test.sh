@@ -16,7 +16,7 @@ start=$(date +%s)
 "$CLI" demo --out "$tmp/report2" > "$tmp/out2" 2> "$tmp/err2" || { echo "FAIL warm demo run"; exit 1; }
 warm=$(( $(date +%s) - start ))
 grep -q "loading the cached demo model" "$tmp/err2" || { echo "FAIL warm run did not reuse the cache"; fail=1; }
-for f in report.html vhd.png loss.png induction.png retrieval.png sinks_alpha.png sink_k.png patching_heads.png demo_trace.h5 results.json; do
+for f in report.html vhd.png look.png loss.png induction.png retrieval.png sinks_alpha.png sink_k.png patching_heads.png demo_trace.h5 results.json; do
   [ -s "$tmp/report2/$f" ] || { echo "FAIL missing $f"; fail=1; }
 done
 /usr/bin/python3 - "$tmp/report2" <<'PY' || fail=1
