@@ -351,7 +351,7 @@ int runDemo(const std::string& outDir) {
     << fmt(100 * vlm["accuracy_top_vhd_ablated"].get<double>(), 1) << "%; zeroing " << vlm["k"] << " random other heads gives "
     << fmt(100 * vlm["accuracy_random_ablated"].get<double>(), 1) << "% (mean of " << vlm["random_draws"].size() << " draws). The overlay shows, for one held-out question, where the "
     << "answer position attends over the patch grid (the <code>look</code> probe, layer 0, head average); it need not be the "
-    << "cell asked about, since the ViT mixes patches before the decoder reads them.</p>";
+    << "cell asked about: the map is attention, not attribution (the ViT also mixes the patches before the decoder sees them).</p>";
   h << "<p>Traces: <code>demo_trace.h5</code> (probe grids and the example prompt's attention); all numbers: <code>results.json</code>.</p></body></html>";
   {
     std::ofstream out(dir / "report.html.part");
