@@ -3,7 +3,6 @@
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
 #include <c10/core/InferenceMode.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <cmath>
@@ -19,6 +18,7 @@
 #include "headlab/core/tokenizer.h"
 #include "headlab/core/hooked_transformer.h"
 #include "headlab/core/model_loader.h"
+#include "training_util.h"
 
 namespace headlab {
 
@@ -150,12 +150,7 @@ DemoExample DemoTasks::induction(int64_t length, int64_t maxPrefix) {
   return ex;
 }
 
-std::string demoCacheDir() {
-  const char* xdg = std::getenv("XDG_CACHE_HOME");
-  const char* home = std::getenv("HOME");
-  fs::path base = xdg && *xdg ? fs::path(xdg) : fs::path(home ? home : "/tmp") / ".cache";
-  return (base / "headlab" / "demo").string();
-}
+std::string demoCacheDir() { return training::cacheDir("demo"); }
 
 namespace {
 ModelConfig demoConfig(const DemoTrainingOptions& o) {
@@ -277,79 +272,47 @@ void save(const std::string& folder, const ModelConfig& c, const ModelWeights& w
 
 void trainDemoModel(const std::string& folder, const DemoTrainingOptions& o,
                     const std::function<bool(double, const std::string&)>& progress) {
-  const fs::path target(folder);
-  const fs::path temp = target.parent_path() / ("." + target.filename().string() + ".training-" + std::to_string(::getpid()));
-  fs::remove_all(temp);
-  struct Cleanup {
-    fs::path p;
-    ~Cleanup() {
-      std::error_code ec;
-      fs::remove_all(p, ec);
-    }
-  } cleanup{temp};
-
-  at::manual_seed(o.seed);
-  std::mt19937_64 rng(o.seed);
-  DemoTasks tasks(o.seed + 1);
-  const ModelConfig c = demoConfig(o);
-  ModelWeights w = initWeights(c, o.posInitStd);
-  auto params = parameters(w);
-  std::vector<at::Tensor> m1, m2;
-  for (auto* p : params) m1.push_back(at::zeros_like(*p)), m2.push_back(at::zeros_like(*p));
-  HookedTransformer model(c, w);  // shares the parameter tensors
-  nlohmann::json losses = nlohmann::json::array();
-  const double beta1 = 0.9, beta2 = 0.98, wd = 0.01, eps = 1e-8;
-  auto t0 = std::chrono::steady_clock::now();
-  double smooth = 0;
-  for (int step = 1; step <= o.steps; ++step) {
-    at::Tensor ids, weights;
-    makeBatch(tasks, o, rng, ids, weights);
-    at::Tensor loss;
-    {
-      c10::AutoGradMode grad(true);
-      at::Tensor logits = model.forward(ids);  // [batch, T, vocab]
-      at::Tensor logp = at::log_softmax(logits.slice(1, 0, o.maxLen - 1), -1);
-      at::Tensor nll = -logp.gather(2, ids.slice(1, 1).unsqueeze(-1)).squeeze(-1);  // [batch, T-1]
-      loss = (nll * weights).sum() / weights.sum();
-      for (auto* p : params)
-        if (p->grad().defined()) p->mutable_grad().zero_();
-      loss.backward();
-    }
-    {
-      // AdamW with linear warm-up and cosine decay.
-      c10::AutoGradMode noGrad(false);
-      const double warm = std::min(1.0, step / 60.0);
-      const double lr = o.lr * warm * (0.1 + 0.9 * 0.5 * (1 + std::cos(M_PI * step / o.steps)));
-      const double bc1 = 1 - std::pow(beta1, step), bc2 = 1 - std::pow(beta2, step);
-      for (size_t i = 0; i < params.size(); ++i) {
-        at::Tensor& p = *params[i];
-        const at::Tensor& g = p.grad();
-        if (!g.defined()) continue;
-        m1[i].mul_(beta1).add_(g, 1 - beta1);
-        m2[i].mul_(beta2).addcmul_(g, g, 1 - beta2);
-        if (p.dim() >= 2) p.mul_(1 - lr * wd);
-        p.addcdiv_(m1[i] / bc1, (m2[i] / bc2).sqrt_().add_(eps), -lr);
+  training::writeFolderAtomically(folder, [&](const std::string& temp) {
+    at::manual_seed(o.seed);
+    std::mt19937_64 rng(o.seed);
+    DemoTasks tasks(o.seed + 1);
+    const ModelConfig c = demoConfig(o);
+    ModelWeights w = initWeights(c, o.posInitStd);
+    training::AdamW opt(parameters(w), 0.9, 0.98, 0.01, 1e-8);
+    HookedTransformer model(c, w);  // shares the parameter tensors
+    nlohmann::json losses = nlohmann::json::array();
+    auto t0 = std::chrono::steady_clock::now();
+    double smooth = 0;
+    for (int step = 1; step <= o.steps; ++step) {
+      at::Tensor ids, weights;
+      makeBatch(tasks, o, rng, ids, weights);
+      at::Tensor loss;
+      {
+        c10::AutoGradMode grad(true);
+        at::Tensor logits = model.forward(ids);  // [batch, T, vocab]
+        at::Tensor logp = at::log_softmax(logits.slice(1, 0, o.maxLen - 1), -1);
+        at::Tensor nll = -logp.gather(2, ids.slice(1, 1).unsqueeze(-1)).squeeze(-1);  // [batch, T-1]
+        loss = (nll * weights).sum() / weights.sum();
+        opt.zeroGrad();
+        loss.backward();
+      }
+      opt.step(step, training::warmupCosine(o.lr, step, o.steps, 60));
+      const double l = loss.item<double>();
+      smooth = step == 1 ? l : 0.95 * smooth + 0.05 * l;
+      if (step % 10 == 0 || step == o.steps) losses.push_back({{"step", step}, {"loss", l}});
+      if (progress && (step % 5 == 0 || step == o.steps)) {
+        char stage[96];
+        std::snprintf(stage, sizeof stage, "training the demo model: step %d/%d, loss %.3f", step, o.steps, smooth);
+        if (!progress(static_cast<double>(step) / o.steps, stage)) throw CancelledError();
       }
     }
-    const double l = loss.item<double>();
-    smooth = step == 1 ? l : 0.95 * smooth + 0.05 * l;
-    if (step % 10 == 0 || step == o.steps) losses.push_back({{"step", step}, {"loss", l}});
-    if (progress && (step % 5 == 0 || step == o.steps)) {
-      char stage[96];
-      std::snprintf(stage, sizeof stage, "training the demo model: step %d/%d, loss %.3f", step, o.steps, smooth);
-      if (!progress(static_cast<double>(step) / o.steps, stage)) throw CancelledError();
-    }
-  }
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  nlohmann::json training = {{"recipe", kRecipe}, {"seed", o.seed}, {"steps", o.steps}, {"batch", o.batch},
-                             {"max_len", o.maxLen}, {"lr", o.lr}, {"layers", o.layers}, {"d_model", o.dModel}, {"heads", o.heads}, {"filler_weight", o.fillerWeight}, {"seconds", seconds}, {"loss_curve", losses}};
-  {
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    nlohmann::json training = {{"recipe", kRecipe}, {"seed", o.seed}, {"steps", o.steps}, {"batch", o.batch},
+                               {"max_len", o.maxLen}, {"lr", o.lr}, {"layers", o.layers}, {"d_model", o.dModel}, {"heads", o.heads},
+                               {"filler_weight", o.fillerWeight}, {"seconds", seconds}, {"loss_curve", losses}};
     c10::AutoGradMode noGrad(false);
-    save(temp.string(), c, w, training);
-  }
-  fs::remove_all(target);
-  fs::create_directories(target.parent_path());
-  fs::rename(temp, target);
+    save(temp, c, w, training);
+  });
 }
 
 std::string demoAnswer(HookedTransformer& model, const Tokenizer& tok, const DemoExample& ex) {

@@ -2,7 +2,6 @@
 
 #include <c10/core/GradMode.h>
 #include <c10/core/InferenceMode.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <cmath>
@@ -17,6 +16,7 @@
 #include "headlab/core/errors.h"
 #include "headlab/core/tokenizer.h"
 #include "headlab/core/vision_language.h"
+#include "training_util.h"
 
 namespace headlab {
 
@@ -78,12 +78,7 @@ DemoVlmExample DemoVlmTasks::example() {
   return ex;
 }
 
-std::string demoVlmCacheDir() {
-  const char* xdg = std::getenv("XDG_CACHE_HOME");
-  const char* home = std::getenv("HOME");
-  fs::path base = xdg && *xdg ? fs::path(xdg) : fs::path(home ? home : "/tmp") / ".cache";
-  return (base / "headlab" / "demo-vlm").string();
-}
+std::string demoVlmCacheDir() { return training::cacheDir("demo-vlm"); }
 
 namespace {
 int64_t wordId(const std::string& w) {
@@ -199,18 +194,16 @@ void save(const std::string& folder, const Shapes& s, const Trainable& t, const 
 }
 }  // namespace
 
-void trainDemoVlm(const std::string& folder, const DemoVlmOptions& o, const std::function<bool(double, const std::string&)>& progress) {
-  const fs::path target(folder);
-  const fs::path temp = target.parent_path() / ("." + target.filename().string() + ".training-" + std::to_string(::getpid()));
-  fs::remove_all(temp);
-  struct Cleanup {
-    fs::path p;
-    ~Cleanup() {
-      std::error_code ec;
-      fs::remove_all(p, ec);
-    }
-  } cleanup{temp};
+namespace {
+void train(const std::string& temp, const DemoVlmOptions& o, const std::function<bool(double, const std::string&)>& progress);
+}  // namespace
 
+void trainDemoVlm(const std::string& folder, const DemoVlmOptions& o, const std::function<bool(double, const std::string&)>& progress) {
+  training::writeFolderAtomically(folder, [&](const std::string& temp) { train(temp, o, progress); });
+}
+
+namespace {
+void train(const std::string& temp, const DemoVlmOptions& o, const std::function<bool(double, const std::string&)>& progress) {
   at::manual_seed(o.seed);
   DemoVlmTasks tasks(o.seed + 1);
   const Shapes s;
@@ -266,10 +259,8 @@ void trainDemoVlm(const std::string& folder, const DemoVlmOptions& o, const std:
   text.act = Activation::Silu, text.gated_mlp = true, text.rope = RopeLayout::RotateHalf, text.rope_theta = 10000.0, text.bos_token_id = 2;
   VisionLanguageModel vlm(vc, t.emb, std::make_unique<HookedTransformer>(enc, t.vision), t.proj, std::make_unique<HookedTransformer>(text, t.text));
 
-  std::vector<at::Tensor> m1, m2;
-  for (auto* p : t.params) m1.push_back(at::zeros_like(*p)), m2.push_back(at::zeros_like(*p));
+  training::AdamW opt(t.params, 0.9, 0.98, 0.01, 1e-8);
   nlohmann::json losses = nlohmann::json::array();
-  const double beta1 = 0.9, beta2 = 0.98, wd = 0.01, eps = 1e-8;
   auto t0 = std::chrono::steady_clock::now();
   double smooth = 0;
   for (int step = 1; step <= o.steps; ++step) {
@@ -292,25 +283,10 @@ void trainDemoVlm(const std::string& folder, const DemoVlmOptions& o, const std:
       at::Tensor embeds = at::cat({vlm.language().embed(idT.slice(1, 0, 1)), img, vlm.language().embed(idT.slice(1, 1))}, 1);
       at::Tensor logits = vlm.language().forwardFrom(0, embeds, /*lastPositionOnly=*/true).squeeze(1);  // [B, V]
       loss = at::cross_entropy_loss(logits, at::tensor(answers, at::kLong));
-      for (auto* p : t.params)
-        if (p->grad().defined()) p->mutable_grad().zero_();
+      opt.zeroGrad();
       loss.backward();
     }
-    {
-      c10::AutoGradMode noGrad(false);
-      const double warm = std::min(1.0, step / 30.0);
-      const double lr = o.lr * warm * (0.1 + 0.9 * 0.5 * (1 + std::cos(M_PI * step / o.steps)));
-      const double bc1 = 1 - std::pow(beta1, step), bc2 = 1 - std::pow(beta2, step);
-      for (size_t i = 0; i < t.params.size(); ++i) {
-        at::Tensor& p = *t.params[i];
-        const at::Tensor& g = p.grad();
-        if (!g.defined()) continue;
-        m1[i].mul_(beta1).add_(g, 1 - beta1);
-        m2[i].mul_(beta2).addcmul_(g, g, 1 - beta2);
-        if (p.dim() >= 2) p.mul_(1 - lr * wd);
-        p.addcdiv_(m1[i] / bc1, (m2[i] / bc2).sqrt_().add_(eps), -lr);
-      }
-    }
+    opt.step(step, training::warmupCosine(o.lr, step, o.steps, 30));
     const double l = loss.item<double>();
     smooth = step == 1 ? l : 0.95 * smooth + 0.05 * l;
     if (step % 10 == 0 || step == o.steps) losses.push_back({{"step", step}, {"loss", l}});
@@ -323,14 +299,10 @@ void trainDemoVlm(const std::string& folder, const DemoVlmOptions& o, const std:
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   nlohmann::json training = {{"recipe", kVlmRecipe}, {"seed", o.seed}, {"steps", o.steps}, {"batch", o.batch},
                              {"lr", o.lr},         {"seconds", seconds}, {"loss_curve", losses}};
-  {
-    c10::AutoGradMode noGrad(false);
-    save(temp.string(), s, t, training);
-  }
-  fs::remove_all(target);
-  fs::create_directories(target.parent_path());
-  fs::rename(temp, target);
+  c10::AutoGradMode noGrad(false);
+  save(temp, s, t, training);
 }
+}  // namespace
 
 std::string ensureDemoVlm(const std::function<bool(double, const std::string&)>& progress, const DemoVlmOptions& options) {
   const std::string dir = demoVlmCacheDir();
