@@ -93,6 +93,12 @@ VhdResult vhdAt(VisionLanguageModel& vlm, const VlmInput& image, const VlmInput&
   return r;
 }
 
+// The most likely next token of `logits` as {"id", "token"}.
+nlohmann::json topToken(const ProbeContext& ctx, const at::Tensor& logits) {
+  const int64_t id = logits.argmax().item<int64_t>();
+  return {{"id", id}, {"token", ctx.tokenizer ? ctx.tokenizer->tokenString(id) : std::to_string(id)}};
+}
+
 double tvhd(const at::Tensor& vhd, int64_t k) {
   k = std::min<int64_t>(k, vhd.size(1));
   return std::get<0>(vhd.topk(k, 1)).sum().item<double>();
@@ -188,15 +194,11 @@ class VhdProbe : public Probe {
     }
     auto handles = install(vlm.language(), ivs);
     at::Tensor after = lastZ(vlm, image).second;
-    auto top = [&](const at::Tensor& logits) {
-      const int64_t id = logits.argmax().item<int64_t>();
-      return nlohmann::json{{"id", id}, {"token", ctx.tokenizer ? ctx.tokenizer->tokenString(id) : std::to_string(id)}};
-    };
     return {{"alpha", alpha},
             {"layers", layers},
             {"heads", chosen},
-            {"next_token_before", top(before)},
-            {"next_token_after", top(after)},
+            {"next_token_before", topToken(ctx, before)},
+            {"next_token_after", topToken(ctx, after)},
             {"max_abs_logit_change", (after - before).abs().max().item<double>()}};
   }
 };
@@ -270,17 +272,13 @@ class VarProbe : public Probe {
         }));
       after = vlm.forward(in)[0][-1].to(at::kCPU, at::kFloat);
     }
-    auto top = [&](const at::Tensor& logits) {
-      const int64_t id = logits.argmax().item<int64_t>();
-      return nlohmann::json{{"id", id}, {"token", ctx.tokenizer ? ctx.tokenizer->tokenString(id) : std::to_string(id)}};
-    };
     return {{"probe", name()},
             {"params", p},
             {"image_span", {in.imageBegin, in.imageEnd}},
             {"sinks", sinkJson},
             {"grid", gridJson("image_centric_rows", perHead)},
-            {"next_token_before", top(before)},
-            {"next_token_after", top(after)},
+            {"next_token_before", topToken(ctx, before)},
+            {"next_token_after", topToken(ctx, after)},
             {"max_abs_logit_change", (after - before).abs().max().item<double>()}};
   }
 };
