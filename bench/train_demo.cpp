@@ -1,3 +1,7 @@
+// headlab-train-demo: trains a demo recipe variant and prints held-out quality, for tuning recipes.
+//   headlab-train-demo STEPS LR BATCH D_MODEL LEN LAYERS POS_STD FILLER_WEIGHT HEADS MLP_RATIO SEED
+//   headlab-train-demo vlm STEPS LR BATCH        (demo-vlm)
+// HEADLAB_THREADS=N sets the thread count; PROF=1 writes an autograd profile to /tmp/prof.json.
 #include <ATen/ATen.h>
 #include <cstdio>
 #include <chrono>
