@@ -138,12 +138,15 @@ std::vector<std::string> File::children(const std::string& group) const {
   Handle g(H5Gopen2(id(), group.c_str(), H5P_DEFAULT));
   if (!g.valid()) fail(group, "no such group");
   H5G_info_t info;
-  H5Gget_info(g.id(), &info);
+  if (H5Gget_info(g.id(), &info) < 0) fail(group, "cannot read the group");
   std::vector<std::string> out;
   for (hsize_t i = 0; i < info.nlinks; ++i) {
+    // A corrupt file can make the name unreadable (n < 0) or absurdly long.
     ssize_t n = H5Lget_name_by_idx(g.id(), ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
+    if (n < 0 || n > (1 << 20)) fail(group, "cannot read the name of link " + std::to_string(i));
     std::string name(static_cast<size_t>(n), '\0');
-    H5Lget_name_by_idx(g.id(), ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(), n + 1, H5P_DEFAULT);
+    if (H5Lget_name_by_idx(g.id(), ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(), n + 1, H5P_DEFAULT) < 0)
+      fail(group, "cannot read the name of link " + std::to_string(i));
     out.push_back(name);
   }
   return out;
