@@ -8,6 +8,9 @@
 #include "headlab/views/patching_panel.h"
 #include "headlab/views/probe_panel.h"
 #include <QDockWidget>
+#include <QStatusBar>
+
+#include "headlab/views/image_attention_view.h"
 #include "main_window.h"
 #include "session_controller.h"
 
@@ -22,12 +25,13 @@ int main(int argc, char** argv) {
   parser.addVersionOption();
   QCommandLineOption model("model", "Model to open (folder, .gguf, .bin, demo).", "M");
   QCommandLineOption prompt("prompt", "Prompt to run.", "S");
+  QCommandLineOption image("image", "Image for a vision-language model (LLaVA folder, demo-vlm).", "F");
   QCommandLineOption screenshot("screenshot", "Save a screenshot of the window to F and quit.", "F");
   QCommandLineOption ablate("ablate", "Ablate heads once the prompt has run, e.g. 4.1,3.0 (layer.head).", "L.H,...");
   QCommandLineOption select("select", "Select a head once the prompt has run, e.g. 4.1.", "L.H");
   QCommandLineOption probe("probe", "Run a probe (default parameters) once the prompt has run.", "P");
   QCommandLineOption patch("patch", "Run a patching sweep once the prompt has run: clean|corrupted|answer|wrong|sweep.", "SPEC");
-  parser.addOptions({model, prompt, screenshot, ablate, select, probe, patch});
+  parser.addOptions({model, prompt, image, screenshot, ablate, select, probe, patch});
   parser.process(app);
 
   headlab::app::MainWindow window;
@@ -36,7 +40,8 @@ int main(int argc, char** argv) {
     QString p = parser.value(prompt);
     if (p.isEmpty() && parser.value(model) == "demo")
       p = "the big dog sees the cat . the secret code of anna is 4 7 2 . a cat is red and old . question : the secret code of anna is";
-    window.openModel(parser.value(model), p);
+    if (p.isEmpty() && parser.value(model) == "demo-vlm") p = "what colour is at top left ?";
+    window.openModel(parser.value(model), p, parser.value(image));
   }
   if (parser.isSet(ablate) || parser.isSet(select) || parser.isSet(probe) || parser.isSet(patch)) {
     // Scripted set-up for screenshots and demos: applied once the first prompt has run.
@@ -55,18 +60,34 @@ int main(int argc, char** argv) {
         emit window.patchingPanel()->runRequested(window.patchingPanel()->request());
       }
       if (!probeName.isEmpty()) {
-        window.probePanel()->selectProbe(probeName);
-        emit window.probePanel()->runRequested(probeName, window.probePanel()->paramsText());
+        window.runProbeOnPrompt(probeName);  // probes that take a prompt run on the window's prompt
       }
     });
   }
   if (parser.isSet(screenshot)) {
+    // Taken 4 s after start, or with --probe once the probe has finished (at most 120 s): what
+    // the window shows is also printed, so that scripts can check the picture's content.
     const QString path = parser.value(screenshot);
-    QTimer::singleShot(parser.isSet(model) ? 4000 : 1500, &window, [&window, path] {
-      bool ok = window.grab().save(path);
+    auto shoot = [&window, path] {
+      static bool taken = false;
+      if (taken) return;
+      taken = true;
+      const bool ok = window.grab().save(path);
       std::fprintf(stderr, ok ? "screenshot: %s\n" : "error: cannot write screenshot %s\n", qPrintable(path));
+      std::fprintf(stderr, "shown: head grid coloured by '%s'; image overlay %s; status '%s'\n", qPrintable(window.headGrid()->scores().name),
+                   window.imageView()->hasOverlay() ? qPrintable("'" + window.imageView()->attention().caption + "'") : "none",
+                   qPrintable(window.statusBar()->currentMessage()));
       QApplication::exit(ok ? 0 : 1);
-    });
+    };
+    if (parser.isSet(probe)) {
+      QObject::connect(window.session(), &headlab::app::SessionController::probeFinished, &window,
+                       [&window, shoot] { QTimer::singleShot(500, &window, shoot); });
+      QObject::connect(window.session(), &headlab::app::SessionController::failed, &window,
+                       [&window, shoot] { QTimer::singleShot(500, &window, shoot); });
+      QTimer::singleShot(120000, &window, shoot);
+    } else {
+      QTimer::singleShot(parser.isSet(model) ? 4000 : 1500, &window, shoot);
+    }
   }
   return app.exec();
 }

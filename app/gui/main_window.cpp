@@ -10,6 +10,7 @@
 #include <QFutureWatcher>
 #include <QGridLayout>
 #include <QGuiApplication>
+#include <QImageReader>
 #include <QHeaderView>
 #include <QInputDialog>
 #include <QJsonArray>
@@ -38,6 +39,7 @@
 
 #include "headlab/core/startup.h"
 #include "headlab/views/head_grid_model.h"
+#include "headlab/views/image_attention_view.h"
 #include "headlab/views/heatmap_view.h"
 #include "headlab/views/logits_panel.h"
 #include "headlab/views/patching_panel.h"
@@ -94,6 +96,8 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent), m_session(new Ses
   m_patching = new views::PatchingPanel;
   tabifyDockWidget(probeDock, addDock("patchingDock", tr("Patching"), m_patching, Qt::BottomDockWidgetArea));
   probeDock->raise();
+  tabifyDockWidget(dock("modelDock"), addDock("imageDock", tr("Image"), buildImagePanel(), Qt::LeftDockWidgetArea));
+  dock("modelDock")->raise();
 
   buildToolbar();
   buildMenus();
@@ -119,6 +123,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent), m_session(new Ses
   connect(m_tokens, &views::TokenStrip::positionSelected, this, [this](int pos) {
     m_heatmap->setHighlightRow(pos);
     for (auto* v : m_multipleViews) v->setHighlightRow(pos);
+    showImageAttention();
   });
   connect(m_heatmap, &views::HeatmapView::cellClicked, this, [this](int row, int) { m_tokens->selectPosition(row); });
   connect(m_logits, &views::LogitsPanel::targetChanged, m_session, &SessionController::setTarget);
@@ -196,6 +201,125 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent), m_session(new Ses
 
 MainWindow::~MainWindow() = default;
 
+QWidget* MainWindow::buildImagePanel() {
+  auto* w = new QWidget;
+  auto* layout = new QVBoxLayout(w);
+  auto* row = new QHBoxLayout;
+  auto* load = new QPushButton(tr("Load image…"));
+  load->setObjectName("loadImage");
+  connect(load, &QPushButton::clicked, this, [this] {
+    QString f = QFileDialog::getOpenFileName(this, tr("Load image"), {}, tr("Images (*.png *.jpg *.jpeg *.bmp *.ppm *.gif *.webp);;All files (*)"));
+    if (!f.isEmpty()) loadImage(f);
+  });
+  m_overlaySource = new QComboBox;
+  m_overlaySource->setObjectName("overlaySource");
+  m_overlaySource->addItems({tr("selected head"), tr("layer average")});
+  m_overlaySource->setToolTip(tr("Whose attention the overlay shows: the selected head, or the mean of the layer's heads"));
+  connect(m_overlaySource, &QComboBox::currentIndexChanged, this, [this] { showImageAttention(); });
+  row->addWidget(load);
+  row->addWidget(m_overlaySource, 1);
+  layout->addLayout(row);
+  m_imageView = new views::ImageAttentionView;
+  layout->addWidget(m_imageView, 1);
+  auto* vhrRow = new QHBoxLayout;
+  auto* vhd = new QPushButton(tr("Find vision-aware heads"));
+  vhd->setObjectName("runVhd");
+  vhd->setToolTip(tr("Runs the vhd probe on this prompt and image; the head grid is coloured by VHD"));
+  connect(vhd, &QPushButton::clicked, this, [this] {
+    if (m_prompt->text().isEmpty()) return statusBar()->showMessage(tr("error: empty prompt: type some text first"));
+    runProbeOnPrompt("vhd");
+  });
+  m_vhr = new QCheckBox(tr("VHR (α = 2)"));
+  m_vhr->setObjectName("vhrToggle");
+  m_vhr->setToolTip(tr("Reinforce the vision-aware heads (VHR): scale heads above their layer's median VHD by 2; the logits panel shows the effect"));
+  connect(m_vhr, &QCheckBox::toggled, this, [this](bool on) { m_session->setVhr(on); });
+  vhrRow->addWidget(vhd);
+  vhrRow->addWidget(m_vhr);
+  layout->addLayout(vhrRow);
+  m_vhrLabel = new QLabel;
+  m_vhrLabel->setWordWrap(true);
+  m_vhrLabel->setObjectName("vhrLabel");
+  layout->addWidget(m_vhrLabel);
+  w->setEnabled(false);  // enabled for vision-language models
+  return w;
+}
+
+bool MainWindow::isImageFile(const QString& path) {
+  const QString suffix = QFileInfo(path).suffix().toLower();
+  return QImageReader::supportedImageFormats().contains(suffix.toLatin1()) && suffix != "svg";
+}
+
+bool MainWindow::loadImage(const QString& path) {
+  QImageReader reader(path);
+  reader.setAutoTransform(true);
+  QImage image = reader.read();
+  if (image.isNull()) {
+    statusBar()->showMessage(tr("error: %1: cannot read the image (%2)").arg(path, reader.errorString()));
+    return false;
+  }
+  setImage(image);
+  statusBar()->showMessage(tr("image %1 (%2 × %3)").arg(QFileInfo(path).fileName()).arg(image.width()).arg(image.height()));
+  return true;
+}
+
+void MainWindow::setImage(const QImage& image, bool rerunPrompt) {
+  if (!m_vision) {
+    statusBar()->showMessage(tr("error: the open model has no vision tower: open a LLaVA folder or demo-vlm to use images"));
+    return;
+  }
+  // What the model sees: CLIP's centre square (the resize keeps the aspect ratio).
+  const int side = std::min(image.width(), image.height());
+  m_image = image.copy((image.width() - side) / 2, (image.height() - side) / 2, side, side);
+  m_imageView->setImage(m_image);
+  m_session->setImage(image);
+  if (rerunPrompt && !m_prompt->text().isEmpty() && m_session->modelOpen()) runPrompt(m_prompt->text());
+}
+
+QString MainWindow::promptText() const { return m_prompt->text(); }
+
+void MainWindow::runProbeOnPrompt(const QString& name) {
+  m_probes->selectProbe(name);
+  QJsonObject params = QJsonDocument::fromJson(m_probes->paramsText().toUtf8()).object();
+  if (params.contains("prompt") && !m_prompt->text().isEmpty()) params["prompt"] = m_prompt->text();
+  m_probes->setParamsText(QString::fromUtf8(QJsonDocument(params).toJson(QJsonDocument::Indented)));
+  dock("probeDock")->raise();
+  m_probes->setRunning(true);
+  m_session->runProbe(name, QString::fromUtf8(QJsonDocument(params).toJson(QJsonDocument::Compact)));
+}
+
+void MainWindow::setOverlayAverage(bool average) { m_overlaySource->setCurrentIndex(average ? 1 : 0); }
+
+void MainWindow::showImageAttention() {
+  if (!m_imageView || m_image.isNull()) return;
+  if (!m_imageSpan.valid() || m_layerPatterns.empty()) {
+    m_imageView->clearAttention();
+    return;
+  }
+  const auto& first = m_layerPatterns.front();
+  if (m_imageSpan.end > first.cols) return;
+  // The query: the token selected in the strip, else the last position (the next-token prediction).
+  int query = m_tokens->selectedPosition();
+  if (query < 0 || query >= first.rows) query = first.rows - 1;
+  const bool average = m_overlaySource->currentIndex() == 1;
+  const int n = m_imageSpan.side * m_imageSpan.side;
+  views::ImageAttention a{m_image, m_imageSpan.side, std::vector<float>(static_cast<size_t>(n), 0.0f), {}};
+  std::vector<int> heads;
+  if (average) {
+    for (int h = 0; h < static_cast<int>(m_layerPatterns.size()); ++h) heads.push_back(h);
+  } else if (m_head < static_cast<int>(m_layerPatterns.size())) {
+    heads.push_back(m_head);
+  }
+  if (heads.empty()) return;
+  for (int h : heads)
+    for (int i = 0; i < n; ++i) a.values[static_cast<size_t>(i)] += m_layerPatterns[h].at(query, m_imageSpan.begin + i) / heads.size();
+  float onImage = 0;
+  for (float v : a.values) onImage += v;
+  const QString who = average ? tr("L%1 mean of %2 heads").arg(m_layer).arg(heads.size()) : tr("L%1 H%2").arg(m_layer).arg(m_head);
+  a.caption = tr("%1 · query '%2' (pos %3) · %4 of the row on the image")
+                  .arg(who, first.rowLabels.value(query)).arg(query).arg(onImage, 0, 'f', 2);
+  m_imageView->setAttention(a);
+}
+
 QWidget* MainWindow::buildPromptPanel() {
   auto* w = new QWidget;
   auto* layout = new QVBoxLayout(w);
@@ -272,6 +396,10 @@ void MainWindow::buildMenus() {
   });
   m_recentMenu = file->addMenu(tr("Open &recent"));
   refreshRecentMenu();
+  file->addAction(tr("Load &image…"), this, [this] {
+    QString f = QFileDialog::getOpenFileName(this, tr("Load image"), {}, tr("Images (*.png *.jpg *.jpeg *.bmp *.ppm *.gif *.webp);;All files (*)"));
+    if (!f.isEmpty()) loadImage(f);
+  });
   file->addAction(tr("&Export heatmap…"), this, [this] { exportHeatmap(); });
   file->addAction(tr("Export HDF5 &trace…"), this, [this] {
     QString hooks = QInputDialog::getText(this, tr("Export trace"), tr("hooks (globs, comma-separated):"), QLineEdit::Normal,
@@ -351,6 +479,18 @@ void MainWindow::connectSession() {
       m_pendingLayer = m_pendingHead = -1;
     }
   });
+  connect(m_session, &SessionController::imageSpanReady, this, [this](const views::ImageSpan& span) {
+    m_imageSpan = span;
+    showImageAttention();
+  });
+  connect(m_session, &SessionController::vhrApplied, this, [this](bool on, const QString& text) {
+    m_vhrLabel->setText(text);
+    statusBar()->showMessage(text);
+    if (!on && m_vhr->isChecked() && text != tr("VHR off")) {
+      QSignalBlocker b(m_vhr);
+      m_vhr->setChecked(false);
+    }
+  });
   connect(m_session, &SessionController::traceExported, this, [this](const QString& path, qint64 bytes) {
     statusBar()->showMessage(tr("trace written: %1 (%2 MB)").arg(path).arg(bytes / 1e6, 0, 'f', 2));
   });
@@ -373,8 +513,9 @@ void MainWindow::connectSession() {
           });
 }
 
-void MainWindow::openModel(const QString& spec, const QString& prompt) {
+void MainWindow::openModel(const QString& spec, const QString& prompt, const QString& image) {
   m_pendingPrompt = prompt;
+  m_pendingImage = image;
   m_modelSpec = spec;
   m_session->openModel(spec);
   addRecent(spec);
@@ -419,6 +560,24 @@ void MainWindow::showModel(const views::ModelSummary& s) {
   cfg->setExpanded(true);
   m_modelTree->resizeColumnToContents(0);
   setWindowTitle(QString("HeadLab — %1").arg(s.source));
+  m_vision = s.patchSide > 0;
+  m_imageView->parentWidget()->setEnabled(m_vision);
+  m_image = QImage();
+  m_imageSpan = {};
+  m_imageView->setImage(QImage());
+  {
+    QSignalBlocker b(m_vhr);
+    m_vhr->setChecked(false);
+  }
+  m_vhrLabel->clear();
+  if (m_vision) dock("imageDock")->raise(), dock("imageDock")->show();
+  if (!m_pendingImage.isEmpty()) {
+    QImageReader reader(m_pendingImage);
+    const QImage image = reader.read();
+    if (image.isNull()) statusBar()->showMessage(tr("error: %1: cannot read the image (%2)").arg(m_pendingImage, reader.errorString()));
+    else setImage(image, false);  // the pending prompt runs next, with the image
+    m_pendingImage.clear();
+  }
   statusBar()->showMessage(tr("opened %1 (%2 layers × %3 heads, %4 kv heads)").arg(s.source).arg(s.layers).arg(s.heads).arg(s.kvHeads));
   if (!m_pendingPrompt.isEmpty()) runPrompt(m_pendingPrompt);
 }
@@ -468,6 +627,7 @@ void MainWindow::showCurrentHead() {
   if (st.edited()) d.title += QString("  [%1, α=%2]").arg(views::ablationName(st.ablation)).arg(st.alpha);
   m_heatmap->setData(d);
   m_heatmap->setHighlightRow(m_tokens->selectedPosition());
+  showImageAttention();
 }
 
 void MainWindow::pushEdits() {
@@ -490,7 +650,10 @@ void MainWindow::dragEnterEvent(QDragEnterEvent* e) {
 
 void MainWindow::dropEvent(QDropEvent* e) {
   const auto urls = e->mimeData()->urls();
-  if (!urls.isEmpty() && urls.first().isLocalFile()) openModel(urls.first().toLocalFile());
+  if (urls.isEmpty() || !urls.first().isLocalFile()) return;
+  const QString path = urls.first().toLocalFile();
+  if (isImageFile(path)) loadImage(path);
+  else openModel(path);
 }
 
 void MainWindow::closeEvent(QCloseEvent* e) {

@@ -1,6 +1,7 @@
 // The HeadLab window: assembly of docks and views, wired to the session controller. This class
 // never touches torch; everything it shows arrives as plain value types.
 #pragma once
+#include <QImage>
 #include <QMainWindow>
 #include <vector>
 
@@ -24,6 +25,7 @@ class LogitsPanel;
 class ProbePanel;
 class PatchingPanel;
 class TokenStrip;
+class ImageAttentionView;
 }
 
 namespace headlab::app {
@@ -38,7 +40,8 @@ class MainWindow : public QMainWindow {
 
   // Opens a model off the GUI thread ("demo" trains the demo model on first use, with a progress
   // dialog); runs `prompt` once it is loaded (when not empty).
-  void openModel(const QString& spec, const QString& prompt = {});
+  // `image` (vision-language models) becomes the prompt's image before the prompt runs.
+  void openModel(const QString& spec, const QString& prompt = {}, const QString& image = {});
   void runPrompt(const QString& prompt);
   void selectHead(int layer, int head);
   // Sessions: model, prompt, interventions, selection and probe settings as JSON.
@@ -48,6 +51,20 @@ class MainWindow : public QMainWindow {
   void exportTrace(const QString& path, const QString& hooksGlob, bool force = false);
   // Writes the last probe result as JSON (atomically). Returns false when there is none or on failure.
   bool exportProbeResult(const QString& path);
+  // Vision-language models: reads an image file (PNG, JPEG, …) and makes it the prompt's image;
+  // the prompt runs again when there is one. False (with the reason in the status bar) when the
+  // file cannot be read.
+  bool loadImage(const QString& path);
+  void setImage(const QImage& image, bool rerunPrompt = true);
+  // The overlay's source: the selected head (false) or the average of the layer's heads (true).
+  void setOverlayAverage(bool average);
+  views::ImageAttentionView* imageView() const { return m_imageView; }
+  QCheckBox* vhrToggle() const { return m_vhr; }
+  QLabel* vhrLabel() const { return m_vhrLabel; }
+  QString promptText() const;
+  // Selects probe `name` in the probe panel, sets its "prompt" parameter (when it has one) to the
+  // window's prompt, and runs it.
+  void runProbeOnPrompt(const QString& name);
   int currentLayer() const { return m_layer; }
   int currentHead() const { return m_head; }
 
@@ -85,6 +102,9 @@ class MainWindow : public QMainWindow {
   void addRecent(const QString& spec);
   void refreshRecentMenu();
   void exportHeatmap();
+  QWidget* buildImagePanel();
+  void showImageAttention();
+  static bool isImageFile(const QString& path);
 
   SessionController* m_session = nullptr;
   views::HeatmapView* m_heatmap = nullptr;
@@ -108,11 +128,19 @@ class MainWindow : public QMainWindow {
   QCheckBox* m_log = nullptr;
   QMenu* m_recentMenu = nullptr;
   QProgressDialog* m_progress = nullptr;
+  views::ImageAttentionView* m_imageView = nullptr;
+  QComboBox* m_overlaySource = nullptr;
+  QCheckBox* m_vhr = nullptr;
+  QLabel* m_vhrLabel = nullptr;
+  QImage m_image;  // the square the model sees (centre crop of the loaded image)
+  views::ImageSpan m_imageSpan;
+  bool m_vision = false;
 
   int m_layer = 0, m_head = 0, m_layers = 0, m_heads = 0;
   std::vector<views::HeatmapData> m_layerPatterns;
   views::HeadScores m_firstToken, m_entropy;
   QString m_pendingPrompt;
+  QString m_pendingImage;
   int m_lastFrom = -1;
   QString m_modelSpec;
   QString m_lastProbeJson;  // the last probe result, as the CLI prints it

@@ -15,11 +15,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "headlab/core/demo_vlm.h"
 #include "headlab/core/errors.h"
 #include "headlab/core/incremental_runner.h"
 #include "headlab/core/model_loader.h"
 #include "headlab/core/patching.h"
 #include "headlab/core/trace.h"
+#include "headlab/core/vision_language.h"
 #include "headlab/plugins/probe_plugin.h"
 
 namespace headlab::app {
@@ -33,13 +35,26 @@ views::HeadScores grid(int L, int H, const QString& name) {
 }  // namespace
 
 struct SessionController::Worker {
-  LoadedModel loaded;
+  LoadedModel loaded;                        // a text model (model set), or a VLM's tokenizer and source
+  std::unique_ptr<VisionLanguageModel> vlm;  // set for LLaVA folders and demo-vlm
+  at::Tensor pixels;                         // [1, 3, S, S], CLIP-normalised; undefined = no image
+  std::vector<int64_t> promptIds;            // the prompt before the image is spliced in
+  std::vector<Intervention> vhr;             // VHR's reinforcement while its toggle is on
+  bool vhrOn = false;
   std::unique_ptr<IncrementalRunner> runner;
   std::vector<at::Tensor> meanZ;  // per layer: z averaged over the prompt's positions [1, 1, head, d_head]
   std::vector<Intervention> ivs;
   QStringList pieces;
   int layer = 0;
   int64_t targetId = -1;
+
+  HookedTransformer* model() const { return vlm ? &vlm->language() : loaded.model.get(); }
+  // The edits from the head grid, then VHR's scales.
+  std::vector<Intervention> allInterventions() const {
+    std::vector<Intervention> out = ivs;
+    out.insert(out.end(), vhr.begin(), vhr.end());
+    return out;
+  }
 
   std::vector<Intervention> toInterventions(const std::vector<views::HeadEdit>& edits) const {
     std::vector<Intervention> out;
@@ -118,24 +133,47 @@ void SessionController::openModel(const QString& spec, const QString& tokenizer)
     };
     // Weights are created outside inference mode so that autograd can use them later (attribution
     // patching, DuoAttention's gate optimisation); forwards still run in inference mode.
-    LoadedModel loaded = [&] {
+    const std::string path = spec.toStdString();
+    LoadedModel loaded;
+    std::unique_ptr<VisionLanguageModel> vlm;
+    {
       c10::InferenceMode off(false);
-      return loadModel(spec.toStdString(), opt);
-    }();
+      if (path == "demo-vlm" || isLlavaFolder(path)) {
+        const std::string folder = path == "demo-vlm" ? ensureDemoVlm(opt.progress) : path;
+        vlm = loadLlava(folder);
+        loaded.tokenizer = loadTokenizer(folder);
+        loaded.source = folder;
+        loaded.format = "llava";
+      } else {
+        loaded = loadModel(path, opt);
+      }
+    }
     if (!loaded.tokenizer) throw TokenizerError(loaded.source + ": no tokenizer found next to the model");
     auto& w = *m_worker;
+    w.runner.reset();
     w.loaded = std::move(loaded);
-    w.runner = std::make_unique<IncrementalRunner>(*w.loaded.model);
+    w.vlm = std::move(vlm);
+    w.pixels = at::Tensor();
+    w.vhr.clear();
+    w.runner = std::make_unique<IncrementalRunner>(*w.model());
     w.ivs.clear();
     w.layer = 0;
-    const auto& c = w.loaded.model->config();
+    const auto& c = w.model()->config();
     views::ModelSummary s;
     s.source = q(w.loaded.source);
     s.format = q(w.loaded.format);
     nlohmann::json j = configToJson(c);
     j["tokenizer"] = w.loaded.tokenizer->kind();
+    if (w.vlm) {
+      const auto& vc = w.vlm->visionConfig();
+      j["vision"] = {{"image_size", vc.image_size}, {"patch_size", vc.patch_size}, {"image_tokens", vc.imageTokens()},
+                     {"vision_layers", w.vlm->vision().config().n_layers}, {"image_token_id", vc.image_token_id}};
+      s.imageSize = static_cast<int>(vc.image_size);
+      s.patchSide = static_cast<int>(vc.image_size / vc.patch_size);
+      for (const auto& n : w.vlm->vision().hooks().names()) s.hookNames << q("vision." + n);
+    }
     s.configJson = q(j.dump(2));
-    for (const auto& n : w.loaded.model->hooks().names()) s.hookNames << q(n);
+    for (const auto& n : w.model()->hooks().names()) s.hookNames << q(n);
     s.layers = static_cast<int>(c.n_layers), s.heads = static_cast<int>(c.n_heads), s.kvHeads = static_cast<int>(c.n_kv_heads);
     QMetaObject::invokeMethod(this, [this, s] {
       m_modelOpen = true;
@@ -153,9 +191,21 @@ void SessionController::runPrompt(const QString& text) {
     if (text.isEmpty()) throw InputError("empty prompt: type some text first");
     const Tokenizer& tok = *w.loaded.tokenizer;
     std::vector<int64_t> ids = tok.encode(text.toStdString(), true);
-    w.runner->setPrompt(ids);
+    at::Tensor embeds;  // layer 0's input for an image prompt
+    int imageBegin = -1, imageEnd = -1;
+    if (w.vlm) {
+      const int64_t image = w.vlm->visionConfig().image_token_id;
+      if (w.pixels.defined()) ids = withImagePlaceholder(ids, image, tok.bos());
+      w.promptIds = ids;
+      VlmInput in = w.vlm->prepare(ids, w.pixels);
+      ids = in.ids, embeds = in.embeds;
+      imageBegin = static_cast<int>(in.imageBegin), imageEnd = static_cast<int>(in.imageEnd);
+      w.runner->setPrompt(ids, embeds);
+    } else {
+      w.runner->setPrompt(ids);
+    }
     // Mean-ablation sources: each head's z averaged over this prompt's positions.
-    HookedTransformer& model = *w.loaded.model;
+    HookedTransformer& model = *w.model();
     const int L = static_cast<int>(model.config().n_layers), H = static_cast<int>(model.config().n_heads);
     w.meanZ.assign(L, at::Tensor());
     {
@@ -163,13 +213,22 @@ void SessionController::runPrompt(const QString& text) {
       for (int l = 0; l < L; ++l)
         caps.push_back(model.hooks().add(model.hooks().idOf(l, LayerHook::Z),
                                          [&w, l](at::Tensor& z, const HookContext&) { w.meanZ[l] = z.mean(1, true); }));
-      model.forward(at::tensor(ids, at::kLong).unsqueeze(0));
+      if (embeds.defined()) model.forwardFrom(0, embeds);
+      else model.forward(at::tensor(ids, at::kLong).unsqueeze(0));
     }
     w.pieces.clear();
     QVector<int> qids;
-    for (int64_t id : ids) {
-      w.pieces << q(tok.tokenString(id));
-      qids << static_cast<int>(id);
+    const int side = w.vlm ? static_cast<int>(w.vlm->visionConfig().image_size / w.vlm->visionConfig().patch_size) : 0;
+    const int firstPatch = w.vlm && !w.vlm->visionConfig().drop_class_token ? imageBegin + 1 : imageBegin;
+    for (size_t i = 0; i < ids.size(); ++i) {
+      const int pos = static_cast<int>(i);
+      if (pos >= imageBegin && pos < imageEnd) {
+        // Image positions are named by their patch: "img r,c" (the class token, when kept, "img cls").
+        w.pieces << (pos < firstPatch ? QString("img cls") : QString("img %1,%2").arg((pos - firstPatch) / side).arg((pos - firstPatch) % side));
+      } else {
+        w.pieces << q(tok.tokenString(ids[i]));
+      }
+      qids << static_cast<int>(ids[i]);
     }
     // Head scores from the baseline patterns: attention to the first token (rows 1.., since row 0
     // can only see itself) and mean row entropy.
@@ -184,13 +243,16 @@ void SessionController::runPrompt(const QString& text) {
       }
     }
     const QStringList pieces = w.pieces;
-    QMetaObject::invokeMethod(this, [this, pieces, qids, first, entropy] {
+    const views::ImageSpan span{firstPatch, imageEnd, side};
+    QMetaObject::invokeMethod(this, [this, pieces, qids, first, entropy, span] {
       emit promptReady(pieces, qids);
+      emit imageSpanReady(span);
       emit headScoresReady(first, entropy);
     }, Qt::QueuedConnection);
+    if (w.vhrOn) computeVhr();
     QElapsedTimer t;
     t.start();
-    int from = w.runner->update(w.ivs);
+    int from = w.runner->update(w.allInterventions());
     emitPredictions(from, t.nsecsElapsed() / 1e6);
     emitLayer();
     QMetaObject::invokeMethod(this, [this] { emit busyChanged(false, {}); }, Qt::QueuedConnection);
@@ -206,7 +268,7 @@ void SessionController::setEdits(const std::vector<views::HeadEdit>& edits) {
     if (!w.runner || w.runner->tokens().empty()) return;
     QElapsedTimer t;
     t.start();
-    int from = w.runner->update(w.ivs);
+    int from = w.runner->update(w.allInterventions());
     emitPredictions(from, t.nsecsElapsed() / 1e6);
     emitLayer();
   });
@@ -216,7 +278,7 @@ void SessionController::selectLayer(int layer) {
   post([this, layer] {
     auto& w = *m_worker;
     if (!w.runner || w.runner->tokens().empty()) return;
-    if (layer < 0 || layer >= w.loaded.model->config().n_layers) throw InputError("layer " + std::to_string(layer) + " out of range");
+    if (layer < 0 || layer >= w.model()->config().n_layers) throw InputError("layer " + std::to_string(layer) + " out of range");
     w.layer = layer;
     emitLayer();
   });
@@ -256,7 +318,7 @@ void SessionController::runProbe(const QString& name, const QString& paramsJson)
   m_cancel = false;
   post([this, name, paramsJson] {
     auto& w = *m_worker;
-    if (!w.loaded.model) throw InputError("open a model first");
+    if (!w.model()) throw InputError("open a model first");
     nlohmann::json params;
     try {
       params = nlohmann::json::parse(paramsJson.toStdString());
@@ -264,11 +326,12 @@ void SessionController::runProbe(const QString& name, const QString& paramsJson)
       throw InputError("probe parameters are not valid JSON");
     }
     auto probe = plugins::ProbeRegistry::instance().create(name.toStdString());
-    plugins::ProbeContext ctx{*w.loaded.model, w.loaded.tokenizer.get(), params, [this](double f, const std::string& stage) {
+    plugins::ProbeContext ctx{*w.model(), w.loaded.tokenizer.get(), params, [this](double f, const std::string& stage) {
                                 const QString text = QString::fromStdString(stage);
                                 QMetaObject::invokeMethod(this, [this, f, text] { emit probeProgress(f, text); }, Qt::QueuedConnection);
                                 return !m_cancel.load();
                               }};
+    if (w.vlm) ctx.vlm = w.vlm.get(), ctx.pixels = &w.pixels;
     nlohmann::json r;
     try {
       r = probe->run(ctx);
@@ -289,6 +352,11 @@ void SessionController::runProbe(const QString& name, const QString& paramsJson)
                                           .arg(r["best"]["induction"]["head"].get<int>()).arg(r["best"]["induction"]["score"].get<double>(), 0, 'f', 3);
     if (r.contains("niah_accuracy")) summary = QString("NIAH accuracy %1, %2 retrieval heads").arg(r["niah_accuracy"].get<double>(), 0, 'f', 2)
                                                    .arg(r["retrieval_heads"].get<int64_t>());
+    if (r.contains("vhd_raw") && !grid.values.empty()) {
+      const auto best = std::max_element(grid.values.begin(), grid.values.end()) - grid.values.begin();
+      summary = QString("top vision-aware head L%1H%2 (VHD %3), %4 filtered as outliers")
+                    .arg(best / grid.heads).arg(best % grid.heads).arg(grid.values[best], 0, 'f', 3).arg(r["filtered_heads"].get<int64_t>());
+    }
     // A curve for the probes that have one.
     std::vector<double> xs, ys;
     QString title, xLabel, yLabel;
@@ -313,6 +381,76 @@ void SessionController::runProbe(const QString& name, const QString& paramsJson)
   });
 }
 
+void SessionController::setImage(const QImage& image) {
+  // Pixels are copied here, on the GUI thread (cheap); preprocessing runs on the worker.
+  if (image.isNull()) {
+    emit failed(tr("the image is empty or could not be read"));
+    return;
+  }
+  const QImage rgb = image.convertToFormat(QImage::Format_RGB888);
+  std::vector<uint8_t> bytes(static_cast<size_t>(rgb.width()) * rgb.height() * 3);
+  for (int y = 0; y < rgb.height(); ++y)
+    std::copy_n(rgb.constScanLine(y), static_cast<size_t>(rgb.width()) * 3, bytes.data() + static_cast<size_t>(y) * rgb.width() * 3);
+  const int width = rgb.width(), height = rgb.height();
+  post([this, bytes = std::move(bytes), width, height] {
+    auto& w = *m_worker;
+    if (!w.vlm) throw InputError("the open model has no vision tower: open a LLaVA folder or demo-vlm to use images");
+    w.pixels = clipPreprocess(bytes, width, height, w.vlm->visionConfig()).to(w.model()->device());
+    QMetaObject::invokeMethod(this, [this] { emit imageAccepted(); }, Qt::QueuedConnection);
+  });
+}
+
+void SessionController::clearImage() {
+  post([this] {
+    m_worker->pixels = at::Tensor();
+    QMetaObject::invokeMethod(this, [this] { emit imageAccepted(); }, Qt::QueuedConnection);
+  });
+}
+
+void SessionController::computeVhr() {
+  // Worker thread. VHR (PROBES.md §4) through the vhd probe, so that the GUI and the CLI select the
+  // same heads: alpha = 2 on heads above the layer median, chosen at the first generation step.
+  auto& w = *m_worker;
+  w.vhr.clear();
+  if (!w.vlm || !w.pixels.defined() || w.promptIds.empty()) {
+    QMetaObject::invokeMethod(this, [this] { emit vhrApplied(false, tr("VHR needs an image prompt: load an image and run a prompt")); },
+                              Qt::QueuedConnection);
+    return;
+  }
+  auto probe = plugins::ProbeRegistry::instance().create("vhd");
+  plugins::ProbeContext ctx{*w.model(), w.loaded.tokenizer.get(), {{"tokens", w.promptIds}, {"vhr", true}}, {}};
+  ctx.vlm = w.vlm.get(), ctx.pixels = &w.pixels;
+  nlohmann::json r = probe->run(ctx)["vhr"];
+  QStringList parts;
+  for (const auto& layer : r["heads"]) {
+    Intervention iv{InterventionKind::Scale, layer["layer"].get<int>(), layer["heads"].get<std::vector<int>>()};
+    iv.alpha = r["alpha"].get<double>();
+    if (iv.heads.empty()) continue;
+    QStringList hs;
+    for (int h : iv.heads) hs << QString::number(h);
+    parts << QString("L%1 H%2").arg(iv.layer).arg(hs.join(","));
+    w.vhr.push_back(iv);
+  }
+  const QString text = tr("VHR: α = %1 on %2").arg(r["alpha"].get<double>()).arg(parts.isEmpty() ? tr("no heads") : parts.join("; "));
+  QMetaObject::invokeMethod(this, [this, text] { emit vhrApplied(true, text); }, Qt::QueuedConnection);
+}
+
+void SessionController::setVhr(bool on) {
+  post([this, on] {
+    auto& w = *m_worker;
+    w.vhrOn = on;
+    if (on) computeVhr();
+    else w.vhr.clear();
+    if (!on) QMetaObject::invokeMethod(this, [this] { emit vhrApplied(false, tr("VHR off")); }, Qt::QueuedConnection);
+    if (!w.runner || w.runner->tokens().empty()) return;
+    QElapsedTimer t;
+    t.start();
+    const int from = w.runner->update(w.allInterventions());
+    emitPredictions(from, t.nsecsElapsed() / 1e6);
+    emitLayer();
+  });
+}
+
 namespace {
 std::vector<std::string> matchHooks(const HookRegistry& hooks, const QString& globs) {
   std::vector<std::string> out;
@@ -326,8 +464,8 @@ void SessionController::estimateTrace(const QString& hooksGlob) {
   post([this, hooksGlob] {
     auto& w = *m_worker;
     if (!w.runner || w.runner->tokens().empty()) return;
-    auto hooks = matchHooks(w.loaded.model->hooks(), hooksGlob);
-    const qint64 bytes = static_cast<qint64>(estimateCaptureBytes(*w.loaded.model, hooks, static_cast<int64_t>(w.runner->tokens().size())));
+    auto hooks = matchHooks(w.model()->hooks(), hooksGlob);
+    const qint64 bytes = static_cast<qint64>(estimateCaptureBytes(*w.model(), hooks, static_cast<int64_t>(w.runner->tokens().size())));
     const int n = static_cast<int>(hooks.size());
     QMetaObject::invokeMethod(this, [this, bytes, n] { emit captureEstimate(bytes, n); }, Qt::QueuedConnection);
   });
@@ -337,7 +475,8 @@ void SessionController::exportTrace(const QString& path, const QString& hooksGlo
   post([this, path, hooksGlob, force] {
     auto& w = *m_worker;
     if (!w.runner || w.runner->tokens().empty()) throw InputError("run a prompt before exporting a trace");
-    HookedTransformer& model = *w.loaded.model;
+    if (w.vlm) throw InputError("HDF5 traces of image prompts are not supported yet: export the heatmap or a probe result instead");
+    HookedTransformer& model = *w.model();
     auto hooks = matchHooks(model.hooks(), hooksGlob);
     TraceOptions o;
     o.force = force;
@@ -347,11 +486,11 @@ void SessionController::exportTrace(const QString& path, const QString& hooksGlo
     for (const QString& p : w.pieces) pieces.push_back(p.toStdString());
     writer.writeInputs(w.runner->tokens(), pieces);
     nlohmann::json ivs = nlohmann::json::array();
-    for (const auto& iv : w.ivs) ivs.push_back(iv.describe());
+    for (const auto& iv : w.allInterventions()) ivs.push_back(iv.describe());
     writer.writeInterventions(ivs);
     {
       // The trace shows the run as the window shows it: with the current interventions.
-      std::vector<HookHandle> handles = install(model, w.ivs);
+      std::vector<HookHandle> handles = install(model, w.allInterventions());
       captureToTrace(model, w.runner->tokens(), hooks, writer);
     }
     writer.commit();
@@ -363,7 +502,8 @@ void SessionController::exportTrace(const QString& path, const QString& hooksGlo
 void SessionController::runPatching(const views::PatchingRequestView& v) {
   post([this, v] {
     auto& w = *m_worker;
-    if (!w.loaded.model) throw InputError("open a model first");
+    if (!w.model()) throw InputError("open a model first");
+    if (w.vlm) throw InputError("activation patching of image prompts is not supported yet: patching runs on text models");
     const Tokenizer& tok = *w.loaded.tokenizer;
     PatchingRequest r;
     r.clean = tok.encode(v.clean.toStdString(), true);
@@ -371,9 +511,10 @@ void SessionController::runPatching(const views::PatchingRequestView& v) {
     r.answer = resolveSingleToken(tok, v.answer.toStdString());
     r.wrong = resolveSingleToken(tok, v.wrong.toStdString());
     r.sweep = sweepKindFromString(v.sweep.toStdString());
-    PatchingResult res = v.method == "attribution" ? patchAttribution(*w.loaded.model, r) : patchBatched(*w.loaded.model, r);
+    HookedTransformer& model = *w.model();
+    PatchingResult res = v.method == "attribution" ? patchAttribution(model, r) : patchBatched(model, r);
     at::Tensor g = res.grid.to(at::kFloat).contiguous();
-    const int64_t L = w.loaded.model->config().n_layers, H = w.loaded.model->config().n_heads;
+    const int64_t L = model.config().n_layers, H = model.config().n_heads;
     QStringList positions;
     for (int64_t id : r.clean) positions << q(tok.tokenString(id));
     views::HeatmapData d;

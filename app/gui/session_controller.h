@@ -2,6 +2,7 @@
 // request methods (any time, never blocking) and receives results as signals on the GUI thread.
 // Interactive requests follow "newest wins": a request superseded before it starts is dropped.
 #pragma once
+#include <QImage>
 #include <QObject>
 #include <QThread>
 #include <atomic>
@@ -25,6 +26,13 @@ class SessionController : public QObject {
   void setEdits(const std::vector<views::HeadEdit>& edits);
   void selectLayer(int layer);
   void setTarget(const QString& token);
+  // Vision-language models: the image the next prompts hold (answers imageAccepted or failed),
+  // or none (text-only prompts). Run the prompt again to see its effect.
+  void setImage(const QImage& image);
+  void clearImage();
+  // VHR (reinforce the vision-aware heads) on or off; the logits panel shows its effect.
+  // Answers vhrApplied with the heads chosen, then predictionsReady.
+  void setVhr(bool on);
   // Lists the probes of the registry (answers with probesListed).
   void listProbes();
   // Runs a probe on the open model; progress, then probeFinished / probeCancelled / failed.
@@ -62,6 +70,10 @@ class SessionController : public QObject {
   // Progress of long work in [0, 1] with its stage text (the demo model's training).
   void progress(double fraction, const QString& stage);
   void promptReady(const QStringList& pieces, const QVector<int>& ids);
+  // After promptReady: where the image's patches are in the prompt (begin = -1 without image).
+  void imageSpanReady(const headlab::views::ImageSpan& span);
+  void imageAccepted();
+  void vhrApplied(bool on, const QString& description);
   void headScoresReady(const headlab::views::HeadScores& firstToken, const headlab::views::HeadScores& entropy);
   // Every head of `layer`, with the current interventions: [head] -> [query, key].
   void layerPatternsReady(int layer, const std::vector<headlab::views::HeatmapData>& heads);
@@ -73,6 +85,7 @@ class SessionController : public QObject {
   template <typename F>
   void post(F&& job);
   void emitLayer();
+  void computeVhr();
   void emitPredictions(int from, double ms);
 
   QThread m_thread;

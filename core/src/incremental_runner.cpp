@@ -4,6 +4,7 @@
 
 #include "headlab/core/errors.h"
 #include "headlab/core/hooked_transformer.h"
+#include "headlab/core/tensor_store.h"
 
 namespace headlab {
 
@@ -34,6 +35,29 @@ void IncrementalRunner::setPrompt(const std::vector<int64_t>& tokens) {
   m_residPre[0] = m_model.embed(ids);
   runFrom(0, {});
   m_model.requireFinite(m_logits, ids);
+  m_baseline = m_logits;
+  m_basePatterns = m_patterns;
+}
+
+void IncrementalRunner::setPrompt(const std::vector<int64_t>& tokens, const at::Tensor& embeds) {
+  if (tokens.empty()) throw InputError("empty prompt: nothing to run");
+  const auto& c = m_model.config();
+  const int64_t T = static_cast<int64_t>(tokens.size());
+  if (embeds.dim() != 3 || embeds.size(0) != 1 || embeds.size(1) != T || embeds.size(2) != c.d_model)
+    throw InputError("prompt embeddings have shape " + shapeString(embeds.sizes()) + ", expected [1, " + std::to_string(T) + ", " +
+                     std::to_string(c.d_model) + "]");
+  if (T > c.n_ctx)
+    throw InputError("prompt of " + std::to_string(T) + " positions is longer than the model's context (" + std::to_string(c.n_ctx) + ")");
+  c10::InferenceMode guard;
+  const int L = static_cast<int>(c.n_layers);
+  m_tokens = tokens;
+  m_residPre.assign(L, at::Tensor());
+  m_patterns.assign(L, at::Tensor());
+  m_signatures.assign(L, std::string());
+  m_residPre[0] = embeds.to(m_model.device(), m_model.dtype());
+  runFrom(0, {});
+  if (!at::isfinite(m_logits).all().item<bool>())
+    throw NumericError("non-finite values (NaN or Inf) in the logits of the image prompt");
   m_baseline = m_logits;
   m_basePatterns = m_patterns;
 }

@@ -424,7 +424,14 @@ std::unique_ptr<Tokenizer> loadHfTokenizerJson(const std::string& path) {
         return it == vocab.end() ? int64_t(-1) : it->second;
       };
       int64_t unk = model.contains("unk_token") && model["unk_token"].is_string() ? find(model["unk_token"]) : -1;
-      return std::make_unique<WordLevelTokenizer>(std::move(vocab), unk, find("<bos>"), find("<eos>"));
+      // BOS: the TemplateProcessing's leading SpecialToken when there is one, else "<bos>".
+      int64_t bos = find("<bos>");
+      const auto& pp = j.value("post_processor", nlohmann::json());
+      if (pp.is_object() && pp.value("type", "") == "TemplateProcessing" && pp.contains("single") && pp["single"].is_array() &&
+          !pp["single"].empty() && pp["single"][0].is_object() && pp["single"][0].contains("SpecialToken") &&
+          pp["single"][0]["SpecialToken"].is_object() && pp["single"][0]["SpecialToken"].value("id", nlohmann::json()).is_string())
+        bos = find(pp["single"][0]["SpecialToken"]["id"].get<std::string>());
+      return std::make_unique<WordLevelTokenizer>(std::move(vocab), unk, bos, find("<eos>"));
     }
     if (type != "BPE") throw TokenizerError(path + ": model.type '" + type + "' unsupported (expected BPE)");
     BpeSpec spec;

@@ -1,5 +1,6 @@
 #include "headlab/core/vision_language.h"
 
+#include <algorithm>
 #include <filesystem>
 
 #include "architectures.h"
@@ -40,6 +41,13 @@ at::Tensor VisionLanguageModel::imageTokens(const at::Tensor& pixels) {
   at::Tensor f = visionFeatures(pixels);
   at::Tensor h = at::gelu(at::linear(f, m_projector.w1, m_projector.b1));
   return at::linear(h, m_projector.w2, m_projector.b2).to(m_language->dtype());
+}
+
+std::vector<int64_t> withImagePlaceholder(std::vector<int64_t> ids, int64_t imageTokenId, int64_t bosId) {
+  if (std::find(ids.begin(), ids.end(), imageTokenId) != ids.end()) return ids;
+  const bool bos = !ids.empty() && bosId >= 0 && ids[0] == bosId;
+  ids.insert(ids.begin() + (bos ? 1 : 0), imageTokenId);
+  return ids;
 }
 
 VlmInput VisionLanguageModel::prepare(const std::vector<int64_t>& ids, const at::Tensor& pixels) {

@@ -39,11 +39,7 @@ std::vector<int64_t> promptIds(ProbeContext& ctx, const nlohmann::json& p, const
     if (!ctx.tokenizer) throw InputError("no tokenizer: pass the prompt as token ids (\"tokens\")");
     ids = ctx.tokenizer->encode(p[key].get<std::string>(), true);
   }
-  if (std::find(ids.begin(), ids.end(), image) == ids.end()) {
-    const bool bos = !ids.empty() && ctx.tokenizer && ids[0] == ctx.tokenizer->bos();
-    ids.insert(ids.begin() + (bos ? 1 : 0), image);
-  }
-  return ids;
+  return withImagePlaceholder(std::move(ids), image, ctx.tokenizer ? ctx.tokenizer->bos() : -1);
 }
 
 void appendToken(VisionLanguageModel& vlm, VlmInput& in, int64_t id) {

@@ -161,6 +161,30 @@ TEST(IncrementalRunnerTest, RecomputesFromTheEditedLayerAndEqualsAFullForward) {
   EXPECT_TRUE(at::equal(runner.logits(), runner.baselineLogits())) << "reset restores the baseline exactly";
 }
 
+TEST(IncrementalRunnerTest, RunsFromGivenEmbeddingsAsAVisionPromptDoes) {
+  c10::InferenceMode guard;
+  auto model = test::randomModel("llama");
+  std::vector<int64_t> toks{1, 5, 9, 13, 2, 40, 7};
+  at::Tensor ids = at::tensor(toks, at::kLong).unsqueeze(0);
+  IncrementalRunner byIds(model), byEmbeds(model);
+  byIds.setPrompt(toks);
+  byEmbeds.setPrompt(toks, model.embed(ids));
+  EXPECT_TRUE(at::equal(byEmbeds.baselineLogits(), byIds.baselineLogits()));
+  // Other embeddings (an image spliced in) give another run, and interventions still apply.
+  at::Tensor other = model.embed(ids).clone();
+  other.slice(1, 1, 3).normal_(0, 1);
+  byEmbeds.setPrompt(toks, other);
+  EXPECT_FALSE(at::allclose(byEmbeds.baselineLogits(), byIds.baselineLogits(), 1e-4, 1e-4));
+  EXPECT_EQ(byEmbeds.update({Intervention{InterventionKind::Zero, 1, {0}}}), 1);
+  EXPECT_FALSE(at::allclose(byEmbeds.logits(), byEmbeds.baselineLogits(), 1e-5, 1e-5));
+  try {
+    byEmbeds.setPrompt(toks, other.slice(1, 0, 5));
+    FAIL() << "no error";
+  } catch (const InputError& e) {
+    EXPECT_EQ(std::string(e.what()).rfind("prompt embeddings have shape [1, 5, ", 0), 0u) << e.what();
+  }
+}
+
 }  // namespace headlab
 
 #include "headlab/core/activation_cache.h"

@@ -227,6 +227,20 @@ def llava_main(out):
     with open(os.path.join(d2, "config.json"), "w") as f:
         json.dump(cfg, f)
     save_safetensors(os.path.join(d2, "model.safetensors"), renamed)
+    # A word-level tokenizer (w2 .. w62 by id, BOS <s>, the image placeholder <image>), so that the
+    # GUI test can type prompts.
+    vocab = {"<unk>": 0, "<s>": 1, "<image>": image_token}
+    vocab.update({"w%d" % i: i for i in range(2, V) if i != image_token})
+    tokenizer = {"version": "1.0", "normalizer": None, "decoder": None,
+                 "added_tokens": [{"id": 1, "content": "<s>", "special": True},
+                                  {"id": image_token, "content": "<image>", "special": True}],
+                 "pre_tokenizer": {"type": "WhitespaceSplit"},
+                 "post_processor": {"type": "TemplateProcessing",
+                                    "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}]},
+                 "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "<unk>"}}
+    for folder in (d, d2):
+        with open(os.path.join(folder, "tokenizer.json"), "w") as f:
+            json.dump(tokenizer, f)
 
     pixels = torch.randn(3, S, S)
     ids = [1, 5, 7, image_token, 9, 11, 13]

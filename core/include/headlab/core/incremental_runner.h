@@ -19,6 +19,9 @@ class IncrementalRunner {
 
   // Runs the plain forward on tokens ([pos] ids) and caches every layer's input. Throws InputError.
   void setPrompt(const std::vector<int64_t>& tokens);
+  // The same from layer 0's input (a vision-language prompt: image tokens spliced into the text).
+  // embeds [1, pos, d_model]; tokens [pos] label the positions. Throws InputError on a mismatch.
+  void setPrompt(const std::vector<int64_t>& tokens, const at::Tensor& embeds);
   // Applies the complete set `ivs` and recomputes from the earliest changed layer.
   // Returns that layer (n_layers when nothing changed).
   int update(const std::vector<Intervention>& ivs);

@@ -71,6 +71,10 @@ class VisionLanguageModel {
   std::unique_ptr<HookedTransformer> m_language;
 };
 
+// `ids` with the image placeholder inserted after BOS (or first, without BOS) when it holds none:
+// a plain text prompt becomes "<bos> <image> text", the LLaVA-1.5 convention.
+std::vector<int64_t> withImagePlaceholder(std::vector<int64_t> ids, int64_t imageTokenId, int64_t bosId);
+
 // True when folder/config.json says model_type "llava".
 bool isLlavaFolder(const std::string& folder);
 // Loads a Hugging Face LlavaForConditionalGeneration folder (config.json + safetensors), in the

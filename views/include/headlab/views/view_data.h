@@ -56,6 +56,14 @@ struct ModelSummary {
   int layers = 0;
   int heads = 0;
   int kvHeads = 0;
+  int imageSize = 0;  // vision-language models: the tower's input side in pixels (0 = text model)
+  int patchSide = 0;  // patches per side of the image grid
+};
+
+// Where an image prompt's patches sit: positions [begin, end) hold the side x side patches, row-major.
+struct ImageSpan {
+  int begin = -1, end = -1, side = 0;
+  bool valid() const { return begin >= 0 && side > 0 && end - begin == side * side; }
 };
 
 // One head's edit as the grid holds it.

@@ -1,0 +1,179 @@
+// The real window on a vision-language model (the tiny LLaVA of the ReferenceModels fixture):
+// an image next to the prompt, its patch grid overlaid with the model's own attention, the head
+// grid coloured by VHD, and VHR as a toggle whose effect shows in the logits panel (issue #10).
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
+#include <gtest/gtest.h>
+
+#include <QCheckBox>
+#include <QLabel>
+#include <QPushButton>
+#include <QSignalSpy>
+#include <QStatusBar>
+#include <QTemporaryDir>
+#include <QTest>
+#include <random>
+
+#include "headlab/core/hooked_transformer.h"
+#include "headlab/core/tokenizer.h"
+#include "headlab/core/vision_language.h"
+#include "headlab/plugins/probe_plugin.h"
+#include "headlab/views/head_grid_model.h"
+#include "headlab/views/heatmap_view.h"
+#include "headlab/views/image_attention_view.h"
+#include "headlab/views/logits_panel.h"
+#include "headlab/views/token_strip.h"
+#include "main_window.h"
+#include "session_controller.h"
+
+namespace headlab::app {
+
+namespace {
+const char* kPrompt = "w5 w7 w9";
+
+// Written by the ReferenceModels fixture (tests/reference/make_reference_models.py).
+std::string llavaFolder() { return std::string(HEADLAB_REFERENCE_DIR) + "/llava"; }
+
+// A non-square image of random colours: the window shows (and the model sees) its centre square.
+QImage testImage() {
+  QImage image(30, 24, QImage::Format_RGB888);
+  std::mt19937 rng(7);
+  for (int y = 0; y < image.height(); ++y)
+    for (int x = 0; x < image.width(); ++x) image.setPixelColor(x, y, QColor(rng() % 256, rng() % 256, rng() % 256));
+  return image;
+}
+
+bool anyChanged(const std::vector<views::TokenProb>& top) {
+  for (const auto& t : top)
+    if (std::abs(t.intervened - t.baseline) > 1e-5f) return true;
+  return false;
+}
+bool allExact(const std::vector<views::TokenProb>& top) {
+  for (const auto& t : top)
+    if (t.intervened != t.baseline) return false;
+  return !top.empty();
+}
+
+// What the runtime computes for the same image and prompt, outside the window: the pattern of
+// `layer` ([head, q, k]), the image span and the VHD probe's grid.
+struct Reference {
+  at::Tensor pattern;
+  VlmInput input;
+  nlohmann::json vhd;
+};
+Reference reference(int layer) {
+  c10::InferenceMode guard;
+  auto vlm = loadLlava(llavaFolder());
+  auto tok = loadTokenizer(llavaFolder());
+  const QImage rgb = testImage();
+  std::vector<uint8_t> bytes;  // row by row: QImage pads each scan line to 4 bytes
+  for (int y = 0; y < rgb.height(); ++y) bytes.insert(bytes.end(), rgb.constScanLine(y), rgb.constScanLine(y) + rgb.width() * 3);
+  at::Tensor pixels = clipPreprocess(bytes, rgb.width(), rgb.height(), vlm->visionConfig());
+  auto ids = withImagePlaceholder(tok->encode(kPrompt, true), vlm->visionConfig().image_token_id, tok->bos());
+  Reference r;
+  r.input = vlm->prepare(ids, pixels);
+  HookedTransformer& m = vlm->language();
+  {
+    auto h = m.hooks().add(m.hooks().idOf(layer, LayerHook::Pattern), [&](at::Tensor& p, const HookContext&) { r.pattern = p[0].clone(); });
+    vlm->forward(r.input);
+  }
+  plugins::ProbeContext ctx{m, tok.get(), {{"prompt", kPrompt}}, {}};
+  ctx.vlm = vlm.get(), ctx.pixels = &pixels;
+  r.vhd = plugins::ProbeRegistry::instance().create("vhd")->run(ctx);
+  return r;
+}
+}  // namespace
+
+class VlmWindowTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(QFile::exists(QString::fromStdString(llavaFolder() + "/tokenizer.json"))) << llavaFolder() << ": run the ReferenceModels fixture";
+    window.show();
+    ASSERT_TRUE(QTest::qWaitForWindowExposed(&window));
+    window.openModel(QString::fromStdString(llavaFolder()), kPrompt);
+    ASSERT_TRUE(QTest::qWaitFor([&] { return !window.logits()->predictions().empty() && !window.layerPatterns().empty(); }, 20000))
+        << "the LLaVA folder did not load and run: " << window.statusBar()->currentMessage().toStdString();
+    EXPECT_EQ(window.tokenStrip()->count(), 4) << "no image yet: BOS and three words";
+    EXPECT_FALSE(window.imageView()->hasOverlay());
+    window.setImage(testImage());
+    ASSERT_TRUE(QTest::qWaitFor([&] { return window.imageView()->hasOverlay(); }, 20000))
+        << "no overlay after loading the image: " << window.statusBar()->currentMessage().toStdString();
+  }
+  MainWindow window;
+};
+
+TEST_F(VlmWindowTest, OverlayIsTheModelsAttentionFromTheQueryToEachPatch) {
+  // BOS, 9 image patches (3 x 3, class token dropped), three words.
+  ASSERT_EQ(window.tokenStrip()->count(), 13);
+  window.selectHead(1, 2);
+  ASSERT_TRUE(QTest::qWaitFor([&] { return window.heatmap()->data().title.startsWith("L1 H2") && window.imageView()->attention().caption.startsWith("L1 H2"); }, 10000));
+  Reference ref = reference(1);
+  ASSERT_EQ(ref.input.imageBegin, 1);
+  ASSERT_EQ(ref.input.imageEnd, 10);
+  const auto& a = window.imageView()->attention();
+  ASSERT_EQ(a.side, 3);
+  ASSERT_EQ(a.values.size(), 9u);
+  // Default query: the last position (the next-token prediction).
+  for (int i = 0; i < 9; ++i) EXPECT_NEAR(a.values[i], ref.pattern[2][12][1 + i].item<float>(), 1e-5) << "patch " << i;
+  EXPECT_EQ(a.image.width(), 24) << "the centre square of the 30 x 24 image";
+  // Another query token, chosen in the strip.
+  window.tokenStrip()->selectPosition(10);
+  ASSERT_TRUE(QTest::qWaitFor([&] { return window.imageView()->attention().caption.contains("pos 10"); }, 5000));
+  for (int i = 0; i < 9; ++i) EXPECT_NEAR(window.imageView()->attention().values[i], ref.pattern[2][10][1 + i].item<float>(), 1e-5);
+  // The layer's head average.
+  window.setOverlayAverage(true);
+  ASSERT_TRUE(window.imageView()->attention().caption.contains("mean of"));
+  at::Tensor mean = ref.pattern.select(1, 10).mean(0);
+  for (int i = 0; i < 9; ++i) EXPECT_NEAR(window.imageView()->attention().values[i], mean[1 + i].item<float>(), 1e-5);
+  // The overlay renders: the exported PNG differs from the image alone.
+  QTemporaryDir tmp;
+  ASSERT_TRUE(window.imageView()->exportTo(tmp.filePath("overlay.png"), 240));
+  QImage shown(tmp.filePath("overlay.png"));
+  EXPECT_EQ(shown.width(), 240);
+}
+
+TEST_F(VlmWindowTest, FindVisionAwareHeadsColoursTheHeadGridByVhd) {
+  auto* button = window.findChild<QPushButton*>("runVhd");
+  ASSERT_NE(button, nullptr);
+  button->click();
+  ASSERT_TRUE(QTest::qWaitFor([&] { return window.headGrid()->scores().name == "vhd: vhd"; }, 20000))
+      << window.statusBar()->currentMessage().toStdString();
+  Reference ref = reference(0);
+  const auto& expected = ref.vhd["grid"]["values"];
+  const auto& shown = window.headGrid()->scores().values;
+  ASSERT_EQ(shown.size(), expected.size());
+  for (size_t k = 0; k < shown.size(); ++k) EXPECT_NEAR(shown[k], expected[k].get<double>(), 1e-4 * (1 + std::abs(expected[k].get<double>())));
+}
+
+TEST_F(VlmWindowTest, VhrToggleChangesThePredictionAndOffRestoresIt) {
+  ASSERT_TRUE(allExact(window.logits()->predictions()));
+  window.vhrToggle()->setChecked(true);
+  ASSERT_TRUE(QTest::qWaitFor([&] { return window.vhrLabel()->text().startsWith("VHR: α = 2 on L1 H"); }, 20000)) << window.vhrLabel()->text().toStdString();
+  ASSERT_TRUE(QTest::qWaitFor([&] { return anyChanged(window.logits()->predictions()); }, 10000)) << "VHR did not change the logits";
+  window.vhrToggle()->setChecked(false);
+  ASSERT_TRUE(QTest::qWaitFor([&] { return allExact(window.logits()->predictions()); }, 10000)) << "VHR off did not restore the baseline";
+}
+
+TEST_F(VlmWindowTest, UnsupportedExportsSayWhy) {
+  QSignalSpy failed(window.session(), &SessionController::failed);
+  QTemporaryDir tmp;
+  window.exportTrace(tmp.filePath("t.h5"), "blocks.*.attn.hook_pattern");
+  ASSERT_TRUE(failed.wait(10000));
+  EXPECT_TRUE(failed.first().first().toString().contains("traces of image prompts are not supported yet")) << failed.first().first().toString().toStdString();
+  EXPECT_FALSE(QFile::exists(tmp.filePath("t.h5")));
+}
+
+TEST(VlmWindowErrors, ImagesOnATextModelAreRefusedWithTheReason) {
+  MainWindow window;
+  window.show();
+  ASSERT_TRUE(QTest::qWaitForWindowExposed(&window));
+  QTemporaryDir tmp;
+  EXPECT_FALSE(window.loadImage(tmp.filePath("missing.png")));
+  EXPECT_TRUE(window.statusBar()->currentMessage().contains("missing.png: cannot read the image")) << window.statusBar()->currentMessage().toStdString();
+  window.setImage(testImage());
+  EXPECT_TRUE(window.statusBar()->currentMessage().contains("no vision tower")) << window.statusBar()->currentMessage().toStdString();
+  EXPECT_TRUE(window.imageView()->attention().empty());
+}
+
+}  // namespace headlab::app
