@@ -82,8 +82,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     auto tok = headlab::loadGpt2Vocab(enc, bpe);
     exercise(*tok);
 #elif defined(HEADLAB_FUZZ_TARGET_trace)
-    // libhdf5 is not instrumented: this mostly checks our reader's own checks (schema, axes,
-    // shapes, token arrays) on files that libhdf5 still opens.
+    // libhdf5 is not instrumented: this checks our reader's own checks (schema, axes, shapes,
+    // token arrays) on files that libhdf5 still opens, and that its string reads, which run in a
+    // child process, turn libhdf5's crashes into errors.
     const std::string p = scratch(".h5");
     writeFile(p, data, size);
     headlab::TraceReader r(p);

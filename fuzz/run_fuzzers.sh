@@ -27,7 +27,7 @@ declare -A SEEDS=(
   [llama2c_tokenizer]="$M/stories260k/tok512.bin"
   [sentencepiece]="$M/llama2-tokenizer/tokenizer.model"
   [gpt2_vocab]=""
-  [trace]=""
+  [trace]="$ROOT/fuzz/regressions/trace/*.h5"
 )
 # A small real trace as the seed of the trace reader, written by the main build's CLI when it exists.
 CLI=${HEADLAB_CLI:-$ROOT/build/app/headlab-cli}

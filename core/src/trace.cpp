@@ -1,5 +1,9 @@
 #include "headlab/core/trace.h"
 
+#include <cstring>
+
+#include "isolated_call.h"
+
 #include <c10/core/InferenceMode.h>
 #include <unistd.h>
 
@@ -146,12 +150,80 @@ void TraceWriter::commit() {
   m_committed = true;
 }
 
-TraceReader::TraceReader(const std::string& path) : m_file(h5::File::open(path)) {
-  if (!m_file.hasAttr("/", "schema") || m_file.attrString("/", "schema") != kTraceSchema)
-    throw IoError(path + ": not a HeadLab trace (root attribute schema != \"headlab.trace\")");
+namespace {
+// The strings of a trace, length-prefixed: what the isolated child sends back to the reader.
+void putString(std::string& out, const std::string& s) {
+  const uint64_t n = s.size();
+  out.append(reinterpret_cast<const char*>(&n), sizeof n);
+  out += s;
+}
+void putStrings(std::string& out, const std::vector<std::string>& v) {
+  putString(out, std::to_string(v.size()));
+  for (const auto& s : v) putString(out, s);
+}
+struct StringReader {
+  const std::string& data;
+  size_t pos = 0;
+  std::string next() {
+    uint64_t n = 0;
+    if (data.size() - pos < sizeof n) throw IoError("trace strings: truncated reply");
+    std::memcpy(&n, data.data() + pos, sizeof n);
+    pos += sizeof n;
+    if (data.size() - pos < n) throw IoError("trace strings: truncated reply");
+    std::string s = data.substr(pos, n);
+    pos += n;
+    return s;
+  }
+  std::vector<std::string> list() {
+    const size_t n = std::stoull(next());
+    std::vector<std::string> v;
+    for (size_t i = 0; i < n; ++i) v.push_back(next());
+    return v;
+  }
+};
+
+// Runs in the child: schema, then each activation's axes, then the token strings.
+std::string readTraceStrings(const std::string& path) {
+  h5::File f = h5::File::open(path);
+  std::string out;
+  const bool schema = f.hasAttr("/", "schema");
+  putString(out, schema ? f.attrString("/", "schema") : std::string());
+  if (!schema || f.attrString("/", "schema") != kTraceSchema) return out;
+  std::vector<std::string> names = f.exists("/activations") ? f.children("/activations") : std::vector<std::string>{};
+  putString(out, std::to_string(names.size()));
+  for (const auto& name : names) {
+    putString(out, name);
+    const std::string obj = "/activations/" + name;
+    putStrings(out, f.hasAttr(obj, "axes") ? f.attrStrings(obj, "axes") : std::vector<std::string>{});
+  }
+  const bool tokens = f.exists("/inputs/token_strings");
+  putString(out, tokens ? "1" : "0");
+  if (tokens) putStrings(out, f.readStrings("/inputs/token_strings"));
+  return out;
+}
+}  // namespace
+
+TraceReader::TraceReader(const std::string& path) : m_file(readStringsThenOpen(path)) {
   if (schemaVersion() > kTraceSchemaVersion)
     throw IoError(path + ": trace schema_version " + std::to_string(schemaVersion()) + " is newer than this HeadLab reads (" +
                   std::to_string(kTraceSchemaVersion) + ")");
+}
+
+h5::File TraceReader::readStringsThenOpen(const std::string& path) {
+  IsolatedResult strings = runIsolated([&path] { return readTraceStrings(path); });
+  if (!strings.ok && strings.threw) throw IoError(strings.failure);
+  if (!strings.ok)
+    throw IoError(path + ": corrupt HDF5 file: reading its strings crashed libhdf5 in a child process (" + strings.failure + ")");
+  StringReader in{strings.output};
+  if (in.next() != kTraceSchema) throw IoError(path + ": not a HeadLab trace (root attribute schema != \"headlab.trace\")");
+  const size_t activations = std::stoull(in.next());
+  for (size_t i = 0; i < activations; ++i) {
+    std::string name = in.next();
+    m_axes[name] = in.list();
+  }
+  m_hasTokenStrings = in.next() == "1";
+  if (m_hasTokenStrings) m_tokenStrings = in.list();
+  return h5::File::open(path);
 }
 
 int64_t TraceReader::schemaVersion() const { return m_file.attrInt("/", "schema_version"); }
@@ -179,10 +251,16 @@ at::Tensor TraceReader::headPattern(const std::string& hook, int64_t batch, int6
 }
 
 std::vector<std::string> TraceReader::axes(const std::string& hook) const {
-  return m_file.attrStrings("/activations/" + hook, "axes");
+  auto it = m_axes.find(hook);
+  if (it == m_axes.end()) throw IoError(m_file.path() + ": /activations/" + hook + ": no such activation");
+  if (it->second.empty()) throw IoError(m_file.path() + ": /activations/" + hook + ": no attribute 'axes'");
+  return it->second;
 }
 std::vector<int64_t> TraceReader::tokens() const { return m_file.readInts("/inputs/tokens"); }
-std::vector<std::string> TraceReader::tokenStrings() const { return m_file.readStrings("/inputs/token_strings"); }
+std::vector<std::string> TraceReader::tokenStrings() const {
+  if (!m_hasTokenStrings) throw IoError(m_file.path() + ": /inputs/token_strings: no such dataset");
+  return m_tokenStrings;
+}
 
 uint64_t estimateCaptureBytes(const HookedTransformer& model, const std::vector<std::string>& hooks, int64_t pos) {
   return estimateCaptureBytes(model, CaptureSpec{hooks, {}, {}}, pos);

@@ -136,4 +136,28 @@ TEST_F(TraceTest, ReaderRejectsFilesThatAreNotTraces) {
   EXPECT_THROW(TraceReader(path("junk.h5")), IoError);
 }
 
+// Inputs the trace fuzzer found (fuzz/regressions/trace): each is an error now, not a crash.
+TEST_F(TraceTest, FuzzerFindingsAreErrorsNotCrashes) {
+  const std::string dir = std::string(HEADLAB_SOURCE_DIR) + "/fuzz/regressions/trace/";
+  auto message = [](const std::string& file) -> std::string {
+    try {
+      TraceReader r(file);
+      for (const auto& hook : r.activations()) r.axes(hook), r.activation(hook);
+      r.tokens(), r.tokenStrings();
+    } catch (const IoError& e) {
+      return e.what();
+    }
+    return "no error";
+  };
+  // libhdf5 1.10.8's H5HG_read segfaults on this file's corrupt global heap: the child that reads
+  // the strings dies, the reader reports it.
+  const std::string heap = message(dir + "h5hg_read_corrupt_global_heap.h5");
+  EXPECT_NE(heap.find("h5hg_read_corrupt_global_heap.h5: corrupt HDF5 file: reading its strings crashed libhdf5 in a child process"),
+            std::string::npos) << heap;
+  // libhdf5 returns a negative link-name length here; h5::File::children used to build a string from it.
+  const std::string link = message(dir + "negative_link_name_length.h5");
+  EXPECT_NE(link.find("negative_link_name_length.h5"), std::string::npos) << link;
+  EXPECT_NE(link, "no error");
+}
+
 }  // namespace headlab

@@ -54,7 +54,10 @@ class TraceWriter {
 
 class TraceReader {
  public:
-  explicit TraceReader(const std::string& path);  // throws IoError if not a HeadLab trace
+  // Throws IoError if not a HeadLab trace. Every string the reader returns (schema, axes, token
+  // strings) is read once, here, in a child process: libhdf5 1.10 crashes on some corrupt
+  // variable-length strings (H5HG_read), and such a file must cost an error, not the program.
+  explicit TraceReader(const std::string& path);
   h5::File& file() { return m_file; }
   int64_t schemaVersion() const;
   std::vector<std::string> activations() const;
@@ -66,6 +69,12 @@ class TraceReader {
   std::vector<std::string> tokenStrings() const;
 
  private:
+  // Reads the strings (isolated), then opens the file for the numeric reads.
+  h5::File readStringsThenOpen(const std::string& path);
+  // Declared before m_file: filled by readStringsThenOpen while m_file is initialised.
+  std::map<std::string, std::vector<std::string>> m_axes;  // per activation
+  std::vector<std::string> m_tokenStrings;
+  bool m_hasTokenStrings = false;
   h5::File m_file;
 };
 
