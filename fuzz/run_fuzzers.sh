@@ -43,7 +43,7 @@ for t in $TARGETS; do
   if [ "$t" = trace ]; then trace_seed "$dir"; fi
   if [ "$t" = gpt2_vocab ]; then printf '{"a": 0, "b": 1, "ab": 2}\0#version: 0.2\na b\n' > "$dir/small"; fi
   log=$B/$t.log
-  if ASAN_OPTIONS=detect_leaks=0:suppressions=$ROOT/fuzz/asan_suppressions.txt "$B/fuzz_$t" -max_total_time="$SECONDS_EACH" -rss_limit_mb=4096 -max_len=2000000 \
+  if ASAN_OPTIONS=detect_leaks=0:suppressions=$ROOT/fuzz/asan_suppressions.txt "$B/fuzz_$t" -max_total_time="$SECONDS_EACH" -rss_limit_mb=4096 -timeout=60 -max_len=2000000 \
        -artifact_prefix="$B/crash-$t-" ${FUZZ_SEED:+-seed=$FUZZ_SEED} ${FUZZ_RUNS:+-runs=$FUZZ_RUNS} "$dir" >"$log" 2>&1; then
     echo "fuzz_$t: $(grep -o 'Done [0-9]* runs' "$log" | tail -1), no crash"
   else

@@ -210,7 +210,8 @@ TraceReader::TraceReader(const std::string& path) : m_file(readStringsThenOpen(p
 }
 
 h5::File TraceReader::readStringsThenOpen(const std::string& path) {
-  IsolatedResult strings = runIsolated([&path] { return readTraceStrings(path); });
+  // A real trace's strings take milliseconds; a file that makes libhdf5 loop gets 10 s.
+  IsolatedResult strings = runIsolated([&path] { return readTraceStrings(path); }, 10);
   if (!strings.ok && strings.threw) throw IoError(strings.failure);
   if (!strings.ok)
     throw IoError(path + ": corrupt HDF5 file: reading its strings crashed libhdf5 in a child process (" + strings.failure + ")");
