@@ -35,7 +35,7 @@ commands:
   tokenize  --model M | --tokenizer T  (--text S | --text-file F) [--no-bos]
   generate  --model M [--tokenizer T] --prompt S [--max-tokens N] [--steps N] [--greedy]
             [--temperature X] [--top-p P] [--seed N] [--device cpu|cuda] [--dtype float32|bfloat16|float16]
-  capture   --model M --prompt S --hooks GLOB[,GLOB] --out trace.h5 [--force] [--gzip 0-9] [--fp16] [--max-mb N]
+  capture   --model M --prompt S --hooks GLOB[,GLOB] --out trace.h5 [--force] [--gzip 0-9] [--fp16] [--max-mb N] [--image F]
   probe P   --model M [--params JSON] [--prompts-file F] [--json] [--out results.h5] [--force]
             P: sinks, hidden-sinks, massive, streaming, retrieval, induction   (--list shows parameters)
             vision probes on a LLaVA folder or demo-vlm: probe vhd|var|look --model M --image F [--prompt S]
@@ -128,16 +128,38 @@ int cmdGenerate(const Args& a) {
 }
 
 int cmdCapture(const Args& a) {
-  auto m = open(a);
+  // A vision-language model (LLaVA folder, demo-vlm) captures its decoder on the prompt with the
+  // image (--image) spliced in; the trace also holds the image and its span.
+  std::string spec = a.require("model");
+  if (spec == "demo-vlm") spec = headlab::ensureDemoVlm();
+  std::unique_ptr<headlab::VisionLanguageModel> vlm;
+  at::Tensor pixels;
+  headlab::LoadedModel m;
+  if (headlab::isLlavaFolder(spec)) {
+    vlm = headlab::loadLlava(spec);
+    m.source = spec, m.format = "llava";
+    m.tokenizer = headlab::loadTokenizer(a.get("tokenizer").empty() ? spec : a.get("tokenizer"));
+    if (a.has("image")) pixels = readImage(a.get("image"), vlm->visionConfig());
+  } else {
+    if (a.has("image")) throw headlab::InputError("--image needs a vision-language model (a LLaVA folder); " + spec + " is not one");
+    m = open(a);
+  }
   if (!m.tokenizer) throw headlab::TokenizerError(m.source + ": no tokenizer found; pass --tokenizer");
+  headlab::HookedTransformer& model = vlm ? vlm->language() : *m.model;
   const std::string prompt = a.require("prompt");
   if (prompt.empty()) throw headlab::InputError("empty prompt (--prompt \"\")");
   std::vector<std::string> hooks;
   std::stringstream globs(a.require("hooks"));
   for (std::string g; std::getline(globs, g, ',');)
-    for (auto& h : m.model->hooks().match(g)) hooks.push_back(h);
+    for (auto& h : model.hooks().match(g)) hooks.push_back(h);
   auto ids = m.tokenizer->encode(prompt, true);
-  const double mb = headlab::estimateCaptureBytes(*m.model, hooks, static_cast<int64_t>(ids.size())) / 1e6;
+  headlab::VlmInput image;
+  if (vlm) {
+    if (pixels.defined()) ids = headlab::withImagePlaceholder(ids, vlm->visionConfig().image_token_id, m.tokenizer->bos());
+    image = vlm->prepare(ids, pixels);
+    ids = image.ids;
+  }
+  const double mb = headlab::estimateCaptureBytes(model, hooks, static_cast<int64_t>(ids.size())) / 1e6;
   std::cerr << "capture: " << hooks.size() << " hook points, " << ids.size() << " tokens, about " << mb
             << " MB in memory and at most as much on disk\n";
   const double budget = static_cast<double>(a.integer("max-mb", 4096));
@@ -149,15 +171,16 @@ int cmdCapture(const Args& a) {
   o.gzipLevel = static_cast<int>(a.integer("gzip", 0));
   o.float16 = a.has("fp16");
   headlab::TraceWriter writer(a.require("out"), o);
-  writer.writeModel(m.model->config(), m.source, m.format);
+  writer.writeModel(model.config(), m.source, m.format);
   std::vector<std::string> pieces;
   for (auto id : ids) pieces.push_back(m.tokenizer->tokenString(id));
   writer.writeInputs(ids, pieces);
+  if (image.imageBegin >= 0) writer.writeImage(pixels, image.imageBegin, image.imageEnd);
   writer.writeInterventions(nlohmann::json::array());
-  headlab::captureToTrace(*m.model, ids, hooks, writer, [](int done, int total) {
+  headlab::captureToTrace(model, ids, hooks, writer, [](int done, int total) {
     std::cerr << "\rcapture: " << done << "/" << total << (done == total ? "\n" : "") << std::flush;
     return true;
-  });
+  }, vlm ? image.embeds : at::Tensor());
   writer.commit();
   std::cout << a.get("out") << "\n";
   return 0;

@@ -7,6 +7,7 @@
 #include <QDockWidget>
 #include <QDragEnterEvent>
 #include <QFileDialog>
+#include <QFileInfo>
 #include <QFutureWatcher>
 #include <QGridLayout>
 #include <QGuiApplication>
@@ -258,6 +259,7 @@ bool MainWindow::loadImage(const QString& path) {
     return false;
   }
   setImage(image);
+  m_imagePath = QFileInfo(path).absoluteFilePath();
   statusBar()->showMessage(tr("image %1 (%2 × %3)").arg(QFileInfo(path).fileName()).arg(image.width()).arg(image.height()));
   return true;
 }
@@ -268,6 +270,7 @@ void MainWindow::setImage(const QImage& image, bool rerunPrompt) {
     return;
   }
   // What the model sees: CLIP's centre square (the resize keeps the aspect ratio).
+  m_imagePath.clear();
   const int side = std::min(image.width(), image.height());
   m_image = image.copy((image.width() - side) / 2, (image.height() - side) / 2, side, side);
   m_imageView->setImage(m_image);
@@ -478,6 +481,10 @@ void MainWindow::connectSession() {
       if (m_pendingLayer >= 0) selectHead(m_pendingLayer, m_pendingHead);
       m_pendingLayer = m_pendingHead = -1;
     }
+    if (m_pendingVhr) {
+      m_pendingVhr = false;
+      m_vhr->setChecked(true);
+    }
   });
   connect(m_session, &SessionController::imageSpanReady, this, [this](const views::ImageSpan& span) {
     m_imageSpan = span;
@@ -563,6 +570,7 @@ void MainWindow::showModel(const views::ModelSummary& s) {
   m_vision = s.patchSide > 0;
   m_imageView->parentWidget()->setEnabled(m_vision);
   m_image = QImage();
+  m_imagePath.clear();
   m_imageSpan = {};
   m_imageView->setImage(QImage());
   {
@@ -575,7 +583,7 @@ void MainWindow::showModel(const views::ModelSummary& s) {
     QImageReader reader(m_pendingImage);
     const QImage image = reader.read();
     if (image.isNull()) statusBar()->showMessage(tr("error: %1: cannot read the image (%2)").arg(m_pendingImage, reader.errorString()));
-    else setImage(image, false);  // the pending prompt runs next, with the image
+    else setImage(image, false), m_imagePath = QFileInfo(m_pendingImage).absoluteFilePath();  // the pending prompt runs next, with the image
     m_pendingImage.clear();
   }
   statusBar()->showMessage(tr("opened %1 (%2 layers × %3 heads, %4 kv heads)").arg(s.source).arg(s.layers).arg(s.heads).arg(s.kvHeads));

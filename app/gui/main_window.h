@@ -141,6 +141,8 @@ class MainWindow : public QMainWindow {
   views::HeadScores m_firstToken, m_entropy;
   QString m_pendingPrompt;
   QString m_pendingImage;
+  QString m_imagePath;      // the loaded image's file, for sessions (empty when set from code)
+  bool m_pendingVhr = false;
   int m_lastFrom = -1;
   QString m_modelSpec;
   QString m_lastProbeJson;  // the last probe result, as the CLI prints it

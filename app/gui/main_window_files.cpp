@@ -65,7 +65,10 @@ QString MainWindow::sessionJson() const {
                 {"ablation_kind", views::ablationName(m_gridModel->ablationKind())},
                 {"selected", QJsonObject{{"layer", m_layer}, {"head", m_head}}},
                 {"probe", QJsonObject{{"name", m_probes->currentProbe()}, {"params", m_probes->paramsText()}}},
-                {"log_scale", m_log->isChecked()}};
+                {"log_scale", m_log->isChecked()},
+                {"image", m_imagePath},
+                {"vhr", m_vhr->isChecked()},
+                {"overlay", m_overlaySource->currentIndex() == 1 ? "layer average" : "selected head"}};
   return QString::fromUtf8(QJsonDocument(o).toJson());
 }
 
@@ -109,7 +112,9 @@ void MainWindow::openSession(const QString& path) {
     m_probes->selectProbe(probe.value("name").toString());
     m_probes->setParamsText(probe.value("params").toString());
   }
-  openModel(o.value("model").toString(), o.value("prompt").toString());
+  m_pendingVhr = o.value("vhr").toBool();
+  setOverlayAverage(o.value("overlay").toString() == "layer average");
+  openModel(o.value("model").toString(), o.value("prompt").toString(), o.value("image").toString());
 }
 
 bool MainWindow::exportProbeResult(const QString& path) {

@@ -39,6 +39,8 @@ struct SessionController::Worker {
   std::unique_ptr<VisionLanguageModel> vlm;  // set for LLaVA folders and demo-vlm
   at::Tensor pixels;                         // [1, 3, S, S], CLIP-normalised; undefined = no image
   std::vector<int64_t> promptIds;            // the prompt before the image is spliced in
+  at::Tensor embeds;                         // layer 0's input of the current image prompt
+  int64_t imageBegin = -1, imageEnd = -1;    // its image span
   std::vector<Intervention> vhr;             // VHR's reinforcement while its toggle is on
   bool vhrOn = false;
   std::unique_ptr<IncrementalRunner> runner;
@@ -200,6 +202,7 @@ void SessionController::runPrompt(const QString& text) {
       VlmInput in = w.vlm->prepare(ids, w.pixels);
       ids = in.ids, embeds = in.embeds;
       imageBegin = static_cast<int>(in.imageBegin), imageEnd = static_cast<int>(in.imageEnd);
+      w.embeds = in.embeds, w.imageBegin = in.imageBegin, w.imageEnd = in.imageEnd;
       w.runner->setPrompt(ids, embeds);
     } else {
       w.runner->setPrompt(ids);
@@ -475,7 +478,6 @@ void SessionController::exportTrace(const QString& path, const QString& hooksGlo
   post([this, path, hooksGlob, force] {
     auto& w = *m_worker;
     if (!w.runner || w.runner->tokens().empty()) throw InputError("run a prompt before exporting a trace");
-    if (w.vlm) throw InputError("HDF5 traces of image prompts are not supported yet: export the heatmap or a probe result instead");
     HookedTransformer& model = *w.model();
     auto hooks = matchHooks(model.hooks(), hooksGlob);
     TraceOptions o;
@@ -485,13 +487,14 @@ void SessionController::exportTrace(const QString& path, const QString& hooksGlo
     std::vector<std::string> pieces;
     for (const QString& p : w.pieces) pieces.push_back(p.toStdString());
     writer.writeInputs(w.runner->tokens(), pieces);
+    if (w.vlm && w.pixels.defined() && w.imageBegin >= 0) writer.writeImage(w.pixels, w.imageBegin, w.imageEnd);
     nlohmann::json ivs = nlohmann::json::array();
     for (const auto& iv : w.allInterventions()) ivs.push_back(iv.describe());
     writer.writeInterventions(ivs);
     {
       // The trace shows the run as the window shows it: with the current interventions.
       std::vector<HookHandle> handles = install(model, w.allInterventions());
-      captureToTrace(model, w.runner->tokens(), hooks, writer);
+      captureToTrace(model, w.runner->tokens(), hooks, writer, {}, w.vlm ? w.embeds : at::Tensor());
     }
     writer.commit();
     const qint64 bytes = static_cast<qint64>(writer.bytesWritten());

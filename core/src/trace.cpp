@@ -16,6 +16,7 @@
 #include "headlab/core/hooked_transformer.h"
 #include "headlab/core/model_config.h"
 #include "headlab/core/startup.h"
+#include "headlab/core/tensor_store.h"
 
 namespace headlab {
 
@@ -89,6 +90,17 @@ void TraceWriter::writeInputs(const std::vector<int64_t>& tokens, const std::vec
   m_file.writeInts("/inputs/tokens", {1, tokens.size()}, tokens.data());
   m_file.writeStrings("/inputs/token_strings", pieces);
   m_file.setAttr("/inputs/tokens", "axes", std::vector<std::string>{"batch", "pos"});
+}
+
+void TraceWriter::writeImage(const at::Tensor& pixels, int64_t imageBegin, int64_t imageEnd) {
+  at::Tensor t = pixels.detach().to(at::kCPU, at::kFloat).contiguous();
+  if (t.dim() != 4) throw InputError("image pixels must be [batch, channel, y, x], got " + shapeString(t.sizes()));
+  m_file.writeFloats("/inputs/image", shapeOf(t), t.data_ptr<float>());
+  m_file.setAttr("/inputs/image", "axes", std::vector<std::string>{"batch", "channel", "y", "x"});
+  m_file.setAttr("/inputs/image", "normalisation", std::string("CLIP mean/std (the tower's input)"));
+  const int64_t span[2] = {imageBegin, imageEnd};
+  m_file.writeInts("/inputs/image_span", {2}, span);
+  m_bytes += static_cast<uint64_t>(t.numel()) * 4;
 }
 
 void TraceWriter::writeActivation(const std::string& hook, const at::Tensor& activation) {
@@ -268,7 +280,7 @@ uint64_t estimateCaptureBytes(const HookedTransformer& model, const std::vector<
 }
 
 void captureToTrace(HookedTransformer& model, const std::vector<int64_t>& tokens, const std::vector<std::string>& hooks,
-                    TraceWriter& writer, const std::function<bool(int, int)>& progress) {
+                    TraceWriter& writer, const std::function<bool(int, int)>& progress, const at::Tensor& embeds) {
   c10::InferenceMode guard;
   std::vector<HookHandle> handles;
   int done = 0;
@@ -280,7 +292,13 @@ void captureToTrace(HookedTransformer& model, const std::vector<int64_t>& tokens
       if (progress && !progress(done, total)) throw CancelledError();
     }));
   }
-  model.forward(at::tensor(tokens, at::kLong).unsqueeze(0));
+  if (embeds.defined()) {
+    if (embeds.dim() != 3 || embeds.size(1) != static_cast<int64_t>(tokens.size()))
+      throw InputError("capture: embeddings " + shapeString(embeds.sizes()) + " do not match " + std::to_string(tokens.size()) + " tokens");
+    model.forwardFrom(0, embeds);
+  } else {
+    model.forward(at::tensor(tokens, at::kLong).unsqueeze(0));
+  }
 }
 
 }  // namespace headlab

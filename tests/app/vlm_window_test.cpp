@@ -7,7 +7,10 @@
 #include <gtest/gtest.h>
 
 #include <QCheckBox>
+#include <QDropEvent>
 #include <QLabel>
+#include <QMimeData>
+#include <QUrl>
 #include <QPushButton>
 #include <QSignalSpy>
 #include <QStatusBar>
@@ -16,6 +19,7 @@
 #include <random>
 
 #include "headlab/core/hooked_transformer.h"
+#include "headlab/core/trace.h"
 #include "headlab/core/tokenizer.h"
 #include "headlab/core/vision_language.h"
 #include "headlab/plugins/probe_plugin.h"
@@ -155,13 +159,53 @@ TEST_F(VlmWindowTest, VhrToggleChangesThePredictionAndOffRestoresIt) {
   ASSERT_TRUE(QTest::qWaitFor([&] { return allExact(window.logits()->predictions()); }, 10000)) << "VHR off did not restore the baseline";
 }
 
-TEST_F(VlmWindowTest, UnsupportedExportsSayWhy) {
-  QSignalSpy failed(window.session(), &SessionController::failed);
+TEST_F(VlmWindowTest, ExportsTheImagePromptAsATraceWithTheImage) {
+  QSignalSpy written(window.session(), &SessionController::traceExported);
   QTemporaryDir tmp;
-  window.exportTrace(tmp.filePath("t.h5"), "blocks.*.attn.hook_pattern");
-  ASSERT_TRUE(failed.wait(10000));
-  EXPECT_TRUE(failed.first().first().toString().contains("traces of image prompts are not supported yet")) << failed.first().first().toString().toStdString();
-  EXPECT_FALSE(QFile::exists(tmp.filePath("t.h5")));
+  window.exportTrace(tmp.filePath("t.h5"), "blocks.1.attn.hook_pattern");
+  ASSERT_TRUE(written.wait(20000)) << window.statusBar()->currentMessage().toStdString();
+  TraceReader r(tmp.filePath("t.h5").toStdString());
+  EXPECT_EQ(r.tokens().size(), 13u);
+  EXPECT_EQ(r.tokenStrings()[1], "img 0,0");
+  EXPECT_EQ(r.file().readInts("/inputs/image_span"), (std::vector<int64_t>{1, 10}));
+  EXPECT_EQ(r.file().shape("/inputs/image"), (std::vector<uint64_t>{1, 3, 12, 12}));
+  // The stored attention is the image run's, not the placeholder tokens'.
+  Reference ref = reference(1);
+  at::Tensor stored = r.activation("blocks.1.attn.hook_pattern")[0];
+  EXPECT_TRUE(at::allclose(stored, ref.pattern, 1e-5, 1e-6));
+}
+
+TEST_F(VlmWindowTest, ASessionReopensWithItsImageAndVhr) {
+  QTemporaryDir tmp;
+  testImage().save(tmp.filePath("scene.png"));
+  ASSERT_TRUE(window.loadImage(tmp.filePath("scene.png")));
+  window.vhrToggle()->setChecked(true);
+  ASSERT_TRUE(QTest::qWaitFor([&] { return window.vhrLabel()->text().startsWith("VHR: α"); }, 20000));
+  ASSERT_TRUE(window.saveSession(tmp.filePath("s.json")));
+  MainWindow other;
+  other.show();
+  other.openSession(tmp.filePath("s.json"));
+  ASSERT_TRUE(QTest::qWaitFor([&] { return other.imageView()->hasOverlay() && other.vhrToggle()->isChecked() && anyChanged(other.logits()->predictions()); }, 30000))
+      << other.statusBar()->currentMessage().toStdString();
+  EXPECT_EQ(other.tokenStrip()->count(), 13);
+  EXPECT_EQ(other.imageView()->attention().image.width(), 24);
+}
+
+TEST_F(VlmWindowTest, DroppingAnImageFileLoadsItAsThePromptsImage) {
+  QTemporaryDir tmp;
+  QImage small(12, 12, QImage::Format_RGB888);
+  small.fill(Qt::red);
+  small.save(tmp.filePath("red.png"));
+  QMimeData mime;
+  mime.setUrls({QUrl::fromLocalFile(tmp.filePath("red.png"))});
+  QDragEnterEvent enter(QPoint(50, 50), Qt::CopyAction, &mime, Qt::LeftButton, Qt::NoModifier);
+  QCoreApplication::sendEvent(&window, &enter);
+  EXPECT_TRUE(enter.isAccepted()) << "the window accepts dragged files";
+  QDropEvent drop(QPointF(50, 50), Qt::CopyAction, &mime, Qt::LeftButton, Qt::NoModifier);
+  QCoreApplication::sendEvent(&window, &drop);
+  ASSERT_TRUE(QTest::qWaitFor([&] { return window.imageView()->attention().image.width() == 12 && window.imageView()->hasOverlay(); }, 20000))
+      << window.statusBar()->currentMessage().toStdString() << " " << window.imageView()->attention().image.width();
+  EXPECT_EQ(window.tokenStrip()->count(), 13);
 }
 
 TEST(VlmWindowErrors, ImagesOnATextModelAreRefusedWithTheReason) {

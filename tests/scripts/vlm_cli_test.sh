@@ -28,6 +28,22 @@ f = h5py.File(d + "/vhd.h5")
 assert f["probes/vhd/grid"].shape == (2, 4), f["probes/vhd/grid"].shape
 print("vision probes from the CLI: look image span", look["image_span"], "VHD grid", f["probes/vhd/grid"].shape)
 PY
+# capture on an image prompt: the trace holds the image, its span and the image run's attention.
+"$CLI" capture --model "$MODEL" --image "$tmp/img.ppm" --prompt "w5 w7 w9" --hooks "blocks.*.attn.hook_pattern" --out "$tmp/cap.h5" \
+  > /dev/null 2>&1 || { echo "FAIL capture with an image"; fail=1; }
+/usr/bin/python3 - "$tmp/cap.h5" <<'PY' || fail=1
+import sys, h5py, numpy as np
+f = h5py.File(sys.argv[1])
+assert f["inputs/image"].shape == (1, 3, 12, 12), f["inputs/image"].shape
+assert list(f["inputs/image_span"][:]) == [1, 10], f["inputs/image_span"][:]
+assert f["inputs/tokens"].shape == (1, 13) and int(f["inputs/tokens"][0, 1]) == 63
+p = f["activations/blocks.0.attn.hook_pattern"][:]
+assert p.shape == (1, 4, 13, 13) and np.allclose(p.sum(-1), 1, atol=1e-5)
+assert p[0, :, 10:, 1:10].sum() > 0, "the words attend to the image"
+print("capture with an image:", f["inputs/image"].shape, "span", list(f["inputs/image_span"][:]))
+PY
+out=$("$CLI" capture --model "$MODEL" --prompt "w5" --hooks "x" --out "$tmp/no.h5" --image "$tmp/missing.png" 2>&1) && { echo "FAIL capture with a missing image succeeded"; fail=1; }
+[ -e "$tmp/no.h5" ] && { echo "FAIL a failed capture left a file"; fail=1; }
 out=$("$CLI" probe vhd --model "$MODEL" --params "$TOK" 2>&1) && { echo "FAIL vhd without an image succeeded"; fail=1; }
 echo "$out" | grep -q "needs a vision-language model (LLaVA folder) and an image" || { echo "FAIL wrong error: $out"; fail=1; }
 out=$("$CLI" probe look --model "$MODEL" --image "$tmp/missing.png" 2>&1) && { echo "FAIL missing image succeeded"; fail=1; }

@@ -36,6 +36,10 @@ class TraceWriter {
 
   void writeModel(const ModelConfig& c, const std::string& source, const std::string& format);
   void writeInputs(const std::vector<int64_t>& tokens, const std::vector<std::string>& pieces);
+  // A vision-language prompt's image: /inputs/image, the pixels as the tower saw them
+  // ([batch, channel, y, x], CLIP-normalised), and /inputs/image_span = [begin, end), the
+  // positions holding its tokens.
+  void writeImage(const at::Tensor& pixels, int64_t imageBegin, int64_t imageEnd);
   // [batch, ...] activation named by its hook; attention is chunked one head per chunk.
   void writeActivation(const std::string& hook, const at::Tensor& activation);
   void writeProbe(const std::string& name, const nlohmann::json& params, const std::map<std::string, at::Tensor>& arrays);
@@ -83,7 +87,8 @@ uint64_t estimateCaptureBytes(const HookedTransformer& model, const std::vector<
 
 // One forward that streams each listed hook's activation into the writer as it is produced.
 // `progress(done, total)` returning false cancels (CancelledError; the writer then discards).
+// `embeds` ([1, pos, d_model], optional): layer 0's input instead of embedding `tokens` (an image prompt).
 void captureToTrace(HookedTransformer& model, const std::vector<int64_t>& tokens, const std::vector<std::string>& hooks,
-                    TraceWriter& writer, const std::function<bool(int, int)>& progress = {});
+                    TraceWriter& writer, const std::function<bool(int, int)>& progress = {}, const at::Tensor& embeds = {});
 
 }  // namespace headlab
