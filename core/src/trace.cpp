@@ -1,5 +1,6 @@
 #include "headlab/core/trace.h"
 
+#include <cstdlib>
 #include <cstring>
 
 #include "isolated_call.h"
@@ -222,8 +223,11 @@ TraceReader::TraceReader(const std::string& path) : m_file(readStringsThenOpen(p
 }
 
 h5::File TraceReader::readStringsThenOpen(const std::string& path) {
-  // A real trace's strings take milliseconds; a file that makes libhdf5 loop gets 10 s.
-  IsolatedResult strings = runIsolated([&path] { return readTraceStrings(path); }, 10);
+  // A real trace's strings take milliseconds; a file that makes libhdf5 loop gets 10 s
+  // (HEADLAB_TRACE_STRINGS_TIMEOUT_S overrides it: the fuzzer uses 1 s).
+  const char* limit = std::getenv("HEADLAB_TRACE_STRINGS_TIMEOUT_S");
+  const int seconds = limit && std::atoi(limit) > 0 ? std::atoi(limit) : 10;
+  IsolatedResult strings = runIsolated([&path] { return readTraceStrings(path); }, seconds);
   if (!strings.ok && strings.threw) throw IoError(strings.failure);
   if (!strings.ok)
     throw IoError(path + ": corrupt HDF5 file: reading its strings crashed libhdf5 in a child process (" + strings.failure + ")");
