@@ -58,22 +58,29 @@ int main(int argc, char** argv) {
     std::cout << "\n";
   }
   // Single-head zero ablations.
+  // Knockout: the head's scores on the image keys (positions 1..16 of every demo question) get
+  // log(1e-9): it can no longer read the image directly (PASTA with the text as the emphasis).
+  std::vector<int64_t> textKeys{0};
+  for (int64_t p = 17; p < 24; ++p) textKeys.push_back(p);
   auto accuracyWith = [&](const std::vector<int64_t>& heads, InterventionKind kind) {
     std::vector<Intervention> ivs;
-    for (int64_t k : heads) ivs.push_back(Intervention{kind, static_cast<int>(k / c.n_heads), {static_cast<int>(k % c.n_heads)}});
+    for (int64_t k : heads) {
+      ivs.push_back(Intervention{kind, static_cast<int>(k / c.n_heads), {static_cast<int>(k % c.n_heads)}});
+      if (kind == InterventionKind::Pasta) ivs.back().alpha = 1e-9, ivs.back().keys = textKeys;
+    }
     auto handles = install(vlm->language(), ivs);
     return evaluateDemoVlm(*vlm, *tok, 200, 77);
   };
   std::cout << "single-head zero:";
   for (int64_t k = 0; k < c.n_layers * c.n_heads; ++k) std::cout << " " << accuracyWith({k}, InterventionKind::Zero);
   std::cout << "\n";
-  for (const std::string rankBy : {"raw", "filtered"}) {
+  for (const std::string rankBy : {"raw"}) {
     const auto& score = rankBy == "raw" ? raw : filt;
     std::vector<int64_t> order(score.size());
     std::iota(order.begin(), order.end(), 0);
     std::sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return score[a] > score[b]; });
-    for (InterventionKind kind : {InterventionKind::Zero, InterventionKind::Uniform}) {
-      for (int64_t K = 1; K <= 6; ++K) {
+    for (InterventionKind kind : {InterventionKind::Pasta, InterventionKind::Zero}) {
+      for (int64_t K = 1; K <= 8; ++K) {
         std::vector<int64_t> top(order.begin(), order.begin() + K);
         const double topAcc = accuracyWith(top, kind);
         std::mt19937_64 rng(0);
