@@ -16,4 +16,9 @@ shot window_stories260k --model "$M" --prompt "$P" --select 4.2
 shot window_head_ablated --model "$M" --prompt "$P" --ablate 4.1,4.5 --select 4.1
 shot window_probe_sinks --model "$M" --prompt "$P" --select 4.0 --probe sinks
 shot window_patching --model "$M" --prompt "$P" --select 4.2 --patch "Lily had a red ball. Lily gave the ball to|Tim had a red ball. Tim gave the ball to| Lily| Tim|resid-pos"
+# The vision window on demo-vlm (trained on first use, about 90 s): a drawn scene, the VHD probe run,
+# head L0H6 selected (the overlay shows its attention from the answer position to each patch).
+python3 "$ROOT/tests/scripts/write_demo_scene.py" "$OUT/.scene.png"
+shot window_demo_vlm --model demo-vlm --image "$OUT/.scene.png" --prompt "what colour is at top left ?" --probe vhd --select 0.6
+rm -f "$OUT/.scene.png"
 echo "screenshots in $OUT"
