@@ -353,20 +353,9 @@ DemoEvaluation evaluateDemo(HookedTransformer& model, const Tokenizer& tok, int 
 }
 
 std::string ensureDemoModel(const std::function<bool(double, const std::string&)>& progress, const DemoTrainingOptions& options) {
-  const std::string dir = demoCacheDir();
-  if (fs::exists(fs::path(dir) / "config.json")) {
-    try {
-      const auto training = readJsonFile((fs::path(dir) / "training.json").string());
-      loadModel(dir);
-      if (training.value("recipe", "") == kRecipe) return dir;
-      // A model from an older recipe: train the current one.
-    } catch (const Error&) {
-      // A corrupt cache (a truncated file, a disk that filled): train again.
-    }
-  }
-  fs::create_directories(fs::path(dir).parent_path());
-  trainDemoModel(dir, options, progress);
-  return dir;
+  return training::ensureCached(
+      demoCacheDir(), kRecipe, [](const std::string& dir) { loadModel(dir); },
+      [&](const std::string& dir) { trainDemoModel(dir, options, progress); });
 }
 
 }  // namespace headlab

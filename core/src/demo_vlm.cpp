@@ -305,19 +305,9 @@ void train(const std::string& temp, const DemoVlmOptions& o, const std::function
 }  // namespace
 
 std::string ensureDemoVlm(const std::function<bool(double, const std::string&)>& progress, const DemoVlmOptions& options) {
-  const std::string dir = demoVlmCacheDir();
-  if (fs::exists(fs::path(dir) / "config.json")) {
-    try {
-      const auto training = readJsonFile((fs::path(dir) / "training.json").string());
-      loadLlava(dir);
-      if (training.value("recipe", "") == kVlmRecipe) return dir;
-    } catch (const Error&) {
-      // A corrupt cache: train again.
-    }
-  }
-  fs::create_directories(fs::path(dir).parent_path());
-  trainDemoVlm(dir, options, progress);
-  return dir;
+  return training::ensureCached(
+      demoVlmCacheDir(), kVlmRecipe, [](const std::string& dir) { loadLlava(dir); },
+      [&](const std::string& dir) { trainDemoVlm(dir, options, progress); });
 }
 
 double evaluateDemoVlm(VisionLanguageModel& vlm, const Tokenizer& tok, int questions, uint64_t seed) {

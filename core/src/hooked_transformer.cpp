@@ -277,6 +277,9 @@ at::Tensor HookedTransformer::forward(const at::Tensor& tokens, KvCache* cache) 
 }
 
 at::Tensor HookedTransformer::forwardFrom(int fromLayer, const at::Tensor& residPre, bool lastPositionOnly) {
+  if (residPre.dim() == 3 && residPre.size(1) > m_config.n_ctx)
+    throw InputError("sequence of " + std::to_string(residPre.size(1)) + " positions is longer than the model's context (" +
+                     std::to_string(m_config.n_ctx) + ")");
   at::Tensor resid = residPre;
   const int last = static_cast<int>(m_config.n_layers) - 1;
   // With only the next-token prediction wanted, the final block runs for the last row alone

@@ -7,6 +7,9 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "headlab/core/checkpoint_formats.h"
+#include "headlab/core/errors.h"
+
 namespace headlab::training {
 
 namespace fs = std::filesystem;
@@ -62,6 +65,23 @@ void writeFolderAtomically(const std::string& folder, const std::function<void(c
   fs::remove_all(target);
   fs::create_directories(target.parent_path());
   fs::rename(temp, target);
+}
+
+std::string ensureCached(const std::string& dir, const std::string& recipe, const std::function<void(const std::string&)>& load,
+                         const std::function<void(const std::string&)>& train) {
+  if (fs::exists(fs::path(dir) / "config.json")) {
+    try {
+      const auto training = readJsonFile((fs::path(dir) / "training.json").string());
+      load(dir);
+      if (training.value("recipe", "") == recipe) return dir;
+      // A model from an older recipe: train the current one.
+    } catch (const Error&) {
+      // A corrupt cache (a truncated file, a disk that filled): train again.
+    }
+  }
+  fs::create_directories(fs::path(dir).parent_path());
+  train(dir);
+  return dir;
 }
 
 }  // namespace headlab::training

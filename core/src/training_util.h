@@ -33,4 +33,10 @@ std::string cacheDir(const std::string& name);
 // is untouched.
 void writeFolderAtomically(const std::string& folder, const std::function<void(const std::string& temporary)>& write);
 
+// The cached model folder `dir`, trained first (train(dir)) unless it holds a training.json whose
+// "recipe" is `recipe` and load(dir) succeeds. A corrupt cache (a truncated file, a disk that
+// filled) or one from an older recipe is trained again.
+std::string ensureCached(const std::string& dir, const std::string& recipe, const std::function<void(const std::string&)>& load,
+                         const std::function<void(const std::string&)>& train);
+
 }  // namespace headlab::training

@@ -131,3 +131,44 @@ TEST_F(DemoModelTest, DemoVlmScenesAnswerWhatThePixelsShow) {
 }
 
 }  // namespace headlab
+
+#include <unistd.h>
+
+#include <fstream>
+
+#include "training_util.h"
+
+namespace headlab {
+
+TEST(DemoCacheTest, ReusesAGoodCacheAndRetrainsACorruptOrOlderOne) {
+  const auto dir = std::filesystem::temp_directory_path() / ("headlab-cache-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  int trained = 0;
+  bool loadFails = false;
+  auto load = [&](const std::string&) {
+    if (loadFails) throw IoError("model.safetensors: truncated");
+  };
+  auto train = [&](const std::string& d) {
+    ++trained;
+    std::filesystem::create_directories(d);
+    std::ofstream(std::filesystem::path(d) / "config.json") << "{}";
+    std::ofstream(std::filesystem::path(d) / "training.json") << R"({"recipe": "v2"})";
+  };
+  const std::string folder = (dir / "demo").string();
+  EXPECT_EQ(training::ensureCached(folder, "v2", load, train), folder);
+  EXPECT_EQ(trained, 1) << "no cache: trained";
+  training::ensureCached(folder, "v2", load, train);
+  EXPECT_EQ(trained, 1) << "a good cache is reused";
+  training::ensureCached(folder, "v3", load, train);
+  EXPECT_EQ(trained, 2) << "an older recipe is retrained";
+  loadFails = true;
+  training::ensureCached(folder, "v2", load, train);
+  EXPECT_EQ(trained, 3) << "a cache that does not load is retrained";
+  std::ofstream(std::filesystem::path(folder) / "training.json") << "{ not json";
+  loadFails = false;
+  training::ensureCached(folder, "v2", load, train);
+  EXPECT_EQ(trained, 4) << "a corrupt training.json is retrained";
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace headlab
