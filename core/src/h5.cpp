@@ -1,5 +1,8 @@
 #include "headlab/core/h5.h"
 
+#include <filesystem>
+#include <limits>
+
 #include <hdf5.h>
 
 #include <cstring>
@@ -87,6 +90,21 @@ void Handle::close() {
 
 void File::fail(const std::string& obj, const std::string& what) const {
   throw IoError(m_path + ": " + obj + ": " + what);
+}
+
+size_t File::checkedElements(const std::string& obj, const std::vector<uint64_t>& dims, size_t elementBytes) const {
+  uint64_t n = 1;
+  for (uint64_t d : dims) {
+    if (d != 0 && n > std::numeric_limits<uint64_t>::max() / d) fail(obj, "dataspace size overflows");
+    n *= d;
+  }
+  std::error_code ec;
+  const uint64_t fileBytes = std::filesystem::file_size(m_path, ec);
+  if (ec) return static_cast<size_t>(n);
+  const uint64_t limit = fileBytes * 1032 + (uint64_t(1) << 20);
+  if (n > limit / elementBytes)
+    fail(obj, "declares " + std::to_string(n) + " elements, more than a " + std::to_string(fileBytes) + "-byte file can hold");
+  return static_cast<size_t>(n);
 }
 
 File File::create(const std::string& path) {
@@ -218,8 +236,9 @@ std::vector<std::string> File::attrStrings(const std::string& obj, const std::st
   hssize_t n = H5Sget_simple_extent_npoints(space.id());
   Handle ftype(H5Aget_type(a.id()));
   if (H5Tget_class(ftype.id()) != H5T_STRING) fail(obj, "attribute '" + name + "' is not a string");
+  if (n < 0) fail(obj, "attribute '" + name + "' has a bad dataspace");
   Handle t = strType();
-  std::vector<char*> ptrs(static_cast<size_t>(n), nullptr);
+  std::vector<char*> ptrs(checkedElements(obj, {static_cast<uint64_t>(n)}, sizeof(char*)), nullptr);
   if (H5Aread(a.id(), t.id(), ptrs.data()) < 0) fail(obj, "cannot read attribute '" + name + "'");
   std::vector<std::string> out;
   for (char* p : ptrs) out.emplace_back(p ? p : "");
@@ -337,8 +356,7 @@ std::vector<float> File::readFloats(const std::string& path, const std::vector<u
   if (nd != static_cast<int>(start.size()) || start.size() != count.size()) fail(path, "selection rank mismatch");
   std::vector<hsize_t> st(start.begin(), start.end()), ct(count.begin(), count.end());
   if (H5Sselect_hyperslab(space.id(), H5S_SELECT_SET, st.data(), nullptr, ct.data(), nullptr) < 0) fail(path, "selection out of range");
-  size_t n = 1;
-  for (auto c : count) n *= c;
+  const size_t n = checkedElements(path, count, sizeof(float));
   Handle mem(H5Screate_simple(nd, ct.data(), nullptr));
   std::vector<float> out(n);
   if (H5Dread(ds.id(), H5T_NATIVE_FLOAT, mem.id(), space.id(), H5P_DEFAULT, out.data()) < 0) fail(path, "read failed");
@@ -348,9 +366,7 @@ std::vector<float> File::readFloats(const std::string& path, const std::vector<u
 std::vector<int64_t> File::readInts(const std::string& path) const {
   Handle ds = openDataset(id(), path);
   if (!ds.valid()) fail(path, "no such dataset");
-  size_t n = 1;
-  for (auto d : shape(path)) n *= d;
-  std::vector<int64_t> out(n);
+  std::vector<int64_t> out(checkedElements(path, shape(path), sizeof(int64_t)));
   if (H5Dread(ds.id(), H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()) < 0) fail(path, "read failed");
   return out;
 }
@@ -360,8 +376,9 @@ std::vector<std::string> File::readStrings(const std::string& path) const {
   if (!ds.valid()) fail(path, "no such dataset");
   Handle space(H5Dget_space(ds.id()));
   hssize_t n = H5Sget_simple_extent_npoints(space.id());
+  if (n < 0) fail(path, "bad dataspace");
   Handle t = strType();
-  std::vector<char*> ptrs(static_cast<size_t>(n), nullptr);
+  std::vector<char*> ptrs(checkedElements(path, {static_cast<uint64_t>(n)}, sizeof(char*)), nullptr);
   if (H5Dread(ds.id(), t.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()) < 0) fail(path, "read failed");
   std::vector<std::string> out;
   for (char* p : ptrs) out.emplace_back(p ? p : "");

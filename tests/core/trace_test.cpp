@@ -5,7 +5,10 @@
 #include <filesystem>
 #include <fstream>
 
+#include <hdf5.h>
+
 #include "headlab/core/errors.h"
+#include "headlab/core/h5.h"
 #include "headlab/core/trace.h"
 #include "random_model.h"
 
@@ -134,6 +137,33 @@ TEST_F(TraceTest, CaptureStreamsEveryRequestedHook) {
 TEST_F(TraceTest, ReaderRejectsFilesThatAreNotTraces) {
   std::ofstream(path("junk.h5")) << "not hdf5 at all";
   EXPECT_THROW(TraceReader(path("junk.h5")), IoError);
+}
+
+// A dataspace declaring 2^40 token strings (chunked, nothing stored: a valid HDF5 file) must be
+// refused before anything allocates 8 TB of pointers; the fuzzer found the same through corruption.
+TEST_F(TraceTest, AnAbsurdDeclaredSizeIsAnErrorNotAnAllocation) {
+  {
+    h5::File f = h5::File::create(path("huge.h5"));
+    f.setAttr("/", "schema", std::string("headlab.trace"));
+    f.setAttr("/", "schema_version", int64_t{1});
+    f.createGroup("/inputs");
+    hsize_t dims = hsize_t(1) << 40, chunk = 1024;
+    hid_t space = H5Screate_simple(1, &dims, nullptr);
+    hid_t type = H5Tcopy(H5T_C_S1);
+    H5Tset_size(type, H5T_VARIABLE);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(dcpl, 1, &chunk);
+    hid_t ds = H5Dcreate2(f.id(), "/inputs/token_strings", type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    ASSERT_GE(ds, 0);
+    H5Dclose(ds), H5Pclose(dcpl), H5Tclose(type), H5Sclose(space);
+  }
+  try {
+    TraceReader r(path("huge.h5"));
+    FAIL() << "no error";
+  } catch (const IoError& e) {
+    EXPECT_NE(std::string(e.what()).find("/inputs/token_strings: declares 1099511627776 elements, more than a "), std::string::npos)
+        << e.what();
+  }
 }
 
 // Inputs the trace fuzzer found (fuzz/regressions/trace): each is an error now, not a crash.
