@@ -71,12 +71,61 @@ headlab::LoadedModel open(const Args& a) {
   return headlab::loadModel(a.require("model"), o);
 }
 
+// Any model the CLI takes: a text model, or a vision-language one (a LLaVA folder or demo-vlm,
+// trained on first use) with the image of --image. Text commands run on its decoder.
+struct OpenedModel {
+  headlab::LoadedModel loaded;                        // the text model, or the VLM's tokenizer and source
+  std::unique_ptr<headlab::VisionLanguageModel> vlm;  // set for vision-language models
+  at::Tensor pixels;                                  // --image, preprocessed (undefined without)
+  headlab::HookedTransformer& model() { return vlm ? vlm->language() : *loaded.model; }
+  // The prompt's ids; with an image, the placeholder goes after BOS unless the prompt has one.
+  // Returns the decoder's input: embeddings with the image spliced in (undefined for text models).
+  headlab::VlmInput prepare(std::vector<int64_t>& ids) {
+    if (!vlm) return {};
+    if (pixels.defined()) ids = headlab::withImagePlaceholder(ids, vlm->visionConfig().image_token_id, loaded.tokenizer ? loaded.tokenizer->bos() : -1);
+    headlab::VlmInput in = vlm->prepare(ids, pixels);
+    ids = in.ids;
+    return in;
+  }
+};
+
+OpenedModel openAny(const Args& a, bool tokenizerRequired = true) {
+  OpenedModel o;
+  std::string spec = a.require("model");
+  if (spec == "demo-vlm")
+    spec = headlab::ensureDemoVlm([](double f, const std::string& stage) {
+      std::cerr << "\r" << static_cast<int>(f * 100) << "% " << stage << "        " << std::flush;
+      return true;
+    });
+  if (headlab::isLlavaFolder(spec)) {
+    o.vlm = headlab::loadLlava(spec);
+    o.loaded.source = spec, o.loaded.format = "llava";
+    try {
+      o.loaded.tokenizer = headlab::loadTokenizer(a.get("tokenizer").empty() ? spec : a.get("tokenizer"));
+    } catch (const headlab::IoError&) {
+      if (tokenizerRequired) throw;
+    }
+    if (a.has("image")) o.pixels = readImage(a.get("image"), o.vlm->visionConfig());
+  } else {
+    if (a.has("image")) throw headlab::InputError("--image needs a vision-language model (a LLaVA folder or demo-vlm); " + spec + " is not one");
+    o.loaded = open(a);
+  }
+  if (tokenizerRequired && !o.loaded.tokenizer) throw headlab::TokenizerError(o.loaded.source + ": no tokenizer found; pass --tokenizer");
+  return o;
+}
+
 int cmdInfo(const Args& a) {
-  auto m = open(a);
-  nlohmann::json j = headlab::configToJson(m.model->config());
-  j["format"] = m.format;
-  j["source"] = m.source;
-  j["tokenizer"] = m.tokenizer ? m.tokenizer->kind() : "none";
+  auto o = openAny(a, false);
+  nlohmann::json j = headlab::configToJson(o.model().config());
+  j["format"] = o.loaded.format;
+  j["source"] = o.loaded.source;
+  j["tokenizer"] = o.loaded.tokenizer ? o.loaded.tokenizer->kind() : "none";
+  if (o.vlm) {
+    const auto& vc = o.vlm->visionConfig();
+    j["vision"] = headlab::configToJson(o.vlm->vision().config());
+    j["vision"]["image_size"] = vc.image_size, j["vision"]["patch_size"] = vc.patch_size;
+    j["vision"]["image_tokens"] = vc.imageTokens(), j["vision"]["image_token_id"] = vc.image_token_id;
+  }
   std::cout << j.dump(2) << "\n";
   return 0;
 }
@@ -98,9 +147,7 @@ int cmdTokenize(const Args& a) {
   if (a.has("tokenizer")) {
     tok = headlab::loadTokenizer(a.get("tokenizer"));
   } else {
-    auto m = open(a);
-    if (!m.tokenizer) throw headlab::TokenizerError(m.source + ": no tokenizer found; pass --tokenizer");
-    tok = std::move(m.tokenizer);
+    tok = std::move(openAny(a).loaded.tokenizer);
   }
   auto ids = tok->encode(readText(a), !a.has("no-bos"));
   for (size_t i = 0; i < ids.size(); ++i) std::cout << (i ? " " : "") << ids[i];
@@ -109,11 +156,30 @@ int cmdTokenize(const Args& a) {
 }
 
 int cmdGenerate(const Args& a) {
-  auto m = open(a);
-  if (!m.tokenizer) throw headlab::TokenizerError(m.source + ": no tokenizer found; pass --tokenizer");
+  auto o = openAny(a);
+  auto& m = o.loaded;
   const std::string prompt = a.require("prompt");
   if (prompt.empty()) throw headlab::InputError("empty prompt (--prompt \"\")");
   auto ids = m.tokenizer->encode(prompt, true);
+  if (o.vlm) {
+    // Greedy, one full forward per token (no KV cache across the spliced image): fine for the
+    // small models HeadLab runs on a CPU.
+    headlab::VlmInput in = o.prepare(ids);
+    const auto& c = o.model().config();
+    const int64_t steps = a.integer("max-tokens", 16);
+    std::vector<int64_t> generated;
+    c10::InferenceMode guard;
+    for (int64_t s = 0; s < steps && static_cast<int64_t>(in.ids.size()) < c.n_ctx; ++s) {
+      const int64_t next = o.vlm->forward(in)[0][-1].argmax().item<int64_t>();
+      if (next == m.tokenizer->eos()) break;
+      generated.push_back(next);
+      at::Tensor e = o.model().embed(at::tensor(std::vector<int64_t>{next}, at::kLong).unsqueeze(0), static_cast<int64_t>(in.ids.size()));
+      in.embeds = at::cat({in.embeds, e}, 1);
+      in.ids.push_back(next);
+    }
+    std::cout << prompt << " " << m.tokenizer->decode(generated) << "\n";
+    return 0;
+  }
   headlab::GenerateOptions g;
   g.maxNewTokens = a.integer("max-tokens", 64);
   // llama2.c -n N runs N forwards (positions 0..N-1), prompt included: N + 1 - P new tokens.
@@ -130,22 +196,9 @@ int cmdGenerate(const Args& a) {
 int cmdCapture(const Args& a) {
   // A vision-language model (LLaVA folder, demo-vlm) captures its decoder on the prompt with the
   // image (--image) spliced in; the trace also holds the image and its span.
-  std::string spec = a.require("model");
-  if (spec == "demo-vlm") spec = headlab::ensureDemoVlm();
-  std::unique_ptr<headlab::VisionLanguageModel> vlm;
-  at::Tensor pixels;
-  headlab::LoadedModel m;
-  if (headlab::isLlavaFolder(spec)) {
-    vlm = headlab::loadLlava(spec);
-    m.source = spec, m.format = "llava";
-    m.tokenizer = headlab::loadTokenizer(a.get("tokenizer").empty() ? spec : a.get("tokenizer"));
-    if (a.has("image")) pixels = readImage(a.get("image"), vlm->visionConfig());
-  } else {
-    if (a.has("image")) throw headlab::InputError("--image needs a vision-language model (a LLaVA folder); " + spec + " is not one");
-    m = open(a);
-  }
-  if (!m.tokenizer) throw headlab::TokenizerError(m.source + ": no tokenizer found; pass --tokenizer");
-  headlab::HookedTransformer& model = vlm ? vlm->language() : *m.model;
+  auto o = openAny(a);
+  auto& m = o.loaded;
+  headlab::HookedTransformer& model = o.model();
   const std::string prompt = a.require("prompt");
   if (prompt.empty()) throw headlab::InputError("empty prompt (--prompt \"\")");
   std::vector<std::string> hooks;
@@ -153,12 +206,7 @@ int cmdCapture(const Args& a) {
   for (std::string g; std::getline(globs, g, ',');)
     for (auto& h : model.hooks().match(g)) hooks.push_back(h);
   auto ids = m.tokenizer->encode(prompt, true);
-  headlab::VlmInput image;
-  if (vlm) {
-    if (pixels.defined()) ids = headlab::withImagePlaceholder(ids, vlm->visionConfig().image_token_id, m.tokenizer->bos());
-    image = vlm->prepare(ids, pixels);
-    ids = image.ids;
-  }
+  headlab::VlmInput image = o.prepare(ids);
   const double mb = headlab::estimateCaptureBytes(model, hooks, static_cast<int64_t>(ids.size())) / 1e6;
   std::cerr << "capture: " << hooks.size() << " hook points, " << ids.size() << " tokens, about " << mb
             << " MB in memory and at most as much on disk\n";
@@ -166,21 +214,21 @@ int cmdCapture(const Args& a) {
   if (mb > budget)
     throw headlab::InputError("capture would need about " + std::to_string(static_cast<long long>(mb)) + " MB, over the budget of " +
                               std::to_string(static_cast<long long>(budget)) + " MB; capture fewer hooks or raise --max-mb");
-  headlab::TraceOptions o;
-  o.force = a.has("force");
-  o.gzipLevel = static_cast<int>(a.integer("gzip", 0));
-  o.float16 = a.has("fp16");
-  headlab::TraceWriter writer(a.require("out"), o);
+  headlab::TraceOptions options;
+  options.force = a.has("force");
+  options.gzipLevel = static_cast<int>(a.integer("gzip", 0));
+  options.float16 = a.has("fp16");
+  headlab::TraceWriter writer(a.require("out"), options);
   writer.writeModel(model.config(), m.source, m.format);
   std::vector<std::string> pieces;
   for (auto id : ids) pieces.push_back(m.tokenizer->tokenString(id));
   writer.writeInputs(ids, pieces);
-  if (image.imageBegin >= 0) writer.writeImage(pixels, image.imageBegin, image.imageEnd);
+  if (image.imageBegin >= 0) writer.writeImage(o.pixels, image.imageBegin, image.imageEnd);
   writer.writeInterventions(nlohmann::json::array());
   headlab::captureToTrace(model, ids, hooks, writer, [](int done, int total) {
     std::cerr << "\rcapture: " << done << "/" << total << (done == total ? "\n" : "") << std::flush;
     return true;
-  }, vlm ? image.embeds : at::Tensor());
+  }, o.vlm ? image.embeds : at::Tensor());
   writer.commit();
   std::cout << a.get("out") << "\n";
   return 0;
@@ -279,30 +327,13 @@ int cmdProbe(const Args& a) {
   auto probe = registry.create(name);
   // A LLaVA folder loads as a vision-language model: its decoder runs the text probes, and the
   // vision probes also get the tower and the image.
-  headlab::LoadedModel m;
-  std::unique_ptr<headlab::VisionLanguageModel> vlm;
-  at::Tensor pixels;
-  std::string spec = a.require("model");
-  if (spec == "demo-vlm")
-    spec = headlab::ensureDemoVlm([](double f, const std::string& stage) {
-      std::cerr << "\r" << static_cast<int>(f * 100) << "% " << stage << "        " << std::flush;
-      return true;
-    });
-  if (headlab::isLlavaFolder(spec)) {
-    vlm = headlab::loadLlava(spec);
-    m.source = spec, m.format = "hf";
-    try {
-      m.tokenizer = headlab::loadTokenizer(a.get("tokenizer").empty() ? spec : a.get("tokenizer"));
-    } catch (const headlab::IoError&) {
-      m.tokenizer = nullptr;  // ids can still be given as "tokens"
-    }
-    if (a.has("image")) pixels = readImage(a.get("image"), vlm->visionConfig());
-  } else {
-    m = open(a);
-    if (a.has("image")) throw headlab::InputError("--image needs a vision-language model (a LLaVA folder); " + spec + " is not one");
-    if (!m.tokenizer) throw headlab::TokenizerError(m.source + ": no tokenizer found; pass --tokenizer");
-  }
-  headlab::HookedTransformer& model = vlm ? vlm->language() : *m.model;
+  // Without a tokenizer a vision-language model still runs prompts given as ids ("tokens").
+  auto o = openAny(a, false);
+  if (!o.vlm && !o.loaded.tokenizer) throw headlab::TokenizerError(o.loaded.source + ": no tokenizer found; pass --tokenizer");
+  auto& m = o.loaded;
+  auto& vlm = o.vlm;
+  auto& pixels = o.pixels;
+  headlab::HookedTransformer& model = o.model();
   nlohmann::json params = nlohmann::json::object();
   if (a.has("params")) {
     try {

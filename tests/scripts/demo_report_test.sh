@@ -57,11 +57,17 @@ html = open(d + "/report.html").read()
 for section in ("Induction heads", "Retrieval heads", "Attention sinks", "Activation patching", "First-token &alpha; per head"):
     assert section in html, section
 PY
+# End to end: an image file read by the CLI, preprocessed, spliced into the question; demo-vlm answers.
+/usr/bin/python3 "$(dirname "$0")/write_demo_scene.py" "$tmp/scene.png"
+for qa in "what colour is at top left ?|red" "what shape is at top right ?|cross" "what colour is at bottom left ?|none" "what shape is at bottom right ?|circle"; do
+  q=${qa%|*}; want=${qa#*|}
+  got=$("$CLI" generate --model demo-vlm --image "$tmp/scene.png" --prompt "$q" --max-tokens 1 2>/dev/null)
+  [ "$got" = "$q $want" ] || { echo "FAIL demo-vlm on the drawn scene: '$got', expected '$q $want'"; fail=1; }
+done
 # Issue #10's GUI: the window under Xvfb on demo-vlm (cached above) with a drawn scene, the VHD probe
 # run and head L0H6 selected: the picture shows the image with the attention overlay and the head
 # grid coloured by VHD. Kept in the build folder for a person to look at.
 if [ -n "$GUI" ]; then
-  /usr/bin/python3 "$(dirname "$0")/write_demo_scene.py" "$tmp/scene.png"
   shot=$SHOTS/screenshot_demo_vlm.png
   rm -f "$shot"
   xvfb-run -a -s "-screen 0 1600x1000x24" "$GUI" --model demo-vlm --image "$tmp/scene.png" --probe vhd --select 0.6 --screenshot "$shot" \

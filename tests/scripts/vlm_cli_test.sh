@@ -44,6 +44,13 @@ print("capture with an image:", f["inputs/image"].shape, "span", list(f["inputs/
 PY
 out=$("$CLI" capture --model "$MODEL" --prompt "w5" --hooks "x" --out "$tmp/no.h5" --image "$tmp/missing.png" 2>&1) && { echo "FAIL capture with a missing image succeeded"; fail=1; }
 [ -e "$tmp/no.h5" ] && { echo "FAIL a failed capture left a file"; fail=1; }
+# info, tokenize and generate take a LLaVA folder too.
+"$CLI" info --model "$MODEL" | grep -q '"image_tokens": 9' || { echo "FAIL info on a LLaVA folder"; fail=1; }
+[ "$("$CLI" tokenize --model "$MODEL" --text "w5 w7")" = "1 5 7" ] || { echo "FAIL tokenize on a LLaVA folder"; fail=1; }
+gen=$("$CLI" generate --model "$MODEL" --image "$tmp/img.ppm" --prompt "w5 w7 w9" --max-tokens 3 2>&1) || { echo "FAIL generate with an image: $gen"; fail=1; }
+[ "$(echo "$gen" | wc -w)" = 6 ] || { echo "FAIL generate printed '$gen'"; fail=1; }
+out=$("$CLI" generate --model "$(dirname "$MODEL")/gpt2" --image "$tmp/img.ppm" --prompt "x" 2>&1) && { echo "FAIL --image on a text model succeeded"; fail=1; }
+echo "$out" | grep -q "needs a vision-language model" || { echo "FAIL wrong error: $out"; fail=1; }
 out=$("$CLI" probe vhd --model "$MODEL" --params "$TOK" 2>&1) && { echo "FAIL vhd without an image succeeded"; fail=1; }
 echo "$out" | grep -q "needs a vision-language model (LLaVA folder) and an image" || { echo "FAIL wrong error: $out"; fail=1; }
 out=$("$CLI" probe look --model "$MODEL" --image "$tmp/missing.png" 2>&1) && { echo "FAIL missing image succeeded"; fail=1; }
