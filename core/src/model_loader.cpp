@@ -89,8 +89,8 @@ LoadedModel loadModel(const std::string& spec, const LoadOptions& opt) {
       config = arch::gpt2ConfigFromHf(cfg, cfgPath);
       weights = arch::gpt2WeightsFromHf(config, store);
     } else if (type == "llava") {
-      throw ConfigError(cfgPath + ": a LLaVA vision-language model; it opens with loadLlava (headlab-cli probe vhd|var|look), "
-                        "not yet as a text model");
+      throw ConfigError(cfgPath + ": a LLaVA vision-language model: it opens with loadLlava (the window and headlab-cli "
+                        "info, tokenize, generate, capture and probe take it); this command runs on text models only");
     } else {
       throw ConfigError(cfgPath + ": model_type '" + type + "' unsupported (expected gpt2, llama, mistral, qwen2 or llava)");
     }
