@@ -16,6 +16,11 @@
 #include <ATen/ATen.h>
 #include "headlab/core/trace.h"
 #endif
+#if defined(HEADLAB_FUZZ_TARGET_hf_config)
+#include <filesystem>
+#include "headlab/core/model_loader.h"
+#include "headlab/core/vision_language.h"
+#endif
 
 namespace {
 std::string scratch(const char* ext) {
@@ -37,6 +42,24 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   ::setenv("HEADLAB_TRACE_STRINGS_TIMEOUT_S", "1", 0);
   return 0;
 }
+
+#if defined(HEADLAB_FUZZ_TARGET_hf_config)
+namespace {
+// A scratch Hugging Face folder whose weights are a real shard (HEADLAB_FUZZ_WEIGHTS, set by
+// run_fuzzers.sh to stories260K's model.safetensors), so that the fuzzed config.json is checked
+// against real tensors: wrong shapes, absurd sizes, missing keys, unknown architectures.
+std::string folderWithWeights() {
+  static const std::string dir = [] {
+    std::string d = "/dev/shm/headlab-fuzz-hf-" + std::to_string(::getpid());
+    std::filesystem::create_directories(d);
+    if (const char* w = std::getenv("HEADLAB_FUZZ_WEIGHTS"))
+      std::filesystem::copy_file(w, d + "/shard.safetensors", std::filesystem::copy_options::overwrite_existing);
+    return d;
+  }();
+  return dir;
+}
+}  // namespace
+#endif
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
@@ -68,7 +91,22 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     writeFile(p, data, size);
     auto tok = headlab::loadHfTokenizerJson(p);
     exercise(*tok);
-#elif defined(HEADLAB_FUZZ_TARGET_llama2c_tokenizer)
+#elif defined(HEADLAB_FUZZ_TARGET_hf_config)
+    // Input: config.json, then optionally a NUL byte and model.safetensors.index.json (the sharded
+    // layout, its shard being the real weights); without an index the weights are model.safetensors.
+    const std::string dir = folderWithWeights();
+    const std::string all(reinterpret_cast<const char*>(data), size);
+    const size_t cut = all.find('\0');
+    std::filesystem::remove(dir + "/model.safetensors");
+    std::filesystem::remove(dir + "/model.safetensors.index.json");
+    writeFile(dir + "/config.json", data, cut == std::string::npos ? size : cut);
+    if (cut == std::string::npos) {
+      std::filesystem::create_hard_link(dir + "/shard.safetensors", dir + "/model.safetensors");
+    } else {
+      writeFile(dir + "/model.safetensors.index.json", data + cut + 1, size - cut - 1);
+    }
+    if (headlab::isLlavaFolder(dir)) headlab::loadLlava(dir);
+    else headlab::loadModel(dir);
     const std::string p = scratch(".tok.bin");
     writeFile(p, data, size);
     auto tok = headlab::loadLlama2cTokenizer(p);

@@ -73,7 +73,7 @@ std::string ensureCached(const std::string& dir, const std::string& recipe, cons
     try {
       const auto training = readJsonFile((fs::path(dir) / "training.json").string());
       load(dir);
-      if (training.value("recipe", "") == recipe) return dir;
+      if (training.is_object() && training.contains("recipe") && training["recipe"] == recipe) return dir;
       // A model from an older recipe: train the current one.
     } catch (const Error&) {
       // A corrupt cache (a truncated file, a disk that filled): train again.

@@ -100,7 +100,7 @@ bool isLlavaFolder(const std::string& folder) {
   if (!fs::is_regular_file(cfg)) return false;
   try {
     auto j = readJsonFile(cfg.string());
-    return j.is_object() && j.value("model_type", "") == "llava";
+    return j.is_object() && j.contains("model_type") && j["model_type"] == "llava";  // no throw on a non-string
   } catch (const Error&) {
     return false;
   }
@@ -126,7 +126,7 @@ TensorStore renamedView(const TensorStore& store, const std::vector<std::pair<st
 std::unique_ptr<VisionLanguageModel> loadLlava(const std::string& folder) {
   const std::string cfgPath = (fs::path(folder) / "config.json").string();
   const nlohmann::json cfg = readJsonFile(cfgPath);
-  if (!cfg.is_object() || cfg.value("model_type", "") != "llava") throw ConfigError(cfgPath + ": model_type is not 'llava'");
+  if (!cfg.is_object() || !cfg.contains("model_type") || cfg["model_type"] != "llava") throw ConfigError(cfgPath + ": model_type is not 'llava'");
   if (!cfg.contains("text_config") || !cfg["text_config"].is_object()) throw ConfigError(cfgPath + ": missing key 'text_config'");
   if (!cfg.contains("vision_config") || !cfg["vision_config"].is_object()) throw ConfigError(cfgPath + ": missing key 'vision_config'");
   const auto& vc = cfg["vision_config"];

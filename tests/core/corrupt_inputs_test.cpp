@@ -6,6 +6,7 @@
 
 #include "headlab/core/checkpoint_formats.h"
 #include "headlab/core/errors.h"
+#include "headlab/core/vision_language.h"
 #include "headlab/core/model_loader.h"
 #include "shared_path.h"
 
@@ -109,6 +110,17 @@ TEST_F(CorruptInputsTest, BadConfigJson) {
   EXPECT_NE(msg.find("config.json: bad JSON"), std::string::npos) << msg;
   msg = errorOf<ConfigError>([&] { loadModel(hfWith("config.json", R"({"model_type":"llama","hidden_size":64})")); });
   EXPECT_NE(msg.find("missing key 'intermediate_size'"), std::string::npos) << msg;
+}
+
+// Found by the config.json fuzzer: a model_type that is not a string made isLlavaFolder throw
+// nlohmann's type_error (a foreign exception) instead of answering "no".
+TEST_F(CorruptInputsTest, ModelTypeOfTheWrongJsonType) {
+  const std::string folder = hfWith("config.json", R"({"model_type": ["LlamaForCausalLM"], "hidden_size": 64})");
+  EXPECT_FALSE(isLlavaFolder(folder));
+  std::string msg = errorOf<ConfigError>([&] { loadModel(folder); });
+  EXPECT_NE(msg.find("model_type"), std::string::npos) << msg;
+  msg = errorOf<ConfigError>([&] { loadLlava(folder); });
+  EXPECT_NE(msg.find("model_type is not 'llava'"), std::string::npos) << msg;
 }
 
 TEST_F(CorruptInputsTest, BadTokenizerJson) {

@@ -168,6 +168,9 @@ TEST(DemoCacheTest, ReusesAGoodCacheAndRetrainsACorruptOrOlderOne) {
   loadFails = false;
   training::ensureCached(folder, "v2", load, train);
   EXPECT_EQ(trained, 4) << "a corrupt training.json is retrained";
+  std::ofstream(std::filesystem::path(folder) / "training.json") << R"({"recipe": ["v2"]})";
+  training::ensureCached(folder, "v2", load, train);
+  EXPECT_EQ(trained, 5) << "a recipe of the wrong JSON type is retrained, not thrown";
   std::filesystem::remove_all(dir);
 }
 
