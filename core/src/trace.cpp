@@ -195,23 +195,52 @@ struct StringReader {
   }
 };
 
-// Runs in the child: schema, then each activation's axes, then the token strings.
-std::string readTraceStrings(const std::string& path) {
+// Reads every element of a dataset once, a [1, 1, ...] slice at a time (one attention head per
+// read): libhdf5 walks every chunk and its index, and nothing large is held.
+void touchAllData(const h5::File& f, const std::string& obj) {
+  const std::vector<uint64_t> s = f.shape(obj);
+  f.checkedElements(obj, s, sizeof(float));
+  if (s.size() < 2) {
+    f.readFloats(obj);
+    return;
+  }
+  std::vector<uint64_t> start(s.size(), 0), count = s;
+  count[0] = count[1] = 1;
+  for (uint64_t i = 0; i < s[0]; ++i)
+    for (uint64_t j = 0; j < s[1]; ++j) {
+      start[0] = i, start[1] = j;
+      f.readFloats(obj, start, count);
+    }
+}
+
+// Runs in the child: everything the reader needs from libhdf5's metadata and strings, and one
+// read of all the data, so that a file that crashes or hangs libhdf5 does it here. Sends back the
+// schema, schema_version, each activation's name and axes, and the tokens and their strings.
+std::string inspectTrace(const std::string& path) {
   h5::File f = h5::File::open(path);
   std::string out;
   const bool schema = f.hasAttr("/", "schema");
   putString(out, schema ? f.attrString("/", "schema") : std::string());
   if (!schema || f.attrString("/", "schema") != kTraceSchema) return out;
+  putString(out, std::to_string(f.attrInt("/", "schema_version")));
   std::vector<std::string> names = f.exists("/activations") ? f.children("/activations") : std::vector<std::string>{};
   putString(out, std::to_string(names.size()));
   for (const auto& name : names) {
     putString(out, name);
     const std::string obj = "/activations/" + name;
     putStrings(out, f.hasAttr(obj, "axes") ? f.attrStrings(obj, "axes") : std::vector<std::string>{});
+    touchAllData(f, obj);
   }
-  const bool tokens = f.exists("/inputs/token_strings");
+  const bool tokens = f.exists("/inputs/tokens");
   putString(out, tokens ? "1" : "0");
-  if (tokens) putStrings(out, f.readStrings("/inputs/token_strings"));
+  if (tokens) {
+    std::vector<std::string> ids;
+    for (int64_t id : f.readInts("/inputs/tokens")) ids.push_back(std::to_string(id));
+    putStrings(out, ids);
+  }
+  const bool strings = f.exists("/inputs/token_strings");
+  putString(out, strings ? "1" : "0");
+  if (strings) putStrings(out, f.readStrings("/inputs/token_strings"));
   return out;
 }
 }  // namespace
@@ -227,27 +256,30 @@ h5::File TraceReader::readStringsThenOpen(const std::string& path) {
   // (HEADLAB_TRACE_STRINGS_TIMEOUT_S overrides it: the fuzzer uses 1 s).
   const char* limit = std::getenv("HEADLAB_TRACE_STRINGS_TIMEOUT_S");
   const int seconds = limit && std::atoi(limit) > 0 ? std::atoi(limit) : 10;
-  IsolatedResult strings = runIsolated([&path] { return readTraceStrings(path); }, seconds);
+  IsolatedResult strings = runIsolated([&path] { return inspectTrace(path); }, seconds);
   if (!strings.ok && strings.threw) throw IoError(strings.failure);
   if (!strings.ok)
-    throw IoError(path + ": corrupt HDF5 file: reading its strings crashed libhdf5 in a child process (" + strings.failure + ")");
+    throw IoError(path + ": corrupt HDF5 file: reading it crashed libhdf5 in a child process (" + strings.failure + ")");
   StringReader in{strings.output};
   if (in.next() != kTraceSchema) throw IoError(path + ": not a HeadLab trace (root attribute schema != \"headlab.trace\")");
+  m_schemaVersion = std::stoll(in.next());
   const size_t activations = std::stoull(in.next());
   for (size_t i = 0; i < activations; ++i) {
     std::string name = in.next();
+    m_activations.push_back(name);
     m_axes[name] = in.list();
   }
+  m_hasTokens = in.next() == "1";
+  if (m_hasTokens)
+    for (const auto& id : in.list()) m_tokens.push_back(std::stoll(id));
   m_hasTokenStrings = in.next() == "1";
   if (m_hasTokenStrings) m_tokenStrings = in.list();
   return h5::File::open(path);
 }
 
-int64_t TraceReader::schemaVersion() const { return m_file.attrInt("/", "schema_version"); }
+int64_t TraceReader::schemaVersion() const { return m_schemaVersion; }
 
-std::vector<std::string> TraceReader::activations() const {
-  return m_file.exists("/activations") ? m_file.children("/activations") : std::vector<std::string>{};
-}
+std::vector<std::string> TraceReader::activations() const { return m_activations; }
 
 at::Tensor TraceReader::activation(const std::string& hook) const {
   const std::string p = "/activations/" + hook;
@@ -273,7 +305,10 @@ std::vector<std::string> TraceReader::axes(const std::string& hook) const {
   if (it->second.empty()) throw IoError(m_file.path() + ": /activations/" + hook + ": no attribute 'axes'");
   return it->second;
 }
-std::vector<int64_t> TraceReader::tokens() const { return m_file.readInts("/inputs/tokens"); }
+std::vector<int64_t> TraceReader::tokens() const {
+  if (!m_hasTokens) throw IoError(m_file.path() + ": /inputs/tokens: no such dataset");
+  return m_tokens;
+}
 std::vector<std::string> TraceReader::tokenStrings() const {
   if (!m_hasTokenStrings) throw IoError(m_file.path() + ": /inputs/token_strings: no such dataset");
   return m_tokenStrings;

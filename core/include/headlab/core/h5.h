@@ -75,13 +75,13 @@ class File {
   std::string storageOf(const std::string& path) const;  // "float32", "float16", "int64"
   std::vector<uint64_t> chunkOf(const std::string& path) const;
 
- private:
-  File(Handle h, std::string path) : m_handle(std::move(h)), m_path(std::move(path)) {}
-  [[noreturn]] void fail(const std::string& obj, const std::string& what) const;
   // The element count of `dims`, refused (fail) when it overflows or when `elementBytes` each would
   // exceed what this file could hold even fully deflated (~1032:1): a corrupt dataspace must not
   // make us allocate terabytes.
   size_t checkedElements(const std::string& obj, const std::vector<uint64_t>& dims, size_t elementBytes) const;
+ private:
+  File(Handle h, std::string path) : m_handle(std::move(h)), m_path(std::move(path)) {}
+  [[noreturn]] void fail(const std::string& obj, const std::string& what) const;
   Handle m_handle;
   std::string m_path;
 };

@@ -58,9 +58,10 @@ class TraceWriter {
 
 class TraceReader {
  public:
-  // Throws IoError if not a HeadLab trace. Every string the reader returns (schema, axes, token
-  // strings) is read once, here, in a child process: libhdf5 1.10 crashes on some corrupt
-  // variable-length strings (H5HG_read), and such a file must cost an error, not the program.
+  // Throws IoError if not a HeadLab trace. The file is first read once, whole, in a child process
+  // (metadata, strings and data): libhdf5 1.10 crashes or loops on some corrupt files (H5HG_read,
+  // object headers), and such a file must cost an error, not the program. The strings, tokens and
+  // names come from that read; the data is read again, here, on request.
   explicit TraceReader(const std::string& path);
   h5::File& file() { return m_file; }
   int64_t schemaVersion() const;
@@ -77,6 +78,10 @@ class TraceReader {
   h5::File readStringsThenOpen(const std::string& path);
   // Declared before m_file: filled by readStringsThenOpen while m_file is initialised.
   std::map<std::string, std::vector<std::string>> m_axes;  // per activation
+  std::vector<std::string> m_activations;
+  int64_t m_schemaVersion = 0;
+  std::vector<int64_t> m_tokens;
+  bool m_hasTokens = false;
   std::vector<std::string> m_tokenStrings;
   bool m_hasTokenStrings = false;
   h5::File m_file;
