@@ -3,6 +3,7 @@
 #include <c10/core/InferenceMode.h>
 
 #include "session_controller.h"
+#include "session_worker.h"
 
 #include <QCoreApplication>
 #include <QElapsedTimer>
@@ -34,55 +35,6 @@ views::HeadScores grid(int L, int H, const QString& name) {
 }
 }  // namespace
 
-struct SessionController::Worker {
-  LoadedModel loaded;                        // a text model (model set), or a VLM's tokenizer and source
-  std::unique_ptr<VisionLanguageModel> vlm;  // set for LLaVA folders and demo-vlm
-  at::Tensor pixels;                         // [1, 3, S, S], CLIP-normalised; undefined = no image
-  std::vector<int64_t> promptIds;            // the prompt before the image is spliced in
-  at::Tensor embeds;                         // layer 0's input of the current image prompt
-  int64_t imageBegin = -1, imageEnd = -1;    // its image span
-  std::vector<Intervention> vhr;             // VHR's reinforcement while its toggle is on
-  bool vhrOn = false;
-  std::unique_ptr<IncrementalRunner> runner;
-  std::vector<at::Tensor> meanZ;  // per layer: z averaged over the prompt's positions [1, 1, head, d_head]
-  std::vector<Intervention> ivs;
-  QStringList pieces;
-  int layer = 0;
-  int64_t targetId = -1;
-
-  HookedTransformer* model() const { return vlm ? &vlm->language() : loaded.model.get(); }
-  // The edits from the head grid, then VHR's scales.
-  std::vector<Intervention> allInterventions() const {
-    std::vector<Intervention> out = ivs;
-    out.insert(out.end(), vhr.begin(), vhr.end());
-    return out;
-  }
-
-  std::vector<Intervention> toInterventions(const std::vector<views::HeadEdit>& edits) const {
-    std::vector<Intervention> out;
-    for (const auto& e : edits) {
-      const auto& s = e.state;
-      switch (s.ablation) {
-        case views::AblationKind::Zero: out.push_back({InterventionKind::Zero, e.layer, {e.head}}); break;
-        case views::AblationKind::Uniform: out.push_back({InterventionKind::Uniform, e.layer, {e.head}}); break;
-        case views::AblationKind::Mean: {
-          Intervention iv{InterventionKind::Mean, e.layer, {e.head}};
-          iv.source = meanZ.at(e.layer);
-          out.push_back(iv);
-          break;
-        }
-        case views::AblationKind::None: break;
-      }
-      if (s.alpha != 1.0f) {
-        Intervention iv{InterventionKind::Scale, e.layer, {e.head}};
-        iv.alpha = s.alpha;
-        out.push_back(iv);
-      }
-    }
-    return out;
-  }
-};
-
 SessionController::SessionController(QObject* parent) : QObject(parent), m_worker(std::make_unique<Worker>()) {
   m_context = new QObject;
   m_context->moveToThread(&m_thread);
@@ -94,24 +46,6 @@ SessionController::SessionController(QObject* parent) : QObject(parent), m_worke
 SessionController::~SessionController() {
   m_thread.quit();
   m_thread.wait();
-}
-
-template <typename F>
-void SessionController::post(F&& job) {
-  ++m_pending;
-  QMetaObject::invokeMethod(
-      m_context,
-      [this, job = std::forward<F>(job)]() mutable {
-        try {
-          c10::InferenceMode guard;  // thread-local: created inside the worker
-          job();
-        } catch (const std::exception& e) {
-          QString msg = QString::fromUtf8(e.what()).section('\n', 0, 0);
-          QMetaObject::invokeMethod(this, [this, msg] { emit failed(msg); emit busyChanged(false, {}); }, Qt::QueuedConnection);
-        }
-        --m_pending;
-      },
-      Qt::QueuedConnection);
 }
 
 void SessionController::waitIdle() {
@@ -381,76 +315,6 @@ void SessionController::runProbe(const QString& name, const QString& paramsJson)
                               Qt::QueuedConnection);
     const QString json = q(r.dump());
     QMetaObject::invokeMethod(this, [this, name, grid, summary, json] { emit probeFinished(name, grid, summary, json); }, Qt::QueuedConnection);
-  });
-}
-
-void SessionController::setImage(const QImage& image) {
-  // Pixels are copied here, on the GUI thread (cheap); preprocessing runs on the worker.
-  if (image.isNull()) {
-    emit failed(tr("the image is empty or could not be read"));
-    return;
-  }
-  const QImage rgb = image.convertToFormat(QImage::Format_RGB888);
-  std::vector<uint8_t> bytes(static_cast<size_t>(rgb.width()) * rgb.height() * 3);
-  for (int y = 0; y < rgb.height(); ++y)
-    std::copy_n(rgb.constScanLine(y), static_cast<size_t>(rgb.width()) * 3, bytes.data() + static_cast<size_t>(y) * rgb.width() * 3);
-  const int width = rgb.width(), height = rgb.height();
-  post([this, bytes = std::move(bytes), width, height] {
-    auto& w = *m_worker;
-    if (!w.vlm) throw InputError("the open model has no vision tower: open a LLaVA folder or demo-vlm to use images");
-    w.pixels = clipPreprocess(bytes, width, height, w.vlm->visionConfig()).to(w.model()->device());
-    QMetaObject::invokeMethod(this, [this] { emit imageAccepted(); }, Qt::QueuedConnection);
-  });
-}
-
-void SessionController::clearImage() {
-  post([this] {
-    m_worker->pixels = at::Tensor();
-    QMetaObject::invokeMethod(this, [this] { emit imageAccepted(); }, Qt::QueuedConnection);
-  });
-}
-
-void SessionController::computeVhr() {
-  // Worker thread. VHR (PROBES.md §4) through the vhd probe, so that the GUI and the CLI select the
-  // same heads: alpha = 2 on heads above the layer median, chosen at the first generation step.
-  auto& w = *m_worker;
-  w.vhr.clear();
-  if (!w.vlm || !w.pixels.defined() || w.promptIds.empty()) {
-    QMetaObject::invokeMethod(this, [this] { emit vhrApplied(false, tr("VHR needs an image prompt: load an image and run a prompt")); },
-                              Qt::QueuedConnection);
-    return;
-  }
-  auto probe = plugins::ProbeRegistry::instance().create("vhd");
-  plugins::ProbeContext ctx{*w.model(), w.loaded.tokenizer.get(), {{"tokens", w.promptIds}, {"vhr", true}}, {}};
-  ctx.vlm = w.vlm.get(), ctx.pixels = &w.pixels;
-  nlohmann::json r = probe->run(ctx)["vhr"];
-  QStringList parts;
-  for (const auto& layer : r["heads"]) {
-    Intervention iv{InterventionKind::Scale, layer["layer"].get<int>(), layer["heads"].get<std::vector<int>>()};
-    iv.alpha = r["alpha"].get<double>();
-    if (iv.heads.empty()) continue;
-    QStringList hs;
-    for (int h : iv.heads) hs << QString::number(h);
-    parts << QString("L%1 H%2").arg(iv.layer).arg(hs.join(","));
-    w.vhr.push_back(iv);
-  }
-  const QString text = tr("VHR: α = %1 on %2").arg(r["alpha"].get<double>()).arg(parts.isEmpty() ? tr("no heads") : parts.join("; "));
-  QMetaObject::invokeMethod(this, [this, text] { emit vhrApplied(true, text); }, Qt::QueuedConnection);
-}
-
-void SessionController::setVhr(bool on) {
-  post([this, on] {
-    auto& w = *m_worker;
-    w.vhrOn = on;
-    if (on) computeVhr();
-    else w.vhr.clear();
-    if (!on) QMetaObject::invokeMethod(this, [this] { emit vhrApplied(false, tr("VHR off")); }, Qt::QueuedConnection);
-    if (!w.runner || w.runner->tokens().empty()) return;
-    QElapsedTimer t;
-    t.start();
-    const int from = w.runner->update(w.allInterventions());
-    emitPredictions(from, t.nsecsElapsed() / 1e6);
-    emitLayer();
   });
 }
 
