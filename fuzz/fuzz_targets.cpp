@@ -107,6 +107,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     if (headlab::isLlavaFolder(dir)) headlab::loadLlava(dir);
     else headlab::loadModel(dir);
+#elif defined(HEADLAB_FUZZ_TARGET_llama2c_tokenizer)
     const std::string p = scratch(".tok.bin");
     writeFile(p, data, size);
     auto tok = headlab::loadLlama2cTokenizer(p);
@@ -140,6 +141,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       at::Tensor t = r.activation(hook);
       if (t.dim() == 4 && t.size(0) > 0 && t.size(1) > 0) r.headPattern(hook, 0, 0);
     }
+#else
+#error "fuzz target without a body: add its #elif branch (each target must exercise its parser)"
 #endif
   } catch (const headlab::Error&) {
     // The expected answer to bad input.
