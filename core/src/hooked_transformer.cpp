@@ -1,5 +1,6 @@
 #include "headlab/core/hooked_transformer.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "headlab/core/errors.h"
@@ -27,22 +28,30 @@ HookedTransformer::HookedTransformer(ModelConfig config, ModelWeights weights)
     : m_config(std::move(config)), m_weights(std::move(weights)), m_hooks(m_config.n_layers) {
   m_config.validate("model");
   validateWeights(m_config, m_weights, "model");
-  if (m_config.rope != RopeLayout::None) {
-    // float32 arithmetic on purpose: llama2.c and Hugging Face both build these tables in float32.
-    const int64_t half = m_config.rotaryDim() / 2;
-    std::vector<float> cosv(m_config.n_ctx * half), sinv(m_config.n_ctx * half);
-    const float theta = static_cast<float>(m_config.rope_theta);
-    for (int64_t i = 0; i < half; ++i) {
-      float freq = 1.0f / std::pow(theta, static_cast<float>(2 * i) / static_cast<float>(2 * half));
-      for (int64_t p = 0; p < m_config.n_ctx; ++p) {
-        float angle = static_cast<float>(p) * freq;
-        cosv[p * half + i] = std::cos(angle);
-        sinv[p * half + i] = std::sin(angle);
-      }
+  if (m_config.rope != RopeLayout::None) growRopeTables(std::min<int64_t>(m_config.n_ctx, kInitialRopePositions));
+}
+
+void HookedTransformer::growRopeTables(int64_t positions) const {
+  // float32 arithmetic on purpose: llama2.c and Hugging Face both build these tables in float32.
+  // Each position's row depends only on the position, so growing the table never changes a row.
+  // Grown on demand (doubling, capped at n_ctx): a 1M-token max_position_embeddings costs nothing
+  // until a prompt that long runs.
+  const int64_t have = m_ropeCos.defined() ? m_ropeCos.size(0) : 0;
+  if (positions <= have) return;
+  positions = std::min(m_config.n_ctx, std::max(positions, 2 * have));
+  const int64_t half = m_config.rotaryDim() / 2;
+  std::vector<float> cosv(positions * half), sinv(positions * half);
+  const float theta = static_cast<float>(m_config.rope_theta);
+  for (int64_t i = 0; i < half; ++i) {
+    float freq = 1.0f / std::pow(theta, static_cast<float>(2 * i) / static_cast<float>(2 * half));
+    for (int64_t p = 0; p < positions; ++p) {
+      float angle = static_cast<float>(p) * freq;
+      cosv[p * half + i] = std::cos(angle);
+      sinv[p * half + i] = std::sin(angle);
     }
-    m_ropeCos = at::from_blob(cosv.data(), {m_config.n_ctx, half}, at::kFloat).clone().to(device());
-    m_ropeSin = at::from_blob(sinv.data(), {m_config.n_ctx, half}, at::kFloat).clone().to(device());
   }
+  m_ropeCos = at::from_blob(cosv.data(), {positions, half}, at::kFloat).clone().to(device());
+  m_ropeSin = at::from_blob(sinv.data(), {positions, half}, at::kFloat).clone().to(device());
 }
 
 void HookedTransformer::to(at::Device dev, at::ScalarType dtype) {
@@ -81,6 +90,7 @@ at::Tensor HookedTransformer::norm(const at::Tensor& x, const at::Tensor& w, con
 at::Tensor HookedTransformer::rope(const at::Tensor& x, int64_t posOffset) const {
   // x [batch, pos, head, d_head]; rotate the first rotary_dim features of each head.
   const int64_t T = x.size(1), rot = m_config.rotaryDim(), half = rot / 2;
+  growRopeTables(posOffset + T);
   at::Tensor c = m_ropeCos.slice(0, posOffset, posOffset + T).view({1, T, 1, half}).to(x.scalar_type());
   at::Tensor s = m_ropeSin.slice(0, posOffset, posOffset + T).view({1, T, 1, half}).to(x.scalar_type());
   at::Tensor xr = x.slice(-1, 0, rot);

@@ -20,7 +20,8 @@ void ModelConfig::validate(const std::string& where) const {
   require(d_head > 0 && d_head < (1 << 16), "d_head must be positive, got " + std::to_string(d_head));
   require(d_mlp > 0 && d_mlp < (1 << 24), "d_mlp must be positive, got " + std::to_string(d_mlp));
   require(d_vocab > 0 && d_vocab < (1 << 26), "d_vocab must be positive, got " + std::to_string(d_vocab));
-  require(n_ctx > 0, "n_ctx must be positive, got " + std::to_string(n_ctx));
+  require(n_ctx > 0 && n_ctx <= (int64_t{1} << 24),
+          "n_ctx (max_position_embeddings) must be between 1 and 16777216, got " + std::to_string(n_ctx));
   if (rope != RopeLayout::None) {
     require(rotaryDim() % 2 == 0 && rotaryDim() <= d_head,
             "rotary dimension must be even and <= d_head, got " + std::to_string(rotaryDim()));

@@ -125,3 +125,34 @@ TEST(NonFiniteTest, ReportsTheHookWhereNaNFirstAppears) {
 }
 
 }  // namespace headlab
+
+namespace headlab {
+
+// A long declared context (Llama-3's 131072, or a fuzzed 6e15) costs nothing up front: the RoPE
+// tables grow with the positions actually run, and growing them never changes a row.
+TEST(RopeTablesTest, LongContextIsFreeAndGrownRowsAreRealRotations) {
+  c10::InferenceMode guard;
+  ModelConfig shortCtx = test::smallConfig("llama");
+  ModelWeights w = test::randomWeights(shortCtx, 5);
+  ModelConfig longCtx = shortCtx;
+  longCtx.n_ctx = int64_t{1} << 24;
+  HookedTransformer small(shortCtx, w), large(longCtx, w);
+  at::Tensor tokens = test::randomTokens(1, 9, 50);
+  EXPECT_TRUE(at::equal(small.forward(tokens), large.forward(tokens)));
+
+  // Without a causal mask, attention depends only on relative positions, so a block run at
+  // positions 20000.. (past the initial table) equals the same block at 0.. up to float32 angles.
+  longCtx.causal = false;
+  HookedTransformer bidirectional(longCtx, w);
+  at::Tensor x = at::randn({1, 6, longCtx.d_model});
+  at::Tensor atStart = bidirectional.block(0, x, nullptr, 0);
+  at::Tensor farAway = bidirectional.block(0, x, nullptr, 20000);
+  EXPECT_TRUE(at::allclose(atStart, farAway, 2e-3, 2e-3)) << (atStart - farAway).abs().max().item<float>();
+  // Positions matter in this block: reversing the rows is not equivariant under RoPE.
+  EXPECT_FALSE(at::allclose(atStart, bidirectional.block(0, x.flip(1), nullptr, 0).flip(1), 1e-2, 1e-2));
+
+  longCtx.n_ctx = (int64_t{1} << 24) + 1;
+  EXPECT_THROW(HookedTransformer(longCtx, w), Error);
+}
+
+}  // namespace headlab

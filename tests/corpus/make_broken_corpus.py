@@ -85,6 +85,9 @@ hf("cfg_kv_heads", st_src, c, expect="must be a multiple of n_kv_heads (3)")
 c = dict(cfg_src); c["num_hidden_layers"] = -5
 hf("cfg_negative_layers", st_src, c, expect="n_layers must be positive, got -5")
 hf("cfg_wrong_type", st_src, dict(cfg_src, hidden_size="64"), expect="key 'hidden_size' has the wrong type")
+# Found by the config fuzzer in CI: the RoPE tables were allocated for the whole declared context.
+hf("cfg_huge_context", st_src, dict(cfg_src, max_position_embeddings=5999999999999913),
+   expect="n_ctx (max_position_embeddings) must be between 1 and 16777216, got 5999999999999913")
 # Sharded: the same tensor in two shards.
 idx = {"weight_map": {k: ("a.safetensors" if i % 2 else "b.safetensors") for i, k in enumerate(k for k in header if k != "__metadata__")}}
 hf("st_duplicate_across_shards", None, expect="duplicate tensor",

@@ -63,6 +63,9 @@ class HookedTransformer {
  private:
   at::Tensor norm(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) const;
   at::Tensor rope(const at::Tensor& x, int64_t posOffset) const;  // x [batch, pos, head, d_head]
+  // Extends the RoPE tables to cover `positions` (at most n_ctx).
+  void growRopeTables(int64_t positions) const;
+  static constexpr int64_t kInitialRopePositions = 4096;
   at::Tensor attention(int layer, const at::Tensor& x, KvCache* cache, int64_t posOffset, bool lastRowOnly = false);
   at::Tensor mlp(int layer, const at::Tensor& x);
   void hook(int id, at::Tensor& t, int64_t posOffset = 0) { m_hooks.run(id, t, posOffset); }
@@ -70,7 +73,7 @@ class HookedTransformer {
   ModelConfig m_config;
   ModelWeights m_weights;
   HookRegistry m_hooks;
-  at::Tensor m_ropeCos, m_ropeSin;  // [n_ctx, rotary_dim / 2], float32
+  mutable at::Tensor m_ropeCos, m_ropeSin;  // [positions built so far <= n_ctx, rotary_dim / 2], float32
 };
 
 }  // namespace headlab
