@@ -4,7 +4,10 @@
 #   make fuzz                     FUZZ_SECONDS=60 by default
 # Environment: FUZZ_TARGETS (a subset), FUZZ_SEED (a fixed libFuzzer seed, as the CI pass uses),
 # FUZZ_RUNS (stop after this many executions, e.g. 1000000, or at FUZZ_SECONDS, whichever first),
-# FUZZ_BUILD (the build folder), HEADLAB_CLI (writes the trace reader's seed).
+# FUZZ_BUILD (the build folder), HEADLAB_CLI (writes the trace reader's seed),
+# FUZZ_SHORT=1 (the CI pass: a fresh corpus, seed 1 and a fixed count of executions per target, about
+# 20 s each on a 2-core machine, so the pass runs the same inputs on any machine: a crash it finds
+# reproduces here, and a pass here passes in CI. FUZZ_SECONDS then only caps a very slow machine).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SHARED=${HEADLAB_SHARED:-$(cd "$ROOT/.." && pwd)/shared}
@@ -12,8 +15,14 @@ SECONDS_EACH=${FUZZ_SECONDS:-60}
 B=${FUZZ_BUILD:-$ROOT/build-fuzz}
 CC=clang-14 CXX=clang++-14 cmake -S "$ROOT/fuzz" -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$B" -j "$(nproc)"
+# Executions per target in the short pass (FUZZ_SHORT=1).
+declare -A SHORT_RUNS=(
+  [safetensors]=10000 [gguf]=10000 [llama2c]=60000 [tokenizer_json]=30000 [llama2c_tokenizer]=100000
+  [sentencepiece]=1200 [gpt2_vocab]=150000 [trace]=250 [hf_config]=50000
+)
 seed() {  # target, files...
   local d=$B/corpus/$1; shift
+  if [ "${FUZZ_SHORT:-0}" = 1 ]; then rm -rf "$d"; fi
   mkdir -p "$d"
   for f in "$@"; do [ -f "$f" ] && cp "$f" "$d/"; done
   echo "$d"
@@ -51,11 +60,20 @@ for t in $TARGETS; do
     printf '%s' '{"model_type": "llava", "image_token_index": 63, "vision_feature_layer": -2, "vision_feature_select_strategy": "default", "text_config": {"model_type": "llama", "hidden_size": 64, "intermediate_size": 172, "num_hidden_layers": 5, "num_attention_heads": 8, "num_key_value_heads": 4, "vocab_size": 512}, "vision_config": {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "image_size": 12, "patch_size": 4}}' > "$dir/llava"
   fi
   log=$B/$t.log
+  touch "$B/.started-$t"
+  runs=${FUZZ_RUNS:-}
+  fuzz_seed=${FUZZ_SEED:-}
+  if [ "${FUZZ_SHORT:-0}" = 1 ]; then runs=${SHORT_RUNS[$t]}; fuzz_seed=${FUZZ_SEED:-1}; fi
   if ASAN_OPTIONS=detect_leaks=0:suppressions=$ROOT/fuzz/asan_suppressions.txt "$B/fuzz_$t" -max_total_time="$SECONDS_EACH" -rss_limit_mb=4096 -timeout=60 -max_len=2000000 \
-       -artifact_prefix="$B/crash-$t-" ${FUZZ_SEED:+-seed=$FUZZ_SEED} ${FUZZ_RUNS:+-runs=$FUZZ_RUNS} "$dir" >"$log" 2>&1; then
-    echo "fuzz_$t: $(grep -o 'Done [0-9]* runs' "$log" | tail -1), no crash"
+       -artifact_prefix="$B/crash-$t-" ${fuzz_seed:+-seed=$fuzz_seed} ${runs:+-runs=$runs} "$dir" >"$log" 2>&1; then
+    echo "fuzz_$t: $(grep -o 'Done [0-9]* runs' "$log" | tail -1) in $(grep -o 'Done [0-9]* runs in [0-9]* second' "$log" | grep -o '[0-9]* second' | tail -1)s, no crash"
   else
     echo "fuzz_$t: FOUND A CRASH (see $log and $B/crash-$t-*)"; status=1
+    # What a CI log needs to reproduce it: the sanitizer's report and the input, hex-dumped.
+    grep -m1 -A14 -E 'ERROR: (AddressSanitizer|libFuzzer|LeakSanitizer)|runtime error:|==ERROR' "$log" || tail -20 "$log"
+    find "$B" -maxdepth 1 -name "crash-$t-*" -newer "$B/.started-$t" -print | while read -r f; do
+      echo "input $f:"; head -c 2048 "$f" | od -A d -c | head -40
+    done
   fi
 done
 exit $status
