@@ -7,6 +7,8 @@
 #include <QRegularExpression>
 #include <QTemporaryDir>
 
+#include <qcustomplot.h>
+
 #include "headlab/views/heatmap_view.h"
 
 namespace headlab::views {
@@ -53,6 +55,38 @@ TEST(HeatmapViewTest, ExportsPngAndPdf) {
   const QString out = QString::fromUtf8(info.readAllStandardOutput());
   EXPECT_EQ(info.exitCode(), 0) << out.toStdString();
   EXPECT_TRUE(out.contains(QRegularExpression("Pages:\\s+1"))) << out.toStdString();
+}
+
+// A real LLaVA prompt has 576 image positions: labels must not pile up, and zooming in must bring
+// every label back.
+TEST(HeatmapViewTest, LabelsAsManyTokensAsFitAndAllWhenZoomedIn) {
+  HeatmapData d;
+  d.rows = d.cols = 600;
+  d.values.assign(600 * 600, 0.5f);
+  for (int i = 0; i < 600; ++i) d.rowLabels << QString("t%1").arg(i);
+  d.colLabels = d.rowLabels;
+  HeatmapView v;
+  v.resize(700, 500);
+  v.show();
+  v.setData(d);
+  v.plot()->replot();
+  v.plot()->replot();  // ticks are made before the layout; the second pass sees the final axis rect
+  QCPAxis* y = v.plot()->yAxis;
+  const QVector<double> ticks = y->tickVector();
+  const double minSpacing = QFontMetrics(y->tickLabelFont()).height();
+  ASSERT_GE(ticks.size(), 3);
+  EXPECT_LT(ticks.size(), 60);
+  for (int i = 1; i < ticks.size(); ++i)
+    EXPECT_GE(std::abs(y->coordToPixel(ticks[i]) - y->coordToPixel(ticks[i - 1])), minSpacing) << i;
+  const QVector<QString> labels = y->tickVectorLabels();
+  EXPECT_EQ(labels[1], QString("t%1").arg(static_cast<int>(ticks[1])));
+  QCPAxis* x = v.plot()->xAxis;
+  EXPECT_LT(x->tickVector().size(), 100);
+
+  y->setRange(99.5, 109.5);  // ten rows in view
+  v.plot()->replot();
+  EXPECT_EQ(y->tickVector().size(), 10);
+  EXPECT_EQ(y->tickVectorLabels().front(), "t100");
 }
 
 }  // namespace headlab::views

@@ -21,6 +21,52 @@ QCPColorGradient viridis() {
   g.setColorInterpolation(QCPColorGradient::ciRGB);
   return g;
 }
+// Token labels on an axis, as many as fit: every k-th cell of the visible range, k chosen from the
+// axis's current pixel length and the label font, so a 600-token image prompt stays legible and
+// zooming in brings every label back. Recomputed on each replot (resize, zoom, export).
+class TokenTicker : public QCPAxisTicker {
+ public:
+  TokenTicker(QCPAxis* axis, QStringList labels, int cells) : m_axis(axis), m_labels(std::move(labels)), m_cells(cells) {}
+
+  void generate(const QCPRange& range, const QLocale&, QChar, int, QVector<double>& ticks, QVector<double>* subTicks,
+                QVector<QString>* tickLabels) override {
+    const int step = labelStep(range);
+    const int first = std::max(0, static_cast<int>(std::ceil(range.lower / step)) * step);
+    const int last = std::min(m_cells - 1, static_cast<int>(std::floor(range.upper)));
+    ticks.clear();
+    for (int i = first; i <= last; i += step) ticks.append(i);
+    if (subTicks) subTicks->clear();
+    if (tickLabels) {
+      tickLabels->clear();
+      for (double t : ticks) {
+        const int i = static_cast<int>(t);
+        tickLabels->append(i < m_labels.size() ? m_labels[i] : QString::number(i));
+      }
+    }
+  }
+
+  // True when the axis is now more than 10% longer or shorter than when the labels were chosen
+  // (ticks are made before the layout pass, so the first replot after a resize uses the old size).
+  bool stale() const { return std::abs(axisPixels() - m_pixelsUsed) > 0.1 * std::max(1.0, m_pixelsUsed); }
+
+ private:
+  double axisPixels() const {
+    const QRect rect = m_axis->axisRect()->rect();
+    return m_axis->orientation() == Qt::Horizontal ? rect.width() : rect.height();
+  }
+  int labelStep(const QCPRange& range) {
+    const double pixels = m_pixelsUsed = axisPixels();
+    const double perCell = pixels / std::max(1.0, range.size());
+    // Rotated labels (the key axis) need about the same spacing as stacked ones: their height.
+    const double minSpacing = 1.15 * QFontMetrics(m_axis->tickLabelFont()).height();
+    return perCell <= 0 ? 1 : std::max(1, static_cast<int>(std::ceil(minSpacing / perCell)));
+  }
+
+  QCPAxis* m_axis;  // owns this ticker
+  QStringList m_labels;
+  int m_cells;
+  double m_pixelsUsed = 0;
+};
 }  // namespace
 
 HeatmapView::HeatmapView(QWidget* parent) : QWidget(parent), m_plot(new QCustomPlot(this)) {
@@ -52,6 +98,15 @@ HeatmapView::HeatmapView(QWidget* parent) : QWidget(parent), m_plot(new QCustomP
     int r = static_cast<int>(std::lround(m_plot->yAxis->pixelToCoord(e->pos().y())));
     if (r >= 0 && r < m_data.rows && c >= 0 && c < m_data.cols)
       QToolTip::showText(e->globalPosition().toPoint(), tooltipAt(r, c), m_plot);
+  });
+  connect(m_plot, &QCustomPlot::afterLayout, this, [this] {
+    // Labels chosen for the previous size: choose again once (a bounded correction, since label
+    // sizes feed back into the layout).
+    bool stale = false;
+    for (QCPAxis* axis : {m_plot->xAxis, m_plot->yAxis})
+      if (auto* t = dynamic_cast<TokenTicker*>(axis->ticker().data())) stale = stale || t->stale();
+    if (stale && m_labelPasses++ < 2) m_plot->replot(QCustomPlot::rpQueuedReplot);
+    if (!stale) m_labelPasses = 0;
   });
   connect(m_plot, &QCustomPlot::mousePress, this, [this](QMouseEvent* e) {
     if (m_data.empty()) return;
@@ -126,21 +181,20 @@ void HeatmapView::rebuild() {
   m_map->setDataScaleType(m_log ? QCPAxis::stLogarithmic : QCPAxis::stLinear);
   m_map->setDataRange(m_log ? QCPRange(1e-4, std::max(1e-3f, m_data.maxValue)) : QCPRange(m_data.minValue, m_data.maxValue));
   m_scale->axis()->setLabel(m_log ? m_data.valueLabel + " (log)" : m_data.valueLabel);
-  auto ticker = [](const QStringList& labels, int n) {
-    QSharedPointer<QCPAxisTickerText> t(new QCPAxisTickerText);
-    int step = std::max(1, n / 40);  // keep labels legible on long prompts
-    for (int i = 0; i < n; i += step) t->addTick(i, i < labels.size() ? labels[i] : QString::number(i));
-    return t;
-  };
-  m_plot->xAxis->setTicker(ticker(m_data.colLabels, m_data.cols));
-  m_plot->yAxis->setTicker(ticker(m_data.rowLabels, m_data.rows));
+  m_plot->xAxis->setTicker(QSharedPointer<QCPAxisTicker>(new TokenTicker(m_plot->xAxis, m_data.colLabels, m_data.cols)));
+  m_plot->yAxis->setTicker(QSharedPointer<QCPAxisTicker>(new TokenTicker(m_plot->yAxis, m_data.rowLabels, m_data.rows)));
   m_plot->xAxis->setTickLabelRotation(60);
   m_plot->xAxis->setRange(-0.5, std::max(0.5, m_data.cols - 0.5));
   m_plot->yAxis->setRange(-0.5, std::max(0.5, m_data.rows - 0.5));
   setHighlightRow(m_highlight);
 }
 
-bool HeatmapView::exportTo(const QString& path, int width, int height) { return exportPlot(m_plot, path, width, height); }
+bool HeatmapView::exportTo(const QString& path, int width, int height) {
+  // One layout pass at the export size first, so the token labels are chosen for the figure's
+  // axes rather than the window's.
+  m_plot->toPixmap(width, height);
+  return exportPlot(m_plot, path, width, height);
+}
 
 bool exportPlot(QCustomPlot* plot, const QString& path, int width, int height) {
   // Render to a temporary file beside the target, then rename: a failed export leaves nothing.

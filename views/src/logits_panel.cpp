@@ -11,7 +11,11 @@ namespace headlab::views {
 LogitsPanel::LogitsPanel(QWidget* parent)
     : QWidget(parent), m_table(new QTableWidget(0, 4, this)), m_targetEdit(new QLineEdit(this)), m_targetLabel(new QLabel(this)) {
   auto* layout = new QVBoxLayout(this);
-  m_table->setHorizontalHeaderLabels({tr("token"), tr("baseline"), tr("intervened"), tr("Δ")});
+  // Short headers so the four columns fit the default dock width; the tooltips say what they are.
+  m_table->setHorizontalHeaderLabels({tr("token"), tr("before"), tr("after"), tr("Δ")});
+  m_table->horizontalHeaderItem(1)->setToolTip(tr("probability with no interventions (baseline)"));
+  m_table->horizontalHeaderItem(2)->setToolTip(tr("probability with the current ablations and reweightings"));
+  m_table->horizontalHeaderItem(3)->setToolTip(tr("after − before"));
   m_table->horizontalHeader()->setSectionResizeMode(QHeaderView::Stretch);
   m_table->verticalHeader()->hide();
   m_table->setEditTriggers(QAbstractItemView::NoEditTriggers);

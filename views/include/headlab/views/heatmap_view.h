@@ -46,6 +46,7 @@ class HeatmapView : public QWidget {
   HeatmapData m_data;
   bool m_log = false;
   int m_highlight = -1;
+  int m_labelPasses = 0;  // corrective replots in a row after a resize (see TokenTicker)
   QCPItemRect* m_rowMarker = nullptr;
 };
 
