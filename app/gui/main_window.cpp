@@ -84,7 +84,9 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent), m_session(new Ses
   m_gridModel = new views::HeadGridModel(this);
   m_gridView = new QTableView;
   m_gridView->setModel(m_gridModel);
-  m_gridView->horizontalHeader()->setDefaultSectionSize(34);
+  // Every head column in view at once (the grid is read as a heat map: 8 heads or 32), rows scroll.
+  m_gridView->horizontalHeader()->setMinimumSectionSize(8);
+  m_gridView->horizontalHeader()->setSectionResizeMode(QHeaderView::Stretch);
   m_gridView->verticalHeader()->setDefaultSectionSize(22);
   m_gridView->setSelectionMode(QAbstractItemView::SingleSelection);
   m_gridView->viewport()->installEventFilter(this);
@@ -99,6 +101,9 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent), m_session(new Ses
   probeDock->raise();
   tabifyDockWidget(dock("modelDock"), addDock("imageDock", tr("Image"), buildImagePanel(), Qt::LeftDockWidgetArea));
   dock("modelDock")->raise();
+  // The attention maps get the height: the prompt needs two rows of tokens, the probe table a few
+  // rows (both grow when dragged).
+  resizeDocks({dock("promptDock"), probeDock}, {120, 230}, Qt::Vertical);
 
   buildToolbar();
   buildMenus();
