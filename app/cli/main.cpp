@@ -161,33 +161,22 @@ int cmdGenerate(const Args& a) {
   const std::string prompt = a.require("prompt");
   if (prompt.empty()) throw headlab::InputError("empty prompt (--prompt \"\")");
   auto ids = m.tokenizer->encode(prompt, true);
-  if (o.vlm) {
-    // Greedy, one full forward per token (no KV cache across the spliced image): fine for the
-    // small models HeadLab runs on a CPU.
-    headlab::VlmInput in = o.prepare(ids);
-    const auto& c = o.model().config();
-    const int64_t steps = a.integer("max-tokens", 16);
-    std::vector<int64_t> generated;
-    c10::InferenceMode guard;
-    for (int64_t s = 0; s < steps && static_cast<int64_t>(in.ids.size()) < c.n_ctx; ++s) {
-      const int64_t next = o.vlm->forward(in)[0][-1].argmax().item<int64_t>();
-      if (next == m.tokenizer->eos()) break;
-      generated.push_back(next);
-      at::Tensor e = o.model().embed(at::tensor(std::vector<int64_t>{next}, at::kLong).unsqueeze(0), static_cast<int64_t>(in.ids.size()));
-      in.embeds = at::cat({in.embeds, e}, 1);
-      in.ids.push_back(next);
-    }
-    std::cout << prompt << " " << m.tokenizer->decode(generated) << "\n";
-    return 0;
-  }
   headlab::GenerateOptions g;
-  g.maxNewTokens = a.integer("max-tokens", 64);
+  g.maxNewTokens = a.integer("max-tokens", o.vlm ? 16 : 64);
   // llama2.c -n N runs N forwards (positions 0..N-1), prompt included: N + 1 - P new tokens.
   if (a.has("steps")) g.maxNewTokens = a.integer("steps", 64) + 1 - static_cast<long long>(ids.size());
-  g.greedy = a.has("greedy");
+  // Image questions are answered greedily unless a temperature is asked for.
+  g.greedy = a.has("greedy") || (o.vlm && !a.has("temperature"));
   g.temperature = std::stod(a.get("temperature", "1.0"));
   g.topP = std::stod(a.get("top-p", "0.9"));
   g.seed = static_cast<uint64_t>(a.integer("seed", 0));
+  if (o.vlm) {
+    // The spliced prompt runs once into a KV cache; each answer token is one position.
+    headlab::VlmInput in = o.prepare(ids);
+    auto answer = headlab::generateFromEmbeddings(o.model(), in.embeds, g, -1, m.tokenizer->eos());
+    std::cout << prompt << " " << m.tokenizer->decode(answer) << "\n";
+    return 0;
+  }
   auto out = headlab::generate(*m.model, ids, g, m.tokenizer->bos(), m.tokenizer->eos());
   std::cout << headlab::renderGeneration(*m.tokenizer, ids, out) << "\n";
   return 0;

@@ -5,9 +5,11 @@
 #include <c10/core/InferenceMode.h>
 
 #include <cstdlib>
+#include <set>
 
 #include "headlab/core/checkpoint_formats.h"
 #include "headlab/core/errors.h"
+#include "headlab/core/generate.h"
 #include "headlab/core/model_loader.h"
 #include "headlab/core/vision_language.h"
 #include "headlab/plugins/probe_plugin.h"
@@ -127,6 +129,34 @@ class VisionProbesTest : public ::testing::Test {
   at::Tensor pixels;
   std::vector<int64_t> tokens;
 };
+
+// Answering about an image with a KV cache (the prompt once, then a position per token) gives the
+// tokens that a full forward per token gives, and so does a text prompt given as embeddings.
+TEST_F(VisionProbesTest, CachedGenerationFromEmbeddingsEqualsFullForwards) {
+  c10::InferenceMode guard;
+  VlmInput in = vlm->prepare(tokens, pixels);
+  GenerateOptions g;
+  g.maxNewTokens = 6;
+  g.stopAtEos = false;
+  const std::vector<int64_t> cached = generateFromEmbeddings(vlm->language(), in.embeds, g);
+  std::vector<int64_t> full;
+  for (int i = 0; i < 6; ++i) {
+    const int64_t next = vlm->forward(in)[0][-1].argmax().item<int64_t>();
+    full.push_back(next);
+    in.embeds = at::cat({in.embeds, vlm->language().embed(at::tensor({next}, at::kLong).unsqueeze(0), in.embeds.size(1))}, 1);
+  }
+  EXPECT_EQ(cached, full);
+  EXPECT_GT(std::set<int64_t>(full.begin(), full.end()).size(), 1u) << "a constant answer would not test the cache";
+
+  HookedTransformer& lm = vlm->language();
+  const std::vector<int64_t> text{1, 5, 7, 9};
+  at::Tensor textEmbeds = lm.embed(at::tensor(text, at::kLong).unsqueeze(0));
+  EXPECT_EQ(generateFromEmbeddings(lm, textEmbeds, g), generate(lm, text, g));
+
+  EXPECT_THROW(generateFromEmbeddings(lm, textEmbeds.squeeze(0), g), InputError);
+  EXPECT_THROW(generateFromEmbeddings(lm, textEmbeds.slice(1, 0, 0), g), InputError);
+  EXPECT_THROW(generateFromEmbeddings(lm, at::zeros({1, lm.config().n_ctx + 1, lm.config().d_model}), g), InputError);
+}
 
 TEST_F(VisionProbesTest, VhdIsZeroAgainstItselfAndPositiveWhereHeadsSeeTheImage) {
   auto same = run("vhd", {{"counterfactual", "same"}, {"outlier_filter", false}});
