@@ -384,6 +384,8 @@ void MainWindow::connectSession() {
   });
   connect(m_session, &SessionController::imageSpanReady, this, [this](const views::ImageSpan& span) {
     m_imageSpan = span;
+    // LLaVA-1.5's 576 patch positions fold into one chip; demo-vlm's 16 stay visible.
+    m_tokens->setFoldableSpan(span.begin, span.end, tr("image %1×%1").arg(span.side));
     showImageAttention();
   });
   connect(m_session, &SessionController::vhrApplied, this, [this](bool on, const QString& text) {
@@ -468,6 +470,7 @@ void MainWindow::showModel(const views::ModelSummary& s) {
   m_image = QImage();
   m_imagePath.clear();
   m_imageSpan = {};
+  m_tokens->setFoldableSpan(-1, -1, QString());
   m_imageView->setImage(QImage());
   {
     QSignalBlocker b(m_vhr);
