@@ -42,6 +42,7 @@ commands:
   patch     --model M --clean S --corrupted S --answer S --wrong S --sweep heads|head-pos|resid-pos|layer-pos
             [--method exact|attribution|both] [--noising] [--json] [--out F.h5] [--force]
             path patching: --sweep path --receiver LAYER.HEAD --input q|k|v
+            images (LLaVA folder or demo-vlm): --image F [--corrupted-image F]; --corrupted defaults to --clean
   demo      [--out DIR]           trains/loads the demo model, runs every probe, writes report.html
 
   M: a Hugging Face folder, a .gguf, a llama2.c .bin, or a cached Hugging Face name.
@@ -107,7 +108,9 @@ OpenedModel openAny(const Args& a, bool tokenizerRequired = true) {
     }
     if (a.has("image")) o.pixels = readImage(a.get("image"), o.vlm->visionConfig());
   } else {
-    if (a.has("image")) throw headlab::InputError("--image needs a vision-language model (a LLaVA folder or demo-vlm); " + spec + " is not one");
+    for (const char* flag : {"image", "corrupted-image"})
+      if (a.has(flag))
+        throw headlab::InputError(std::string("--") + flag + " needs a vision-language model (a LLaVA folder or demo-vlm); " + spec + " is not one");
     o.loaded = open(a);
   }
   if (tokenizerRequired && !o.loaded.tokenizer) throw headlab::TokenizerError(o.loaded.source + ": no tokenizer found; pass --tokenizer");
@@ -224,12 +227,25 @@ int cmdCapture(const Args& a) {
 }
 
 int cmdPatch(const Args& a) {
-  auto m = open(a);
-  if (!m.tokenizer) throw headlab::TokenizerError(m.source + ": no tokenizer found; pass --tokenizer");
+  auto o = openAny(a);
+  auto& m = o.loaded;
+  headlab::HookedTransformer& model = o.model();
   const auto& tok = *m.tokenizer;
   headlab::PatchingRequest r;
   r.clean = tok.encode(a.require("clean"), true);
-  r.corrupted = tok.encode(a.require("corrupted"), true);
+  // With images the question may stay the same and the picture change: --corrupted defaults to
+  // --clean, and --corrupted-image (default: --image) is the corrupted run's picture.
+  r.corrupted = tok.encode(o.vlm ? a.get("corrupted", a.get("clean")) : a.require("corrupted"), true);
+  int64_t imageBegin = -1, imageEnd = -1;  // the clean prompt's image positions
+  if (o.vlm) {
+    const at::Tensor cleanPixels = o.pixels;
+    headlab::VlmInput clean = o.prepare(r.clean);
+    imageBegin = clean.imageBegin, imageEnd = clean.imageEnd;
+    if (a.has("corrupted-image")) o.pixels = readImage(a.get("corrupted-image"), o.vlm->visionConfig());
+    headlab::VlmInput corrupted = o.prepare(r.corrupted);
+    o.pixels = cleanPixels;
+    r.cleanEmbeds = clean.embeds, r.corruptedEmbeds = corrupted.embeds;
+  }
   r.answer = headlab::resolveSingleToken(tok, a.require("answer"));
   r.wrong = headlab::resolveSingleToken(tok, a.require("wrong"));
   const bool path = a.get("sweep") == "path";
@@ -247,28 +263,33 @@ int cmdPatch(const Args& a) {
     const std::string receiver = a.require("receiver");
     const auto dot = receiver.find('.');
     if (dot == std::string::npos) throw headlab::InputError("--receiver must be LAYER.HEAD, e.g. 4.2");
-    result = headlab::patchPath(*m.model, r, std::stoi(receiver.substr(0, dot)), std::stoi(receiver.substr(dot + 1)),
+    result = headlab::patchPath(model, r, std::stoi(receiver.substr(0, dot)), std::stoi(receiver.substr(dot + 1)),
                                 headlab::pathInputFromString(a.get("input", "v")), progress);
   } else {
-    result = method == "attribution" ? headlab::patchAttribution(*m.model, r) : headlab::patchBatched(*m.model, r, progress);
+    result = method == "attribution" ? headlab::patchAttribution(model, r) : headlab::patchBatched(model, r, progress);
   }
   std::cerr << "\n";
   std::vector<std::string> pieces;
-  for (auto id : r.clean) pieces.push_back(tok.tokenString(id));
+  for (size_t i = 0; i < r.clean.size(); ++i) {
+    const auto pos = static_cast<int64_t>(i);
+    pieces.push_back(pos >= imageBegin && pos < imageEnd ? headlab::imagePositionLabel(o.vlm->visionConfig(), pos - imageBegin)
+                                                         : tok.tokenString(r.clean[i]));
+  }
   nlohmann::json j = result.toJson(pieces);
-  j["parameters"] = {{"clean", a.get("clean")}, {"corrupted", a.get("corrupted")}, {"answer", a.get("answer")},
+  j["parameters"] = {{"clean", a.get("clean")}, {"corrupted", a.get("corrupted", a.get("clean"))}, {"answer", a.get("answer")},
                      {"wrong", a.get("wrong")}, {"answer_id", r.answer}, {"wrong_id", r.wrong}, {"model", m.source}};
   if (method == "both" && !path) {
-    headlab::PatchingResult attr = headlab::patchAttribution(*m.model, r);
+    headlab::PatchingResult attr = headlab::patchAttribution(model, r);
     at::Tensor pair = at::stack({result.grid.flatten().to(at::kDouble), attr.grid.flatten().to(at::kDouble)});
     j["attribution"] = attr.toJson();
     j["attribution_vs_exact_correlation"] = at::corrcoef(pair)[0][1].item<double>();
   }
+  if (o.vlm) j["parameters"]["image"] = a.get("image"), j["parameters"]["corrupted_image"] = a.get("corrupted-image", a.get("image"));
   if (a.has("out")) {
-    headlab::TraceOptions o;
-    o.force = a.has("force");
-    headlab::TraceWriter w(a.get("out"), o);
-    w.writeModel(m.model->config(), m.source, m.format);
+    headlab::TraceOptions opts;
+    opts.force = a.has("force");
+    headlab::TraceWriter w(a.get("out"), opts);
+    w.writeModel(model.config(), m.source, m.format);
     w.writeInputs(r.clean, pieces);
     nlohmann::json params = j["parameters"];
     params["sweep"] = headlab::toString(r.sweep);
@@ -290,7 +311,9 @@ int cmdPatch(const Args& a) {
       int64_t k = idx[i].item<int64_t>(), rest = k;
       std::string where;
       for (int64_t d = static_cast<int64_t>(shape.size()) - 1; d >= 0; --d) {
-        where = result.axes[d] + " " + std::to_string(rest % shape[d]) + (where.empty() ? "" : ", ") + where;
+        const int64_t at = rest % shape[d];
+        const std::string label = result.axes[d] == "pos" && at < static_cast<int64_t>(pieces.size()) ? " '" + pieces[at] + "'" : "";
+        where = result.axes[d] + " " + std::to_string(at) + label + (where.empty() ? "" : ", ") + where;
         rest /= shape[d];
       }
       std::cout << "  " << where << ": " << flat[k].item<double>() << "\n";
@@ -351,9 +374,9 @@ int cmdProbe(const Args& a) {
   std::cerr << "\n";
   result["model"] = m.source;
   if (a.has("out")) {
-    headlab::TraceOptions o;
-    o.force = a.has("force");
-    headlab::TraceWriter w(a.get("out"), o);
+    headlab::TraceOptions opts;
+    opts.force = a.has("force");
+    headlab::TraceWriter w(a.get("out"), opts);
     w.writeModel(model.config(), m.source, m.format);
     std::map<std::string, at::Tensor> arrays;
     for (auto& [key, value] : result.items())
@@ -399,7 +422,7 @@ int main(int argc, char** argv) {
     const std::set<std::string> flags = {"greedy", "no-bos", "json", "force", "help", "fp16", "noising", "list"};
     const std::set<std::string> options = {"model", "tokenizer", "text", "text-file", "prompt", "max-tokens", "steps",
                                            "temperature", "top-p", "seed", "device", "dtype", "threads", "out",
-                                           "hooks", "gzip", "max-mb", "receiver", "input", "params", "prompts-file", "image", "clean", "corrupted", "answer", "wrong", "sweep", "method"};
+                                           "hooks", "gzip", "max-mb", "receiver", "input", "params", "prompts-file", "image", "corrupted-image", "clean", "corrupted", "answer", "wrong", "sweep", "method"};
     Args a(rest, flags, options);
     headlab::configureThreads(static_cast<int>(a.integer("threads", 0)));
     if (cmd == "info") return cmdInfo(a);

@@ -155,13 +155,10 @@ void SessionController::runPrompt(const QString& text) {
     }
     w.pieces.clear();
     QVector<int> qids;
-    const int side = w.vlm ? static_cast<int>(w.vlm->visionConfig().image_size / w.vlm->visionConfig().patch_size) : 0;
-    const int firstPatch = w.vlm && !w.vlm->visionConfig().drop_class_token ? imageBegin + 1 : imageBegin;
     for (size_t i = 0; i < ids.size(); ++i) {
       const int pos = static_cast<int>(i);
       if (pos >= imageBegin && pos < imageEnd) {
-        // Image positions are named by their patch: "img r,c" (the class token, when kept, "img cls").
-        w.pieces << (pos < firstPatch ? QString("img cls") : QString("img %1,%2").arg((pos - firstPatch) / side).arg((pos - firstPatch) % side));
+        w.pieces << q(imagePositionLabel(w.vlm->visionConfig(), pos - imageBegin));  // "img r,c" by patch
       } else {
         w.pieces << q(tok.tokenString(ids[i]));
       }
@@ -180,6 +177,9 @@ void SessionController::runPrompt(const QString& text) {
       }
     }
     const QStringList pieces = w.pieces;
+    // The overlay's span: the patch positions (a kept class token is not on the grid).
+    const int side = w.vlm ? static_cast<int>(w.vlm->visionConfig().image_size / w.vlm->visionConfig().patch_size) : 0;
+    const int firstPatch = w.vlm && !w.vlm->visionConfig().drop_class_token ? imageBegin + 1 : imageBegin;
     const views::ImageSpan span{firstPatch, imageEnd, side};
     QMetaObject::invokeMethod(this, [this, pieces, qids, first, entropy, span] {
       emit promptReady(pieces, qids);

@@ -33,7 +33,13 @@ at::Tensor metricsOf(const at::Tensor& logits, int64_t answer, int64_t wrong) {
   return last.select(1, answer) - last.select(1, wrong);  // [batch]
 }
 
-RunCache runAndCache(HookedTransformer& m, const std::vector<int64_t>& tokens, int64_t answer, int64_t wrong) {
+// The logits of one prompt: its tokens embedded, or its given layer-0 input.
+at::Tensor runPrompt(HookedTransformer& m, const std::vector<int64_t>& tokens, const at::Tensor& embeds) {
+  return embeds.defined() ? m.forwardFrom(0, embeds) : m.forward(at::tensor(tokens, at::kLong).unsqueeze(0));
+}
+
+RunCache runAndCache(HookedTransformer& m, const std::vector<int64_t>& tokens, const at::Tensor& embeds, int64_t answer,
+                     int64_t wrong) {
   const int L = static_cast<int>(m.config().n_layers);
   RunCache c;
   c.residPre.resize(L), c.z.resize(L), c.attnOut.resize(L), c.mlpOut.resize(L);
@@ -45,7 +51,7 @@ RunCache runAndCache(HookedTransformer& m, const std::vector<int64_t>& tokens, i
     hs.push_back(H.add(H.idOf(l, LayerHook::AttnOut), [&c, l](at::Tensor& t, const HookContext&) { c.attnOut[l] = t.clone(); }));
     hs.push_back(H.add(H.idOf(l, LayerHook::MlpOut), [&c, l](at::Tensor& t, const HookContext&) { c.mlpOut[l] = t.clone(); }));
   }
-  c.metric = metricOf(m.forward(at::tensor(tokens, at::kLong).unsqueeze(0)), answer, wrong);
+  c.metric = metricOf(runPrompt(m, tokens, embeds), answer, wrong);
   return c;
 }
 
@@ -59,6 +65,14 @@ void validate(const HookedTransformer& m, const PatchingRequest& r) {
     throw InputError("answer and wrong tokens must be single tokens of the vocabulary");
   if (r.answer == r.wrong) throw InputError("answer and wrong token are the same: the logit difference is always 0");
   if (r.maxBatch <= 0) throw InputError("maxBatch must be positive");
+  if (r.cleanEmbeds.defined() != r.corruptedEmbeds.defined())
+    throw InputError("clean and corrupted inputs must both be embeddings or both be tokens");
+  for (const at::Tensor* e : {&r.cleanEmbeds, &r.corruptedEmbeds}) {
+    if (!e->defined()) continue;
+    if (e->dim() != 3 || e->size(0) != 1 || e->size(1) != static_cast<int64_t>(r.clean.size()) || e->size(2) != m.config().d_model)
+      throw InputError("prompt embeddings must be [1, " + std::to_string(r.clean.size()) + ", " +
+                       std::to_string(m.config().d_model) + "] (one row per token), got " + c10::str(e->sizes()));
+  }
 }
 
 std::vector<std::string> axesOf(SweepKind k) {
@@ -137,8 +151,8 @@ void storeResult(at::Tensor& grid, SweepKind k, int64_t layer, const LayerPatch&
 PatchingResult prepare(HookedTransformer& m, const PatchingRequest& r, RunCache& target, RunCache& source, RunCache& clean,
                        RunCache& corrupted) {
   validate(m, r);
-  clean = runAndCache(m, r.clean, r.answer, r.wrong);
-  corrupted = runAndCache(m, r.corrupted, r.answer, r.wrong);
+  clean = runAndCache(m, r.clean, r.cleanEmbeds, r.answer, r.wrong);
+  corrupted = runAndCache(m, r.corrupted, r.corruptedEmbeds, r.answer, r.wrong);
   const bool denoise = r.direction == PatchDirection::Denoising;
   target = denoise ? corrupted : clean;
   source = denoise ? clean : corrupted;
@@ -279,12 +293,14 @@ PatchingResult patchPerForward(HookedTransformer& m, const PatchingRequest& r, c
   PatchingResult res = prepare(m, r, target, source, clean, corrupted);
   res.method = "exact-per-patch";
   const int64_t L = m.config().n_layers, H = m.config().n_heads, T = static_cast<int64_t>(r.clean.size());
-  const auto& tokens = r.direction == PatchDirection::Denoising ? r.corrupted : r.clean;
-  at::Tensor ids = at::tensor(tokens, at::kLong).unsqueeze(0);
+  const bool denoise = r.direction == PatchDirection::Denoising;
+  const auto& tokens = denoise ? r.corrupted : r.clean;
+  const at::Tensor& embeds = denoise ? r.corruptedEmbeds : r.cleanEmbeds;
+  const at::Device device = m.device();
   auto& hooks = m.hooks();
   for (int64_t l = 0; l < L; ++l) {
     for (const LayerPatch& p : patchesOfLayer(r.sweep, H, T)) {
-      at::Tensor mask = maskFor(r.sweep, {p}, T, H, ids.device());
+      at::Tensor mask = maskFor(r.sweep, {p}, T, H, device);
       std::vector<HookHandle> hs;
       const int li = static_cast<int>(l);
       LayerHook where = r.sweep == SweepKind::ResidPos ? LayerHook::ResidPre
@@ -293,7 +309,7 @@ PatchingResult patchPerForward(HookedTransformer& m, const PatchingRequest& r, c
       at::Tensor src = where == LayerHook::ResidPre ? source.residPre[l] : where == LayerHook::Z ? source.z[l]
                        : where == LayerHook::AttnOut ? source.attnOut[l] : source.mlpOut[l];
       hs.push_back(hooks.add(hooks.idOf(li, where), [mask, src](at::Tensor& a, const HookContext&) { a = at::where(mask, src, a); }));
-      storeResult(res.grid, r.sweep, l, p, normalise(metricOf(m.forward(ids), r.answer, r.wrong), res));
+      storeResult(res.grid, r.sweep, l, p, normalise(metricOf(runPrompt(m, tokens, embeds), r.answer, r.wrong), res));
       ++res.forwards;
     }
     if (progress && !progress(static_cast<double>(l + 1) / L)) throw CancelledError();
@@ -371,7 +387,7 @@ PatchingResult patchAttribution(HookedTransformer& m, const PatchingRequest& r) 
   RunCache clean;
   {
     c10::InferenceMode guard;
-    clean = runAndCache(m, r.clean, r.answer, r.wrong);
+    clean = runAndCache(m, r.clean, r.cleanEmbeds, r.answer, r.wrong);
   }
   const int L = static_cast<int>(m.config().n_layers);
   // Corrupted run with a zero "probe" added to every patched activation: its gradient is
@@ -393,7 +409,7 @@ PatchingResult patchAttribution(HookedTransformer& m, const PatchingRequest& r) 
     probe(l, LayerHook::AttnOut, dAttn, aAttn);
     probe(l, LayerHook::MlpOut, dMlp, aMlp);
   }
-  at::Tensor logits = m.forward(at::tensor(r.corrupted, at::kLong).unsqueeze(0));
+  at::Tensor logits = runPrompt(m, r.corrupted, r.corruptedEmbeds);
   at::Tensor metric = logits[0][-1][r.answer] - logits[0][-1][r.wrong];
   metric.backward();
   hs.clear();

@@ -95,6 +95,15 @@ VlmInput VisionLanguageModel::prepare(const std::vector<int64_t>& ids, const at:
 
 at::Tensor VisionLanguageModel::forward(const VlmInput& in) { return m_language->forwardFrom(0, in.embeds); }
 
+std::string imagePositionLabel(const VisionTowerConfig& c, int64_t i) {
+  if (!c.drop_class_token) {
+    if (i == 0) return "img cls";
+    --i;
+  }
+  const int64_t side = c.image_size / c.patch_size;
+  return "img " + std::to_string(i / side) + "," + std::to_string(i % side);
+}
+
 bool isLlavaFolder(const std::string& folder) {
   const fs::path cfg = fs::path(folder) / "config.json";
   if (!fs::is_regular_file(cfg)) return false;

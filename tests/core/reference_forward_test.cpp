@@ -4,6 +4,7 @@
 
 #include <c10/core/InferenceMode.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <set>
 
@@ -11,6 +12,7 @@
 #include "headlab/core/errors.h"
 #include "headlab/core/generate.h"
 #include "headlab/core/model_loader.h"
+#include "headlab/core/patching.h"
 #include "headlab/core/vision_language.h"
 #include "headlab/plugins/probe_plugin.h"
 #include "../../plugins/common/probe_util.h"
@@ -156,6 +158,57 @@ TEST_F(VisionProbesTest, CachedGenerationFromEmbeddingsEqualsFullForwards) {
   EXPECT_THROW(generateFromEmbeddings(lm, textEmbeds.squeeze(0), g), InputError);
   EXPECT_THROW(generateFromEmbeddings(lm, textEmbeds.slice(1, 0, 0), g), InputError);
   EXPECT_THROW(generateFromEmbeddings(lm, at::zeros({1, lm.config().n_ctx + 1, lm.config().d_model}), g), InputError);
+}
+
+// Patching one image into another (same question): positions before the image never see it, and
+// text positions at layer 0 are plain token embeddings, so patching them changes nothing; patching
+// image positions does. Both exact engines agree, and a text prompt given as its own embeddings
+// patches exactly as its tokens do.
+TEST_F(VisionProbesTest, PatchingBetweenTwoImagesReachesOnlyWhereTheImageDoes) {
+  HookedTransformer& lm = vlm->language();
+  at::Tensor other = pixels.clone();
+  other.slice(2, 0, 4).slice(3, 0, 4).mul_(-1.0).add_(0.5);  // the top-left patch differs
+  PatchingRequest r;
+  {
+    c10::InferenceMode guard;
+    VlmInput clean = vlm->prepare(tokens, pixels), corrupted = vlm->prepare(tokens, other);
+    r.clean = clean.ids, r.corrupted = corrupted.ids;
+    r.cleanEmbeds = clean.embeds, r.corruptedEmbeds = corrupted.embeds;
+    // The answer pair the image change moves most.
+    at::Tensor diff = vlm->forward(clean)[0][-1] - vlm->forward(corrupted)[0][-1];
+    r.answer = diff.argmax().item<int64_t>(), r.wrong = diff.argmin().item<int64_t>();
+  }
+  r.sweep = SweepKind::ResidPos;
+  const PatchingResult batched = patchBatched(lm, r), perForward = patchPerForward(lm, r);
+  ASSERT_GT(batched.cleanMetric - batched.corruptedMetric, 1e-3);
+  EXPECT_TRUE(at::allclose(batched.grid, perForward.grid, 1e-4, 1e-5));
+  const auto first = std::find(r.clean.begin(), r.clean.end(), vlm->visionConfig().image_token_id) - r.clean.begin();
+  const int64_t end = first + vlm->visionConfig().imageTokens(), T = static_cast<int64_t>(r.clean.size());
+  ASSERT_GT(first, 0);
+  ASSERT_LT(end, T);
+  double imageEffect = 0;
+  for (int64_t l = 0; l < lm.config().n_layers; ++l)
+    for (int64_t p = 0; p < first; ++p) EXPECT_NEAR(batched.grid[l][p].item<double>(), 0.0, 1e-5) << "layer " << l << " pos " << p;
+  for (int64_t p = end; p < T; ++p) EXPECT_NEAR(batched.grid[0][p].item<double>(), 0.0, 1e-5) << "layer 0 pos " << p;
+  for (int64_t p = first; p < end; ++p) imageEffect = std::max(imageEffect, std::abs(batched.grid[0][p].item<double>()));
+  EXPECT_GT(imageEffect, 0.01);
+  EXPECT_EQ(patchAttribution(lm, r).grid.sizes(), batched.grid.sizes());
+
+  PatchingRequest text;
+  text.clean = {1, 5, 7, 9, 11}, text.corrupted = {1, 5, 8, 9, 11};
+  text.answer = 12, text.wrong = 14;
+  const PatchingResult byTokens = patchBatched(lm, text);
+  {
+    c10::InferenceMode guard;
+    text.cleanEmbeds = lm.embed(at::tensor(text.clean, at::kLong).unsqueeze(0));
+    text.corruptedEmbeds = lm.embed(at::tensor(text.corrupted, at::kLong).unsqueeze(0));
+  }
+  EXPECT_TRUE(at::equal(patchBatched(lm, text).grid, byTokens.grid));
+  PatchingRequest half = text;
+  half.corruptedEmbeds = at::Tensor();
+  EXPECT_THROW(patchBatched(lm, half), InputError);
+  half.corruptedEmbeds = text.corruptedEmbeds.slice(1, 0, 4);
+  EXPECT_THROW(patchBatched(lm, half), InputError);
 }
 
 TEST_F(VisionProbesTest, VhdIsZeroAgainstItselfAndPositiveWhereHeadsSeeTheImage) {

@@ -64,6 +64,22 @@ for qa in "what colour is at top left ?|red" "what shape is at top right ?|cross
   got=$("$CLI" generate --model demo-vlm --image "$tmp/scene.png" --prompt "$q" --max-tokens 1 2>/dev/null)
   [ "$got" = "$q $want" ] || { echo "FAIL demo-vlm on the drawn scene: '$got', expected '$q $want'"; fail=1; }
 done
+# Image patching: the same question on the scene with a green square instead of the red one.
+# Restoring one position's layer-0 residual from the red run: the largest effect is a top-left patch
+# (img 0,0 / 0,1 / 1,0 / 1,1 at positions 1, 2, 5, 6) and it recovers most of the red-vs-green margin.
+/usr/bin/python3 "$(dirname "$0")/write_demo_scene.py" "$tmp/scene_green.png" green
+"$CLI" patch --model demo-vlm --image "$tmp/scene.png" --corrupted-image "$tmp/scene_green.png" --clean "what colour is at top left ?" \
+  --answer red --wrong green --sweep resid-pos --json > "$tmp/patch_vlm.json" 2>/dev/null || { echo "FAIL demo-vlm image patching"; fail=1; }
+/usr/bin/python3 - "$tmp/patch_vlm.json" <<'PY' || fail=1
+import json, sys
+j = json.load(open(sys.argv[1]))
+L, T = j["shape"]
+layer0 = j["values"][:T]
+best = max(range(T), key=lambda p: abs(layer0[p]))
+assert j["clean_metric"] > 0 > j["corrupted_metric"], (j["clean_metric"], j["corrupted_metric"])
+assert best in (1, 2, 5, 6) and layer0[best] > 0.5, (best, layer0[best])
+print("demo-vlm image patching: layer-0 position %d (%s) restores %.2f of red vs green" % (best, j["pos_labels"][best], layer0[best]))
+PY
 # Issue #10's GUI: the window under Xvfb on demo-vlm (cached above) with a drawn scene, the VHD probe
 # run and head L0H6 selected: the picture shows the image with the attention overlay and the head
 # grid coloured by VHD. Kept in the build folder for a person to look at.

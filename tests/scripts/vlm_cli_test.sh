@@ -51,6 +51,28 @@ gen=$("$CLI" generate --model "$MODEL" --image "$tmp/img.ppm" --prompt "w5 w7 w9
 [ "$(echo "$gen" | wc -w)" = 6 ] || { echo "FAIL generate printed '$gen'"; fail=1; }
 out=$("$CLI" generate --model "$(dirname "$MODEL")/gpt2" --image "$tmp/img.ppm" --prompt "x" 2>&1) && { echo "FAIL --image on a text model succeeded"; fail=1; }
 echo "$out" | grep -q "needs a vision-language model" || { echo "FAIL wrong error: $out"; fail=1; }
+# patch between two images with the same question: words before the image never see it.
+/usr/bin/python3 -c "
+import random
+w, h = 20, 16
+r = random.Random(2)
+open('$tmp/img2.ppm', 'wb').write(b'P6\n%d %d\n255\n' % (w, h) + bytes(r.randrange(256) for _ in range(w * h * 3)))"
+"$CLI" patch --model "$MODEL" --image "$tmp/img.ppm" --corrupted-image "$tmp/img2.ppm" --clean "w5 w7 w9" --answer w12 --wrong w14 \
+  --sweep resid-pos --json > "$tmp/patch.json" 2>/dev/null || { echo "FAIL patch between two images"; fail=1; }
+/usr/bin/python3 - "$tmp/patch.json" <<'PY' || fail=1
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert j["parameters"]["corrupted_image"].endswith("img2.ppm") and j["shape"] == [2, 13], (j["parameters"], j["shape"])
+assert j["clean_metric"] != j["corrupted_metric"]
+grid = [j["values"][l * 13:(l + 1) * 13] for l in range(2)]
+assert all(abs(grid[l][0]) < 1e-5 for l in range(2)), "BOS never sees the image"
+assert all(abs(v) < 1e-5 for v in grid[0][10:]), "layer-0 words are token embeddings"
+assert max(abs(v) for v in grid[0][1:10]) > 0.01, "the image positions matter"
+print("patching between two images: clean", round(j["clean_metric"], 3), "corrupted", round(j["corrupted_metric"], 3))
+PY
+out=$("$CLI" patch --model "$(dirname "$MODEL")/gpt2" --corrupted-image "$tmp/img2.ppm" --clean "x" --corrupted "y" --answer x --wrong y 2>&1) \
+  && { echo "FAIL --corrupted-image on a text model succeeded"; fail=1; }
+echo "$out" | grep -q "corrupted-image needs a vision-language model" || { echo "FAIL wrong error: $out"; fail=1; }
 out=$("$CLI" probe vhd --model "$MODEL" --params "$TOK" 2>&1) && { echo "FAIL vhd without an image succeeded"; fail=1; }
 echo "$out" | grep -q "needs a vision-language model (LLaVA folder) and an image" || { echo "FAIL wrong error: $out"; fail=1; }
 out=$("$CLI" probe look --model "$MODEL" --image "$tmp/missing.png" 2>&1) && { echo "FAIL missing image succeeded"; fail=1; }

@@ -33,6 +33,10 @@ enum class PatchDirection {
 
 struct PatchingRequest {
   std::vector<int64_t> clean, corrupted;  // same length (checked)
+  // Optional layer-0 inputs [1, pos, d_model] run instead of embedding `clean` / `corrupted`: an
+  // image prompt (VlmInput::embeds), so that two images can be patched into each other. Both or
+  // neither; the token vectors then give the lengths and labels (the spliced ids).
+  at::Tensor cleanEmbeds, corruptedEmbeds;
   int64_t answer = -1, wrong = -1;        // token ids for the metric
   SweepKind sweep = SweepKind::Heads;
   PatchDirection direction = PatchDirection::Denoising;

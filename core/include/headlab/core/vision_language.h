@@ -71,6 +71,10 @@ class VisionLanguageModel {
   std::unique_ptr<HookedTransformer> m_language;
 };
 
+// The name of the i-th position of an image span: "img r,c" by patch (row-major), "img cls" for a
+// kept class token. Labels for token strips, heatmaps and result tables.
+std::string imagePositionLabel(const VisionTowerConfig& c, int64_t indexInSpan);
+
 // `ids` with the image placeholder inserted after BOS (or first, without BOS) when it holds none:
 // a plain text prompt becomes "<bos> <image> text", the LLaVA-1.5 convention.
 std::vector<int64_t> withImagePlaceholder(std::vector<int64_t> ids, int64_t imageTokenId, int64_t bosId);
