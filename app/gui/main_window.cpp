@@ -466,6 +466,7 @@ void MainWindow::showModel(const views::ModelSummary& s) {
   m_modelTree->resizeColumnToContents(0);
   setWindowTitle(QString("HeadLab — %1").arg(s.source));
   m_vision = s.patchSide > 0;
+  m_patching->setImageInputs(m_vision);
   m_imageView->parentWidget()->setEnabled(m_vision);
   m_image = QImage();
   m_imagePath.clear();

@@ -7,6 +7,7 @@
 
 #include <QCoreApplication>
 #include <QElapsedTimer>
+#include <QImage>
 #include <QThread>
 #include <algorithm>
 #include <map>
@@ -367,14 +368,43 @@ void SessionController::exportTrace(const QString& path, const QString& hooksGlo
 }
 
 void SessionController::runPatching(const views::PatchingRequestView& v) {
-  post([this, v] {
+  // The corrupted image is read here (Qt, GUI thread); its preprocessing runs on the worker.
+  RgbImage corruptedImage;
+  if (!v.corruptedImage.isEmpty()) {
+    QImage image(v.corruptedImage);
+    if (image.isNull()) {
+      emit failed(tr("%1: cannot read the corrupted image").arg(v.corruptedImage));
+      return;
+    }
+    corruptedImage = rgbImage(image);
+  }
+  post([this, v, corruptedImage] {
     auto& w = *m_worker;
     if (!w.model()) throw InputError("open a model first");
-    if (w.vlm) throw InputError("activation patching of image prompts is not supported yet: patching runs on text models");
     const Tokenizer& tok = *w.loaded.tokenizer;
     PatchingRequest r;
     r.clean = tok.encode(v.clean.toStdString(), true);
-    r.corrupted = tok.encode(v.corrupted.toStdString(), true);
+    r.corrupted = tok.encode((w.vlm && v.corrupted.isEmpty() ? v.clean : v.corrupted).toStdString(), true);
+    int64_t imageBegin = -1, imageEnd = -1;  // the clean prompt's image positions
+    if (w.vlm) {
+      // Clean: the window's image; corrupted: the chosen file, or the same image (the text differs).
+      const at::Tensor corruptedPixels = corruptedImage.width > 0
+          ? clipPreprocess(corruptedImage.bytes, corruptedImage.width, corruptedImage.height, w.vlm->visionConfig()).to(w.model()->device())
+          : w.pixels;
+      if (corruptedPixels.defined() != w.pixels.defined())
+        throw InputError("load the clean image first (Image dock): the corrupted image is patched into it");
+      const int64_t image = w.vlm->visionConfig().image_token_id;
+      if (w.pixels.defined()) {
+        r.clean = withImagePlaceholder(r.clean, image, tok.bos());
+        r.corrupted = withImagePlaceholder(r.corrupted, image, tok.bos());
+      }
+      VlmInput clean = w.vlm->prepare(r.clean, w.pixels), corrupted = w.vlm->prepare(r.corrupted, corruptedPixels);
+      r.clean = clean.ids, r.corrupted = corrupted.ids;
+      r.cleanEmbeds = clean.embeds, r.corruptedEmbeds = corrupted.embeds;
+      imageBegin = clean.imageBegin, imageEnd = clean.imageEnd;
+    } else if (corruptedImage.width > 0) {
+      throw InputError("the open model has no vision tower: a corrupted image needs a LLaVA folder or demo-vlm");
+    }
     r.answer = resolveSingleToken(tok, v.answer.toStdString());
     r.wrong = resolveSingleToken(tok, v.wrong.toStdString());
     r.sweep = sweepKindFromString(v.sweep.toStdString());
@@ -383,7 +413,11 @@ void SessionController::runPatching(const views::PatchingRequestView& v) {
     at::Tensor g = res.grid.to(at::kFloat).contiguous();
     const int64_t L = model.config().n_layers, H = model.config().n_heads;
     QStringList positions;
-    for (int64_t id : r.clean) positions << q(tok.tokenString(id));
+    for (size_t i = 0; i < r.clean.size(); ++i) {
+      const auto pos = static_cast<int64_t>(i);
+      positions << q(pos >= imageBegin && pos < imageEnd ? imagePositionLabel(w.vlm->visionConfig(), pos - imageBegin)
+                                                        : tok.tokenString(r.clean[i]));
+    }
     views::HeatmapData d;
     views::HeadScores heads;
     if (r.sweep == SweepKind::Heads) {

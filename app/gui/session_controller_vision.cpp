@@ -15,21 +15,24 @@
 
 namespace headlab::app {
 
+RgbImage rgbImage(const QImage& image) {
+  const QImage rgb = image.convertToFormat(QImage::Format_RGB888);
+  RgbImage out{std::vector<uint8_t>(static_cast<size_t>(rgb.width()) * rgb.height() * 3), rgb.width(), rgb.height()};
+  for (int y = 0; y < rgb.height(); ++y)  // QImage pads each scan line to 4 bytes
+    std::copy_n(rgb.constScanLine(y), static_cast<size_t>(rgb.width()) * 3, out.bytes.data() + static_cast<size_t>(y) * rgb.width() * 3);
+  return out;
+}
+
 void SessionController::setImage(const QImage& image) {
   // Pixels are copied here, on the GUI thread (cheap); preprocessing runs on the worker.
   if (image.isNull()) {
     emit failed(tr("the image is empty or could not be read"));
     return;
   }
-  const QImage rgb = image.convertToFormat(QImage::Format_RGB888);
-  std::vector<uint8_t> bytes(static_cast<size_t>(rgb.width()) * rgb.height() * 3);
-  for (int y = 0; y < rgb.height(); ++y)
-    std::copy_n(rgb.constScanLine(y), static_cast<size_t>(rgb.width()) * 3, bytes.data() + static_cast<size_t>(y) * rgb.width() * 3);
-  const int width = rgb.width(), height = rgb.height();
-  post([this, bytes = std::move(bytes), width, height] {
+  post([this, rgb = rgbImage(image)] {
     auto& w = *m_worker;
     if (!w.vlm) throw InputError("the open model has no vision tower: open a LLaVA folder or demo-vlm to use images");
-    w.pixels = clipPreprocess(bytes, width, height, w.vlm->visionConfig()).to(w.model()->device());
+    w.pixels = clipPreprocess(rgb.bytes, rgb.width, rgb.height, w.vlm->visionConfig()).to(w.model()->device());
     QMetaObject::invokeMethod(this, [this] { emit imageAccepted(); }, Qt::QueuedConnection);
   });
 }

@@ -15,7 +15,16 @@
 #include "headlab/core/vision_language.h"
 #include "session_controller.h"
 
+class QImage;
+
 namespace headlab::app {
+
+// An image's pixels as clipPreprocess takes them: RGB, 3 bytes per pixel, rows unpadded.
+struct RgbImage {
+  std::vector<uint8_t> bytes;
+  int width = 0, height = 0;
+};
+RgbImage rgbImage(const QImage& image);  // GUI thread (session_controller_vision.cpp)
 
 struct SessionController::Worker {
   LoadedModel loaded;                        // a text model (model set), or a VLM's tokenizer and source

@@ -27,6 +27,7 @@
 #include "headlab/views/heatmap_view.h"
 #include "headlab/views/image_attention_view.h"
 #include "headlab/views/logits_panel.h"
+#include "headlab/views/patching_panel.h"
 #include "headlab/views/token_strip.h"
 #include "main_window.h"
 #include "session_controller.h"
@@ -206,6 +207,37 @@ TEST_F(VlmWindowTest, DroppingAnImageFileLoadsItAsThePromptsImage) {
   ASSERT_TRUE(QTest::qWaitFor([&] { return window.imageView()->attention().image.width() == 12 && window.imageView()->hasOverlay(); }, 20000))
       << window.statusBar()->currentMessage().toStdString() << " " << window.imageView()->attention().image.width();
   EXPECT_EQ(window.tokenStrip()->count(), 13);
+}
+
+// The Patching dock on an image prompt: the window's image is the clean run, a file the corrupted
+// one, the question the same. BOS never sees the image and layer-0 words are token embeddings, so
+// restoring them changes nothing; the image positions, labelled by patch, do matter.
+TEST_F(VlmWindowTest, PatchingDockPatchesAnotherImageIntoTheWindowsImage) {
+  QTemporaryDir tmp;
+  QImage other = testImage();
+  other.invertPixels();
+  ASSERT_TRUE(other.save(tmp.filePath("other.png")));
+  views::PatchingPanel* panel = window.patchingPanel();
+  QSignalSpy done(window.session(), &SessionController::patchingFinished);
+  panel->setRequest({kPrompt, "", "w12", "w14", "resid-pos", "exact", tmp.filePath("other.png")});
+  QTest::mouseClick(panel->runButton(), Qt::LeftButton);
+  ASSERT_TRUE(QTest::qWaitFor([&] { return done.count() == 1; }, 30000)) << window.statusBar()->currentMessage().toStdString();
+  const auto& shown = panel->heatmap()->data();
+  ASSERT_EQ(shown.rows, 2);
+  ASSERT_EQ(shown.cols, 13);
+  EXPECT_EQ(shown.colLabels[1], "img 0,0");
+  EXPECT_EQ(shown.colLabels[12], "w9");
+  float imageEffect = 0;
+  for (int l = 0; l < 2; ++l) EXPECT_NEAR(shown.at(l, 0), 0.0f, 1e-4f) << "layer " << l;
+  for (int p = 10; p < 13; ++p) EXPECT_NEAR(shown.at(0, p), 0.0f, 1e-4f) << "pos " << p;
+  for (int p = 1; p < 10; ++p) imageEffect = std::max(imageEffect, std::abs(shown.at(0, p)));
+  EXPECT_GT(imageEffect, 0.01f);
+
+  QSignalSpy failed(window.session(), &SessionController::failed);
+  panel->setRequest({kPrompt, "", "w12", "w14", "resid-pos", "exact", tmp.filePath("missing.png")});
+  QTest::mouseClick(panel->runButton(), Qt::LeftButton);
+  ASSERT_TRUE(QTest::qWaitFor([&] { return failed.count() == 1; }, 10000));
+  EXPECT_TRUE(failed[0][0].toString().contains("missing.png: cannot read the corrupted image")) << failed[0][0].toString().toStdString();
 }
 
 TEST(VlmWindowErrors, ImagesOnATextModelAreRefusedWithTheReason) {

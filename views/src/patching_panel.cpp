@@ -1,6 +1,7 @@
 #include "headlab/views/patching_panel.h"
 
 #include <QComboBox>
+#include <QFileDialog>
 #include <QFormLayout>
 #include <QHBoxLayout>
 #include <QLabel>
@@ -14,8 +15,8 @@ namespace headlab::views {
 
 PatchingPanel::PatchingPanel(QWidget* parent)
     : QWidget(parent), m_clean(new QLineEdit), m_corrupted(new QLineEdit), m_answer(new QLineEdit), m_wrong(new QLineEdit),
-      m_sweep(new QComboBox), m_method(new QComboBox), m_run(new QPushButton(tr("Run sweep"))), m_message(new QLabel),
-      m_heatmap(new HeatmapView) {
+      m_corruptedImage(new QLineEdit), m_imageRow(new QWidget), m_sweep(new QComboBox), m_method(new QComboBox),
+      m_run(new QPushButton(tr("Run sweep"))), m_message(new QLabel), m_heatmap(new HeatmapView) {
   m_run->setObjectName("patchRun");
   m_sweep->addItems({"heads", "head-pos", "resid-pos", "layer-pos"});
   m_method->addItems({"exact", "attribution"});
@@ -24,9 +25,23 @@ PatchingPanel::PatchingPanel(QWidget* parent)
   m_answer->setPlaceholderText(tr("answer token, e.g. ' Lily' or #317"));
   m_wrong->setPlaceholderText(tr("wrong token"));
   m_message->setWordWrap(true);
-  auto* form = new QFormLayout;
+  auto* form = m_form = new QFormLayout;
   form->addRow(tr("clean"), m_clean);
   form->addRow(tr("corrupted"), m_corrupted);
+  m_corruptedImage->setObjectName("patchCorruptedImage");
+  m_corruptedImage->setPlaceholderText(tr("corrupted image file (empty: the prompt's image)"));
+  auto* browse = new QPushButton(tr("…"));
+  browse->setToolTip(tr("choose the corrupted run's image"));
+  connect(browse, &QPushButton::clicked, this, [this] {
+    const QString path = QFileDialog::getOpenFileName(this, tr("Corrupted image"), QString(), tr("Images (*.png *.jpg *.jpeg *.bmp *.ppm *.gif)"));
+    if (!path.isEmpty()) m_corruptedImage->setText(path);
+  });
+  auto* imageLayout = new QHBoxLayout(m_imageRow);
+  imageLayout->setContentsMargins(0, 0, 0, 0);
+  imageLayout->addWidget(m_corruptedImage, 1);
+  imageLayout->addWidget(browse);
+  form->addRow(tr("corrupted image"), m_imageRow);
+  form->setRowVisible(m_imageRow, false);
   form->addRow(tr("answer"), m_answer);
   form->addRow(tr("wrong"), m_wrong);
   auto* row = new QHBoxLayout;
@@ -45,12 +60,21 @@ PatchingPanel::PatchingPanel(QWidget* parent)
 }
 
 PatchingRequestView PatchingPanel::request() const {
-  return {m_clean->text(), m_corrupted->text(), m_answer->text(), m_wrong->text(), m_sweep->currentText(), m_method->currentText()};
+  return {m_clean->text(), m_corrupted->text(), m_answer->text(), m_wrong->text(), m_sweep->currentText(), m_method->currentText(),
+          m_imageInputs ? m_corruptedImage->text() : QString()};
+}
+
+void PatchingPanel::setImageInputs(bool enabled) {
+  m_imageInputs = enabled;
+  m_form->setRowVisible(m_imageRow, enabled);
+  m_corrupted->setPlaceholderText(enabled ? tr("corrupted prompt (empty: the clean prompt, with the corrupted image)")
+                                          : tr("corrupted prompt (same number of tokens)"));
 }
 
 void PatchingPanel::setRequest(const PatchingRequestView& r) {
   m_clean->setText(r.clean), m_corrupted->setText(r.corrupted), m_answer->setText(r.answer), m_wrong->setText(r.wrong);
   m_sweep->setCurrentText(r.sweep), m_method->setCurrentText(r.method);
+  m_corruptedImage->setText(r.corruptedImage);
 }
 
 void PatchingPanel::setRunning(bool running) {

@@ -7,6 +7,7 @@
 #include "headlab/views/view_data.h"
 
 class QComboBox;
+class QFormLayout;
 class QLabel;
 class QLineEdit;
 class QPushButton;
@@ -17,6 +18,9 @@ class HeatmapView;
 
 struct PatchingRequestView {
   QString clean, corrupted, answer, wrong, sweep, method;
+  // Vision-language models: the corrupted run's image file (empty: the window's image); the
+  // clean run uses the window's image, and an empty corrupted prompt means the clean one.
+  QString corruptedImage;
 };
 
 class PatchingPanel : public QWidget {
@@ -28,6 +32,8 @@ class PatchingPanel : public QWidget {
   void setRunning(bool running);
   void setResult(const HeatmapData& grid, const QString& summary);
   void setMessage(const QString& text);
+  // Shows the corrupted-image row (a vision-language model is open).
+  void setImageInputs(bool enabled);
   HeatmapView* heatmap() const { return m_heatmap; }
   QPushButton* runButton() const { return m_run; }
 
@@ -35,7 +41,10 @@ class PatchingPanel : public QWidget {
   void runRequested(const headlab::views::PatchingRequestView& request);
 
  private:
-  QLineEdit *m_clean, *m_corrupted, *m_answer, *m_wrong;
+  QLineEdit *m_clean, *m_corrupted, *m_answer, *m_wrong, *m_corruptedImage;
+  QWidget* m_imageRow;
+  QFormLayout* m_form = nullptr;
+  bool m_imageInputs = false;
   QComboBox *m_sweep, *m_method;
   QPushButton* m_run;
   QLabel* m_message;
