@@ -57,6 +57,23 @@ TEST(HeatmapViewTest, ExportsPngAndPdf) {
   EXPECT_TRUE(out.contains(QRegularExpression("Pages:\\s+1"))) << out.toStdString();
 }
 
+TEST(HeatmapViewTest, AnEmptyViewSaysSoInsteadOfDrawingAnEmptyMap) {
+  HeatmapView v;
+  auto hint = [&]() -> QCPItemText* {
+    for (int i = 0; i < v.plot()->itemCount(); ++i)
+      if (auto* t = qobject_cast<QCPItemText*>(v.plot()->item(i))) return t;
+    return nullptr;
+  };
+  ASSERT_NE(hint(), nullptr);
+  EXPECT_TRUE(hint()->visible());
+  EXPECT_FALSE(v.plot()->xAxis->visible());
+  v.setData(triangle());
+  EXPECT_FALSE(hint()->visible());
+  EXPECT_TRUE(v.plot()->xAxis->visible());
+  v.setData(HeatmapData{});
+  EXPECT_TRUE(hint()->visible());
+}
+
 // A real LLaVA prompt has 576 image positions: labels must not pile up, and zooming in must bring
 // every label back.
 TEST(HeatmapViewTest, LabelsAsManyTokensAsFitAndAllWhenZoomedIn) {

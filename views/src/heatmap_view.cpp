@@ -92,6 +92,13 @@ HeatmapView::HeatmapView(QWidget* parent) : QWidget(parent), m_plot(new QCustomP
   m_rowMarker->setVisible(false);  // query 0 at the top, as attention maps are read
   m_plot->xAxis->setLabel("key");
   m_plot->yAxis->setLabel("query");
+  // Until there is something to show: a hint instead of an empty purple square.
+  m_hint = new QCPItemText(m_plot);
+  m_hint->position->setType(QCPItemPosition::ptAxisRectRatio);
+  m_hint->position->setCoords(0.5, 0.5);
+  m_hint->setText(tr("Nothing to show yet: open a model and run a prompt"));
+  m_hint->setColor(QColor(110, 110, 110));
+  showEmptyState(true);
   connect(m_plot, &QCustomPlot::mouseMove, this, [this](QMouseEvent* e) {
     if (m_data.empty()) return;
     int c = static_cast<int>(std::lround(m_plot->xAxis->pixelToCoord(e->pos().x())));
@@ -133,6 +140,7 @@ void HeatmapView::setHighlightRow(int row) {
 }
 
 void HeatmapView::setCompact(bool compact) {
+  m_compact = compact;
   for (QCPAxis* axis : {m_plot->xAxis, m_plot->yAxis}) {
     axis->setTickLabels(!compact);
     axis->setTicks(!compact);
@@ -168,7 +176,15 @@ QString HeatmapView::tooltipAt(int r, int c) const {
       .arg(m_data.valueLabel).arg(m_data.at(r, c), 0, 'f', 4);
 }
 
+void HeatmapView::showEmptyState(bool empty) {
+  m_hint->setVisible(empty);
+  m_map->setVisible(!empty);
+  m_scale->setVisible(!empty && !m_compact);
+  for (QCPAxis* axis : {m_plot->xAxis, m_plot->yAxis}) axis->setVisible(!empty);
+}
+
 void HeatmapView::rebuild() {
+  showEmptyState(m_data.empty());
   m_title->setText(m_data.title);
   if (m_plot->xAxis->tickLabels()) {  // not in compact form
     m_plot->xAxis->setLabel(m_data.colName);

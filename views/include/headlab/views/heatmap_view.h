@@ -10,6 +10,7 @@ class QCPColorMap;
 class QCPColorScale;
 class QCPTextElement;
 class QCPItemRect;
+class QCPItemText;
 
 namespace headlab::views {
 
@@ -39,15 +40,18 @@ class HeatmapView : public QWidget {
 
  private:
   void rebuild();
+  void showEmptyState(bool empty);
   QCustomPlot* m_plot;
   QCPColorMap* m_map = nullptr;
   QCPColorScale* m_scale = nullptr;
   QCPTextElement* m_title = nullptr;
   HeatmapData m_data;
   bool m_log = false;
+  bool m_compact = false;
   int m_highlight = -1;
   int m_labelPasses = 0;  // corrective replots in a row after a resize (see TokenTicker)
   QCPItemRect* m_rowMarker = nullptr;
+  QCPItemText* m_hint = nullptr;
 };
 
 // Writes any QCustomPlot as PNG or vector PDF, atomically (temporary file, then rename).
