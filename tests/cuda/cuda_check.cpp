@@ -1,0 +1,81 @@
+// CUDA check of the core runtime: the same random models and calls on CPU and on CUDA must agree.
+// The CMake build compiles it (headlab_cuda_check, so it keeps compiling) but no test runs it: CI has
+// no GPU. On a GPU machine tests/cuda/run.sh builds it against the installed PyTorch and runs it.
+// Exit status: 0 all agree, 1 a mismatch, 2 no CUDA device.
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "headlab/core/generate.h"
+#include "headlab/core/hooked_transformer.h"
+#include "headlab/core/incremental_runner.h"
+#include "headlab/core/interventions.h"
+#include "headlab/core/patching.h"
+#include "../support/random_model.h"
+
+using namespace headlab;
+int failures = 0;
+void check(bool ok, const char* what, double detail) {
+  std::printf("%s %s (%.3g)\n", ok ? "ok  " : "FAIL", what, detail);
+  if (!ok) ++failures;
+}
+double maxDiff(const at::Tensor& a, const at::Tensor& b) { return (a.cpu().to(at::kDouble) - b.cpu().to(at::kDouble)).abs().max().item<double>(); }
+
+int main() {
+  const at::Device cuda(at::kCUDA);
+  std::printf("cuda available: %d\n", static_cast<int>(at::hasCUDA()));
+  if (!at::hasCUDA()) return 2;
+  for (const char* arch : {"llama", "gpt2", "mistral", "llama2c"}) {
+    std::printf("== %s\n", arch);
+    ModelConfig c = test::smallConfig(arch);
+    c.n_ctx = int64_t{1} << 20;  // RoPE tables grow on demand, on the model's device
+    if (std::string(arch) == "gpt2") c.n_ctx = 64;
+    HookedTransformer cpu(c, test::randomWeights(c, 3)), gpu(c, test::randomWeights(c, 3));
+    gpu.to(cuda, at::kFloat);
+    at::Tensor tokens = test::randomTokens(2, 12, 50);
+    {
+      c10::InferenceMode g;
+      check(maxDiff(cpu.forward(tokens), gpu.forward(tokens.to(cuda))) < 1e-3, "forward logits", maxDiff(cpu.forward(tokens), gpu.forward(tokens.to(cuda))));
+      check(gpu.forward(tokens.to(cuda)).device().is_cuda(), "logits stay on the GPU", 0);
+    }
+    GenerateOptions opt;
+    opt.maxNewTokens = 8, opt.stopAtEos = false;
+    auto a = generate(cpu, {1, 2, 3, 4}, opt), b = generate(gpu, {1, 2, 3, 4}, opt);
+    check(a == b, "greedy generation with a KV cache", static_cast<double>(a.size()));
+    at::Tensor embeds;
+    {
+      c10::InferenceMode g;
+      embeds = gpu.embed(at::tensor({1, 2, 3, 4}, at::kLong).unsqueeze(0).to(cuda));
+    }
+    check(generateFromEmbeddings(gpu, embeds, opt) == a, "generation from embeddings", 0);
+    PatchingRequest r;
+    r.clean = {1, 5, 7, 9, 11, 13}, r.corrupted = {1, 5, 8, 9, 11, 13}, r.answer = 12, r.wrong = 14;
+    for (SweepKind k : {SweepKind::Heads, SweepKind::ResidPos}) {
+      r.sweep = k;
+      auto pc = patchBatched(cpu, r), pg = patchBatched(gpu, r);
+      check(maxDiff(pc.grid, pg.grid) < 1e-3, toString(k), maxDiff(pc.grid, pg.grid));
+    }
+    r.sweep = SweepKind::Heads;
+    check(maxDiff(patchAttribution(cpu, r).grid, patchAttribution(gpu, r).grid) < 1e-3, "attribution patching",
+          maxDiff(patchAttribution(cpu, r).grid, patchAttribution(gpu, r).grid));
+    {
+      c10::InferenceMode g;
+      at::Tensor x = at::randn({1, 6, c.d_model});
+      if (c.rope != RopeLayout::None && c.sliding_window == 0)  // a window hides every key of a cacheless block at 20000
+        check(maxDiff(cpu.block(0, x, nullptr, 20000), gpu.block(0, x.to(cuda), nullptr, 20000)) < 1e-3, "block at position 20000 (grown RoPE table)",
+              maxDiff(cpu.block(0, x, nullptr, 20000), gpu.block(0, x.to(cuda), nullptr, 20000)));
+    }
+    IncrementalRunner rc(cpu), rg(gpu);
+    rc.setPrompt({1, 2, 3, 4, 5, 6});
+    rg.setPrompt({1, 2, 3, 4, 5, 6});
+    Intervention zero;
+    zero.layer = 1, zero.heads = {2};
+    rc.update({zero});
+    rg.update({zero});
+    check(maxDiff(rc.logits(), rg.logits()) < 1e-3, "click-to-ablate recompute (zero L1H2)", maxDiff(rc.logits(), rg.logits()));
+  }
+  std::printf("%s: %d failure(s)\n", failures ? "FAILED" : "PASSED", failures);
+  return failures ? 1 : 0;
+}

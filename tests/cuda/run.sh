@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The CUDA check of the core runtime: random models of each architecture on CPU and on CUDA must
+# agree (forward, KV-cache generation, generation from embeddings, batched and attribution patching,
+# grown RoPE tables, click-to-ablate recompute). Builds tests/cuda/cuda_check.cpp and the core
+# sources it needs against the installed PyTorch's libtorch (pip wheels ship its headers and
+# libraries) with g++, then runs it. Needs nlohmann/json.hpp: NLOHMANN_INCLUDE (default /usr/include).
+# With the device tool: copy /usr/include/nlohmann into an ignored folder (e.g. .gpu/include), carry it
+# and run `NLOHMANN_INCLUDE=.gpu/include bash tests/cuda/run.sh`.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+OUTDIR=${CUDA_CHECK_BUILD:-/tmp/headlab-cuda-check}
+read -r INC LIB ABI < <(python3 -c "import torch, os; d = os.path.dirname(torch.__file__); print(d + '/include', d + '/lib', int(torch._C._GLIBCXX_USE_CXX11_ABI))")
+echo "torch $(python3 -c 'import torch; print(torch.__version__, "CUDA", torch.version.cuda)'), $(g++ --version | head -1)"
+mkdir -p "$OUTDIR"
+SRC="hooked_transformer hooks model_config model_weights tensor_store generate patching interventions incremental_runner"
+pids=()
+for f in $SRC; do
+  g++ -std=c++17 -O1 -D_GLIBCXX_USE_CXX11_ABI="$ABI" -Icore/include -I"${NLOHMANN_INCLUDE:-/usr/include}" -I"$INC" \
+    -I"$INC/torch/csrc/api/include" -c "core/src/$f.cpp" -o "$OUTDIR/$f.o" & pids+=($!)
+done
+g++ -std=c++17 -O1 -D_GLIBCXX_USE_CXX11_ABI="$ABI" -Icore/include -I"${NLOHMANN_INCLUDE:-/usr/include}" -I"$INC" \
+  -I"$INC/torch/csrc/api/include" -c tests/cuda/cuda_check.cpp -o "$OUTDIR/cuda_check.o" & pids+=($!)
+for p in "${pids[@]}"; do wait "$p"; done
+g++ -o "$OUTDIR/cuda_check" "$OUTDIR"/*.o -L"$LIB" -Wl,-rpath,"$LIB" -Wl,--no-as-needed -ltorch_cuda -lc10_cuda -ltorch -ltorch_cpu -lc10
+"$OUTDIR/cuda_check"
