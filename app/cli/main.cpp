@@ -100,6 +100,7 @@ OpenedModel openAny(const Args& a, bool tokenizerRequired = true) {
     });
   if (headlab::isLlavaFolder(spec)) {
     o.vlm = headlab::loadLlava(spec);
+    o.vlm->to(headlab::parseDevice(a.get("device", "cpu")), headlab::parseDtype(a.get("dtype", "float32")));
     o.loaded.source = spec, o.loaded.format = "llava";
     try {
       o.loaded.tokenizer = headlab::loadTokenizer(a.get("tokenizer").empty() ? spec : a.get("tokenizer"));

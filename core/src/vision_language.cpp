@@ -95,6 +95,17 @@ VlmInput VisionLanguageModel::prepare(const std::vector<int64_t>& ids, const at:
 
 at::Tensor VisionLanguageModel::forward(const VlmInput& in) { return m_language->forwardFrom(0, in.embeds); }
 
+void VisionLanguageModel::to(at::Device device, at::ScalarType dtype) {
+  m_language->to(device, dtype);
+  m_vision->to(device, at::kFloat);
+  auto move = [&](at::Tensor& t) {
+    if (t.defined()) t = t.to(device, at::kFloat);
+  };
+  for (at::Tensor* t : {&m_embeddings.patch, &m_embeddings.class_token, &m_embeddings.positions, &m_embeddings.pre_ln_w,
+                        &m_embeddings.pre_ln_b, &m_projector.w1, &m_projector.b1, &m_projector.w2, &m_projector.b2})
+    move(*t);
+}
+
 std::string imagePositionLabel(const VisionTowerConfig& c, int64_t i) {
   if (!c.drop_class_token) {
     if (i == 0) return "img cls";

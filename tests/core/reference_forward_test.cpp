@@ -211,6 +211,21 @@ TEST_F(VisionProbesTest, PatchingBetweenTwoImagesReachesOnlyWhereTheImageDoes) {
   EXPECT_THROW(patchBatched(lm, half), InputError);
 }
 
+// Moving a VLM: the decoder takes the dtype, the vision tower and projector stay float32, and the
+// image prompt still runs (tests/cuda/run.sh checks the same on a GPU against the CPU).
+TEST_F(VisionProbesTest, MovesToAnotherDtypeWithTheTowerInFloat32) {
+  c10::InferenceMode guard;
+  const at::Tensor full = vlm->forward(vlm->prepare(tokens, pixels))[0][-1];
+  vlm->to(at::kCPU, at::kBFloat16);
+  EXPECT_EQ(vlm->language().dtype(), at::kBFloat16);
+  EXPECT_EQ(vlm->visionFeatures(pixels).scalar_type(), at::kFloat);
+  VlmInput in = vlm->prepare(tokens, pixels);
+  EXPECT_EQ(in.embeds.scalar_type(), at::kBFloat16);
+  const at::Tensor half = vlm->forward(in)[0][-1].to(at::kFloat);
+  EXPECT_TRUE(at::isfinite(half).all().item<bool>());
+  EXPECT_LT((half - full).abs().max().item<float>(), 0.1f * full.abs().max().item<float>());
+}
+
 TEST_F(VisionProbesTest, VhdIsZeroAgainstItselfAndPositiveWhereHeadsSeeTheImage) {
   auto same = run("vhd", {{"counterfactual", "same"}, {"outlier_filter", false}});
   for (double v : same["vhd_raw"]["values"]) EXPECT_EQ(v, 0.0);

@@ -1,7 +1,7 @@
 // CUDA check of the core runtime: the same random models and calls on CPU and on CUDA must agree.
 // The CMake build compiles it (headlab_cuda_check, so it keeps compiling) but no test runs it: CI has
 // no GPU. On a GPU machine tests/cuda/run.sh builds it against the installed PyTorch and runs it.
-// Exit status: 0 all agree, 1 a mismatch, 2 no CUDA device.
+// Usage: headlab_cuda_check [LLAVA_FOLDER]. Exit status: 0 all agree, 1 a mismatch, 2 no CUDA device.
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
@@ -13,6 +13,7 @@
 #include "headlab/core/incremental_runner.h"
 #include "headlab/core/interventions.h"
 #include "headlab/core/patching.h"
+#include "headlab/core/vision_language.h"
 #include "../support/random_model.h"
 
 using namespace headlab;
@@ -23,7 +24,7 @@ void check(bool ok, const char* what, double detail) {
 }
 double maxDiff(const at::Tensor& a, const at::Tensor& b) { return (a.cpu().to(at::kDouble) - b.cpu().to(at::kDouble)).abs().max().item<double>(); }
 
-int main() {
+int main(int argc, char** argv) {
   const at::Device cuda(at::kCUDA);
   std::printf("cuda available: %d\n", static_cast<int>(at::hasCUDA()));
   if (!at::hasCUDA()) return 2;
@@ -75,6 +76,38 @@ int main() {
     rc.update({zero});
     rg.update({zero});
     check(maxDiff(rc.logits(), rg.logits()) < 1e-3, "click-to-ablate recompute (zero L1H2)", maxDiff(rc.logits(), rg.logits()));
+  }
+  if (argc > 1) {
+    // A LLaVA folder (tests/reference/make_reference_models.py writes a tiny one): the vision tower,
+    // the splice, generation and patching between two images, CPU against CUDA.
+    std::printf("== llava %s\n", argv[1]);
+    auto cpu = loadLlava(argv[1]), gpu = loadLlava(argv[1]);
+    gpu->to(cuda, at::kFloat);
+    const int64_t S = cpu->visionConfig().image_size;
+    at::manual_seed(11);
+    at::Tensor pixels = at::randn({1, 3, S, S}), other = at::randn({1, 3, S, S});
+    const std::vector<int64_t> ids = withImagePlaceholder({1, 5, 7, 9}, cpu->visionConfig().image_token_id, 1);
+    VlmInput ic, ig, oc, og;
+    {
+      c10::InferenceMode g;
+      ic = cpu->prepare(ids, pixels), ig = gpu->prepare(ids, pixels);
+      oc = cpu->prepare(ids, other), og = gpu->prepare(ids, other);
+      check(ig.embeds.device().is_cuda(), "spliced embeddings on the GPU", 0);
+      check(maxDiff(cpu->visionFeatures(pixels), gpu->visionFeatures(pixels)) < 1e-4, "vision tower features",
+            maxDiff(cpu->visionFeatures(pixels), gpu->visionFeatures(pixels)));
+      check(maxDiff(cpu->forward(ic), gpu->forward(ig)) < 1e-3, "image prompt logits", maxDiff(cpu->forward(ic), gpu->forward(ig)));
+    }
+    GenerateOptions opt;
+    opt.maxNewTokens = 6, opt.stopAtEos = false;
+    check(generateFromEmbeddings(cpu->language(), ic.embeds, opt) == generateFromEmbeddings(gpu->language(), ig.embeds, opt),
+          "answer generation with a KV cache", 0);
+    PatchingRequest r;
+    r.clean = ic.ids, r.corrupted = oc.ids, r.answer = 12, r.wrong = 14, r.sweep = SweepKind::ResidPos;
+    PatchingRequest rg = r;
+    r.cleanEmbeds = ic.embeds, r.corruptedEmbeds = oc.embeds;
+    rg.cleanEmbeds = ig.embeds, rg.corruptedEmbeds = og.embeds;
+    auto pc = patchBatched(cpu->language(), r), pg = patchBatched(gpu->language(), rg);
+    check(maxDiff(pc.grid, pg.grid) < 1e-3, "patching between two images", maxDiff(pc.grid, pg.grid));
   }
   std::printf("%s: %d failure(s)\n", failures ? "FAILED" : "PASSED", failures);
   return failures ? 1 : 0;

@@ -9,10 +9,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUTDIR=${CUDA_CHECK_BUILD:-/tmp/headlab-cuda-check}
-read -r INC LIB ABI < <(python3 -c "import torch, os; d = os.path.dirname(torch.__file__); print(d + '/include', d + '/lib', int(torch._C._GLIBCXX_USE_CXX11_ABI))")
-echo "torch $(python3 -c 'import torch; print(torch.__version__, "CUDA", torch.version.cuda)'), $(g++ --version | head -1)"
+if [ -n "${TORCH_INCLUDE:-}" ]; then  # another libtorch (e.g. Debian's, to check that it links: TORCH_INCLUDE=/usr/include ...)
+  INC=$TORCH_INCLUDE LIB=$TORCH_LIB ABI=${TORCH_ABI:-1}
+else
+  read -r INC LIB ABI < <(python3 -c "import torch, os; d = os.path.dirname(torch.__file__); print(d + '/include', d + '/lib', int(torch._C._GLIBCXX_USE_CXX11_ABI))")
+  echo "torch $(python3 -c 'import torch; print(torch.__version__, "CUDA", torch.version.cuda)'), $(g++ --version | head -1)"
+fi
 mkdir -p "$OUTDIR"
-SRC="hooked_transformer hooks model_config model_weights tensor_store generate patching interventions incremental_runner"
+SRC="hooked_transformer hooks model_config model_weights tensor_store generate patching interventions incremental_runner
+     vision_language arch_llama arch_gpt2 safetensors"
 pids=()
 for f in $SRC; do
   g++ -std=c++17 -O1 -D_GLIBCXX_USE_CXX11_ABI="$ABI" -Icore/include -I"${NLOHMANN_INCLUDE:-/usr/include}" -I"$INC" \
@@ -21,5 +26,6 @@ done
 g++ -std=c++17 -O1 -D_GLIBCXX_USE_CXX11_ABI="$ABI" -Icore/include -I"${NLOHMANN_INCLUDE:-/usr/include}" -I"$INC" \
   -I"$INC/torch/csrc/api/include" -c tests/cuda/cuda_check.cpp -o "$OUTDIR/cuda_check.o" & pids+=($!)
 for p in "${pids[@]}"; do wait "$p"; done
-g++ -o "$OUTDIR/cuda_check" "$OUTDIR"/*.o -L"$LIB" -Wl,-rpath,"$LIB" -Wl,--no-as-needed -ltorch_cuda -lc10_cuda -ltorch -ltorch_cpu -lc10
-"$OUTDIR/cuda_check"
+g++ -o "$OUTDIR/cuda_check" "$OUTDIR"/*.o -L"$LIB" -Wl,-rpath,"$LIB" -Wl,--no-as-needed ${CUDA_LIBS--ltorch_cuda -lc10_cuda} -ltorch -ltorch_cpu -lc10
+# With a LLaVA folder as argument (LLAVA_FOLDER), the vision-language path is checked too.
+"$OUTDIR/cuda_check" ${LLAVA_FOLDER:+"$LLAVA_FOLDER"}

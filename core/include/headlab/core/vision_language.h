@@ -62,6 +62,9 @@ class VisionLanguageModel {
   // of VHD's counterfactual. Throws InputError when the count of placeholders fits neither.
   VlmInput prepare(const std::vector<int64_t>& ids, const at::Tensor& pixels);
   at::Tensor forward(const VlmInput& in);  // logits [1, pos, d_vocab]
+  // Moves the model: the decoder to `device` in `dtype`, the vision tower and projector to `device`
+  // in float32 (small next to the decoder; CLIP's LayerNorms and pixels stay in full precision).
+  void to(at::Device device, at::ScalarType dtype);
 
  private:
   VisionTowerConfig m_config;
