@@ -31,10 +31,13 @@ int main(int argc, char** argv) {
   QCommandLineOption select("select", "Select a head once the prompt has run, e.g. 4.1.", "L.H");
   QCommandLineOption probe("probe", "Run a probe (default parameters) once the prompt has run.", "P");
   QCommandLineOption patch("patch", "Run a patching sweep once the prompt has run: clean|corrupted|answer|wrong|sweep.", "SPEC");
-  parser.addOptions({model, prompt, image, screenshot, ablate, select, probe, patch});
+  QCommandLineOption device("device", "Where models run: cpu (default) or cuda[:n].", "D", "cpu");
+  QCommandLineOption dtype("dtype", "The decoder's dtype: float32 (default), bfloat16 or float16.", "T", "float32");
+  parser.addOptions({model, prompt, image, screenshot, ablate, select, probe, patch, device, dtype});
   parser.process(app);
 
   headlab::app::MainWindow window;
+  window.session()->setDevice(parser.value(device), parser.value(dtype));
   window.show();
   if (parser.isSet(model)) {
     QString p = parser.value(prompt);

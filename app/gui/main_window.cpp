@@ -486,7 +486,7 @@ void MainWindow::showModel(const views::ModelSummary& s) {
     else setImage(image, false), m_imagePath = QFileInfo(m_pendingImage).absoluteFilePath();  // the pending prompt runs next, with the image
     m_pendingImage.clear();
   }
-  statusBar()->showMessage(tr("opened %1 (%2 layers × %3 heads, %4 kv heads)").arg(s.source).arg(s.layers).arg(s.heads).arg(s.kvHeads));
+  statusBar()->showMessage(tr("opened %1 (%2 layers × %3 heads, %4 kv heads) on %5").arg(s.source).arg(s.layers).arg(s.heads).arg(s.kvHeads).arg(s.device));
   if (!m_pendingPrompt.isEmpty()) runPrompt(m_pendingPrompt);
 }
 

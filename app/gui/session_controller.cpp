@@ -57,12 +57,18 @@ void SessionController::waitIdle() {
   QCoreApplication::processEvents();
 }
 
+void SessionController::setDevice(const QString& device, const QString& dtype) {
+  m_device = device;
+  m_dtype = dtype;
+}
+
 void SessionController::openModel(const QString& spec, const QString& tokenizer) {
   emit busyChanged(true, tr("loading %1").arg(spec));
   m_cancel = false;
-  post([this, spec, tokenizer] {
+  post([this, spec, tokenizer, device = m_device.toStdString(), dtype = m_dtype.toStdString()] {
     LoadOptions opt;
     opt.tokenizerPath = tokenizer.toStdString();
+    opt.device = device, opt.dtype = dtype;
     opt.progress = [this](double f, const std::string& stage) {
       const QString text = QString::fromStdString(stage);
       QMetaObject::invokeMethod(this, [this, f, text] { emit progress(f, text); }, Qt::QueuedConnection);
@@ -78,6 +84,7 @@ void SessionController::openModel(const QString& spec, const QString& tokenizer)
       if (path == "demo-vlm" || isLlavaFolder(path)) {
         const std::string folder = path == "demo-vlm" ? ensureDemoVlm(opt.progress) : path;
         vlm = loadLlava(folder);
+        vlm->to(parseDevice(device), parseDtype(dtype));
         loaded.tokenizer = loadTokenizer(folder);
         loaded.source = folder;
         loaded.format = "llava";
@@ -98,6 +105,7 @@ void SessionController::openModel(const QString& spec, const QString& tokenizer)
     const auto& c = w.model()->config();
     views::ModelSummary s;
     s.source = q(w.loaded.source);
+    s.device = q(w.model()->device().str() + ", " + std::string(c10::toString(w.model()->dtype())));
     s.format = q(w.loaded.format);
     nlohmann::json j = configToJson(c);
     j["tokenizer"] = w.loaded.tokenizer->kind();
@@ -169,7 +177,7 @@ void SessionController::runPrompt(const QString& text) {
     // can only see itself) and mean row entropy.
     views::HeadScores first = grid(L, H, "attention to first token"), entropy = grid(L, H, "attention entropy");
     for (int l = 0; l < L; ++l) {
-      at::Tensor p = w.runner->baselinePattern(l).to(at::kFloat);  // [head, q, k]
+      at::Tensor p = w.runner->baselinePattern(l).to(at::kCPU, at::kFloat);  // [head, q, k]
       at::Tensor f = p.size(1) > 1 ? p.slice(1, 1).select(2, 0).mean(1) : p.select(2, 0).mean(1);
       at::Tensor e = -(p * (p.clamp_min(1e-12)).log()).sum(-1).mean(-1);
       for (int h = 0; h < H; ++h) {
@@ -410,7 +418,7 @@ void SessionController::runPatching(const views::PatchingRequestView& v) {
     r.sweep = sweepKindFromString(v.sweep.toStdString());
     HookedTransformer& model = *w.model();
     PatchingResult res = v.method == "attribution" ? patchAttribution(model, r) : patchBatched(model, r);
-    at::Tensor g = res.grid.to(at::kFloat).contiguous();
+    at::Tensor g = res.grid.to(at::kCPU, at::kFloat).contiguous();
     const int64_t L = model.config().n_layers, H = model.config().n_heads;
     QStringList positions;
     for (size_t i = 0; i < r.clean.size(); ++i) {
@@ -455,7 +463,7 @@ void SessionController::runPatching(const views::PatchingRequestView& v) {
 void SessionController::emitLayer() {
   // Worker thread: tensors become plain HeatmapData here, and only here.
   auto& w = *m_worker;
-  at::Tensor p = w.runner->pattern(w.layer).to(at::kFloat).contiguous();  // [head, q, k]
+  at::Tensor p = w.runner->pattern(w.layer).to(at::kCPU, at::kFloat).contiguous();  // [head, q, k], read by the views
   const int H = static_cast<int>(p.size(0)), T = static_cast<int>(p.size(1));
   std::vector<views::HeatmapData> heads;
   for (int h = 0; h < H; ++h) {
@@ -473,8 +481,8 @@ void SessionController::emitLayer() {
 
 void SessionController::emitPredictions(int from, double ms) {
   auto& w = *m_worker;
-  at::Tensor base = at::softmax(w.runner->baselineLogits()[-1].to(at::kFloat), -1);
-  at::Tensor now = at::softmax(w.runner->logits()[-1].to(at::kFloat), -1);
+  at::Tensor base = at::softmax(w.runner->baselineLogits()[-1].to(at::kCPU, at::kFloat), -1);
+  at::Tensor now = at::softmax(w.runner->logits()[-1].to(at::kCPU, at::kFloat), -1);
   std::vector<int64_t> ids;
   auto add = [&](const at::Tensor& probs, int k) {
     at::Tensor idx = std::get<1>(probs.topk(std::min<int64_t>(k, probs.size(0))));

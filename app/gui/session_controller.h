@@ -22,6 +22,9 @@ class SessionController : public QObject {
   ~SessionController() override;
 
   void openModel(const QString& spec, const QString& tokenizer = {});
+  // Where the models opened from now on run: "cpu" or "cuda[:n]", and the decoder's dtype
+  // ("float32", "bfloat16", "float16"). A bad value fails the next open with the reason.
+  void setDevice(const QString& device, const QString& dtype = "float32");
   void runPrompt(const QString& text);
   void setEdits(const std::vector<views::HeadEdit>& edits);
   void selectLayer(int layer);
@@ -81,6 +84,7 @@ class SessionController : public QObject {
                         int recomputedFromLayer, double milliseconds);
 
  private:
+  QString m_device = "cpu", m_dtype = "float32";  // for the next openModel
   struct Worker;
   template <typename F>
   void post(F&& job);

@@ -65,6 +65,26 @@ class ModelWindowTest : public ::testing::Test {
   MainWindow window;
 };
 
+// --device / --dtype: the window runs the model where and how it is told (CUDA is checked on a GPU
+// machine by tests/cuda/run.sh; here bfloat16 on the CPU), and a bad device is a clear message.
+TEST(ModelWindowDevice, RunsInTheAskedDtypeAndRefusesAnUnknownDevice) {
+  MainWindow window;
+  window.show();
+  QSignalSpy opened(window.session(), &SessionController::modelOpened);
+  window.session()->setDevice("cpu", "bfloat16");
+  window.openModel(QString::fromStdString(test::sharedPath("models/stories260k/stories260K.bin")), kPrompt);
+  ASSERT_TRUE(QTest::qWaitFor([&] { return !window.logits()->predictions().empty(); }, 20000)) << window.statusBar()->currentMessage().toStdString();
+  ASSERT_EQ(opened.count(), 1);
+  EXPECT_EQ(opened[0][0].value<views::ModelSummary>().device, "cpu, BFloat16");
+  EXPECT_FALSE(window.layerPatterns().empty());
+
+  QSignalSpy failed(window.session(), &SessionController::failed);
+  window.session()->setDevice("tpu");
+  window.openModel(QString::fromStdString(test::sharedPath("models/stories260k/stories260K.bin")), kPrompt);
+  ASSERT_TRUE(QTest::qWaitFor([&] { return failed.count() == 1; }, 20000));
+  EXPECT_TRUE(failed[0][0].toString().contains("unknown device 'tpu'")) << failed[0][0].toString().toStdString();
+}
+
 TEST_F(ModelWindowTest, ShowsTokensGridAndPredictions) {
   EXPECT_EQ(window.headGrid()->rowCount(), 5);
   EXPECT_EQ(window.headGrid()->columnCount(), 8);

@@ -58,6 +58,7 @@ struct ModelSummary {
   int kvHeads = 0;
   int imageSize = 0;  // vision-language models: the tower's input side in pixels (0 = text model)
   int patchSide = 0;  // patches per side of the image grid
+  QString device;     // where the decoder runs and in what dtype, e.g. "cpu, float32"
 };
 
 // Where an image prompt's patches sit: positions [begin, end) hold the side x side patches, row-major.
