@@ -10,14 +10,6 @@
 
 namespace headlab {
 
-bool parseByteToken(const std::string& text, size_t at, unsigned& byte) {
-  if (at + 6 > text.size() || text.compare(at, 3, "<0x") != 0 || text[at + 5] != '>') return false;
-  auto hex = [](char c) { return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1; };
-  int hi = hex(text[at + 3]), lo = hex(text[at + 4]);
-  if (hi < 0 || lo < 0) return false;
-  byte = static_cast<unsigned>(hi * 16 + lo);
-  return true;
-}
 
 int64_t checkedTokenId(const nlohmann::json& id, const std::string& token, const std::string& where) {
   if (!id.is_number_integer()) throw TokenizerError(where + ": id of '" + token + "' is not an integer");
@@ -27,26 +19,7 @@ int64_t checkedTokenId(const nlohmann::json& id, const std::string& token, const
   return v;
 }
 
-std::vector<std::string> utf8Chars(const std::string& s) {
-  std::vector<std::string> out;
-  size_t i = 0;
-  while (i < s.size()) {
-    unsigned char c = static_cast<unsigned char>(s[i]);
-    size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 1;
-    if (i + len > s.size()) len = 1;
-    for (size_t k = 1; k < len; ++k)
-      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) len = 1;
-    out.push_back(s.substr(i, len));
-    i += len;
-  }
-  return out;
-}
 
-bool isValidUtf8(const std::string& s) {
-  for (const auto& ch : utf8Chars(s))
-    if (ch.size() == 1 && static_cast<unsigned char>(ch[0]) >= 0x80) return false;
-  return true;
-}
 
 namespace {
 // Minimal protobuf wire-format reader for SentencePiece's ModelProto: field 1 holds the

@@ -15,17 +15,26 @@ else
   read -r INC LIB ABI < <(python3 -c "import torch, os; d = os.path.dirname(torch.__file__); print(d + '/include', d + '/lib', int(torch._C._GLIBCXX_USE_CXX11_ABI))")
   echo "torch $(python3 -c 'import torch; print(torch.__version__, "CUDA", torch.version.cuda)'), $(g++ --version | head -1)"
 fi
-mkdir -p "$OUTDIR"
+mkdir -p "$OUTDIR/generated"
+# The probes' built-in prompt set, as plugins/CMakeLists.txt generates it.
+{ printf 'R"HLPROMPTS('; cat resources/prompts/sinks.txt; printf ')HLPROMPTS"\n'; } > "$OUTDIR/generated/sinks_prompts.inc"
 SRC="hooked_transformer hooks model_config model_weights tensor_store generate patching interventions incremental_runner
-     vision_language arch_llama arch_gpt2 safetensors"
+     vision_language arch_llama arch_gpt2 safetensors llama2c_checkpoint tokenizer_score_bpe tokenizer_text"
+PLUGINS="registry.cpp common/probe_util.cpp induction/induction_probe.cpp massive/massive_probe.cpp retrieval/retrieval_probe.cpp
+         sinks/sinks_probe.cpp streaming/streaming_probe.cpp vision/vision_probes.cpp"
 pids=()
 for f in $SRC; do
   g++ -std=c++17 -O1 -D_GLIBCXX_USE_CXX11_ABI="$ABI" -Icore/include -I"${NLOHMANN_INCLUDE:-/usr/include}" -I"$INC" \
     -I"$INC/torch/csrc/api/include" -c "core/src/$f.cpp" -o "$OUTDIR/$f.o" & pids+=($!)
 done
-g++ -std=c++17 -O1 -D_GLIBCXX_USE_CXX11_ABI="$ABI" -Icore/include -I"${NLOHMANN_INCLUDE:-/usr/include}" -I"$INC" \
+for f in $PLUGINS; do
+  g++ -std=c++17 -O1 -D_GLIBCXX_USE_CXX11_ABI="$ABI" -Icore/include -Iplugins/include -I"$OUTDIR/generated" -I"${NLOHMANN_INCLUDE:-/usr/include}" \
+    -I"$INC" -I"$INC/torch/csrc/api/include" -c "plugins/$f" -o "$OUTDIR/plugin_$(basename "$f" .cpp).o" & pids+=($!)
+done
+g++ -std=c++17 -O1 -D_GLIBCXX_USE_CXX11_ABI="$ABI" -Icore/include -Iplugins/include -I"${NLOHMANN_INCLUDE:-/usr/include}" -I"$INC" \
   -I"$INC/torch/csrc/api/include" -c tests/cuda/cuda_check.cpp -o "$OUTDIR/cuda_check.o" & pids+=($!)
 for p in "${pids[@]}"; do wait "$p"; done
 g++ -o "$OUTDIR/cuda_check" "$OUTDIR"/*.o -L"$LIB" -Wl,-rpath,"$LIB" -Wl,--no-as-needed ${CUDA_LIBS--ltorch_cuda -lc10_cuda} -ltorch -ltorch_cpu -lc10
-# With a LLaVA folder as argument (LLAVA_FOLDER), the vision-language path is checked too.
-"$OUTDIR/cuda_check" ${LLAVA_FOLDER:+"$LLAVA_FOLDER"}
+# With a LLaVA folder (LLAVA_FOLDER) the vision-language path and probes are checked too, and with a
+# llama2.c checkpoint and tokenizer (CHECKPOINT, TOKENIZER: stories260K) every text probe.
+"$OUTDIR/cuda_check" ${LLAVA_FOLDER:+"$LLAVA_FOLDER"} ${CHECKPOINT:+"$CHECKPOINT" "$TOKENIZER"}
