@@ -324,7 +324,7 @@ class LookProbe : public Probe {
 
  private:
   static std::vector<double> toVector(const at::Tensor& t) {
-    at::Tensor d = t.to(at::kDouble).contiguous();
+    at::Tensor d = t.to(at::kCPU, at::kDouble).contiguous();  // results may live on the GPU
     return std::vector<double>(d.data_ptr<double>(), d.data_ptr<double>() + d.numel());
   }
   // [layers, heads] attention mass on the image tokens, the head-averaged [image tokens] map at
