@@ -452,7 +452,7 @@ void SessionController::runPatching(const views::PatchingRequestView& v) {
     d.values.assign(g.data_ptr<float>(), g.data_ptr<float>() + g.numel());
     const float hi = std::max(1.0f, g.max().item<float>()), lo = std::min(0.0f, g.min().item<float>());
     d.minValue = lo, d.maxValue = hi;
-    d.valueLabel = "patched metric (0 = corrupted, 1 = clean)";
+    d.valueLabel = "0 = corrupted, 1 = clean";  // short: the colour scale is as tall as the map
     d.title = QString("%1 patching, %2").arg(v.sweep, q(res.method));
     const QString summary = QString("logit(%1) - logit(%2): clean %3, corrupted %4; %5 forwards")
                                 .arg(v.answer, v.wrong).arg(res.cleanMetric, 0, 'f', 3).arg(res.corruptedMetric, 0, 'f', 3).arg(res.forwards);
