@@ -80,6 +80,55 @@ std::string fmt(double v, int digits = 2) {
 
 // demo-vlm: accuracy, the VHD grid averaged over held-out questions, and the causal check (zero the
 // top-K VHD heads vs K random other heads, mean of several draws).
+// A demo-vlm scene [3, 16, 16] in [0, 1] as the tower takes it: [1, 3, 16, 16], CLIP-normalised.
+at::Tensor clipNormalised(const VisionLanguageModel& vlm, const at::Tensor& pixels) {
+  const auto& vc = vlm.visionConfig();
+  at::Tensor mean = at::tensor(std::vector<float>(vc.mean.begin(), vc.mean.end())).view({1, 3, 1, 1});
+  at::Tensor std = at::tensor(std::vector<float>(vc.std.begin(), vc.std.end())).view({1, 3, 1, 1});
+  return (pixels.unsqueeze(0) - mean) / std;
+}
+
+// Image patching: a held-out colour question, and the same scene with the asked cell's colour changed
+// (channels rolled: red -> green -> blue -> red, yellow -> cyan -> magenta -> yellow). Which position's
+// residual stream, restored from the clean run, brings the clean answer back?
+nlohmann::json imagePatchingSection(VisionLanguageModel& vlm, const Tokenizer& tok, const fs::path& dir) {
+  DemoVlmTasks pool(57);
+  for (int tries = 0; tries < 200; ++tries) {
+    DemoVlmExample ex = pool.example();
+    if (ex.question.find(" colour ") == std::string::npos || ex.answer == "none") continue;
+    const bool bottom = ex.question.find("bottom") != std::string::npos, right = ex.question.find("right") != std::string::npos;
+    at::Tensor other = ex.pixels.clone();
+    at::Tensor cell = other.slice(1, bottom ? 8 : 0, bottom ? 16 : 8).slice(2, right ? 8 : 0, right ? 16 : 8);
+    cell.copy_(cell.roll(1, 0));
+    std::vector<int64_t> ids = tok.encode(ex.question, true);
+    VlmInput clean = vlm.prepare(ids, clipNormalised(vlm, ex.pixels)), corrupted = vlm.prepare(ids, clipNormalised(vlm, other));
+    const int64_t answer = resolveSingleToken(tok, ex.answer);
+    const int64_t cleanTop = vlm.forward(clean)[0][-1].argmax().item<int64_t>();
+    const int64_t wrong = vlm.forward(corrupted)[0][-1].argmax().item<int64_t>();
+    if (cleanTop != answer || wrong == answer) continue;  // a pair the model answers right and differently
+    PatchingRequest r;
+    r.clean = clean.ids, r.corrupted = corrupted.ids, r.cleanEmbeds = clean.embeds, r.corruptedEmbeds = corrupted.embeds;
+    r.answer = answer, r.wrong = wrong, r.sweep = SweepKind::ResidPos;
+    PatchingResult res = patchBatched(vlm.language(), r);
+    std::vector<std::string> pos;
+    for (size_t i = 0; i < r.clean.size(); ++i) {
+      const auto p = static_cast<int64_t>(i);
+      pos.push_back(p >= clean.imageBegin && p < clean.imageEnd ? imagePositionLabel(vlm.visionConfig(), p - clean.imageBegin)
+                                                               : tok.tokenString(r.clean[i]));
+    }
+    at::Tensor g = res.grid.to(at::kCPU, at::kDouble).contiguous();
+    writeHeatmapPng((dir / "patching_image.png").string(), "image patching: " + ex.question.substr(8) + " " + ex.answer + " vs " + tok.tokenString(wrong),
+                    static_cast<int>(g.size(0)), static_cast<int>(g.size(1)), std::vector<double>(g.data_ptr<double>(), g.data_ptr<double>() + g.numel()),
+                    labels("L", g.size(0)), pos);
+    const int64_t best = g[0].abs().argmax().item<int64_t>();
+    nlohmann::json out = res.toJson(pos);
+    out["question"] = ex.question, out["answer"] = ex.answer, out["wrong"] = tok.tokenString(wrong);
+    out["best_layer0"] = {{"pos", best}, {"label", pos[static_cast<size_t>(best)]}, {"value", g[0][best].item<double>()}};
+    return out;
+  }
+  return nullptr;
+}
+
 nlohmann::json vlmSection(const fs::path& dir) {
   std::cerr << (fs::exists(fs::path(demoVlmCacheDir()) / "config.json") ? "demo: loading the cached demo-vlm model\n"
                                                                            : "demo: training the demo-vlm model (once; cached afterwards)\n");
@@ -96,9 +145,7 @@ nlohmann::json vlmSection(const fs::path& dir) {
   const int questions = 24;
   for (int i = 0; i < questions; ++i) {
     DemoVlmExample ex = tasks.example();
-    at::Tensor mean = at::tensor(std::vector<float>(vlm->visionConfig().mean.begin(), vlm->visionConfig().mean.end())).view({1, 3, 1, 1});
-    at::Tensor std = at::tensor(std::vector<float>(vlm->visionConfig().std.begin(), vlm->visionConfig().std.end())).view({1, 3, 1, 1});
-    at::Tensor px = (ex.pixels.unsqueeze(0) - mean) / std;
+    at::Tensor px = clipNormalised(*vlm, ex.pixels);
     plugins::ProbeContext ctx{vlm->language(), tok.get(), {{"prompt", ex.question}}, {}};
     ctx.vlm = vlm.get(), ctx.pixels = &px;
     auto r = probe->run(ctx);
@@ -149,9 +196,7 @@ nlohmann::json vlmSection(const fs::path& dir) {
   {
     DemoVlmTasks shown(56);
     DemoVlmExample ex = shown.example();
-    at::Tensor mean = at::tensor(std::vector<float>(vlm->visionConfig().mean.begin(), vlm->visionConfig().mean.end())).view({1, 3, 1, 1});
-    at::Tensor std = at::tensor(std::vector<float>(vlm->visionConfig().std.begin(), vlm->visionConfig().std.end())).view({1, 3, 1, 1});
-    at::Tensor px = (ex.pixels.unsqueeze(0) - mean) / std;
+    at::Tensor px = clipNormalised(*vlm, ex.pixels);
     auto look = plugins::ProbeRegistry::instance().create("look");
     plugins::ProbeContext ctx{vlm->language(), tok.get(), {{"prompt", ex.question}, {"layer", 0}, {"general_prompt", ""}}, {}};
     ctx.vlm = vlm.get(), ctx.pixels = &px;
@@ -161,11 +206,12 @@ nlohmann::json vlmSection(const fs::path& dir) {
     writeAttentionOverlayPng((dir / "look.png").string(), ex.question.substr(8) + "  (attention from the answer position, layer 0, head average)", rgb, 16, 16, r["map"]["values"].get<std::vector<double>>(),
                              r["map"]["side"].get<int>());
   }
+  const nlohmann::json imagePatching = imagePatchingSection(*vlm, *tok, dir);
   nlohmann::json training = readJsonFile((fs::path(folder) / "training.json").string());
   nlohmann::json rawGrid = {{"name", "vhd_raw"}, {"layers", c.n_layers}, {"heads", c.n_heads}, {"values", raw}};
   return {{"model", folder}, {"accuracy", accuracy}, {"vhd_grid", grid}, {"vhd_raw_grid", rawGrid}, {"k", K}, {"top_heads", top},
           {"accuracy_top_vhd_ablated", topAcc}, {"top_k_curve", topCurve}, {"accuracy_random_ablated", randomSum / draws}, {"random_draws", randomDraws},
-          {"training_seconds", training.value("seconds", 0.0)}};
+          {"training_seconds", training.value("seconds", 0.0)}, {"image_patching", imagePatching}};
 }
 
 std::string joined(const std::vector<std::string>& w, size_t from, size_t to) {
@@ -361,6 +407,16 @@ int runDemo(const std::string& outDir) {
     << fmt(100 * vlm["accuracy_random_ablated"].get<double>(), 1) << "% (mean of " << vlm["random_draws"].size() << " draws). The overlay shows, for one held-out question, where the "
     << "answer position attends over the patch grid (the <code>look</code> probe, layer 0, head average); it need not be the "
     << "cell asked about: the map is attention, not attribution (the ViT also mixes the patches before the decoder sees them).</p>";
+  if (!vlm["image_patching"].is_null()) {
+    const auto& ip = vlm["image_patching"];
+    h << "<h3>Image patching</h3><img src='patching_image.png'><p>The held-out question <i>" << ip["question"].get<std::string>().substr(8)
+      << "</i> (answer <b>" << ip["answer"].get<std::string>() << "</b>) on its scene, and on the same scene with that cell's colour changed (the model "
+      << "then answers <b>" << ip["wrong"].get<std::string>() << "</b>). Each cell restores one position's residual stream from the clean run into "
+      << "the corrupted one; metric logit(" << ip["answer"].get<std::string>() << ") &minus; logit(" << ip["wrong"].get<std::string>()
+      << "), 0 = corrupted, 1 = clean (clean " << fmt(ip["clean_metric"].get<double>()) << ", corrupted " << fmt(ip["corrupted_metric"].get<double>())
+      << "). At layer 0 the largest effect is at <code>" << ip["best_layer0"]["label"].get<std::string>() << "</code> ("
+      << fmt(ip["best_layer0"]["value"].get<double>()) << "); text positions there are plain token embeddings and restore nothing.</p>";
+  }
   h << "<p>Traces: <code>demo_trace.h5</code> (probe grids and the example prompt's attention); all numbers: <code>results.json</code>.</p></body></html>";
   {
     std::ofstream out(dir / "report.html.part");

@@ -22,7 +22,7 @@ for f in report.html vhd.png look.png loss.png induction.png retrieval.png sinks
   [ -s "$tmp/report2/$f" ] || { echo "FAIL missing $f"; fail=1; }
 done
 /usr/bin/python3 - "$tmp/report2" <<'PY' || fail=1
-import json, sys, h5py
+import json, os, sys, h5py
 d = sys.argv[1]
 j = json.load(open(d + "/results.json"))
 e = j["evaluation"]
@@ -49,12 +49,22 @@ assert len(v["vhd_grid"]["values"]) == v["vhd_grid"]["layers"] * v["vhd_grid"]["
 # "Clearly more": the top-K drop is at least 20 points more, and at least 1.5 times, the random-K drop.
 top_drop, rand_drop = v["accuracy"] - v["accuracy_top_vhd_ablated"], v["accuracy"] - v["accuracy_random_ablated"]
 assert top_drop - rand_drop >= 0.2 and top_drop >= 1.5 * rand_drop, (top_drop, rand_drop, v["top_k_curve"])
+# Image patching in the report: restoring one layer-0 position of the clean scene brings most of the
+# answer back, and that position is a patch of the cell the question asks about.
+ip = v["image_patching"]
+best = ip["best_layer0"]
+rows = (0, 1) if " top " in ip["question"] else (2, 3)
+cols = (0, 1) if " left " in ip["question"] else (2, 3)
+r, c = (int(x) for x in best["label"][4:].split(","))
+print(f"demo-vlm image patching: {ip['question'][8:]} {ip['answer']} vs {ip['wrong']}: layer-0 {best['label']} restores {best['value']:.2f}")
+assert r in rows and c in cols and best["value"] > 0.5, best
+assert os.path.getsize(d + "/patching_image.png") > 0
 sinks = j["probes"]["sinks"]["grid"]
 assert len(sinks["values"]) == sinks["layers"] * sinks["heads"], sinks
 f = h5py.File(d + "/demo_trace.h5")
 assert f.attrs["schema"] == "headlab.trace" and "sinks" in f["probes"] and "retrieval" in f["probes"]
 html = open(d + "/report.html").read()
-for section in ("Induction heads", "Retrieval heads", "Attention sinks", "Activation patching", "First-token &alpha; per head"):
+for section in ("Induction heads", "Retrieval heads", "Attention sinks", "Activation patching", "First-token &alpha; per head", "Image patching"):
     assert section in html, section
 PY
 # End to end: an image file read by the CLI, preprocessed, spliced into the question; demo-vlm answers.
