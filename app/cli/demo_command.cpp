@@ -110,12 +110,7 @@ nlohmann::json imagePatchingSection(VisionLanguageModel& vlm, const Tokenizer& t
     r.clean = clean.ids, r.corrupted = corrupted.ids, r.cleanEmbeds = clean.embeds, r.corruptedEmbeds = corrupted.embeds;
     r.answer = answer, r.wrong = wrong, r.sweep = SweepKind::ResidPos;
     PatchingResult res = patchBatched(vlm.language(), r);
-    std::vector<std::string> pos;
-    for (size_t i = 0; i < r.clean.size(); ++i) {
-      const auto p = static_cast<int64_t>(i);
-      pos.push_back(p >= clean.imageBegin && p < clean.imageEnd ? imagePositionLabel(vlm.visionConfig(), p - clean.imageBegin)
-                                                               : tok.tokenString(r.clean[i]));
-    }
+    const std::vector<std::string> pos = positionLabels(tok, r.clean, &vlm.visionConfig(), clean.imageBegin, clean.imageEnd);
     at::Tensor g = res.grid.to(at::kCPU, at::kDouble).contiguous();
     writeHeatmapPng((dir / "patching_image.png").string(), "image patching: " + ex.question.substr(8) + " " + ex.answer + " vs " + tok.tokenString(wrong),
                     static_cast<int>(g.size(0)), static_cast<int>(g.size(1)), std::vector<double>(g.data_ptr<double>(), g.data_ptr<double>() + g.numel()),

@@ -270,12 +270,8 @@ int cmdPatch(const Args& a) {
     result = method == "attribution" ? headlab::patchAttribution(model, r) : headlab::patchBatched(model, r, progress);
   }
   std::cerr << "\n";
-  std::vector<std::string> pieces;
-  for (size_t i = 0; i < r.clean.size(); ++i) {
-    const auto pos = static_cast<int64_t>(i);
-    pieces.push_back(pos >= imageBegin && pos < imageEnd ? headlab::imagePositionLabel(o.vlm->visionConfig(), pos - imageBegin)
-                                                         : tok.tokenString(r.clean[i]));
-  }
+  const std::vector<std::string> pieces =
+      headlab::positionLabels(tok, r.clean, o.vlm ? &o.vlm->visionConfig() : nullptr, imageBegin, imageEnd);
   nlohmann::json j = result.toJson(pieces);
   j["parameters"] = {{"clean", a.get("clean")}, {"corrupted", a.get("corrupted", a.get("clean"))}, {"answer", a.get("answer")},
                      {"wrong", a.get("wrong")}, {"answer_id", r.answer}, {"wrong_id", r.wrong}, {"model", m.source}};

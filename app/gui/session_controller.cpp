@@ -164,15 +164,9 @@ void SessionController::runPrompt(const QString& text) {
     }
     w.pieces.clear();
     QVector<int> qids;
-    for (size_t i = 0; i < ids.size(); ++i) {
-      const int pos = static_cast<int>(i);
-      if (pos >= imageBegin && pos < imageEnd) {
-        w.pieces << q(imagePositionLabel(w.vlm->visionConfig(), pos - imageBegin));  // "img r,c" by patch
-      } else {
-        w.pieces << q(tok.tokenString(ids[i]));
-      }
-      qids << static_cast<int>(ids[i]);
-    }
+    for (const std::string& label : positionLabels(tok, ids, w.vlm ? &w.vlm->visionConfig() : nullptr, imageBegin, imageEnd))
+      w.pieces << q(label);  // image positions as "img r,c" by patch
+    for (int64_t id : ids) qids << static_cast<int>(id);
     // Head scores from the baseline patterns: attention to the first token (rows 1.., since row 0
     // can only see itself) and mean row entropy.
     views::HeadScores first = grid(L, H, "attention to first token"), entropy = grid(L, H, "attention entropy");
@@ -421,11 +415,8 @@ void SessionController::runPatching(const views::PatchingRequestView& v) {
     at::Tensor g = res.grid.to(at::kCPU, at::kFloat).contiguous();
     const int64_t L = model.config().n_layers, H = model.config().n_heads;
     QStringList positions;
-    for (size_t i = 0; i < r.clean.size(); ++i) {
-      const auto pos = static_cast<int64_t>(i);
-      positions << q(pos >= imageBegin && pos < imageEnd ? imagePositionLabel(w.vlm->visionConfig(), pos - imageBegin)
-                                                        : tok.tokenString(r.clean[i]));
-    }
+    for (const std::string& label : positionLabels(tok, r.clean, w.vlm ? &w.vlm->visionConfig() : nullptr, imageBegin, imageEnd))
+      positions << q(label);
     views::HeatmapData d;
     views::HeadScores heads;
     if (r.sweep == SweepKind::Heads) {

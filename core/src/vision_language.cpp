@@ -7,6 +7,7 @@
 #include "headlab/core/checkpoint_formats.h"
 #include "headlab/core/errors.h"
 #include "headlab/core/tensor_store.h"
+#include "headlab/core/tokenizer.h"
 
 namespace headlab {
 
@@ -113,6 +114,17 @@ std::string imagePositionLabel(const VisionTowerConfig& c, int64_t i) {
   }
   const int64_t side = c.image_size / c.patch_size;
   return "img " + std::to_string(i / side) + "," + std::to_string(i % side);
+}
+
+std::vector<std::string> positionLabels(const Tokenizer& tok, const std::vector<int64_t>& ids, const VisionTowerConfig* c,
+                                        int64_t imageBegin, int64_t imageEnd) {
+  std::vector<std::string> out;
+  out.reserve(ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const auto pos = static_cast<int64_t>(i);
+    out.push_back(c && pos >= imageBegin && pos < imageEnd ? imagePositionLabel(*c, pos - imageBegin) : tok.tokenString(ids[i]));
+  }
+  return out;
 }
 
 bool isLlavaFolder(const std::string& folder) {

@@ -15,6 +15,8 @@
 
 namespace headlab {
 
+class Tokenizer;
+
 struct VisionTowerConfig {
   int64_t image_size = 336, patch_size = 14, channels = 3;
   int64_t feature_layers = 0;  // encoder layers run to reach vision_feature_layer (-2 -> all but the last)
@@ -77,6 +79,10 @@ class VisionLanguageModel {
 // The name of the i-th position of an image span: "img r,c" by patch (row-major), "img cls" for a
 // kept class token. Labels for token strips, heatmaps and result tables.
 std::string imagePositionLabel(const VisionTowerConfig& c, int64_t indexInSpan);
+// A label per position of `ids`: the tokenizer's piece, or imagePositionLabel inside the image span
+// [imageBegin, imageEnd) (none when `c` is null or the span is empty).
+std::vector<std::string> positionLabels(const Tokenizer& tok, const std::vector<int64_t>& ids, const VisionTowerConfig* c,
+                                        int64_t imageBegin, int64_t imageEnd);
 
 // `ids` with the image placeholder inserted after BOS (or first, without BOS) when it holds none:
 // a plain text prompt becomes "<bos> <image> text", the LLaVA-1.5 convention.
