@@ -26,13 +26,16 @@ ModelConfig gpt2ConfigFromHf(const nlohmann::json& cfg, const std::string& where
   c.learned_pos = true;
   c.rope = RopeLayout::None;
   c.tied_embeddings = optional<bool>(cfg, "tie_word_embeddings", true, where);
+  refuseUnimplemented(cfg, {{"scale_attn_weights", true, "attention without the 1/sqrt(d_head) scale"},
+                            {"scale_attn_by_inverse_layer_idx", false, "attention scaled by 1/(layer + 1)"},
+                            {"add_cross_attention", false, "cross-attention"}}, where);
   c.bos_token_id = optional<int64_t>(cfg, "bos_token_id", -1, where);
   c.eos_token_id = optional<int64_t>(cfg, "eos_token_id", -1, where);
   c.validate(where);
   return c;
 }
 
-ModelWeights gpt2WeightsFromHf(const ModelConfig& c, const TensorStore& st) {
+ModelWeights gpt2WeightsFromHf(ModelConfig& c, const TensorStore& st) {
   // Hugging Face's GPT2LMHeadModel prefixes "transformer."; the original gpt2 upload does not.
   const std::string p = st.has("transformer.wte.weight") ? "transformer." : "";
   const int64_t D = c.d_model, F = c.d_mlp;

@@ -2,6 +2,9 @@
 #pragma once
 #include <nlohmann/json.hpp>
 
+#include <string>
+#include <vector>
+
 #include "headlab/core/checkpoint_formats.h"
 #include "headlab/core/errors.h"
 #include "headlab/core/model_config.h"
@@ -9,18 +12,49 @@
 
 namespace headlab::arch {
 
-// LLaMA family (llama, mistral, qwen2): arch_llama.cpp
+// One architecture family: the config.json model_type values and GGUF general.architecture values
+// it reads, and its readers (null where the family has no such layout). The weight readers may
+// adjust the config to what the file holds (a tied matrix stored under the output name).
+struct ArchSpec {
+  const char* family;
+  std::vector<std::string> hfModelTypes;
+  std::vector<std::string> ggufArchs;
+  ModelConfig (*configFromHf)(const nlohmann::json& cfg, const std::string& where);
+  ModelWeights (*weightsFromHf)(ModelConfig& c, const TensorStore& store);
+  ModelConfig (*configFromGguf)(const nlohmann::json& meta, const TensorStore& store, const std::string& where);
+  ModelWeights (*weightsFromGguf)(ModelConfig& c, const TensorStore& store);
+};
+// Every supported family, in one table (arch_registry.cpp).
+const std::vector<ArchSpec>& architectures();
+const ArchSpec* findHfArch(const std::string& modelType);  // nullptr when unsupported
+const ArchSpec* findGgufArch(const std::string& ggufArch);
 bool isLlamaFamily(const std::string& modelType);
+// "gpt2, llama, mistral or qwen2" (one family's types when `family` is given), for messages.
+std::string hfModelTypeList(const std::string& family = "", const std::string& alsoAccepted = "");
+std::string ggufArchList();
+
+// A config key that changes the maths: present with any value other than `harmless` (and not null),
+// the load is refused with its name.
+struct MathsKey {
+  const char* key;
+  nlohmann::json harmless;
+  const char* why;
+};
+void refuseUnimplemented(const nlohmann::json& cfg, const std::vector<MathsKey>& keys, const std::string& where);
+
+// LLaMA family (llama, mistral, qwen2): arch_llama.cpp
 ModelConfig llamaConfigFromHf(const nlohmann::json& cfg, const std::string& where);
-ModelWeights llamaWeightsFromHf(const ModelConfig& c, const TensorStore& store);
+ModelWeights llamaWeightsFromHf(ModelConfig& c, const TensorStore& store);
 ModelConfig llamaConfigFromGguf(const nlohmann::json& meta, const TensorStore& store, const std::string& where);
 ModelConfig llamaConfigFromLlama2c(const Llama2cHeader& h);
 // GGUF tensor names; llama2.c tensors are given the same names by the reader.
-ModelWeights llamaWeightsFromGguf(const ModelConfig& c, const TensorStore& store);
+ModelWeights llamaWeightsFromGguf(ModelConfig& c, const TensorStore& store);
+// config.json's rope_scaling (null, default, linear, llama3 or yarn; others refused with their name).
+RopeScaling ropeScalingFromHf(const nlohmann::json& cfg, int64_t maxPositions, const std::string& where);
 
 // GPT-2: arch_gpt2.cpp
 ModelConfig gpt2ConfigFromHf(const nlohmann::json& cfg, const std::string& where);
-ModelWeights gpt2WeightsFromHf(const ModelConfig& c, const TensorStore& store);
+ModelWeights gpt2WeightsFromHf(ModelConfig& c, const TensorStore& store);
 
 // Reads a required config key, throwing ConfigError "where: missing key 'k'".
 template <typename T>

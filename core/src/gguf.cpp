@@ -45,14 +45,8 @@ nlohmann::json readValue(ByteReader& r, uint32_t type, int depth) {
 }
 
 StoredDtype ggmlType(uint32_t t, const std::string& where) {
-  switch (t) {
-    case 0: return StoredDtype::F32;
-    case 1: return StoredDtype::F16;
-    case 30: return StoredDtype::BF16;
-    case 8: return StoredDtype::Q8_0;
-    default:
-      throw WeightError(where + " has ggml type " + std::to_string(t) + "; supported: F32 (0), F16 (1), Q8_0 (8), BF16 (30)");
-  }
+  if (StoredDtype d = ggmlDtype(t)) return d;
+  throw WeightError(where + " has ggml type " + std::to_string(t) + "; supported: " + ggmlDtypeList());
 }
 }  // namespace
 

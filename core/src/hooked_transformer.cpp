@@ -41,13 +41,15 @@ void HookedTransformer::growRopeTables(int64_t positions) const {
   positions = std::min(m_config.n_ctx, std::max(positions, 2 * have));
   const int64_t half = m_config.rotaryDim() / 2;
   std::vector<float> cosv(positions * half), sinv(positions * half);
-  const float theta = static_cast<float>(m_config.rope_theta);
+  const std::vector<float> inverseFrequencies = ropeInverseFrequencies(m_config);
+  // YaRN scales cos and sin (so q.k by its square); 1 for every other rope type.
+  const float scale = static_cast<float>(m_config.rope_scaling.attention_factor);
   for (int64_t i = 0; i < half; ++i) {
-    float freq = 1.0f / std::pow(theta, static_cast<float>(2 * i) / static_cast<float>(2 * half));
+    const float freq = inverseFrequencies[i];
     for (int64_t p = 0; p < positions; ++p) {
       float angle = static_cast<float>(p) * freq;
-      cosv[p * half + i] = std::cos(angle);
-      sinv[p * half + i] = std::sin(angle);
+      cosv[p * half + i] = scale == 1.0f ? std::cos(angle) : std::cos(angle) * scale;
+      sinv[p * half + i] = scale == 1.0f ? std::sin(angle) : std::sin(angle) * scale;
     }
   }
   m_ropeCos = at::from_blob(cosv.data(), {positions, half}, at::kFloat).clone().to(device());
@@ -137,7 +139,7 @@ at::Tensor HookedTransformer::attention(int l, const at::Tensor& x, KvCache* cac
   if (m_config.rope != RopeLayout::None) {
     q = rope(q, qOff);
     k = rope(k, off);
-    hook(id(LayerHook::RotQ), q, off);
+    hook(id(LayerHook::RotQ), q, qOff);
     hook(id(LayerHook::RotK), k, off);
   }
   at::Tensor kt = k.transpose(1, 2), vt = v.transpose(1, 2);  // [batch, kv_head, pos, d_head]
@@ -159,28 +161,29 @@ at::Tensor HookedTransformer::attention(int l, const at::Tensor& x, KvCache* cac
   at::Tensor qpos = at::arange(qOff, qOff + T, at::TensorOptions().dtype(at::kLong).device(x.device())).unsqueeze(1);
   at::Tensor kpos = at::arange(S, at::TensorOptions().dtype(at::kLong).device(x.device())).unsqueeze(0);
   at::Tensor masked = m_config.causal ? kpos > qpos : at::zeros({T, S}, at::TensorOptions().dtype(at::kBool).device(x.device()));
-  if (m_config.sliding_window > 0) masked = masked.logical_or(qpos - kpos >= m_config.sliding_window);
+  const int64_t window = m_config.slidingWindowAt(l);
+  if (window > 0) masked = masked.logical_or(qpos - kpos >= window);
   // An additive [q, k] mask: broadcasting an add is ~8x faster on CPU than masked_fill over
   // [batch, head, q, k], forward and backward.
-  if (m_config.causal || m_config.sliding_window > 0) {
+  if (m_config.causal || window > 0) {
     at::Tensor additive = at::zeros(masked.sizes(), scores.options()).masked_fill_(masked, -std::numeric_limits<double>::infinity());
     scores = scores + additive;
   }
-  hook(id(LayerHook::AttnScores), scores, off);
+  hook(id(LayerHook::AttnScores), scores, qOff);
   at::Tensor pattern = at::softmax(scores.to(at::kFloat), -1).to(x.scalar_type());  // [batch, head, q, k]
-  hook(id(LayerHook::Pattern), pattern, off);
+  hook(id(LayerHook::Pattern), pattern, qOff);
   at::Tensor z = at::matmul(pattern.reshape({B, Hkv, G * T, S}), vt)  // [B, Hkv, G*T, dh]
                      .view({B, H, T, dh})
                      .transpose(1, 2)
                      .contiguous();  // [batch, pos, head, d_head]
-  hook(id(LayerHook::Z), z, off);
+  hook(id(LayerHook::Z), z, qOff);
   at::Tensor out = linear(z.view({B, T, H * dh}), w.wo, w.bo);
   if (m_hooks.hasHooks(id(LayerHook::Result))) {
     // Per-head contribution to the residual stream: [batch, pos, head, d_model].
     at::Tensor woHeads = w.wo.view({m_config.d_model, H, dh}).permute({1, 2, 0});  // [head, d_head, d_model]
     at::Tensor result = at::einsum("bphd,hdm->bphm", {z, woHeads});
     at::Tensor original = result, snapshot = result.clone();
-    hook(id(LayerHook::Result), result, off);
+    hook(id(LayerHook::Result), result, qOff);
     // Only a hook that replaced or edited the heads changes the output; read-only hooks keep the
     // fused product so idle hooks stay bit-identical to the plain forward.
     if (!result.is_same(original) || !at::equal(original, snapshot)) {
@@ -191,64 +194,47 @@ at::Tensor HookedTransformer::attention(int l, const at::Tensor& x, KvCache* cac
   return out;
 }
 
-at::Tensor HookedTransformer::mlp(int l, const at::Tensor& x) {
+at::Tensor HookedTransformer::mlp(int l, const at::Tensor& x, int64_t off) {
   const auto& w = m_weights.layers[l];
   auto id = [&](LayerHook h) { return m_hooks.idOf(l, h); };
   at::Tensor post;
   if (m_config.gated_mlp) {
     at::Tensor pre = linear(x, w.w_gate, at::Tensor());
-    hook(id(LayerHook::MlpPre), pre);
+    hook(id(LayerHook::MlpPre), pre, off);
     at::Tensor preLinear = linear(x, w.w_in, w.b_in);
-    hook(id(LayerHook::MlpPreLinear), preLinear);
+    hook(id(LayerHook::MlpPreLinear), preLinear, off);
     post = activate(pre, m_config.act) * preLinear;
   } else {
     at::Tensor pre = linear(x, w.w_in, w.b_in);
-    hook(id(LayerHook::MlpPre), pre);
+    hook(id(LayerHook::MlpPre), pre, off);
     post = activate(pre, m_config.act);
   }
-  hook(id(LayerHook::MlpPost), post);
+  hook(id(LayerHook::MlpPost), post, off);
   return linear(post, w.w_out, w.b_out);
 }
 
-at::Tensor HookedTransformer::block(int l, const at::Tensor& residPre, KvCache* cache, int64_t off) {
+at::Tensor HookedTransformer::block(int l, const at::Tensor& residPre, KvCache* cache, int64_t off, bool lastRowOnly) {
   if (l < 0 || l >= m_config.n_layers)
     throw InputError("layer " + std::to_string(l) + " out of range [0, " + std::to_string(m_config.n_layers) + ")");
   const auto& w = m_weights.layers[l];
   auto id = [&](LayerHook h) { return m_hooks.idOf(l, h); };
+  // With lastRowOnly, keys and values come from every row but everything after attention runs for
+  // the last row alone, which sits at absolute position rowOff.
+  const int64_t rowOff = lastRowOnly ? off + residPre.size(1) - 1 : off;
   at::Tensor resid = residPre;
   hook(id(LayerHook::ResidPre), resid, off);
   at::Tensor x = norm(resid, w.ln1_w, w.ln1_b);
   hook(id(LayerHook::Ln1Normalized), x, off);
-  at::Tensor attnOut = attention(l, x, cache, off);
-  hook(id(LayerHook::AttnOut), attnOut, off);
-  at::Tensor residMid = resid + attnOut;
-  hook(id(LayerHook::ResidMid), residMid, off);
+  at::Tensor attnOut = attention(l, x, cache, off, lastRowOnly);  // [batch, rows, d_model]
+  hook(id(LayerHook::AttnOut), attnOut, rowOff);
+  at::Tensor residMid = (lastRowOnly ? resid.slice(1, resid.size(1) - 1) : resid) + attnOut;
+  hook(id(LayerHook::ResidMid), residMid, rowOff);
   at::Tensor x2 = norm(residMid, w.ln2_w, w.ln2_b);
-  hook(id(LayerHook::Ln2Normalized), x2, off);
-  at::Tensor mlpOut = mlp(l, x2);
-  hook(id(LayerHook::MlpOut), mlpOut, off);
+  hook(id(LayerHook::Ln2Normalized), x2, rowOff);
+  at::Tensor mlpOut = mlp(l, x2, rowOff);
+  hook(id(LayerHook::MlpOut), mlpOut, rowOff);
   at::Tensor residPost = residMid + mlpOut;
-  hook(id(LayerHook::ResidPost), residPost, off);
-  return residPost;
-}
-
-at::Tensor HookedTransformer::blockLastRow(int l, const at::Tensor& residPre) {
-  const auto& w = m_weights.layers[l];
-  auto id = [&](LayerHook h) { return m_hooks.idOf(l, h); };
-  at::Tensor resid = residPre;
-  hook(id(LayerHook::ResidPre), resid);
-  at::Tensor x = norm(resid, w.ln1_w, w.ln1_b);
-  hook(id(LayerHook::Ln1Normalized), x);
-  at::Tensor attnOut = attention(l, x, nullptr, 0, true);  // [batch, 1, d_model]
-  hook(id(LayerHook::AttnOut), attnOut);
-  at::Tensor residMid = resid.slice(1, resid.size(1) - 1) + attnOut;
-  hook(id(LayerHook::ResidMid), residMid);
-  at::Tensor x2 = norm(residMid, w.ln2_w, w.ln2_b);
-  hook(id(LayerHook::Ln2Normalized), x2);
-  at::Tensor mlpOut = mlp(l, x2);
-  hook(id(LayerHook::MlpOut), mlpOut);
-  at::Tensor residPost = residMid + mlpOut;
-  hook(id(LayerHook::ResidPost), residPost);
+  hook(id(LayerHook::ResidPost), residPost, rowOff);
   return residPost;
 }
 
@@ -295,7 +281,7 @@ at::Tensor HookedTransformer::forwardFrom(int fromLayer, const at::Tensor& resid
   // With only the next-token prediction wanted, the final block runs for the last row alone
   // (unless it is the layer being restarted from, whose hooks expect full-length activations).
   const bool shortcut = lastPositionOnly && fromLayer < last;
-  for (int l = fromLayer; l <= last; ++l) resid = shortcut && l == last ? blockLastRow(l, resid) : block(l, resid);
+  for (int l = fromLayer; l <= last; ++l) resid = block(l, resid, nullptr, 0, shortcut && l == last);
   return unembed(lastPositionOnly ? resid.slice(1, resid.size(1) - 1) : resid);
 }
 

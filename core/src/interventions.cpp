@@ -113,7 +113,7 @@ std::vector<HookHandle> install(HookedTransformer& model, const Intervention& iv
   const std::vector<int> heads = targetQueryHeads(iv, c.n_heads, c.n_kv_heads);
   HookRegistry& hooks = model.hooks();
   std::vector<HookHandle> out;
-  const int64_t window = c.sliding_window;
+  const int64_t window = c.slidingWindowAt(iv.layer);
   switch (iv.kind) {
     case InterventionKind::Zero:
       out.push_back(hooks.add(hooks.idOf(iv.layer, LayerHook::Z), [heads](at::Tensor& z, const HookContext&) { zeroHeads(z, heads); }));

@@ -117,7 +117,7 @@ Llama2cFile readLlama2c(const std::string& path) {
       RawTensor t;
       t.name = perLayer ? "blk." + std::to_string(l) + "." + key + ".weight" : key + ".weight";
       t.file = path;
-      t.dtype = StoredDtype::F32;
+      t.dtype = dtypeF32();
       t.shape = shape;
       t.data = file->data() + offset;
       t.nbytes = bytes;

@@ -2,6 +2,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <cmath>
+
 #include "headlab/core/errors.h"
 
 namespace headlab {
@@ -26,6 +29,62 @@ void ModelConfig::validate(const std::string& where) const {
     require(rotaryDim() % 2 == 0 && rotaryDim() <= d_head,
             "rotary dimension must be even and <= d_head, got " + std::to_string(rotaryDim()));
   }
+  if (rope_scaling.kind != RopeScalingKind::None) {
+    require(rope_scaling.factor > 0 && std::isfinite(rope_scaling.factor),
+            "rope_scaling.factor must be positive, got " + std::to_string(rope_scaling.factor));
+    require(rope_scaling.kind != RopeScalingKind::Llama3 || rope_scaling.high_freq_factor > rope_scaling.low_freq_factor,
+            "rope_scaling.high_freq_factor must exceed low_freq_factor");
+    require(rope_scaling.kind == RopeScalingKind::Linear || rope_scaling.original_max_positions > 0,
+            "rope_scaling.original_max_position_embeddings must be positive");
+  }
+  require(sliding_window >= 0, "sliding_window must be >= 0, got " + std::to_string(sliding_window));
+}
+
+std::vector<float> ropeInverseFrequencies(const ModelConfig& c) {
+  const int64_t half = c.rotaryDim() / 2;
+  const float theta = static_cast<float>(c.rope_theta);
+  const auto& s = c.rope_scaling;
+  const float factor = static_cast<float>(s.factor);
+  std::vector<float> inv(half);
+  for (int64_t i = 0; i < half; ++i)
+    inv[i] = 1.0f / std::pow(theta, static_cast<float>(2 * i) / static_cast<float>(2 * half));
+  switch (s.kind) {
+    case RopeScalingKind::None: break;
+    case RopeScalingKind::Linear:
+      for (float& f : inv) f /= factor;
+      break;
+    case RopeScalingKind::Llama3: {
+      const double old = static_cast<double>(s.original_max_positions);
+      const double lowWavelen = old / s.low_freq_factor, highWavelen = old / s.high_freq_factor;
+      for (float& f : inv) {
+        const double wavelen = 2 * M_PI / f;
+        if (wavelen < highWavelen) continue;  // high frequency: unchanged
+        if (wavelen > lowWavelen) {
+          f /= factor;  // low frequency: interpolated
+          continue;
+        }
+        const float smooth = static_cast<float>((old / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor));
+        f = (1 - smooth) * f / factor + smooth * f;
+      }
+      break;
+    }
+    case RopeScalingKind::Yarn: {
+      // Rotary pairs that turn more than beta_fast times over the original context keep their
+      // frequency, fewer than beta_slow are divided by the factor, a linear ramp in between.
+      const double dim = static_cast<double>(2 * half), base = c.rope_theta, old = static_cast<double>(s.original_max_positions);
+      auto correctionDim = [&](double rotations) { return dim * std::log(old / (rotations * 2 * M_PI)) / (2 * std::log(base)); };
+      double low = std::max(std::floor(correctionDim(s.beta_fast)), 0.0);
+      double high = std::min(std::ceil(correctionDim(s.beta_slow)), dim - 1);
+      if (low == high) high += 0.001;
+      for (int64_t i = 0; i < half; ++i) {
+        const float ramp = static_cast<float>(std::clamp((static_cast<double>(i) - low) / (high - low), 0.0, 1.0));
+        const float keep = 1 - ramp;
+        inv[i] = inv[i] / factor * (1 - keep) + inv[i] * keep;
+      }
+      break;
+    }
+  }
+  return inv;
 }
 
 int64_t ModelConfig::paramCount() const {
@@ -48,6 +107,16 @@ const char* toString(RopeLayout r) {
   return "?";
 }
 
+const char* toString(RopeScalingKind k) {
+  switch (k) {
+    case RopeScalingKind::None: return "none";
+    case RopeScalingKind::Linear: return "linear";
+    case RopeScalingKind::Llama3: return "llama3";
+    case RopeScalingKind::Yarn: return "yarn";
+  }
+  return "?";
+}
+
 const char* toString(Activation a) {
   switch (a) {
     case Activation::GeluNew: return "gelu_new";
@@ -60,7 +129,7 @@ const char* toString(Activation a) {
 }
 
 nlohmann::json configToJson(const ModelConfig& c) {
-  return {{"arch", c.arch},
+  nlohmann::json j = {{"arch", c.arch},
           {"n_layers", c.n_layers},
           {"n_heads", c.n_heads},
           {"n_kv_heads", c.n_kv_heads},
@@ -76,6 +145,11 @@ nlohmann::json configToJson(const ModelConfig& c) {
           {"rope_theta", c.rope_theta},
           {"sliding_window", c.sliding_window},
           {"tied_embeddings", c.tied_embeddings}};
+  // Keys that only appear when they apply, so configs without them print as before.
+  if (c.rope_scaling.kind != RopeScalingKind::None)
+    j["rope_scaling"] = {{"type", toString(c.rope_scaling.kind)}, {"factor", c.rope_scaling.factor}};
+  if (c.sliding_window > 0 && c.sliding_window_from_layer > 0) j["sliding_window_from_layer"] = c.sliding_window_from_layer;
+  return j;
 }
 
 }  // namespace headlab

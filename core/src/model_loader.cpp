@@ -81,19 +81,13 @@ LoadedModel loadModel(const std::string& spec, const LoadOptions& opt) {
     std::string type = arch::require<std::string>(cfg, "model_type", cfgPath);
     TensorStore store;
     readSafetensorsFolder(out.source, store);
-    if (arch::isLlamaFamily(type)) {
-      config = arch::llamaConfigFromHf(cfg, cfgPath);
-      weights = arch::llamaWeightsFromHf(config, store);
-      if (!store.has("lm_head.weight")) config.tied_embeddings = true;
-    } else if (type == "gpt2") {
-      config = arch::gpt2ConfigFromHf(cfg, cfgPath);
-      weights = arch::gpt2WeightsFromHf(config, store);
-    } else if (type == "llava") {
+    if (type == "llava")
       throw ConfigError(cfgPath + ": a LLaVA vision-language model: it opens with loadLlava (the window and headlab-cli "
                         "info, tokenize, generate, capture and probe take it); this command runs on text models only");
-    } else {
-      throw ConfigError(cfgPath + ": model_type '" + type + "' unsupported (expected gpt2, llama, mistral, qwen2 or llava)");
-    }
+    const arch::ArchSpec* spec = arch::findHfArch(type);
+    if (!spec) throw ConfigError(cfgPath + ": model_type '" + type + "' unsupported (expected " + arch::hfModelTypeList("", "llava") + ")");
+    config = spec->configFromHf(cfg, cfgPath);
+    weights = spec->weightsFromHf(config, store);
     try {
       out.tokenizer = loadTokenizer(out.source);
     } catch (const IoError&) {
@@ -101,8 +95,11 @@ LoadedModel loadModel(const std::string& spec, const LoadOptions& opt) {
     }
   } else if (out.format == "gguf") {
     GgufFile g = readGguf(out.source);
-    config = arch::llamaConfigFromGguf(g.metadata, g.tensors, out.source);
-    weights = arch::llamaWeightsFromGguf(config, g.tensors);
+    const std::string a = arch::require<std::string>(g.metadata, "general.architecture", out.source);
+    const arch::ArchSpec* spec = arch::findGgufArch(a);
+    if (!spec) throw ConfigError(out.source + ": GGUF architecture '" + a + "' unsupported (expected " + arch::ggufArchList() + ")");
+    config = spec->configFromGguf(g.metadata, g.tensors, out.source);
+    weights = spec->weightsFromGguf(config, g.tensors);
     if (g.metadata.contains("tokenizer.ggml.tokens")) out.tokenizer = tokenizerFromGguf(g.metadata, out.source);
   } else if (out.format == "llama2c") {
     Llama2cFile f = readLlama2c(out.source);

@@ -62,12 +62,10 @@ ModelWeights weightsTo(const ModelWeights& w, at::Device d, at::ScalarType s) {
   o.unembed_b = moved(w.unembed_b, d, s);
   for (const auto& L : w.layers) {
     LayerWeights m;
-    for (auto [dst, src] : std::initializer_list<std::pair<at::Tensor*, const at::Tensor*>>{
-             {&m.ln1_w, &L.ln1_w}, {&m.ln1_b, &L.ln1_b}, {&m.wq, &L.wq}, {&m.bq, &L.bq}, {&m.wk, &L.wk},
-             {&m.bk, &L.bk}, {&m.wv, &L.wv}, {&m.bv, &L.bv}, {&m.wo, &L.wo}, {&m.bo, &L.bo},
-             {&m.ln2_w, &L.ln2_w}, {&m.ln2_b, &L.ln2_b}, {&m.w_gate, &L.w_gate}, {&m.w_in, &L.w_in},
-             {&m.b_in, &L.b_in}, {&m.w_out, &L.w_out}, {&m.b_out, &L.b_out}})
-      *dst = moved(*src, d, s);
+    std::vector<const at::Tensor*> sources;  // the same fields in the same order
+    forEachLayerTensor(L, [&](const char*, const at::Tensor& t) { sources.push_back(&t); });
+    size_t i = 0;
+    forEachLayerTensor(m, [&](const char*, at::Tensor& t) { t = moved(*sources[i++], d, s); });
     o.layers.push_back(std::move(m));
   }
   return o;

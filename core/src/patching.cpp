@@ -233,7 +233,7 @@ void runPipelined(HookedTransformer& m, const PatchingRequest& r, const RunCache
     if (l == L - 1 && before > 0) {
       // The last layer: rows that joined earlier need only the last position (no hooks here);
       // the last layer's own patches run in full with their hooks.
-      at::Tensor old = m.blockLastRow(li, resid.slice(0, 0, before));
+      at::Tensor old = m.block(li, resid.slice(0, 0, before), nullptr, 0, /*lastRowOnly=*/true);
       at::Tensor mine;
       {
         auto hs = installPatches(m, li, source, zMask, attnMask, mlpMask);

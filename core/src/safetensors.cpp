@@ -23,12 +23,8 @@ nlohmann::json readJsonFile(const std::string& path) {
 
 namespace {
 StoredDtype parseSafetensorsDtype(const std::string& s, const std::string& where) {
-  if (s == "F32") return StoredDtype::F32;
-  if (s == "F16") return StoredDtype::F16;
-  if (s == "BF16") return StoredDtype::BF16;
-  if (s == "I32") return StoredDtype::I32;
-  if (s == "I64") return StoredDtype::I64;
-  throw WeightError(where + " has unsupported dtype '" + s + "' (expected F32, F16 or BF16)");
+  if (StoredDtype d = safetensorsDtype(s)) return d;
+  throw WeightError(where + " has unsupported dtype '" + s + "' (expected " + safetensorsDtypeList() + ")");
 }
 }  // namespace
 

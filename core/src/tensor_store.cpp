@@ -38,30 +38,15 @@ MappedFile::~MappedFile() {
   if (m_data) ::munmap(const_cast<uint8_t*>(m_data), m_size);
 }
 
-const char* toString(StoredDtype d) {
-  switch (d) {
-    case StoredDtype::F32: return "F32";
-    case StoredDtype::F16: return "F16";
-    case StoredDtype::BF16: return "BF16";
-    case StoredDtype::Q8_0: return "Q8_0";
-    case StoredDtype::I32: return "I32";
-    case StoredDtype::I64: return "I64";
-  }
-  return "?";
-}
+const char* toString(StoredDtype d) { return d ? d->name : "?"; }
 
 uint64_t storedBytes(StoredDtype d, uint64_t numel, const std::string& where) {
-  uint64_t per = 4;
-  switch (d) {
-    case StoredDtype::F32: case StoredDtype::I32: per = 4; break;
-    case StoredDtype::F16: case StoredDtype::BF16: per = 2; break;
-    case StoredDtype::I64: per = 8; break;
-    case StoredDtype::Q8_0:
-      if (numel % 32 != 0) throw WeightError(where + ": Q8_0 tensor has " + std::to_string(numel) + " elements, not a multiple of 32");
-      return numel / 32 * 34;
-  }
-  if (numel > std::numeric_limits<uint64_t>::max() / per) throw WeightError(where + ": tensor size overflows");
-  return numel * per;
+  if (numel % d->blockElems != 0)
+    throw WeightError(where + ": " + d->name + " tensor has " + std::to_string(numel) + " elements, not a multiple of " +
+                      std::to_string(d->blockElems));
+  const uint64_t blocks = numel / d->blockElems;
+  if (blocks > std::numeric_limits<uint64_t>::max() / d->blockBytes) throw WeightError(where + ": tensor size overflows");
+  return blocks * d->blockBytes;
 }
 
 void ByteReader::fail(const std::string& msg) const {
@@ -131,43 +116,6 @@ const RawTensor& TensorStore::raw(const std::string& name) const {
   return it->second;
 }
 
-namespace {
-float halfToFloat(uint16_t h) {
-  uint32_t sign = (h & 0x8000u) << 16, exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
-  uint32_t bits;
-  if (exp == 0) {
-    if (mant == 0) {
-      bits = sign;
-    } else {  // subnormal
-      exp = 127 - 15 + 1;
-      while (!(mant & 0x400)) mant <<= 1, --exp;
-      bits = sign | (exp << 23) | ((mant & 0x3ff) << 13);
-    }
-  } else if (exp == 31) {
-    bits = sign | 0x7f800000u | (mant << 13);
-  } else {
-    bits = sign | ((exp - 15 + 127) << 23) | (mant << 13);
-  }
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
-
-at::Tensor dequantQ8_0(const uint8_t* p, int64_t numel) {
-  at::Tensor out = at::empty({numel}, at::kFloat);
-  float* o = out.data_ptr<float>();
-  for (int64_t b = 0; b < numel / 32; ++b) {
-    const uint8_t* block = p + b * 34;
-    uint16_t hs;
-    std::memcpy(&hs, block, 2);
-    float scale = halfToFloat(hs);
-    const int8_t* q = reinterpret_cast<const int8_t*>(block + 2);
-    for (int i = 0; i < 32; ++i) o[b * 32 + i] = scale * static_cast<float>(q[i]);
-  }
-  return out;
-}
-}  // namespace
-
 at::Tensor TensorStore::get(const std::string& name, const std::vector<int64_t>& expected) const {
   const RawTensor& t = raw(name);
   if (!expected.empty() && t.shape != expected)
@@ -175,16 +123,9 @@ at::Tensor TensorStore::get(const std::string& name, const std::vector<int64_t>&
                       ", got " + shapeString(t.shape));
   int64_t numel = 1;
   for (int64_t d : t.shape) numel *= d;
-  void* ptr = const_cast<uint8_t*>(t.data);
-  at::Tensor out;
-  switch (t.dtype) {
-    case StoredDtype::F32: out = at::from_blob(ptr, {numel}, at::kFloat).clone(); break;
-    case StoredDtype::F16: out = at::from_blob(ptr, {numel}, at::kHalf).to(at::kFloat); break;
-    case StoredDtype::BF16: out = at::from_blob(ptr, {numel}, at::kBFloat16).to(at::kFloat); break;
-    case StoredDtype::Q8_0: out = dequantQ8_0(t.data, numel); break;
-    default: throw WeightError(t.file + ": tensor '" + name + "' has dtype " + toString(t.dtype) + ", expected a float type");
-  }
-  return out.view(t.shape);
+  if (!t.dtype->toFloat)
+    throw WeightError(t.file + ": tensor '" + name + "' has dtype " + toString(t.dtype) + ", expected a float type");
+  return t.dtype->toFloat(t.data, numel).view(t.shape);
 }
 
 at::Tensor TensorStore::getOptional(const std::string& name, const std::vector<int64_t>& expected) const {

@@ -7,6 +7,7 @@
 #include <array>
 #include <cctype>
 #include <cstdio>
+#include <filesystem>
 #include <set>
 #include <fstream>
 #include <map>
@@ -402,6 +403,46 @@ class WordLevelTokenizer : public Tokenizer {
 };
 }  // namespace
 
+namespace {
+// The SpecialToken that starts a TemplateProcessing's "single" template, looked for at the top level
+// and inside Sequence post-processors; "" when there is none.
+std::string leadingSpecialToken(const nlohmann::json& pp) {
+  if (!pp.is_object()) return "";
+  if (pp.value("type", "") == "Sequence" && pp.contains("processors") && pp["processors"].is_array()) {
+    for (const auto& inner : pp["processors"])
+      if (std::string name = leadingSpecialToken(inner); !name.empty()) return name;
+    return "";
+  }
+  if (pp.value("type", "") != "TemplateProcessing" || !pp.contains("single") || !pp["single"].is_array() || pp["single"].empty())
+    return "";
+  const auto& first = pp["single"][0];
+  if (!first.is_object() || !first.contains("SpecialToken") || !first["SpecialToken"].is_object()) return "";
+  const auto& id = first["SpecialToken"].value("id", nlohmann::json());
+  return id.is_string() ? id.get<std::string>() : "";
+}
+
+// tokenizer_config.json beside tokenizer.json: an explicit add_bos_token decides whether BOS is
+// added (as LlamaTokenizerFast does), with its bos_token when the template named none.
+void applyTokenizerConfig(const std::string& tokenizerJson, BpeSpec& spec) {
+  const std::string cfgPath = (std::filesystem::path(tokenizerJson).parent_path() / "tokenizer_config.json").string();
+  if (!std::filesystem::exists(cfgPath)) return;
+  nlohmann::json cfg;
+  try {
+    cfg = readJsonFile(cfgPath);
+  } catch (const std::exception&) {
+    return;  // a broken tokenizer_config.json changes nothing that tokenizer.json said
+  }
+  if (!cfg.is_object() || !cfg.contains("add_bos_token") || !cfg["add_bos_token"].is_boolean()) return;
+  spec.addBos = cfg["add_bos_token"].get<bool>();
+  if (!spec.addBos || spec.bos >= 0) return;
+  const auto& b = cfg.value("bos_token", nlohmann::json());
+  const std::string name = b.is_string() ? b.get<std::string>() : b.is_object() && b.value("content", nlohmann::json()).is_string() ? b["content"].get<std::string>() : "";
+  for (auto& [content, id] : spec.added)
+    if (!name.empty() && content == name) spec.bos = id;
+  if (spec.bos < 0) spec.addBos = false;  // nothing to add
+}
+}  // namespace
+
 std::unique_ptr<Tokenizer> loadHfTokenizerJson(const std::string& path) {
   nlohmann::json j = readJsonFile(path);
   try {
@@ -417,11 +458,7 @@ std::unique_ptr<Tokenizer> loadHfTokenizerJson(const std::string& path) {
       int64_t unk = model.contains("unk_token") && model["unk_token"].is_string() ? find(model["unk_token"]) : -1;
       // BOS: the TemplateProcessing's leading SpecialToken when there is one, else "<bos>".
       int64_t bos = find("<bos>");
-      const auto& pp = j.value("post_processor", nlohmann::json());
-      if (pp.is_object() && pp.value("type", "") == "TemplateProcessing" && pp.contains("single") && pp["single"].is_array() &&
-          !pp["single"].empty() && pp["single"][0].is_object() && pp["single"][0].contains("SpecialToken") &&
-          pp["single"][0]["SpecialToken"].is_object() && pp["single"][0]["SpecialToken"].value("id", nlohmann::json()).is_string())
-        bos = find(pp["single"][0]["SpecialToken"]["id"].get<std::string>());
+      if (std::string name = leadingSpecialToken(j.value("post_processor", nlohmann::json())); !name.empty()) bos = find(name);
       return std::make_unique<WordLevelTokenizer>(std::move(vocab), unk, bos, find("<eos>"));
     }
     if (type != "BPE") throw TokenizerError(path + ": model.type '" + type + "' unsupported (expected BPE)");
@@ -445,14 +482,12 @@ std::unique_ptr<Tokenizer> loadHfTokenizerJson(const std::string& path) {
     }
     for (const auto& a : j.value("added_tokens", nlohmann::json::array()))
       spec.added.emplace_back(a.at("content").get<std::string>(), checkedTokenId(a.at("id"), a.at("content").get<std::string>(), path));
-    // BOS from TemplateProcessing: a SpecialToken before the sequence.
-    const auto& pp = j.value("post_processor", nlohmann::json());
-    if (pp.is_object() && pp.value("type", "") == "TemplateProcessing" && pp.contains("single") && !pp["single"].empty() &&
-        pp["single"][0].contains("SpecialToken")) {
-      std::string name = pp["single"][0]["SpecialToken"].at("id").get<std::string>();
-      for (auto& [content, id] : spec.added)
-        if (content == name) spec.bos = id, spec.addBos = true;
-    }
+    // BOS from TemplateProcessing (top-level, or inside a Sequence as Llama 3's ByteLevel +
+    // TemplateProcessing): a SpecialToken before the sequence.
+    const std::string templateBos = leadingSpecialToken(j.value("post_processor", nlohmann::json()));
+    for (auto& [content, id] : spec.added)
+      if (!templateBos.empty() && content == templateBos) spec.bos = id, spec.addBos = true;
+    applyTokenizerConfig(path, spec);
     for (auto& [content, id] : spec.added) {
       if (spec.bos < 0 && (content == "<s>" || content == "<|begin_of_text|>")) spec.bos = id;
       if (spec.eos < 0 && (content == "</s>" || content == "<|end_of_text|>" || content == "<|endoftext|>")) spec.eos = id;

@@ -240,14 +240,14 @@ std::unique_ptr<VisionLanguageModel> loadLlava(const std::string& folder) {
   const auto& tc = cfg["text_config"];
   const std::string twhere = cfgPath + " text_config";
   const std::string ttype = arch::optional<std::string>(tc, "model_type", "llama", twhere);
-  if (!arch::isLlamaFamily(ttype)) throw ConfigError(twhere + ": model_type '" + ttype + "' unsupported (expected llama, mistral or qwen2)");
+  if (!arch::isLlamaFamily(ttype))
+    throw ConfigError(twhere + ": model_type '" + ttype + "' unsupported (expected " + arch::hfModelTypeList("llama") + ")");
   nlohmann::json tcfg = tc;
   tcfg["model_type"] = ttype;
   ModelConfig text = arch::llamaConfigFromHf(tcfg, twhere);
   TensorStore textStore = newLayout ? renamedView(store, {{"model.language_model.", "model."}, {"lm_head.", "lm_head."}})
                                     : renamedView(store, {{"language_model.", ""}});
   ModelWeights tw = arch::llamaWeightsFromHf(text, textStore);
-  if (!textStore.has("lm_head.weight")) text.tied_embeddings = true;
   const int64_t D = text.d_model;
   if (v.image_token_id < 0 || v.image_token_id >= text.d_vocab)
     throw ConfigError(cfgPath + ": image_token_index " + std::to_string(v.image_token_id) + " outside the vocabulary of " +

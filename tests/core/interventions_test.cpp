@@ -6,6 +6,7 @@
 #include "headlab/core/incremental_runner.h"
 #include "headlab/core/interventions.h"
 #include "random_model.h"
+#include "tensor_assert.h"
 
 namespace headlab {
 
@@ -62,6 +63,29 @@ TEST_F(InterventionsTest, UniformAttentionIsUniformOverVisibleKeys) {
     EXPECT_EQ(row.slice(0, q + 1).abs().sum().item<float>(), 0.0f);
   }
   EXPECT_FALSE(at::allclose(pattern[0][2][8], at::full({9}, 1.0 / 9))) << "other heads keep their own pattern";
+}
+
+// forwardFrom(lastPositionOnly) runs the final block for the last row alone; its hooks must see that
+// row's absolute position (they saw 0, so a uniform ablation there attended to key 0 only), and a
+// mean ablation must take the last position's mean.
+TEST_F(InterventionsTest, LastRowShortcutGivesHooksTheRowsPosition) {
+  const int last = static_cast<int>(model.config().n_layers) - 1;
+  at::Tensor residPre;
+  auto grab = model.hooks().add(model.hooks().idOf(0, LayerHook::ResidPre), [&](at::Tensor& r, const HookContext&) { residPre = r.clone(); });
+  model.forward(tokens);
+  grab.remove();
+  at::Tensor meanZ;
+  auto z = model.hooks().add(model.hooks().idOf(last, LayerHook::Z), [&](at::Tensor& a, const HookContext&) { meanZ = a.mean(0); });
+  model.forward(tokens);
+  z.remove();
+  for (InterventionKind kind : {InterventionKind::Uniform, InterventionKind::Mean}) {
+    Intervention iv{kind, last, {1}};
+    if (kind == InterventionKind::Mean) iv.source = meanZ;  // [pos, head, d_head]
+    auto h = install(model, iv);
+    at::Tensor full = model.forward(tokens).slice(1, tokens.size(1) - 1);
+    at::Tensor shortcut = model.forwardFrom(0, residPre, /*lastPositionOnly=*/true);
+    test::expectTensorClose(shortcut, full, 1e-5, toString(kind));
+  }
 }
 
 TEST_F(InterventionsTest, UniformRespectsTheSlidingWindow) {

@@ -16,6 +16,11 @@
 #include "headlab/core/vision_language.h"
 #include "headlab/plugins/probe_plugin.h"
 #include "../../plugins/common/probe_util.h"
+#include "shared_path.h"
+#include "tensor_assert.h"
+
+#include <filesystem>
+#include <fstream>
 
 namespace headlab {
 
@@ -27,18 +32,118 @@ TEST_P(ReferenceForwardTest, LogitsMatchTheIndependentForward) {
   const std::string folder = std::string(dir) + "/" + GetParam();
   c10::InferenceMode guard;
   LoadedModel m = loadModel(folder);
-  EXPECT_EQ(m.model->config().arch, GetParam());
   auto ref = readJsonFile(folder + "/reference.json");
+  EXPECT_EQ(m.model->config().arch, ref.value("arch", GetParam()));
   auto tokens = ref["tokens"].get<std::vector<int64_t>>();
   auto shape = ref["shape"].get<std::vector<int64_t>>();
   auto values = ref["logits"].get<std::vector<float>>();
   at::Tensor expected = at::tensor(values).view(shape);
   at::Tensor got = m.model->forward(at::tensor(tokens, at::kLong).unsqueeze(0))[0];
-  double worst = (got - expected).abs().max().item<double>();
-  EXPECT_LT(worst, 1e-4) << "max |logit difference| " << worst;
+  test::expectTensorClose(got, expected, 1e-4, GetParam() + " logits");
+  // Greedy decoding with the KV cache equals the full forward's argmax at every step.
+  KvCache cache;
+  at::Tensor step = m.model->forward(at::tensor(tokens, at::kLong).unsqueeze(0), &cache);
+  test::expectTensorClose(step[0], expected, 1e-4, GetParam() + " logits through the cache");
 }
 
-INSTANTIATE_TEST_SUITE_P(Architectures, ReferenceForwardTest, ::testing::Values("gpt2", "mistral", "qwen2"));
+// rope_linear, rope_llama3 and rope_yarn: rope_scaling of each type (d_head 16, so each regime moves
+// some of the eight frequencies); tied_in_lm_head: a tied matrix stored only as lm_head.weight.
+INSTANTIATE_TEST_SUITE_P(Architectures, ReferenceForwardTest,
+                         ::testing::Values("gpt2", "mistral", "qwen2", "rope_linear", "rope_llama3", "rope_yarn", "tied_in_lm_head"));
+
+namespace {
+// A copy of a reference folder with config.json keys replaced.
+std::string withConfig(const std::string& name, const nlohmann::json& changes) {
+  const std::string src = std::string(std::getenv("HEADLAB_REFERENCE_DIR")) + "/" + name;
+  const std::string dst = std::string(std::getenv("HEADLAB_REFERENCE_DIR")) + "/" + name + "_edited_" + std::to_string(std::hash<std::string>()(changes.dump()));
+  std::filesystem::create_directories(dst);
+  std::filesystem::copy_file(src + "/model.safetensors", dst + "/model.safetensors", std::filesystem::copy_options::overwrite_existing);
+  nlohmann::json cfg = readJsonFile(src + "/config.json");
+  cfg.merge_patch(changes);
+  std::ofstream(dst + "/config.json") << cfg.dump();
+  return dst;
+}
+
+std::string loadError(const std::string& folder) {
+  try {
+    loadModel(folder);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+}  // namespace
+
+// A config key that changes the maths and is not implemented is refused with its name, never ignored.
+TEST(ArchitectureConfigTest, UnimplementedMathsKeysAreRefusedByName) {
+  c10::InferenceMode guard;
+  EXPECT_NE(loadError(withConfig("rope_llama3", {{"rope_scaling", {{"rope_type", "dynamic"}, {"factor", 2.0}}}})).find("rope_type 'dynamic' is not implemented"), std::string::npos);
+  EXPECT_NE(loadError(withConfig("rope_llama3", {{"rope_scaling", {{"rope_type", "longrope"}, {"factor", 2.0}}}})).find("'longrope'"), std::string::npos);
+  EXPECT_NE(loadError(withConfig("rope_llama3", {{"rope_scaling", {{"rope_type", "llama3"}, {"factor", 8.0}}}})).find("missing key 'low_freq_factor'"), std::string::npos);
+  EXPECT_NE(loadError(withConfig("qwen2", {{"mlp_bias", true}})).find("mlp_bias = true changes the computation"), std::string::npos);
+  EXPECT_NE(loadError(withConfig("qwen2", {{"partial_rotary_factor", 0.5}})).find("partial_rotary_factor"), std::string::npos);
+  EXPECT_NE(loadError(withConfig("gpt2", {{"scale_attn_by_inverse_layer_idx", true}})).find("scale_attn_by_inverse_layer_idx"), std::string::npos);
+  EXPECT_NE(loadError(withConfig("gpt2", {{"model_type", "gemma"}})).find("model_type 'gemma' unsupported (expected gpt2, llama, mistral, qwen2 or llava)"), std::string::npos);
+  // Harmless values of the same keys load.
+  EXPECT_EQ(loadError(withConfig("qwen2", {{"mlp_bias", false}, {"partial_rotary_factor", 1.0}, {"rope_scaling", {{"rope_type", "default"}}}})), "");
+}
+
+// Qwen2 slides its window only from layer max_window_layers on: with max_window_layers = n_layers no
+// layer slides, and the logits equal the full-attention reference (the window used to hit every layer).
+TEST(ArchitectureConfigTest, Qwen2SlidingWindowStartsAtMaxWindowLayers) {
+  c10::InferenceMode guard;
+  auto ref = readJsonFile(std::string(std::getenv("HEADLAB_REFERENCE_DIR")) + "/qwen2/reference.json");
+  LoadedModel m = loadModel(withConfig("qwen2", {{"use_sliding_window", true}, {"sliding_window", 3}, {"max_window_layers", 2}}));
+  EXPECT_EQ(m.model->config().slidingWindowAt(1), 0);
+  at::Tensor expected = at::tensor(ref["logits"].get<std::vector<float>>()).view(ref["shape"].get<std::vector<int64_t>>());
+  test::expectTensorClose(m.model->forward(at::tensor(ref["tokens"].get<std::vector<int64_t>>(), at::kLong).unsqueeze(0))[0], expected, 1e-4);
+  LoadedModel sliding = loadModel(withConfig("qwen2", {{"use_sliding_window", true}, {"sliding_window", 3}, {"max_window_layers", 1}}));
+  EXPECT_EQ(sliding.model->config().slidingWindowAt(0), 0);
+  EXPECT_EQ(sliding.model->config().slidingWindowAt(1), 3);
+  EXPECT_FALSE(at::allclose(sliding.model->forward(at::tensor(ref["tokens"].get<std::vector<int64_t>>(), at::kLong).unsqueeze(0))[0], expected, 1e-3, 1e-3));
+}
+
+// The two real checkpoints of ../shared against independent float64 forwards
+// (make_reference_models.py's real_model_references).
+TEST(RealModelReferenceTest, TinyStories656kGreedyStoryAndLogitsMatch) {
+  c10::InferenceMode guard;
+  auto ref = readJsonFile(std::string(std::getenv("HEADLAB_REFERENCE_DIR")) + "/real/reference.json");
+  LoadedModel m = loadModel(test::sharedPath("models/tinystories-656k"));  // its tied matrix is only lm_head.weight
+  EXPECT_TRUE(m.model->config().tied_embeddings);
+  const auto greedy = ref["tinystories_greedy"].get<std::vector<int64_t>>();
+  std::vector<int64_t> ids{greedy[0]};
+  KvCache cache;
+  at::Tensor logits = m.model->forward(at::tensor(ids, at::kLong).unsqueeze(0), &cache);
+  while (ids.size() < greedy.size()) {
+    ids.push_back(logits[0][-1].argmax().item<int64_t>());
+    logits = m.model->forward(at::tensor(std::vector<int64_t>{ids.back()}, at::kLong).unsqueeze(0), &cache);
+  }
+  EXPECT_EQ(ids, greedy);
+  at::Tensor expected = at::tensor(ref["tinystories_logits_24"].get<std::vector<double>>()).view({24, -1});
+  test::expectTensorClose(m.model->forward(at::tensor(std::vector<int64_t>(greedy.begin(), greedy.begin() + 24), at::kLong).unsqueeze(0))[0],
+                          expected, 1e-4, "TinyStories-656K logits");
+  ASSERT_TRUE(m.tokenizer);
+  EXPECT_EQ(m.tokenizer->decode(std::vector<int64_t>(greedy.begin() + 1, greedy.begin() + 12)).rfind("Once upon a time", 0), 0u);
+}
+
+TEST(RealModelReferenceTest, NanoSortSortsAndItsLayer0AttentionMatches) {
+  c10::InferenceMode guard;
+  auto ref = readJsonFile(std::string(std::getenv("HEADLAB_REFERENCE_DIR")) + "/real/reference.json");
+  LoadedModel m = loadModel(test::sharedPath("models/nanosort-gpt2"));
+  at::Tensor pattern;
+  {
+    auto h = m.model->hooks().add("blocks.0.attn.hook_pattern", [&](at::Tensor& p, const HookContext&) { pattern = p.clone(); });
+    m.model->forward(at::tensor(ref["nanosort_tokens"].get<std::vector<int64_t>>(), at::kLong).unsqueeze(0));
+  }
+  at::Tensor expected = at::tensor(ref["nanosort_pattern0"].get<std::vector<double>>()).view(ref["nanosort_pattern_shape"].get<std::vector<int64_t>>());
+  test::expectTensorClose(pattern[0], expected, 1e-5, "nano-sort layer-0 pattern");
+  at::manual_seed(7);
+  at::Tensor inputs = at::randint(3, {100, 6}, at::kLong);
+  at::Tensor seq = inputs;
+  for (int step = 0; step < 6; ++step) seq = at::cat({seq, m.model->forward(seq).select(1, -1).argmax(-1, true)}, 1);  // batched greedy
+  at::Tensor sorted = std::get<0>(inputs.sort(1));
+  EXPECT_TRUE(at::equal(seq.slice(1, 6), sorted)) << "wrongly sorted inputs: " << (seq.slice(1, 6) != sorted).any(1).sum().item<int64_t>();
+}
 
 // A tiny LLaVA-1.5 (CLIP tower, projector, LLaMA decoder) in both Hugging Face layouts: the vision
 // features at vision_feature_layer and the logits over the spliced prompt match the reference.

@@ -60,6 +60,34 @@ TEST(TokenizerTest, Llama3TokenizerJsonReproducesPublishedIds) {
   EXPECT_EQ(tok->decode(ids(g)), g["text"].get<std::string>());
 }
 
+// Llama 3.x's tokenizer.json adds BOS through post_processor = Sequence[ByteLevel, TemplateProcessing];
+// a top-level-only reader dropped it, and every first-token probe measured the wrong token.
+TEST(TokenizerTest, Llama3SequencePostProcessorAddsBos) {
+  nlohmann::json j = readJsonFile(sharedPath("models/llama3-tokenizer/tokenizer.json"));
+  j["post_processor"] = {{"type", "Sequence"},
+                         {"processors", {{{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", false}, {"use_regex", true}},
+                                         {{"type", "TemplateProcessing"},
+                                          {"single", {{{"SpecialToken", {{"id", "<|begin_of_text|>"}, {"type_id", 0}}}},
+                                                      {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}}}}}}};
+  const auto dir = std::filesystem::temp_directory_path() / "headlab_llama32_tokenizer";
+  std::filesystem::create_directories(dir);
+  std::ofstream((dir / "tokenizer.json").string()) << j.dump();
+  std::filesystem::remove(dir / "tokenizer_config.json");
+  auto tok = loadTokenizer((dir / "tokenizer.json").string());
+  auto g = golden("swift-llama_3.2_encoded.json");
+  EXPECT_EQ(tok->bos(), 128000);
+  EXPECT_EQ(tok->encode(g["text"], true), ids(g));
+  // add_bos_token in tokenizer_config.json decides when it is given (LlamaTokenizerFast's rule).
+  std::ofstream((dir / "tokenizer_config.json").string()) << R"({"add_bos_token": false, "bos_token": "<|begin_of_text|>"})";
+  EXPECT_NE(loadTokenizer((dir / "tokenizer.json").string())->encode("Hello", true).front(), 128000);
+  // The original Llama 3 file (ByteLevel only) with add_bos_token true takes its bos_token.
+  j["post_processor"] = {{"type", "ByteLevel"}};
+  std::ofstream((dir / "tokenizer.json").string()) << j.dump();
+  std::ofstream((dir / "tokenizer_config.json").string()) << R"({"add_bos_token": true, "bos_token": {"content": "<|begin_of_text|>"}})";
+  EXPECT_EQ(loadTokenizer((dir / "tokenizer.json").string())->encode("Hello", true).front(), 128000);
+  std::filesystem::remove_all(dir);
+}
+
 TEST(TokenizerTest, Qwen3TokenizerJsonRoundTrips) {
   auto tok = loadTokenizer(sharedPath("models/qwen3-tokenizer/tokenizer.json"));
   for (std::string text : {"Hello world", "The quick brown fox, 12345 times!\n  indented", "déjà vu — 東京 🙂",

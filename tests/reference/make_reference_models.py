@@ -291,6 +291,102 @@ def llama_from_embeddings(w, cfg, h):
     return rms(h, w["model.norm.weight"]) @ w["lm_head.weight"].T
 
 
+def rope_inv_freq(dim, base, scaling, max_positions):
+    """Inverse RoPE frequencies and the cos/sin scale, from the rope_scaling definitions of
+    transformers' modeling_rope_utils (linear, llama3, yarn), written out here independently."""
+    inv = 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.float64) / dim))
+    if not scaling:
+        return inv, 1.0
+    kind = scaling.get("rope_type", scaling.get("type"))
+    factor = scaling["factor"]
+    if kind == "linear":
+        return inv / factor, 1.0
+    if kind == "llama3":
+        old = scaling["original_max_position_embeddings"]
+        lo, hi = scaling["low_freq_factor"], scaling["high_freq_factor"]
+        out = []
+        for f in inv.tolist():
+            wavelen = 2 * math.pi / f
+            if wavelen < old / hi:
+                out.append(f)  # high frequency: kept
+            elif wavelen > old / lo:
+                out.append(f / factor)  # low frequency: interpolated by the factor
+            else:
+                smooth = (old / wavelen - lo) / (hi - lo)
+                out.append((1 - smooth) * f / factor + smooth * f)
+        return torch.tensor(out, dtype=torch.float64), 1.0
+    if kind == "yarn":
+        old = scaling.get("original_max_position_embeddings") or max_positions
+        beta_fast, beta_slow = scaling.get("beta_fast", 32), scaling.get("beta_slow", 1)
+
+        def correction_dim(rotations):
+            return dim * math.log(old / (rotations * 2 * math.pi)) / (2 * math.log(base))
+
+        low, high = math.floor(correction_dim(beta_fast)), math.ceil(correction_dim(beta_slow))
+        low, high = max(low, 0), min(high, dim - 1)
+        if low == high:
+            high += 0.001
+        ramp = ((torch.arange(dim // 2, dtype=torch.float64) - low) / (high - low)).clamp(0, 1)
+        keep = 1 - ramp  # 1: extrapolate (original frequency), 0: interpolate (divided by the factor)
+        inv = inv / factor * (1 - keep) + inv * keep
+        mscale = scaling.get("attention_factor") or (0.1 * math.log(factor) + 1.0 if factor > 1 else 1.0)
+        return inv, mscale
+    raise ValueError(kind)
+
+
+def llama_scaled(scaling, model_type="llama", tie_in_lm_head=False):
+    """A LLaMA with d_head 16 (eight frequencies, so each rope_scaling regime moves some of them), or
+    with its tied matrix stored only as lm_head.weight (TinyStories-656K's layout)."""
+    D, H, KV, L, V, C, F = 64, 4, 2, 2, 60, 128, 48
+    dh = D // H
+    cfg = {"model_type": model_type, "hidden_size": D, "intermediate_size": F, "num_hidden_layers": L,
+           "num_attention_heads": H, "num_key_value_heads": KV, "vocab_size": V, "max_position_embeddings": C,
+           "rms_norm_eps": 1e-6, "rope_theta": 10000.0, "hidden_act": "silu", "tie_word_embeddings": tie_in_lm_head,
+           "rope_scaling": scaling}
+    w = {"model.norm.weight": 1 + rnd(D, s=0.1)}
+    embed = rnd(V, D, s=1.0)
+    w["lm_head.weight" if tie_in_lm_head else "model.embed_tokens.weight"] = embed
+    if not tie_in_lm_head:
+        w["lm_head.weight"] = rnd(V, D)
+    for l in range(L):
+        p = f"model.layers.{l}."
+        w.update({p + "input_layernorm.weight": 1 + rnd(D, s=0.1), p + "post_attention_layernorm.weight": 1 + rnd(D, s=0.1),
+                  p + "self_attn.q_proj.weight": rnd(H * dh, D), p + "self_attn.k_proj.weight": rnd(KV * dh, D),
+                  p + "self_attn.v_proj.weight": rnd(KV * dh, D), p + "self_attn.o_proj.weight": rnd(D, H * dh),
+                  p + "mlp.gate_proj.weight": rnd(F, D), p + "mlp.up_proj.weight": rnd(F, D), p + "mlp.down_proj.weight": rnd(D, F)})
+    unembed = embed if tie_in_lm_head else w["lm_head.weight"]
+
+    def rms(x, g):
+        return g * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6))
+
+    def rotate_half(x):
+        return torch.cat((-x[..., dh // 2:], x[..., : dh // 2]), dim=-1)
+
+    def forward(ids):
+        T = ids.shape[0]
+        inv, mscale = rope_inv_freq(dh, 10000.0, scaling, C)
+        freqs = torch.outer(torch.arange(T, dtype=torch.float64), inv)
+        emb = torch.cat((freqs, freqs), dim=-1)
+        cos, sin = (emb.cos() * mscale).float(), (emb.sin() * mscale).float()
+        masked = torch.arange(T)[None, :] > torch.arange(T)[:, None]
+        h = embed[ids]
+        for l in range(L):
+            p = f"model.layers.{l}."
+            a = rms(h, w[p + "input_layernorm.weight"])
+            q, k, v = ((a @ w[p + f"self_attn.{n}_proj.weight"].T).view(T, m, dh).transpose(0, 1)
+                       for n, m in (("q", H), ("k", KV), ("v", KV)))
+            q = q * cos + rotate_half(q) * sin
+            k = k * cos + rotate_half(k) * sin
+            k, v = k.repeat_interleave(H // KV, dim=0), v.repeat_interleave(H // KV, dim=0)
+            att = (q @ k.transpose(-1, -2) / math.sqrt(dh)).masked_fill(masked, float('-inf')).softmax(-1)
+            h = h + (att @ v).transpose(0, 1).reshape(T, H * dh) @ w[p + "self_attn.o_proj.weight"].T
+            m = rms(h, w[p + "post_attention_layernorm.weight"])
+            h = h + (torch.nn.functional.silu(m @ w[p + "mlp.gate_proj.weight"].T) * (m @ w[p + "mlp.up_proj.weight"].T)) @ w[p + "mlp.down_proj.weight"].T
+        return rms(h, w["model.norm.weight"]) @ unembed.T
+
+    return cfg, w, forward, V
+
+
 def main(out):
     for name, build in (("gpt2", gpt2), ("mistral", lambda: llama_like("mistral")), ("qwen2", lambda: llama_like("qwen2"))):
         cfg, weights, forward, V = build()
@@ -305,7 +401,109 @@ def main(out):
         with open(os.path.join(d, "reference.json"), "w") as f:
             json.dump({"tokens": ids.tolist(), "shape": list(logits.shape), "logits": logits.flatten().tolist()}, f)
     llava_main(out)
+    # Written after the models above so that their random draws stay as they were.
+    scaled = (("rope_linear", {"rope_type": "linear", "factor": 4.0}, False),
+              ("rope_llama3", {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                               "original_max_position_embeddings": 64}, False),
+              ("rope_yarn", {"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32}, False),
+              ("tied_in_lm_head", None, True))
+    for name, scaling, tied in scaled:
+        cfg, weights, forward, V = llama_scaled(scaling, tie_in_lm_head=tied)
+        write_reference(out, name, cfg, weights, forward, V, 24)
+    shared = os.environ.get("HEADLAB_SHARED") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../../shared")
+    if os.path.isdir(os.path.join(shared, "models")):
+        real_model_references(shared, out)
     print("reference models written to", out)
+
+
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        data = f.read()
+    out = {}
+    for name, e in header.items():
+        if name == "__metadata__":
+            continue
+        assert e["dtype"] == "F32", e["dtype"]
+        a, b = e["data_offsets"]
+        out[name] = torch.from_numpy(np.frombuffer(data[a:b], dtype="<f4").copy()).view(e["shape"]).double()
+    return out
+
+
+def real_model_references(shared, out):
+    """Independent float64 forwards of the two real checkpoints in ../shared: TinyStories-656K's greedy
+    story from BOS (its tied matrix is stored only as lm_head.weight) and nano-sort's layer-0 pattern."""
+    # TinyStories-656K: LlamaForCausalLM, rotate-half RoPE, GQA 8/4, RMSNorm eps 1e-6, tied embeddings.
+    folder = os.path.join(shared, "models", "tinystories-656k")
+    cfg = json.load(open(os.path.join(folder, "config.json")))
+    w = read_safetensors(os.path.join(folder, "model.safetensors"))
+    D, H, KV, L = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_key_value_heads"], cfg["num_hidden_layers"]
+    dh, eps = D // H, cfg["rms_norm_eps"]
+    emb = w["lm_head.weight"]
+
+    def rms(x, g):
+        return g * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps))
+
+    def rotate_half(x):
+        return torch.cat((-x[..., dh // 2:], x[..., : dh // 2]), dim=-1)
+
+    def llama_logits(ids):
+        T = len(ids)
+        inv = 1.0 / (cfg["rope_theta"] ** (torch.arange(0, dh, 2, dtype=torch.float64) / dh))
+        f = torch.outer(torch.arange(T, dtype=torch.float64), inv)
+        cos, sin = torch.cat((f, f), -1).cos(), torch.cat((f, f), -1).sin()
+        masked = torch.arange(T)[None, :] > torch.arange(T)[:, None]
+        h = emb[torch.tensor(ids)]
+        for l in range(L):
+            p = f"model.layers.{l}."
+            a = rms(h, w[p + "input_layernorm.weight"])
+            q, k, v = ((a @ w[p + f"self_attn.{n}_proj.weight"].T).view(T, m, dh).transpose(0, 1)
+                       for n, m in (("q", H), ("k", KV), ("v", KV)))
+            q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+            k, v = k.repeat_interleave(H // KV, 0), v.repeat_interleave(H // KV, 0)
+            att = (q @ k.transpose(-1, -2) / math.sqrt(dh)).masked_fill(masked, float("-inf")).softmax(-1)
+            h = h + (att @ v).transpose(0, 1).reshape(T, D) @ w[p + "self_attn.o_proj.weight"].T
+            m = rms(h, w[p + "post_attention_layernorm.weight"])
+            h = h + (torch.nn.functional.silu(m @ w[p + "mlp.gate_proj.weight"].T) * (m @ w[p + "mlp.up_proj.weight"].T)) @ w[p + "mlp.down_proj.weight"].T
+        return rms(h, w["model.norm.weight"]) @ emb.T
+
+    ids = [cfg["bos_token_id"]]
+    for _ in range(40):
+        ids.append(int(llama_logits(ids)[-1].argmax()))
+    first = llama_logits(ids[:24])
+    os.makedirs(os.path.join(out, "real"), exist_ok=True)
+    # nano-sort: GPT-2 (Conv1D weights [in, out], gelu_new, untied lm_head without bias).
+    folder = os.path.join(shared, "models", "nanosort-gpt2")
+    ncfg = json.load(open(os.path.join(folder, "config.json")))
+    nw = read_safetensors(os.path.join(folder, "model.safetensors"))
+    nD, nH = ncfg["n_embd"], ncfg["n_head"]
+    digits = [2, 0, 1, 1, 0, 2, 0, 0, 1, 1, 2]
+    T = len(digits)
+    x = nw["transformer.wte.weight"][torch.tensor(digits)] + nw["transformer.wpe.weight"][:T]
+    a = torch.nn.functional.layer_norm(x, (nD,), nw["transformer.h.0.ln_1.weight"], nw["transformer.h.0.ln_1.bias"], ncfg["layer_norm_epsilon"])
+    qkv = a @ nw["transformer.h.0.attn.c_attn.weight"] + nw["transformer.h.0.attn.c_attn.bias"]
+    q, k, _ = (t.view(T, nH, nD // nH).transpose(0, 1) for t in qkv.split(nD, -1))
+    pattern = (q @ k.transpose(-1, -2) / math.sqrt(nD // nH)).masked_fill(
+        torch.triu(torch.ones(T, T, dtype=torch.bool), 1), float("-inf")).softmax(-1)
+    with open(os.path.join(out, "real", "reference.json"), "w") as f:
+        json.dump({"tinystories_greedy": ids, "tinystories_logits_24": first.flatten().tolist(),
+                   "nanosort_tokens": digits, "nanosort_pattern0": pattern.flatten().tolist(),
+                   "nanosort_pattern_shape": list(pattern.shape)}, f)
+
+
+def write_reference(out, name, cfg, weights, forward, V, T):
+    d = os.path.join(out, name)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump(cfg, f)
+    save_safetensors(os.path.join(d, "model.safetensors"), weights)
+    ids = torch.randint(0, V, (T,))
+    with torch.no_grad():
+        logits = forward(ids)
+    with open(os.path.join(d, "reference.json"), "w") as f:
+        json.dump({"arch": cfg["model_type"], "tokens": ids.tolist(), "shape": list(logits.shape),
+                   "logits": logits.flatten().tolist()}, f)
 
 
 if __name__ == "__main__":

@@ -41,10 +41,11 @@ class HookedTransformer {
 
   // The same forward in pieces. posOffset is the position of the first row (KV-cache decoding).
   at::Tensor embed(const at::Tensor& tokens, int64_t posOffset = 0);          // -> resid_pre of layer 0
-  at::Tensor block(int layer, const at::Tensor& residPre, KvCache* cache = nullptr, int64_t posOffset = 0);
-  // The block's output at the last position only ([batch, 1, d_model]); keys and values still
-  // come from every position. Hooks of this layer see the one-row shapes.
-  at::Tensor blockLastRow(int layer, const at::Tensor& residPre);
+  // lastRowOnly: the block's output at the last position only ([batch, 1, d_model]); keys and values
+  // still come from every position. Hooks after attention see the one-row shapes with that row's
+  // absolute position as their posOffset.
+  at::Tensor block(int layer, const at::Tensor& residPre, KvCache* cache = nullptr, int64_t posOffset = 0,
+                   bool lastRowOnly = false);
   at::Tensor unembed(const at::Tensor& residFinal);                           // -> logits
   // Runs layers [fromLayer, n_layers) on a given resid_pre and unembeds: suffix recompute.
   // lastPositionOnly unembeds only the final position ([batch, 1, d_vocab]): metrics that read
@@ -67,7 +68,7 @@ class HookedTransformer {
   void growRopeTables(int64_t positions) const;
   static constexpr int64_t kInitialRopePositions = 4096;
   at::Tensor attention(int layer, const at::Tensor& x, KvCache* cache, int64_t posOffset, bool lastRowOnly = false);
-  at::Tensor mlp(int layer, const at::Tensor& x);
+  at::Tensor mlp(int layer, const at::Tensor& x, int64_t posOffset);
   void hook(int id, at::Tensor& t, int64_t posOffset = 0) { m_hooks.run(id, t, posOffset); }
 
   ModelConfig m_config;

@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json_fwd.hpp>
 
@@ -12,6 +13,20 @@ enum class NormKind { LayerNorm, RmsNorm };
 enum class Activation { GeluNew, Gelu, Silu, Relu, QuickGelu };  // QuickGelu: x * sigmoid(1.702 x) (CLIP)
 // Interleaved: llama2.c / GGUF pairs (x[2i], x[2i+1]). RotateHalf: Hugging Face (x[i], x[i+d/2]).
 enum class RopeLayout { None, Interleaved, RotateHalf };
+
+// RoPE frequency scaling (config.json's rope_scaling), as transformers' modeling_rope_utils defines it.
+// Linear divides every frequency by `factor`; Llama3 divides the low frequencies, keeps the high ones and
+// blends in between; Yarn blends per frequency between original and divided (beta_fast/beta_slow
+// rotations) and multiplies cos and sin by attention_factor. Other rope types are refused on load.
+enum class RopeScalingKind { None, Linear, Llama3, Yarn };
+struct RopeScaling {
+  RopeScalingKind kind = RopeScalingKind::None;
+  double factor = 1.0;
+  double low_freq_factor = 1.0, high_freq_factor = 4.0;  // llama3
+  int64_t original_max_positions = 0;                     // llama3 and yarn
+  double beta_fast = 32.0, beta_slow = 1.0;               // yarn
+  double attention_factor = 1.0;                          // yarn: scales cos and sin
+};
 
 struct ModelConfig {
   std::string arch;  // "gpt2", "llama", "mistral", "qwen2"
@@ -31,9 +46,11 @@ struct ModelConfig {
   bool causal = true;            // false: every query sees every key (vision encoders)
   RopeLayout rope = RopeLayout::Interleaved;
   double rope_theta = 10000.0;
+  RopeScaling rope_scaling;
   int64_t rotary_dim = 0;        // 0 = d_head
   bool tied_embeddings = true;
   int64_t sliding_window = 0;    // Mistral: keys further back than this are masked; 0 = off
+  int64_t sliding_window_from_layer = 0;  // Qwen2's max_window_layers: earlier layers attend fully
   int64_t bos_token_id = -1;
   int64_t eos_token_id = -1;
 
@@ -41,6 +58,8 @@ struct ModelConfig {
   void validate(const std::string& where) const;
   int64_t groupSize() const { return n_heads / n_kv_heads; }
   int64_t rotaryDim() const { return rotary_dim > 0 ? rotary_dim : d_head; }
+  // The sliding window of one layer (0 = full causal attention).
+  int64_t slidingWindowAt(int64_t layer) const { return layer >= sliding_window_from_layer ? sliding_window : 0; }
   int64_t paramCount() const;
 };
 
@@ -48,5 +67,9 @@ struct ModelConfig {
 nlohmann::json configToJson(const ModelConfig& c);
 const char* toString(RopeLayout r);
 const char* toString(Activation a);
+const char* toString(RopeScalingKind k);
+// Per rotary pair i (rotaryDim() / 2 of them): the inverse frequency after rope_scaling, in float32
+// as transformers and llama2.c compute it.
+std::vector<float> ropeInverseFrequencies(const ModelConfig& c);
 
 }  // namespace headlab

@@ -19,6 +19,16 @@ struct LayerWeights {
   at::Tensor w_out, b_out;   // [d_model, d_mlp] (llama w2 / down_proj; GPT-2 c_proj)
 };
 
+// Every tensor of a layer with its TransformerLens name, in one list: device moves, copies and
+// parameter walks go through it, so a new field is one line here (plus its shape in validateWeights).
+template <typename Layer, typename Fn>  // Layer: LayerWeights or const LayerWeights
+void forEachLayerTensor(Layer& L, Fn&& fn) {
+  fn("ln1.w", L.ln1_w), fn("ln1.b", L.ln1_b), fn("attn.W_Q", L.wq), fn("attn.b_Q", L.bq), fn("attn.W_K", L.wk);
+  fn("attn.b_K", L.bk), fn("attn.W_V", L.wv), fn("attn.b_V", L.bv), fn("attn.W_O", L.wo), fn("attn.b_O", L.bo);
+  fn("ln2.w", L.ln2_w), fn("ln2.b", L.ln2_b), fn("mlp.W_gate", L.w_gate), fn("mlp.W_in", L.w_in), fn("mlp.b_in", L.b_in);
+  fn("mlp.W_out", L.w_out), fn("mlp.b_out", L.b_out);
+}
+
 struct ModelWeights {
   at::Tensor embed;          // [d_vocab, d_model]
   at::Tensor pos_embed;      // [n_ctx, d_model] (learned positions only)

@@ -27,14 +27,34 @@ class MappedFile {
   uint64_t m_size = 0;
 };
 
-enum class StoredDtype { F32, F16, BF16, Q8_0, I32, I64 };
+// One stored element type: its name (the same in safetensors and ggml), where it may appear, its
+// block layout and how it becomes float32. A new type is one row of the table in dtypes.cpp plus
+// its dequantiser; readers, sizes and messages all come from the table.
+struct DtypeInfo {
+  const char* name;        // "F32", "BF16", "Q8_0"
+  bool inSafetensors;      // a safetensors header may declare it
+  int ggmlId;              // GGUF tensor type id; -1: not in GGUF
+  uint32_t blockElems;     // elements per block (1 for plain types)
+  uint32_t blockBytes;     // bytes per block
+  at::Tensor (*toFloat)(const uint8_t* data, int64_t numel);  // flat float32 copy; nullptr: not a float type
+};
+using StoredDtype = const DtypeInfo*;
+// The table, in ggml id order.
+const std::vector<DtypeInfo>& storedDtypes();
+StoredDtype dtypeF32();
+StoredDtype safetensorsDtype(const std::string& name);  // nullptr when the table has none
+StoredDtype ggmlDtype(int64_t id);                      // nullptr when the table has none
+// "F32, F16 or BF16" (the float types safetensors may hold) / "F32 (0), F16 (1), ..." (GGUF ids).
+std::string safetensorsDtypeList();
+std::string ggmlDtypeList();
 const char* toString(StoredDtype d);
-// Bytes for `numel` elements (Q8_0: blocks of 32 -> 34 bytes). Throws WeightError on overflow.
+// Bytes for `numel` elements (Q8_0: blocks of 32 -> 34 bytes). Throws WeightError when numel is not
+// a whole number of blocks or on overflow.
 uint64_t storedBytes(StoredDtype d, uint64_t numel, const std::string& where);
 
 struct RawTensor {
   std::string name;
-  StoredDtype dtype = StoredDtype::F32;
+  StoredDtype dtype = dtypeF32();
   std::vector<int64_t> shape;  // PyTorch order (outermost first)
   const uint8_t* data = nullptr;
   uint64_t nbytes = 0;
