@@ -413,3 +413,35 @@ TEST_F(VisionProbesTest, VarFindsSinksAndKeepsTheModelWhenPIsOne) {
 }
 
 }  // namespace headlab
+
+namespace headlab {
+
+// Every quantised GGUF type of the dtype table dequantises bit-exactly to the numpy reference
+// (tests/reference/ggml_quants.py) on 64 random blocks with edge values.
+TEST(GgmlQuantTest, EveryTypeDequantisesBitExactlyToTheReference) {
+  const std::string dir = std::string(std::getenv("HEADLAB_REFERENCE_DIR")) + "/quants/";
+  auto index = readJsonFile(dir + "index.json");
+  ASSERT_GE(index.size(), 11u);
+  auto readAll = [](const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    return std::vector<uint8_t>(std::istreambuf_iterator<char>(f), {});
+  };
+  for (auto& [name, e] : index.items()) {
+    SCOPED_TRACE(name);
+    StoredDtype d = ggmlDtype(e["ggml_id"].get<int64_t>());
+    ASSERT_NE(d, nullptr) << "ggml type " << e["ggml_id"] << " is not in the table";
+    EXPECT_EQ(std::string(toString(d)), name);
+    const int64_t numel = e["blocks"].get<int64_t>() * e["block_elems"].get<int64_t>();
+    std::vector<uint8_t> blocks = readAll(dir + name + ".bin"), expected = readAll(dir + name + ".f32");
+    ASSERT_EQ(storedBytes(d, numel, name), blocks.size());
+    EXPECT_THROW(storedBytes(d, numel + 1, name), WeightError) << "a partial block";
+    at::Tensor got = d->toFloat(blocks.data(), numel);
+    ASSERT_EQ(got.numel() * 4, static_cast<int64_t>(expected.size()));
+    at::Tensor want = at::from_blob(expected.data(), {numel}, at::kFloat);
+    const int64_t differing = (got.view(at::kInt) != want.view(at::kInt)).sum().item<int64_t>();
+    EXPECT_EQ(differing, 0) << "values not bit-identical; first: "
+                            << (differing ? (got.view(at::kInt) != want.view(at::kInt)).nonzero()[0][0].item<int64_t>() : -1);
+  }
+}
+
+}  // namespace headlab

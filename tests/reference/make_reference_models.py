@@ -410,6 +410,9 @@ def main(out):
     for name, scaling, tied in scaled:
         cfg, weights, forward, V = llama_scaled(scaling, tie_in_lm_head=tied)
         write_reference(out, name, cfg, weights, forward, V, 24)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import ggml_quants
+    ggml_quants.write_quant_reference(out)
     shared = os.environ.get("HEADLAB_SHARED") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../../shared")
     if os.path.isdir(os.path.join(shared, "models")):
         real_model_references(shared, out)
