@@ -64,11 +64,10 @@ TEST(TokenizerTest, Llama3TokenizerJsonReproducesPublishedIds) {
 // a top-level-only reader dropped it, and every first-token probe measured the wrong token.
 TEST(TokenizerTest, Llama3SequencePostProcessorAddsBos) {
   nlohmann::json j = readJsonFile(sharedPath("models/llama3-tokenizer/tokenizer.json"));
-  j["post_processor"] = {{"type", "Sequence"},
-                         {"processors", {{{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", false}, {"use_regex", true}},
-                                         {{"type", "TemplateProcessing"},
-                                          {"single", {{{"SpecialToken", {{"id", "<|begin_of_text|>"}, {"type_id", 0}}}},
-                                                      {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}}}}}}};
+  j["post_processor"] = nlohmann::json::parse(R"({"type": "Sequence", "processors": [
+      {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": false, "use_regex": true},
+      {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<|begin_of_text|>", "type_id": 0}},
+                                               {"Sequence": {"id": "A", "type_id": 0}}]}]})");
   const auto dir = std::filesystem::temp_directory_path() / "headlab_llama32_tokenizer";
   std::filesystem::create_directories(dir);
   std::ofstream((dir / "tokenizer.json").string()) << j.dump();
