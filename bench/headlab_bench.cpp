@@ -1,6 +1,6 @@
 // Benchmarks that print ratios measured side by side in one run (PRODUCT.md §9). Never a test:
 // the machines are shared and noisy, so only the ratios within one run mean anything.
-//   headlab-bench [--quick] [--only hooks|patching|click|hdf5]
+//   headlab-bench [--quick] [--only hooks|patching|click|hdf5|retrieval|load]
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
@@ -12,6 +12,7 @@
 
 #include "headlab/core/hooked_transformer.h"
 #include "headlab/core/incremental_runner.h"
+#include "headlab/core/model_loader.h"
 #include "headlab/core/patching.h"
 #include "headlab/core/startup.h"
 #include "headlab/core/demo_model.h"
@@ -209,6 +210,77 @@ void benchRetrieval(int64_t context) {
   std::filesystem::remove_all(dir);
 }
 
+// A random model of Llama-3.2-1B's shape (16 layers, 32 heads / 8 kv heads, head_dim 64, d_model 2048,
+// SwiGLU 8192, vocabulary 128256, tied, llama3 rope_scaling), written as a bfloat16 safetensors
+// folder (as the real checkpoint ships), then loaded in bfloat16: load time, peak memory against the
+// weights' size, and a 512-token forward. Run it in a fresh process (--only load): peak RSS is a
+// high-water mark. The folder is written tensor by tensor in 64 MB pieces so that writing it does not
+// raise the peak.
+void benchLoad(bool quick) {
+  const int64_t L = quick ? 2 : 16, D = 2048, H = 32, KV = 8, dh = 64, F = 8192, V = 128256, T = quick ? 64 : 512;
+  const auto dir = std::filesystem::temp_directory_path() / "headlab_bench_llama32_1b";
+  std::filesystem::create_directories(dir);
+  nlohmann::json cfg = {{"model_type", "llama"}, {"hidden_size", D}, {"intermediate_size", F}, {"num_hidden_layers", L},
+                        {"num_attention_heads", H}, {"num_key_value_heads", KV}, {"head_dim", dh}, {"vocab_size", V},
+                        {"max_position_embeddings", 131072}, {"rms_norm_eps", 1e-5}, {"rope_theta", 500000.0},
+                        {"rope_scaling", {{"rope_type", "llama3"}, {"factor", 32.0}, {"low_freq_factor", 1.0}, {"high_freq_factor", 4.0},
+                                          {"original_max_position_embeddings", 8192}}},
+                        {"tie_word_embeddings", true}, {"hidden_act", "silu"}};
+  std::ofstream(dir / "config.json") << cfg.dump();
+  std::vector<std::pair<std::string, std::vector<int64_t>>> shapes = {{"model.embed_tokens.weight", {V, D}}, {"model.norm.weight", {D}}};
+  for (int64_t l = 0; l < L; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    for (auto& [n, s] : std::vector<std::pair<std::string, std::vector<int64_t>>>{
+             {"input_layernorm.weight", {D}}, {"post_attention_layernorm.weight", {D}}, {"self_attn.q_proj.weight", {H * dh, D}},
+             {"self_attn.k_proj.weight", {KV * dh, D}}, {"self_attn.v_proj.weight", {KV * dh, D}}, {"self_attn.o_proj.weight", {D, H * dh}},
+             {"mlp.gate_proj.weight", {F, D}}, {"mlp.up_proj.weight", {F, D}}, {"mlp.down_proj.weight", {D, F}}})
+      shapes.push_back({p + n, s});
+  }
+  nlohmann::json header = nlohmann::json::object();
+  uint64_t offset = 0, params = 0;
+  for (auto& [name, shape] : shapes) {
+    uint64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    header[name] = {{"dtype", "BF16"}, {"shape", shape}, {"data_offsets", {offset, offset + 2 * n}}};
+    offset += 2 * n, params += n;
+  }
+  std::string h = header.dump();
+  h.append((8 - h.size() % 8) % 8, ' ');
+  {
+    std::ofstream out(dir / "model.safetensors", std::ios::binary);
+    const uint64_t len = h.size();
+    out.write(reinterpret_cast<const char*>(&len), 8);
+    out.write(h.data(), h.size());
+    at::manual_seed(0);
+    for (auto& [name, shape] : shapes) {
+      uint64_t n = 1;
+      for (int64_t d : shape) n *= d;
+      const bool norm = shape.size() == 1;
+      for (uint64_t done = 0; done < n; done += 16 << 20) {
+        const int64_t k = static_cast<int64_t>(std::min<uint64_t>(16 << 20, n - done));
+        at::Tensor piece = (norm ? at::ones({k}) : at::randn({k}) * 0.02).to(at::kBFloat16);
+        out.write(reinterpret_cast<const char*>(piece.data_ptr()), 2 * k);
+      }
+    }
+  }
+  const double weightsMb = 2.0 * params / (1 << 20);
+  const long before = peakRssKb();
+  LoadOptions o;
+  o.dtype = "bfloat16";
+  auto t0 = std::chrono::steady_clock::now();
+  LoadedModel m = loadModel(dir.string(), o);
+  const double loadSecs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const long afterLoad = peakRssKb();
+  c10::InferenceMode guard;
+  at::Tensor ids = at::randint(V, {1, T}, at::kLong);
+  const double fwd = seconds([&] { m.model->forward(ids); });
+  std::printf("Llama-3.2-1B shape%s (%.2fB parameters, bfloat16 safetensors %.0f MB): load as bfloat16 %.1f s, peak memory growth "
+              "%.0f MB = weights + %.0f MB (%.2fx the weights); %ld-token forward %.2f s\n",
+              quick ? " (2 layers, quick)" : "", params / 1e9, weightsMb, loadSecs, (afterLoad - before) / 1024.0,
+              (afterLoad - before) / 1024.0 - weightsMb, (afterLoad - before) / 1024.0 / weightsMb, static_cast<long>(T), fwd);
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -219,7 +291,7 @@ int main(int argc, char** argv) {
     if (a == "--quick") quick = true;
     else if (a == "--only" && i + 1 < argc) only = argv[++i];
     else {
-      std::fprintf(stderr, "usage: headlab-bench [--quick] [--only hooks|patching|click|hdf5|retrieval]\n");
+      std::fprintf(stderr, "usage: headlab-bench [--quick] [--only hooks|patching|click|hdf5|retrieval|load]\n");
       return 2;
     }
   }
@@ -227,6 +299,7 @@ int main(int argc, char** argv) {
   BlasCheck blas = checkBlas();
   std::printf("headlab-bench %s: %s\n", appVersion(), runtimeSummary(threads, blas).c_str());
   // GPT-2 small: 12 layers x 12 heads, d_model 768, d_mlp 3072, vocab 50257 (random weights).
+  if (only == "load") return benchLoad(quick), 0;
   if (only == "retrieval" || (only.empty() && quick)) {
     benchRetrieval(quick ? 256 : 4096);
     if (only == "retrieval") return 0;

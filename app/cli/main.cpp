@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
+#include <algorithm>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -28,25 +29,11 @@ namespace {
 
 using headlab::cli::Args;
 
-const char* kUsage = R"(usage: headlab-cli <command> [options]
-
-commands:
-  info      --model M                                   model config as JSON
-  tokenize  --model M | --tokenizer T  (--text S | --text-file F) [--no-bos]
-  generate  --model M [--tokenizer T] --prompt S [--max-tokens N] [--steps N] [--greedy]
-            [--temperature X] [--top-p P] [--seed N] [--device cpu|cuda] [--dtype float32|bfloat16|float16]
-  capture   --model M --prompt S --hooks GLOB[,GLOB] --out trace.h5 [--force] [--gzip 0-9] [--fp16] [--max-mb N] [--image F]
-  probe P   --model M [--params JSON] [--prompts-file F] [--json] [--out results.h5] [--force]
-            P: sinks, hidden-sinks, massive, streaming, retrieval, induction   (--list shows parameters)
-            vision probes on a LLaVA folder or demo-vlm: probe vhd|var|look --model M --image F [--prompt S]
-  patch     --model M --clean S --corrupted S --answer S --wrong S --sweep heads|head-pos|resid-pos|layer-pos
-            [--method exact|attribution|both] [--noising] [--json] [--out F.h5] [--force]
-            path patching: --sweep path --receiver LAYER.HEAD --input q|k|v
-            images (LLaVA folder or demo-vlm): --image F [--corrupted-image F]; --corrupted defaults to --clean
-  demo      [--out DIR]           trains/loads the demo model, runs every probe, writes report.html
-
+// The text before and after the command table in --help.
+const char* kUsageHead = "usage: headlab-cli <command> [options]\n\ncommands:\n";
+const char* kUsageTail = R"(
   M: a Hugging Face folder, a .gguf, a llama2.c .bin, or a cached Hugging Face name.
-options: --version, --help, --threads N
+options: --version, --help, --threads N, --max-model-mb N (refuse a load whose weights need more; default: the memory available)
 )";
 
 // Reads an image file (any format Qt reads: PNG, JPEG, BMP, PPM, ...) and preprocesses it for the
@@ -69,6 +56,7 @@ headlab::LoadedModel open(const Args& a) {
   o.tokenizerPath = a.get("tokenizer");
   o.device = a.get("device", "cpu");
   o.dtype = a.get("dtype", "float32");
+  o.maxBytes = static_cast<uint64_t>(a.integer("max-model-mb", 0)) << 20;
   return headlab::loadModel(a.require("model"), o);
 }
 
@@ -118,12 +106,42 @@ OpenedModel openAny(const Args& a, bool tokenizerRequired = true) {
   return o;
 }
 
+// The prompt as ids: --ids "0,0,2,1" (taken as given, no tokenizer needed), else --prompt encoded
+// with BOS by the model's tokenizer.
+std::vector<int64_t> promptIds(const Args& a, const headlab::Tokenizer* tok) {
+  if (a.has("ids")) {
+    std::vector<int64_t> ids;
+    std::string list = a.get("ids");
+    std::replace(list.begin(), list.end(), ',', ' ');
+    std::istringstream in(list);
+    for (std::string item; in >> item;) {
+      size_t used = 0;
+      long long id = -1;
+      try {
+        id = std::stoll(item, &used);
+      } catch (const std::exception&) {
+      }
+      if (used != item.size() || id < 0) throw headlab::InputError("--ids: '" + item + "' is not a token id (expected e.g. --ids 0,0,2,1)");
+      ids.push_back(id);
+    }
+    if (ids.empty()) throw headlab::InputError("empty prompt (--ids \"\")");
+    return ids;
+  }
+  const std::string prompt = a.require("prompt");
+  if (prompt.empty()) throw headlab::InputError("empty prompt (--prompt \"\")");
+  if (!tok) throw headlab::TokenizerError("no tokenizer found; pass --tokenizer, or give the prompt as ids with --ids 0,5,7");
+  return tok->encode(prompt, true);
+}
+
 int cmdInfo(const Args& a) {
   auto o = openAny(a, false);
   nlohmann::json j = headlab::configToJson(o.model().config());
   j["format"] = o.loaded.format;
   j["source"] = o.loaded.source;
   j["tokenizer"] = o.loaded.tokenizer ? o.loaded.tokenizer->kind() : "none";
+  // The element types read (tensor counts), shown when anything is not plain float32.
+  if (o.loaded.storedTypes.size() > 1 || (o.loaded.storedTypes.size() == 1 && !o.loaded.storedTypes.count("F32")))
+    j["stored_types"] = o.loaded.storedTypes;
   if (o.vlm) {
     const auto& vc = o.vlm->visionConfig();
     j["vision"] = headlab::configToJson(o.vlm->vision().config());
@@ -132,6 +150,11 @@ int cmdInfo(const Args& a) {
   }
   std::cout << j.dump(2) << "\n";
   return 0;
+}
+
+void printIds(const std::vector<int64_t>& ids) {
+  for (size_t i = 0; i < ids.size(); ++i) std::cout << (i ? " " : "") << ids[i];
+  std::cout << "\n";
 }
 
 std::string readText(const Args& a) {
@@ -160,11 +183,9 @@ int cmdTokenize(const Args& a) {
 }
 
 int cmdGenerate(const Args& a) {
-  auto o = openAny(a);
+  auto o = openAny(a, !a.has("ids"));
   auto& m = o.loaded;
-  const std::string prompt = a.require("prompt");
-  if (prompt.empty()) throw headlab::InputError("empty prompt (--prompt \"\")");
-  auto ids = m.tokenizer->encode(prompt, true);
+  auto ids = promptIds(a, m.tokenizer.get());
   headlab::GenerateOptions g;
   g.maxNewTokens = a.integer("max-tokens", o.vlm ? 16 : 64);
   // llama2.c -n N runs N forwards (positions 0..N-1), prompt included: N + 1 - P new tokens.
@@ -177,11 +198,17 @@ int cmdGenerate(const Args& a) {
   if (o.vlm) {
     // The spliced prompt runs once into a KV cache; each answer token is one position.
     headlab::VlmInput in = o.prepare(ids);
-    auto answer = headlab::generateFromEmbeddings(o.model(), in.embeds, g, -1, m.tokenizer->eos());
-    std::cout << prompt << " " << m.tokenizer->decode(answer) << "\n";
+    auto answer = headlab::generateFromEmbeddings(o.model(), in.embeds, g, -1, m.tokenizer ? m.tokenizer->eos() : -1);
+    if (!m.tokenizer) return printIds(answer), 0;
+    std::cout << a.get("prompt", m.tokenizer->decode(ids)) << " " << m.tokenizer->decode(answer) << "\n";
     return 0;
   }
-  auto out = headlab::generate(*m.model, ids, g, m.tokenizer->bos(), m.tokenizer->eos());
+  const auto& c = m.model->config();
+  auto out = headlab::generate(*m.model, ids, g, m.tokenizer ? m.tokenizer->bos() : c.bos_token_id, m.tokenizer ? m.tokenizer->eos() : c.eos_token_id);
+  if (!m.tokenizer) {  // a model without a tokenizer: the prompt's and the new ids
+    ids.insert(ids.end(), out.begin(), out.end());
+    return printIds(ids), 0;
+  }
   std::cout << headlab::renderGeneration(*m.tokenizer, ids, out) << "\n";
   return 0;
 }
@@ -189,16 +216,14 @@ int cmdGenerate(const Args& a) {
 int cmdCapture(const Args& a) {
   // A vision-language model (LLaVA folder, demo-vlm) captures its decoder on the prompt with the
   // image (--image) spliced in; the trace also holds the image and its span.
-  auto o = openAny(a);
+  auto o = openAny(a, !a.has("ids"));
   auto& m = o.loaded;
   headlab::HookedTransformer& model = o.model();
-  const std::string prompt = a.require("prompt");
-  if (prompt.empty()) throw headlab::InputError("empty prompt (--prompt \"\")");
+  auto ids = promptIds(a, m.tokenizer.get());
   std::vector<std::string> hooks;
   std::stringstream globs(a.require("hooks"));
   for (std::string g; std::getline(globs, g, ',');)
     for (auto& h : model.hooks().match(g)) hooks.push_back(h);
-  auto ids = m.tokenizer->encode(prompt, true);
   headlab::VlmInput image = o.prepare(ids);
   const double mb = headlab::estimateCaptureBytes(model, hooks, static_cast<int64_t>(ids.size())) / 1e6;
   std::cerr << "capture: " << hooks.size() << " hook points, " << ids.size() << " tokens, about " << mb
@@ -214,7 +239,7 @@ int cmdCapture(const Args& a) {
   headlab::TraceWriter writer(a.require("out"), options);
   writer.writeModel(model.config(), m.source, m.format);
   std::vector<std::string> pieces;
-  for (auto id : ids) pieces.push_back(m.tokenizer->tokenString(id));
+  for (auto id : ids) pieces.push_back(m.tokenizer ? m.tokenizer->tokenString(id) : "#" + std::to_string(id));
   writer.writeInputs(ids, pieces);
   if (image.imageBegin >= 0) writer.writeImage(o.pixels, image.imageBegin, image.imageEnd);
   writer.writeInterventions(nlohmann::json::array());
@@ -401,12 +426,58 @@ int cmdProbe(const Args& a) {
   return 0;
 }
 
+int cmdDemo(const Args& a) { return headlab::cli::runDemo(a.get("out", "demo-report")); }
+
+// Every command once: its name, its --help lines and its function.
+struct Command {
+  const char* name;
+  std::string usage;  // the options, continuation lines indented under them
+  int (*run)(const Args&);
+};
+
+const std::vector<Command>& commands() {
+  static const std::vector<Command> table = {
+      {"info", "--model M                                   model config as JSON", cmdInfo},
+      {"tokenize", "--model M | --tokenizer T  (--text S | --text-file F) [--no-bos]", cmdTokenize},
+      {"generate", "--model M [--tokenizer T] (--prompt S | --ids 0,5,7) [--max-tokens N] [--steps N] [--greedy]\n"
+                   "[--temperature X] [--top-p P] [--seed N] [--device cpu|cuda] [--dtype float32|bfloat16|float16]",
+       cmdGenerate},
+      {"capture", "--model M (--prompt S | --ids 0,5,7) --hooks GLOB[,GLOB] --out trace.h5 [--force] [--gzip 0-9] [--fp16] [--max-mb N] [--image F]",
+       cmdCapture},
+      {"probe P", "--model M [--params JSON] [--prompts-file F] [--json] [--out results.h5] [--force]\n"
+                  "P: sinks, hidden-sinks, massive, streaming, retrieval, induction   (--list shows parameters)\n"
+                  "vision probes on a LLaVA folder or demo-vlm: probe vhd|var|look --model M --image F [--prompt S]",
+       cmdProbe},
+      {"patch", "--model M --clean S --corrupted S --answer S --wrong S --sweep " + headlab::sweepKindList("|") + "\n"
+                "[--method exact|attribution|both] [--noising] [--json] [--out F.h5] [--force]\n"
+                "path patching: --sweep path --receiver LAYER.HEAD --input q|k|v\n"
+                "images (LLaVA folder or demo-vlm): --image F [--corrupted-image F]; --corrupted defaults to --clean",
+       cmdPatch},
+      {"demo", "[--out DIR]           trains/loads the demo model, runs every probe, writes report.html", cmdDemo},
+  };
+  return table;
+}
+
+std::string usage() {
+  std::string out = kUsageHead;
+  for (const auto& c : commands()) {
+    std::string name = c.name;
+    std::string lines = c.usage;
+    for (size_t nl; (nl = lines.find('\n')) != std::string::npos;) {
+      out += "  " + name + std::string(10 - std::min<size_t>(10, name.size()), ' ') + lines.substr(0, nl) + "\n";
+      name.clear(), lines = lines.substr(nl + 1);
+    }
+    out += "  " + name + std::string(10 - std::min<size_t>(10, name.size()), ' ') + lines + "\n";
+  }
+  return out + kUsageTail;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
-    std::cout << kUsage;
+    std::cout << usage();
     return args.empty() ? 2 : 0;
   }
   if (args[0] == "--version") {
@@ -418,17 +489,12 @@ int main(int argc, char** argv) {
   try {
     const std::set<std::string> flags = {"greedy", "no-bos", "json", "force", "help", "fp16", "noising", "list"};
     const std::set<std::string> options = {"model", "tokenizer", "text", "text-file", "prompt", "max-tokens", "steps",
-                                           "temperature", "top-p", "seed", "device", "dtype", "threads", "out",
-                                           "hooks", "gzip", "max-mb", "receiver", "input", "params", "prompts-file", "image", "corrupted-image", "clean", "corrupted", "answer", "wrong", "sweep", "method"};
+                                           "temperature", "top-p", "seed", "device", "ids", "dtype", "threads", "out",
+                                           "hooks", "gzip", "max-mb", "max-model-mb", "receiver", "input", "params", "prompts-file", "image", "corrupted-image", "clean", "corrupted", "answer", "wrong", "sweep", "method"};
     Args a(rest, flags, options);
     headlab::configureThreads(static_cast<int>(a.integer("threads", 0)));
-    if (cmd == "info") return cmdInfo(a);
-    if (cmd == "tokenize") return cmdTokenize(a);
-    if (cmd == "generate") return cmdGenerate(a);
-    if (cmd == "capture") return cmdCapture(a);
-    if (cmd == "patch") return cmdPatch(a);
-    if (cmd == "probe") return cmdProbe(a);
-    if (cmd == "demo") return headlab::cli::runDemo(a.get("out", "demo-report"));
+    for (const auto& c : commands())
+      if (cmd == std::string(c.name).substr(0, std::string(c.name).find(' '))) return c.run(a);
     std::cerr << "error: unknown command '" << cmd << "' (see headlab-cli --help)\n";
     return 2;
   } catch (const std::invalid_argument& e) {

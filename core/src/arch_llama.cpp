@@ -8,76 +8,15 @@
 namespace headlab::arch {
 
 namespace {
-struct LlamaNames {
-  const char* embed;
-  const char* finalNorm;
-  const char* output;
-  // Per layer, "{}" is replaced by the layer index.
-  const char* attnNorm;
-  const char* q;
-  const char* k;
-  const char* v;
-  const char* o;
-  const char* qBias;
-  const char* kBias;
-  const char* vBias;
-  const char* oBias;
-  const char* ffnNorm;
-  const char* gate;
-  const char* up;
-  const char* down;
-};
-
-constexpr LlamaNames kHfNames{
-    "model.embed_tokens.weight", "model.norm.weight", "lm_head.weight",
-    "model.layers.{}.input_layernorm.weight", "model.layers.{}.self_attn.q_proj.weight",
-    "model.layers.{}.self_attn.k_proj.weight", "model.layers.{}.self_attn.v_proj.weight",
-    "model.layers.{}.self_attn.o_proj.weight", "model.layers.{}.self_attn.q_proj.bias",
-    "model.layers.{}.self_attn.k_proj.bias", "model.layers.{}.self_attn.v_proj.bias",
-    "model.layers.{}.self_attn.o_proj.bias", "model.layers.{}.post_attention_layernorm.weight", "model.layers.{}.mlp.gate_proj.weight",
-    "model.layers.{}.mlp.up_proj.weight", "model.layers.{}.mlp.down_proj.weight"};
-
-constexpr LlamaNames kGgufNames{
-    "token_embd.weight", "output_norm.weight", "output.weight",
-    "blk.{}.attn_norm.weight", "blk.{}.attn_q.weight", "blk.{}.attn_k.weight", "blk.{}.attn_v.weight",
-    "blk.{}.attn_output.weight", "blk.{}.attn_q.bias", "blk.{}.attn_k.bias", "blk.{}.attn_v.bias",
-    "blk.{}.attn_output.bias", "blk.{}.ffn_norm.weight", "blk.{}.ffn_gate.weight", "blk.{}.ffn_up.weight", "blk.{}.ffn_down.weight"};
-
-std::string at(const char* pattern, int64_t layer) {
-  std::string s(pattern);
-  auto pos = s.find("{}");
-  return pos == std::string::npos ? s : s.replace(pos, 2, std::to_string(layer));
+DecoderNames ggufDecoderNames() {
+  DecoderNames n;
+  n.embed = "token_embd.weight", n.finalNorm = "output_norm.weight", n.output = "output.weight";
+  n.ln1 = "blk.{}.attn_norm.weight", n.ln2 = "blk.{}.ffn_norm.weight";
+  n.q = "blk.{}.attn_q.weight", n.k = "blk.{}.attn_k.weight", n.v = "blk.{}.attn_v.weight", n.o = "blk.{}.attn_output.weight";
+  n.qBias = "blk.{}.attn_q.bias", n.kBias = "blk.{}.attn_k.bias", n.vBias = "blk.{}.attn_v.bias", n.oBias = "blk.{}.attn_output.bias";
+  n.gate = "blk.{}.ffn_gate.weight", n.up = "blk.{}.ffn_up.weight", n.down = "blk.{}.ffn_down.weight";
+  return n;
 }
-
-ModelWeights loadLlama(ModelConfig& c, const TensorStore& st, const LlamaNames& n) {
-  const int64_t D = c.d_model, q = c.n_heads * c.d_head, kv = c.n_kv_heads * c.d_head, F = c.d_mlp;
-  // A tied matrix may be stored under either name (TinyStories-656K keeps only lm_head.weight, as
-  // transformers accepts); an untied config without an output matrix is tied (some exports drop it).
-  if (!st.has(n.output)) c.tied_embeddings = true;
-  ModelWeights w;
-  w.embed = st.get(c.tied_embeddings && !st.has(n.embed) ? n.output : n.embed, {c.d_vocab, D});
-  w.lnf_w = st.get(n.finalNorm, {D});
-  w.unembed = c.tied_embeddings ? w.embed : st.get(n.output, {c.d_vocab, D});
-  for (int64_t l = 0; l < c.n_layers; ++l) {
-    LayerWeights L;
-    L.ln1_w = st.get(at(n.attnNorm, l), {D});
-    L.wq = st.get(at(n.q, l), {q, D});
-    L.wk = st.get(at(n.k, l), {kv, D});
-    L.wv = st.get(at(n.v, l), {kv, D});
-    L.wo = st.get(at(n.o, l), {D, q});
-    L.bq = st.getOptional(at(n.qBias, l), {q});
-    L.bk = st.getOptional(at(n.kBias, l), {kv});
-    L.bv = st.getOptional(at(n.vBias, l), {kv});
-    L.bo = st.getOptional(at(n.oBias, l), {D});
-    L.ln2_w = st.get(at(n.ffnNorm, l), {D});
-    L.w_gate = st.get(at(n.gate, l), {F, D});
-    L.w_in = st.get(at(n.up, l), {F, D});
-    L.w_out = st.get(at(n.down, l), {D, F});
-    w.layers.push_back(std::move(L));
-  }
-  return w;
-}
-}  // namespace
 
 // Keys of LLaMA-family configs that would change the forward and that this reader does not implement.
 const std::vector<MathsKey> kUnimplementedHfKeys = {
@@ -89,40 +28,22 @@ const std::vector<MathsKey> kUnimplementedHfKeys = {
 };
 
 ModelConfig llamaConfigFromHf(const nlohmann::json& cfg, const std::string& where) {
-  ModelConfig c;
-  c.arch = require<std::string>(cfg, "model_type", where);
-  c.d_model = require<int64_t>(cfg, "hidden_size", where);
-  c.d_mlp = require<int64_t>(cfg, "intermediate_size", where);
-  c.n_layers = require<int64_t>(cfg, "num_hidden_layers", where);
-  c.n_heads = require<int64_t>(cfg, "num_attention_heads", where);
-  c.n_kv_heads = optional<int64_t>(cfg, "num_key_value_heads", c.n_heads, where);
-  c.d_head = optional<int64_t>(cfg, "head_dim", c.n_heads > 0 ? c.d_model / c.n_heads : 0, where);
-  c.d_vocab = require<int64_t>(cfg, "vocab_size", where);
-  c.n_ctx = optional<int64_t>(cfg, "max_position_embeddings", 2048, where);
-  c.norm = NormKind::RmsNorm;
-  c.norm_eps = optional<double>(cfg, "rms_norm_eps", 1e-6, where);
-  c.act = Activation::Silu;
-  c.gated_mlp = true;
-  c.rope = RopeLayout::RotateHalf;
-  c.rope_theta = optional<double>(cfg, "rope_theta", 10000.0, where);
-  c.rope_scaling = ropeScalingFromHf(cfg, c.n_ctx, where);
-  c.tied_embeddings = optional<bool>(cfg, "tie_word_embeddings", false, where);
+  ModelConfig c = decoderConfigFromHf(cfg, where);
   refuseUnimplemented(cfg, kUnimplementedHfKeys, where);
   if (c.arch == "mistral") c.sliding_window = optional<int64_t>(cfg, "sliding_window", 0, where);
   if (c.arch == "qwen2" && optional<bool>(cfg, "use_sliding_window", false, where)) {
     // Qwen2 slides its window only in layers from max_window_layers on (modeling_qwen2).
     c.sliding_window = optional<int64_t>(cfg, "sliding_window", 0, where);
-    c.sliding_window_from_layer = optional<int64_t>(cfg, "max_window_layers", 28, where);
+    const int64_t from = optional<int64_t>(cfg, "max_window_layers", 28, where);
+    for (int64_t l = 0; l < c.n_layers; ++l) c.sliding_layers.push_back(l >= from);
   }
-  c.bos_token_id = optional<int64_t>(cfg, "bos_token_id", -1, where);
-  c.eos_token_id = cfg.contains("eos_token_id") && cfg["eos_token_id"].is_number_integer() ? cfg["eos_token_id"].get<int64_t>() : -1;
   std::string act = optional<std::string>(cfg, "hidden_act", "silu", where);
   if (act != "silu") throw ConfigError(where + ": hidden_act '" + act + "' unsupported for " + c.arch + " (expected silu)");
   c.validate(where);
   return c;
 }
 
-ModelWeights llamaWeightsFromHf(ModelConfig& c, const TensorStore& store) { return loadLlama(c, store, kHfNames); }
+ModelWeights llamaWeightsFromHf(ModelConfig& c, const TensorStore& store) { return loadDecoder(c, store, hfDecoderNames()); }
 
 ModelConfig llamaConfigFromGguf(const nlohmann::json& meta, const TensorStore& store, const std::string& where) {
   std::string a = require<std::string>(meta, "general.architecture", where);
@@ -183,7 +104,7 @@ ModelConfig llamaConfigFromLlama2c(const Llama2cHeader& h) {
   return c;
 }
 
-ModelWeights llamaWeightsFromGguf(ModelConfig& c, const TensorStore& store) { return loadLlama(c, store, kGgufNames); }
+ModelWeights llamaWeightsFromGguf(ModelConfig& c, const TensorStore& store) { return loadDecoder(c, store, ggufDecoderNames()); }
 
 RopeScaling ropeScalingFromHf(const nlohmann::json& cfg, int64_t maxPositions, const std::string& where) {
   RopeScaling r;

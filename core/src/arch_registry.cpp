@@ -11,6 +11,11 @@ const std::vector<ArchSpec>& architectures() {
       {"gpt2", {"gpt2"}, {}, gpt2ConfigFromHf, gpt2WeightsFromHf, nullptr, nullptr},
       {"llama", {"llama", "mistral", "qwen2"}, {"llama", "mistral", "qwen2"}, llamaConfigFromHf, llamaWeightsFromHf,
        llamaConfigFromGguf, llamaWeightsFromGguf},
+      {"qwen3", {"qwen3"}, {}, qwen3ConfigFromHf, qwen3WeightsFromHf, nullptr, nullptr},
+      {"olmo2", {"olmo2"}, {}, olmo2ConfigFromHf, olmo2WeightsFromHf, nullptr, nullptr},
+      {"gemma", {"gemma", "gemma2", "gemma3_text"}, {}, gemmaConfigFromHf, gemmaWeightsFromHf, nullptr, nullptr},
+      {"phi3", {"phi3"}, {}, phi3ConfigFromHf, phi3WeightsFromHf, nullptr, nullptr},
+      {"gpt_neox", {"gpt_neox"}, {}, neoxConfigFromHf, neoxWeightsFromHf, nullptr, nullptr},
   };
   return table;
 }

@@ -42,6 +42,27 @@ struct MathsKey {
 };
 void refuseUnimplemented(const nlohmann::json& cfg, const std::vector<MathsKey>& keys, const std::string& where);
 
+// The tensor names of a RMSNorm / RoPE / gated-MLP decoder (arch_decoder.cpp reads them): "{}" is
+// the layer index, "" a tensor the family does not have.
+struct DecoderNames {
+  std::string embed, finalNorm, output;
+  std::string ln1, ln2, attnPost, mlpPost;         // pre-norms; post-norms (ModelConfig::post_norms)
+  std::string q, k, v, o, qBias, kBias, vBias, oBias;
+  std::string qkv;                                 // fused rows q | k | v (Phi-3), instead of q, k, v
+  std::string qNorm, kNorm;                        // ModelConfig::qk_norm
+  std::string gate, up, down;
+  std::string gateUp;                              // fused rows gate | up (Phi-3), instead of gate, up
+  bool normPlusOne = false;                        // Gemma stores RMSNorm scales w and applies 1 + w
+};
+DecoderNames hfDecoderNames();  // LlamaForCausalLM's names, the base the other families edit
+ModelWeights loadDecoder(ModelConfig& c, const TensorStore& store, const DecoderNames& names);
+// The keys every Llama-style config.json shares (sizes, RMSNorm eps, RoPE base and rope_scaling, tying, ids).
+ModelConfig decoderConfigFromHf(const nlohmann::json& cfg, const std::string& where);
+Activation activationFromHf(const std::string& name, const std::string& where);
+// layer_types ("sliding_attention" / "full_attention" per layer) when the config lists them, else empty.
+std::vector<bool> slidingLayersFromHf(const nlohmann::json& cfg, int64_t nLayers, const std::string& where);
+std::string atLayer(const std::string& pattern, int64_t layer);
+
 // LLaMA family (llama, mistral, qwen2): arch_llama.cpp
 ModelConfig llamaConfigFromHf(const nlohmann::json& cfg, const std::string& where);
 ModelWeights llamaWeightsFromHf(ModelConfig& c, const TensorStore& store);
@@ -51,6 +72,18 @@ ModelConfig llamaConfigFromLlama2c(const Llama2cHeader& h);
 ModelWeights llamaWeightsFromGguf(ModelConfig& c, const TensorStore& store);
 // config.json's rope_scaling (null, default, linear, llama3 or yarn; others refused with their name).
 RopeScaling ropeScalingFromHf(const nlohmann::json& cfg, int64_t maxPositions, const std::string& where);
+
+// One config reader and one weight reader per family, each in its arch_<family>.cpp.
+ModelConfig qwen3ConfigFromHf(const nlohmann::json& cfg, const std::string& where);
+ModelWeights qwen3WeightsFromHf(ModelConfig& c, const TensorStore& store);
+ModelConfig olmo2ConfigFromHf(const nlohmann::json& cfg, const std::string& where);
+ModelWeights olmo2WeightsFromHf(ModelConfig& c, const TensorStore& store);
+ModelConfig gemmaConfigFromHf(const nlohmann::json& cfg, const std::string& where);
+ModelWeights gemmaWeightsFromHf(ModelConfig& c, const TensorStore& store);
+ModelConfig phi3ConfigFromHf(const nlohmann::json& cfg, const std::string& where);
+ModelWeights phi3WeightsFromHf(ModelConfig& c, const TensorStore& store);
+ModelConfig neoxConfigFromHf(const nlohmann::json& cfg, const std::string& where);
+ModelWeights neoxWeightsFromHf(ModelConfig& c, const TensorStore& store);
 
 // GPT-2: arch_gpt2.cpp
 ModelConfig gpt2ConfigFromHf(const nlohmann::json& cfg, const std::string& where);

@@ -223,9 +223,9 @@ at::Tensor iq4_nlToFloat(const uint8_t* p, int64_t numel) {
 
 const std::vector<DtypeInfo>& storedDtypes() {
   static const std::vector<DtypeInfo> table = {
-      // name    safetensors ggml  block  bytes  to float32
-      {"F32", true, 0, 1, 4, f32ToFloat},
-      {"F16", true, 1, 1, 2, f16ToFloat},
+      // name, in safetensors, ggml id, values and bytes per block, to float32, plain torch type
+      {"F32", true, 0, 1, 4, f32ToFloat, at::kFloat},
+      {"F16", true, 1, 1, 2, f16ToFloat, at::kHalf},
       {"Q4_0", false, 2, 32, 18, q4_0ToFloat},
       {"Q4_1", false, 3, 32, 20, q4_1ToFloat},
       {"Q5_0", false, 6, 32, 22, q5ToFloat<false>},
@@ -237,9 +237,9 @@ const std::vector<DtypeInfo>& storedDtypes() {
       {"Q5_K", false, 13, 256, 176, qk4or5ToFloat<true>},
       {"Q6_K", false, 14, 256, 210, q6_kToFloat},
       {"IQ4_NL", false, 20, 32, 18, iq4_nlToFloat},
-      {"BF16", true, 30, 1, 2, bf16ToFloat},
-      {"I32", true, -1, 1, 4, nullptr},
-      {"I64", true, -1, 1, 8, nullptr},
+      {"BF16", true, 30, 1, 2, bf16ToFloat, at::kBFloat16},
+      {"I32", true, -1, 1, 4, nullptr, at::kInt},
+      {"I64", true, -1, 1, 8, nullptr, at::kLong},
   };
   return table;
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <tuple>
 
 #include "headlab/core/errors.h"
 
@@ -39,11 +40,16 @@ void HookedTransformer::growRopeTables(int64_t positions) const {
   const int64_t have = m_ropeCos.defined() ? m_ropeCos.size(0) : 0;
   if (positions <= have) return;
   positions = std::min(m_config.n_ctx, std::max(positions, 2 * have));
+  std::tie(m_ropeCos, m_ropeSin) = ropeTables(positions, false);
+  if (m_config.rope_local_theta > 0) std::tie(m_ropeLocalCos, m_ropeLocalSin) = ropeTables(positions, true);
+}
+
+std::pair<at::Tensor, at::Tensor> HookedTransformer::ropeTables(int64_t positions, bool local) const {
   const int64_t half = m_config.rotaryDim() / 2;
   std::vector<float> cosv(positions * half), sinv(positions * half);
-  const std::vector<float> inverseFrequencies = ropeInverseFrequencies(m_config);
-  // YaRN scales cos and sin (so q.k by its square); 1 for every other rope type.
-  const float scale = static_cast<float>(m_config.rope_scaling.attention_factor);
+  const std::vector<float> inverseFrequencies = ropeInverseFrequencies(m_config, local);
+  // YaRN scales cos and sin (so q.k by its square); 1 for every other rope type and for local tables.
+  const float scale = local && m_config.rope_local_theta > 0 ? 1.0f : static_cast<float>(m_config.rope_scaling.attention_factor);
   for (int64_t i = 0; i < half; ++i) {
     const float freq = inverseFrequencies[i];
     for (int64_t p = 0; p < positions; ++p) {
@@ -52,16 +58,14 @@ void HookedTransformer::growRopeTables(int64_t positions) const {
       sinv[p * half + i] = scale == 1.0f ? std::sin(angle) : std::sin(angle) * scale;
     }
   }
-  m_ropeCos = at::from_blob(cosv.data(), {positions, half}, at::kFloat).clone().to(device());
-  m_ropeSin = at::from_blob(sinv.data(), {positions, half}, at::kFloat).clone().to(device());
+  return {at::from_blob(cosv.data(), {positions, half}, at::kFloat).clone().to(device()),
+          at::from_blob(sinv.data(), {positions, half}, at::kFloat).clone().to(device())};
 }
 
 void HookedTransformer::to(at::Device dev, at::ScalarType dtype) {
   m_weights = weightsTo(m_weights, dev, dtype);
-  if (m_ropeCos.defined()) {
-    m_ropeCos = m_ropeCos.to(dev);
-    m_ropeSin = m_ropeSin.to(dev);
-  }
+  for (at::Tensor* t : {&m_ropeCos, &m_ropeSin, &m_ropeLocalCos, &m_ropeLocalSin})
+    if (t->defined()) *t = t->to(dev);
 }
 
 void HookedTransformer::checkTokens(const at::Tensor& tokens, int64_t posOffset) const {
@@ -78,23 +82,25 @@ void HookedTransformer::checkTokens(const at::Tensor& tokens, int64_t posOffset)
 }
 
 at::Tensor HookedTransformer::norm(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) const {
+  if (!w.defined() && !b.defined()) return x;  // a model without this norm (OLMo-2 has no pre-norms)
   const double eps = m_config.norm_eps;
   at::Tensor xf = x.to(at::kFloat);
   at::Tensor y;
   if (m_config.norm == NormKind::LayerNorm) {
-    y = at::layer_norm(xf, {m_config.d_model}, w.to(at::kFloat), b.defined() ? b.to(at::kFloat) : at::Tensor(), eps);
+    y = at::layer_norm(xf, {x.size(-1)}, w.to(at::kFloat), b.defined() ? b.to(at::kFloat) : at::Tensor(), eps);
   } else {
     y = xf * at::rsqrt(xf.pow(2).mean(-1, true) + eps) * w.to(at::kFloat);
   }
   return y.to(x.scalar_type());
 }
 
-at::Tensor HookedTransformer::rope(const at::Tensor& x, int64_t posOffset) const {
+at::Tensor HookedTransformer::rope(const at::Tensor& x, int64_t posOffset, bool local) const {
   // x [batch, pos, head, d_head]; rotate the first rotary_dim features of each head.
   const int64_t T = x.size(1), rot = m_config.rotaryDim(), half = rot / 2;
   growRopeTables(posOffset + T);
-  at::Tensor c = m_ropeCos.slice(0, posOffset, posOffset + T).view({1, T, 1, half}).to(x.scalar_type());
-  at::Tensor s = m_ropeSin.slice(0, posOffset, posOffset + T).view({1, T, 1, half}).to(x.scalar_type());
+  const bool ownLocal = local && m_config.rope_local_theta > 0;
+  at::Tensor c = (ownLocal ? m_ropeLocalCos : m_ropeCos).slice(0, posOffset, posOffset + T).view({1, T, 1, half}).to(x.scalar_type());
+  at::Tensor s = (ownLocal ? m_ropeLocalSin : m_ropeSin).slice(0, posOffset, posOffset + T).view({1, T, 1, half}).to(x.scalar_type());
   at::Tensor xr = x.slice(-1, 0, rot);
   at::Tensor out;
   if (m_config.rope == RopeLayout::Interleaved) {
@@ -112,6 +118,7 @@ at::Tensor HookedTransformer::rope(const at::Tensor& x, int64_t posOffset) const
 at::Tensor HookedTransformer::embed(const at::Tensor& tokensIn, int64_t posOffset) {
   at::Tensor tokens = tokensIn.to(device(), at::kLong);
   at::Tensor resid = at::embedding(m_weights.embed, tokens);  // [batch, pos, d_model]
+  if (m_config.embed_scale != 1.0) resid = resid * m_config.embed_scale;  // Gemma: sqrt(d_model), in the model's dtype
   hook(m_hooks.idOf(GlobalHook::Embed), resid, posOffset);
   if (m_config.learned_pos) {
     at::Tensor pos = m_weights.pos_embed.slice(0, posOffset, posOffset + tokens.size(1))
@@ -136,9 +143,17 @@ at::Tensor HookedTransformer::attention(int l, const at::Tensor& x, KvCache* cac
   hook(id(LayerHook::Q), q, qOff);
   hook(id(LayerHook::K), k, off);
   hook(id(LayerHook::V), v, off);
+  if (m_config.qk_norm == QkNorm::PerHead) {
+    q = norm(q, w.q_norm_w, at::Tensor());
+    k = norm(k, w.k_norm_w, at::Tensor());
+  } else if (m_config.qk_norm == QkNorm::Projection) {
+    q = norm(q.reshape({B, T, H * dh}), w.q_norm_w, at::Tensor()).view({B, T, H, dh});
+    k = norm(k.reshape({B, Tk, Hkv * dh}), w.k_norm_w, at::Tensor()).view({B, Tk, Hkv, dh});
+  }
+  const int64_t window = m_config.slidingWindowAt(l);
   if (m_config.rope != RopeLayout::None) {
-    q = rope(q, qOff);
-    k = rope(k, off);
+    q = rope(q, qOff, window > 0);
+    k = rope(k, off, window > 0);
     hook(id(LayerHook::RotQ), q, qOff);
     hook(id(LayerHook::RotK), k, off);
   }
@@ -156,12 +171,13 @@ at::Tensor HookedTransformer::attention(int l, const at::Tensor& x, KvCache* cac
   // ([B, Hkv, G*T, dh]) instead of copying keys. Plain 4-D products: a broadcast 5-D matmul
   // takes ATen's slow per-matrix path (twice the time of the whole attention, forward and backward).
   // The 1/sqrt(d_head) scale goes on q ([.., T, dh]) rather than on the scores ([.., T, S]).
-  at::Tensor qg = (q.transpose(1, 2) * (1.0 / std::sqrt(static_cast<double>(dh)))).reshape({B, Hkv, G * T, dh});
+  const double scale = m_config.attn_scale > 0 ? m_config.attn_scale : 1.0 / std::sqrt(static_cast<double>(dh));
+  at::Tensor qg = (q.transpose(1, 2) * scale).reshape({B, Hkv, G * T, dh});
   at::Tensor scores = at::matmul(qg, kt.transpose(-1, -2)).view({B, H, T, S});
+  if (m_config.attn_softcap > 0) scores = at::tanh(scores / m_config.attn_softcap) * m_config.attn_softcap;
   at::Tensor qpos = at::arange(qOff, qOff + T, at::TensorOptions().dtype(at::kLong).device(x.device())).unsqueeze(1);
   at::Tensor kpos = at::arange(S, at::TensorOptions().dtype(at::kLong).device(x.device())).unsqueeze(0);
   at::Tensor masked = m_config.causal ? kpos > qpos : at::zeros({T, S}, at::TensorOptions().dtype(at::kBool).device(x.device()));
-  const int64_t window = m_config.slidingWindowAt(l);
   if (window > 0) masked = masked.logical_or(qpos - kpos >= window);
   // An additive [q, k] mask: broadcasting an add is ~8x faster on CPU than masked_fill over
   // [batch, head, q, k], forward and backward.
@@ -226,12 +242,16 @@ at::Tensor HookedTransformer::block(int l, const at::Tensor& residPre, KvCache* 
   at::Tensor x = norm(resid, w.ln1_w, w.ln1_b);
   hook(id(LayerHook::Ln1Normalized), x, off);
   at::Tensor attnOut = attention(l, x, cache, off, lastRowOnly);  // [batch, rows, d_model]
+  if (m_config.post_norms) attnOut = norm(attnOut, w.attn_post_w, at::Tensor());
   hook(id(LayerHook::AttnOut), attnOut, rowOff);
-  at::Tensor residMid = (lastRowOnly ? resid.slice(1, resid.size(1) - 1) : resid) + attnOut;
-  hook(id(LayerHook::ResidMid), residMid, rowOff);
-  at::Tensor x2 = norm(residMid, w.ln2_w, w.ln2_b);
+  at::Tensor rows = lastRowOnly ? resid.slice(1, resid.size(1) - 1) : resid;
+  // Parallel residual (GPT-NeoX): the MLP reads resid_pre, and there is no resid_mid.
+  at::Tensor residMid = rows + attnOut;
+  if (!m_config.parallel_residual) hook(id(LayerHook::ResidMid), residMid, rowOff);
+  at::Tensor x2 = norm(m_config.parallel_residual ? rows : residMid, w.ln2_w, w.ln2_b);
   hook(id(LayerHook::Ln2Normalized), x2, rowOff);
   at::Tensor mlpOut = mlp(l, x2, rowOff);
+  if (m_config.post_norms) mlpOut = norm(mlpOut, w.mlp_post_w, at::Tensor());
   hook(id(LayerHook::MlpOut), mlpOut, rowOff);
   at::Tensor residPost = residMid + mlpOut;
   hook(id(LayerHook::ResidPost), residPost, rowOff);
@@ -241,7 +261,9 @@ at::Tensor HookedTransformer::block(int l, const at::Tensor& residPre, KvCache* 
 at::Tensor HookedTransformer::unembed(const at::Tensor& resid) {
   at::Tensor x = norm(resid, m_weights.lnf_w, m_weights.lnf_b);
   hook(m_hooks.idOf(GlobalHook::LnFinal), x);
-  return linear(x, m_weights.unembed, m_weights.unembed_b);
+  at::Tensor logits = linear(x, m_weights.unembed, m_weights.unembed_b);
+  if (m_config.final_softcap > 0) logits = at::tanh(logits / m_config.final_softcap) * m_config.final_softcap;  // Gemma 2
+  return logits;
 }
 
 std::string HookedTransformer::firstNonFiniteHook(const at::Tensor& tokens) {

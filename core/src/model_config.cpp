@@ -38,12 +38,17 @@ void ModelConfig::validate(const std::string& where) const {
             "rope_scaling.original_max_position_embeddings must be positive");
   }
   require(sliding_window >= 0, "sliding_window must be >= 0, got " + std::to_string(sliding_window));
+  require(sliding_layers.empty() || static_cast<int64_t>(sliding_layers.size()) == n_layers,
+          "sliding layer list has " + std::to_string(sliding_layers.size()) + " entries for " + std::to_string(n_layers) + " layers");
+  require(pre_norms || post_norms, "a model needs pre-norms or post-norms");
+  require(attn_softcap >= 0 && final_softcap >= 0 && attn_scale >= 0, "soft-caps and the attention scale must be >= 0");
 }
 
-std::vector<float> ropeInverseFrequencies(const ModelConfig& c) {
+std::vector<float> ropeInverseFrequencies(const ModelConfig& c, bool local) {
   const int64_t half = c.rotaryDim() / 2;
-  const float theta = static_cast<float>(c.rope_theta);
-  const auto& s = c.rope_scaling;
+  const bool ownLocal = local && c.rope_local_theta > 0;
+  const float theta = static_cast<float>(ownLocal ? c.rope_local_theta : c.rope_theta);
+  const RopeScaling s = ownLocal ? RopeScaling{} : c.rope_scaling;
   const float factor = static_cast<float>(s.factor);
   std::vector<float> inv(half);
   for (int64_t i = 0; i < half; ++i)
@@ -148,7 +153,17 @@ nlohmann::json configToJson(const ModelConfig& c) {
   // Keys that only appear when they apply, so configs without them print as before.
   if (c.rope_scaling.kind != RopeScalingKind::None)
     j["rope_scaling"] = {{"type", toString(c.rope_scaling.kind)}, {"factor", c.rope_scaling.factor}};
-  if (c.sliding_window > 0 && c.sliding_window_from_layer > 0) j["sliding_window_from_layer"] = c.sliding_window_from_layer;
+  if (c.sliding_window > 0 && !c.sliding_layers.empty()) {
+    std::vector<int64_t> layers;
+    for (int64_t l = 0; l < c.n_layers; ++l)
+      if (c.slidingWindowAt(l) > 0) layers.push_back(l);
+    j["sliding_layers"] = layers;
+  }
+  if (c.qk_norm != QkNorm::None) j["qk_norm"] = c.qk_norm == QkNorm::PerHead ? "per_head" : "projection";
+  if (c.attn_softcap > 0) j["attn_softcap"] = c.attn_softcap;
+  if (c.final_softcap > 0) j["final_softcap"] = c.final_softcap;
+  if (c.parallel_residual) j["parallel_residual"] = true;
+  if (c.post_norms) j["post_norms"] = true;
   return j;
 }
 

@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 
 #include <nlohmann/json.hpp>
 
@@ -54,6 +55,37 @@ std::string detectFormat(const std::string& path) {
   return "llama2c";
 }
 
+// MemAvailable of /proc/meminfo in bytes (0 when unknown).
+uint64_t availableMemory() {
+  std::ifstream in("/proc/meminfo");
+  std::string key;
+  uint64_t kb = 0;
+  std::string unit;
+  while (in >> key >> kb >> unit)
+    if (key == "MemAvailable:") return kb * 1024;
+  return 0;
+}
+
+// Before any weight is read: the weights' size once loaded against the budget, and the store set to
+// convert tensor by tensor.
+void prepareStore(TensorStore& store, const LoadOptions& opt, const std::string& source) {
+  const at::Device device = parseDevice(opt.device);
+  const at::ScalarType dtype = parseDtype(opt.dtype);
+  const uint64_t need = store.loadedBytes(dtype);
+  const uint64_t budget = opt.maxBytes ? opt.maxBytes : availableMemory();
+  if (device.type() == at::kCPU && budget > 0 && need > budget)
+    throw InputError(source + ": its weights need about " + std::to_string(need >> 20) + " MB as " + opt.dtype + ", more than the " +
+                     std::to_string(budget >> 20) + " MB " + (opt.maxBytes ? "allowed" : "available") +
+                     "; load it with a smaller --dtype (bfloat16 halves float32) or raise --max-model-mb");
+  store.setTarget(device, dtype);
+}
+
+std::map<std::string, int64_t> storedTypeCounts(const TensorStore& store) {
+  std::map<std::string, int64_t> counts;
+  for (const auto& [name, t] : store.tensors()) ++counts[toString(t.dtype)];
+  return counts;
+}
+
 std::unique_ptr<Tokenizer> findLlama2cTokenizer(const std::string& modelPath, int64_t vocab) {
   fs::path dir = fs::path(modelPath).parent_path();
   if (dir.empty()) dir = ".";
@@ -87,7 +119,9 @@ LoadedModel loadModel(const std::string& spec, const LoadOptions& opt) {
     const arch::ArchSpec* spec = arch::findHfArch(type);
     if (!spec) throw ConfigError(cfgPath + ": model_type '" + type + "' unsupported (expected " + arch::hfModelTypeList("", "llava") + ")");
     config = spec->configFromHf(cfg, cfgPath);
+    prepareStore(store, opt, out.source);
     weights = spec->weightsFromHf(config, store);
+    out.storedTypes = storedTypeCounts(store);
     try {
       out.tokenizer = loadTokenizer(out.source);
     } catch (const IoError&) {
@@ -99,12 +133,16 @@ LoadedModel loadModel(const std::string& spec, const LoadOptions& opt) {
     const arch::ArchSpec* spec = arch::findGgufArch(a);
     if (!spec) throw ConfigError(out.source + ": GGUF architecture '" + a + "' unsupported (expected " + arch::ggufArchList() + ")");
     config = spec->configFromGguf(g.metadata, g.tensors, out.source);
+    prepareStore(g.tensors, opt, out.source);
     weights = spec->weightsFromGguf(config, g.tensors);
+    out.storedTypes = storedTypeCounts(g.tensors);
     if (g.metadata.contains("tokenizer.ggml.tokens")) out.tokenizer = tokenizerFromGguf(g.metadata, out.source);
   } else if (out.format == "llama2c") {
     Llama2cFile f = readLlama2c(out.source);
     config = arch::llamaConfigFromLlama2c(f.header);
+    prepareStore(f.tensors, opt, out.source);
     weights = arch::llamaWeightsFromGguf(config, f.tensors);
+    out.storedTypes = storedTypeCounts(f.tensors);
     out.tokenizer = findLlama2cTokenizer(out.source, config.d_vocab);
   } else {
     throw IoError(out.source + ": a bare .safetensors file has no config; open its folder instead");
@@ -113,6 +151,8 @@ LoadedModel loadModel(const std::string& spec, const LoadOptions& opt) {
   if (out.tokenizer && out.tokenizer->vocabSize() > config.d_vocab)
     throw TokenizerError(out.source + ": tokenizer has " + std::to_string(out.tokenizer->vocabSize()) +
                          " tokens but the model's vocabulary is " + std::to_string(config.d_vocab));
+  // Tensors were converted as they were read; this places the few the readers computed (tensors
+  // already in place are not copied).
   at::Device device = parseDevice(opt.device);
   at::ScalarType dtype = parseDtype(opt.dtype);
   if (device.type() != at::kCPU || dtype != at::kFloat) weights = weightsTo(weights, device, dtype);

@@ -36,8 +36,13 @@ void validateWeights(const ModelConfig& c, const ModelWeights& w, const std::str
   for (int64_t l = 0; l < c.n_layers; ++l) {
     const auto& L = w.layers[l];
     auto n = [&](const char* s) { return "blocks." + std::to_string(l) + "." + s; };
-    expectShape(L.ln1_w, {D}, n("ln1.w"), where);
-    expectShape(L.ln2_w, {D}, n("ln2.w"), where);
+    expectShape(L.ln1_w, {D}, n("ln1.w"), where, c.pre_norms);
+    expectShape(L.ln2_w, {D}, n("ln2.w"), where, c.pre_norms);
+    expectShape(L.attn_post_w, {D}, n("ln1_post.w"), where, c.post_norms);
+    expectShape(L.mlp_post_w, {D}, n("ln2_post.w"), where, c.post_norms);
+    const bool perHead = c.qk_norm == QkNorm::PerHead, qkNorm = c.qk_norm != QkNorm::None;
+    expectShape(L.q_norm_w, {perHead ? c.d_head : q}, n("attn.q_ln.w"), where, qkNorm);
+    expectShape(L.k_norm_w, {perHead ? c.d_head : kv}, n("attn.k_ln.w"), where, qkNorm);
     expectShape(L.wq, {q, D}, n("attn.W_Q"), where);
     expectShape(L.wk, {kv, D}, n("attn.W_K"), where);
     expectShape(L.wv, {kv, D}, n("attn.W_V"), where);

@@ -6,7 +6,9 @@
 #include "headlab/core/errors.h"
 #include "headlab/core/hooked_transformer.h"
 
+#include <iterator>
 #include <limits>
+#include <string>
 #include <tuple>
 
 namespace headlab {
@@ -176,9 +178,16 @@ double normalise(double metric, const PatchingResult& r) {
 const char* toString(SweepKind k) { return kSweepNames[static_cast<int>(k)]; }
 
 SweepKind sweepKindFromString(const std::string& s) {
-  for (int i = 0; i < 4; ++i)
+  for (size_t i = 0; i < std::size(kSweepNames); ++i)
     if (s == kSweepNames[i]) return static_cast<SweepKind>(i);
-  throw InputError("unknown sweep '" + s + "' (expected heads, head-pos, resid-pos or layer-pos)");
+  throw InputError("unknown sweep '" + s + "' (expected " + sweepKindList(", ", " or ") + ")");
+}
+
+std::string sweepKindList(const std::string& separator, const std::string& last) {
+  std::string out;
+  const size_t n = std::size(kSweepNames);
+  for (size_t i = 0; i < n; ++i) out += (i == 0 ? "" : i + 1 == n && !last.empty() ? last : separator) + kSweepNames[i];
+  return out;
 }
 
 namespace {

@@ -125,7 +125,23 @@ at::Tensor TensorStore::get(const std::string& name, const std::vector<int64_t>&
   for (int64_t d : t.shape) numel *= d;
   if (!t.dtype->toFloat)
     throw WeightError(t.file + ": tensor '" + name + "' has dtype " + toString(t.dtype) + ", expected a float type");
-  return t.dtype->toFloat(t.data, numel).view(t.shape);
+  // Stored as the target type already (bfloat16 loaded as bfloat16): one copy, no float32 detour.
+  at::Tensor out = t.dtype->scalarType == m_dtype ? at::from_blob(const_cast<uint8_t*>(t.data), {numel}, m_dtype).clone()
+                                                  : t.dtype->toFloat(t.data, numel);
+  out = out.view(t.shape);
+  if (m_device.type() != at::kCPU || out.scalar_type() != m_dtype) out = out.to(m_device, m_dtype);
+  return out;
+}
+
+uint64_t TensorStore::loadedBytes(at::ScalarType dtype) const {
+  uint64_t total = 0;
+  for (const auto& [name, t] : m_tensors) {
+    if (!t.dtype->toFloat) continue;
+    uint64_t numel = 1;
+    for (int64_t d : t.shape) numel *= static_cast<uint64_t>(d);
+    total += numel * at::elementSize(dtype);
+  }
+  return total;
 }
 
 at::Tensor TensorStore::getOptional(const std::string& name, const std::vector<int64_t>& expected) const {

@@ -279,6 +279,8 @@ class VarProbe : public Probe {
   }
 };
 
+constexpr int64_t kLookDefaultLayer = 14;  // mllms_know's layer for LLaVA-1.5 7B
+
 class LookProbe : public Probe {
  public:
   std::string name() const override { return "look"; }
@@ -290,7 +292,7 @@ class LookProbe : public Probe {
     return {{"prompt", "What is in the image?", "text prompt; the image goes after BOS unless it holds the image token"},
             {"tokens", nlohmann::json::array(), "the prompt as token ids instead (may hold the image token)"},
             {"query", -1, "query position (-1 = the last)"},
-            {"layer", -1, "layer of the map (-1 = the middle layer)"},
+            {"layer", kLookDefaultLayer, "layer of the map (default 14, as mllms_know reads LLaVA-1.5; the default is clamped to the model's last layer; -1 = the middle layer)"},
             {"general_prompt", "Write a general description of the image.", "divide the map by this prompt's map (empty = off)"}};
   }
   nlohmann::json run(ProbeContext& ctx) override {
@@ -300,6 +302,8 @@ class LookProbe : public Probe {
     const auto& c = vlm.language().config();
     int64_t layer = p["layer"];
     if (layer < 0) layer = c.n_layers / 2;
+    // The default (14, also when the GUI passes the defaults back) fits any model; another value must exist.
+    if (layer == kLookDefaultLayer) layer = std::min<int64_t>(layer, c.n_layers - 1);
     if (layer >= c.n_layers) throw InputError("layer " + std::to_string(layer) + " out of range [0, " + std::to_string(c.n_layers) + ")");
     reportProgress(ctx, 0.0, "prompt");
     auto [grid, map, span] = imageAttention(ctx, vlm, promptIds(ctx, p, "prompt"), p["query"], layer);

@@ -38,8 +38,17 @@ TEST_P(ReferenceForwardTest, LogitsMatchTheIndependentForward) {
   auto shape = ref["shape"].get<std::vector<int64_t>>();
   auto values = ref["logits"].get<std::vector<float>>();
   at::Tensor expected = at::tensor(values).view(shape);
+  std::vector<at::Tensor> patterns(m.model->config().n_layers);
+  std::vector<HookHandle> hooks;
+  for (int l = 0; l < m.model->config().n_layers; ++l)
+    hooks.push_back(m.model->hooks().add(m.model->hooks().idOf(l, LayerHook::Pattern),
+                                         [&patterns, l](at::Tensor& p, const HookContext&) { patterns[l] = p[0].clone(); }));
   at::Tensor got = m.model->forward(at::tensor(tokens, at::kLong).unsqueeze(0))[0];
+  hooks.clear();
   test::expectTensorClose(got, expected, 1e-4, GetParam() + " logits");
+  if (ref.contains("patterns"))  // every layer's attention pattern [layer, head, query, key]
+    test::expectTensorClose(at::stack(patterns), at::tensor(ref["patterns"].get<std::vector<float>>()).view(ref["patterns_shape"].get<std::vector<int64_t>>()),
+                            1e-4, GetParam() + " patterns");
   // Greedy decoding with the KV cache equals the full forward's argmax at every step.
   KvCache cache;
   at::Tensor step = m.model->forward(at::tensor(tokens, at::kLong).unsqueeze(0), &cache);
@@ -47,9 +56,13 @@ TEST_P(ReferenceForwardTest, LogitsMatchTheIndependentForward) {
 }
 
 // rope_linear, rope_llama3 and rope_yarn: rope_scaling of each type (d_head 16, so each regime moves
-// some of the eight frequencies); tied_in_lm_head: a tied matrix stored only as lm_head.weight.
+// some of the eight frequencies); tied_in_lm_head: a tied matrix stored only as lm_head.weight; the
+// families of tests/reference/families.py with every quirk on (sliding windows shorter than the
+// prompt, soft-capping that bites, local RoPE bases, partial rotary, fused and per-head-interleaved
+// projections), logits and every layer's pattern.
 INSTANTIATE_TEST_SUITE_P(Architectures, ReferenceForwardTest,
-                         ::testing::Values("gpt2", "mistral", "qwen2", "rope_linear", "rope_llama3", "rope_yarn", "tied_in_lm_head"));
+                         ::testing::Values("gpt2", "mistral", "qwen2", "rope_linear", "rope_llama3", "rope_yarn", "tied_in_lm_head",
+                                           "qwen3", "olmo2", "gemma", "gemma2", "gemma3_text", "phi3", "gpt_neox"));
 
 namespace {
 // A copy of a reference folder with config.json keys replaced.
@@ -79,7 +92,7 @@ TEST(ArchitectureConfigTest, UnimplementedMathsKeysAreRefusedByName) {
   c10::InferenceMode guard;
   EXPECT_NE(loadError(withConfig("rope_llama3", {{"rope_scaling", {{"rope_type", "dynamic"}, {"factor", 2.0}}}})).find("rope_type 'dynamic' is not implemented"), std::string::npos);
   EXPECT_NE(loadError(withConfig("rope_llama3", {{"rope_scaling", {{"rope_type", "longrope"}, {"factor", 2.0}}}})).find("'longrope'"), std::string::npos);
-  EXPECT_NE(loadError(withConfig("rope_llama3", {{"rope_scaling", {{"rope_type", "llama3"}, {"factor", 8.0}}}})).find("missing key 'low_freq_factor'"), std::string::npos);
+  EXPECT_NE(loadError(withConfig("rope_linear", {{"rope_scaling", {{"rope_type", "llama3"}, {"factor", 8.0}}}})).find("missing key 'low_freq_factor'"), std::string::npos);
   EXPECT_NE(loadError(withConfig("qwen2", {{"mlp_bias", true}})).find("mlp_bias = true changes the computation"), std::string::npos);
   EXPECT_NE(loadError(withConfig("qwen2", {{"partial_rotary_factor", 0.5}})).find("partial_rotary_factor"), std::string::npos);
   EXPECT_NE(loadError(withConfig("gpt2", {{"scale_attn_by_inverse_layer_idx", true}})).find("scale_attn_by_inverse_layer_idx"), std::string::npos);
@@ -442,6 +455,46 @@ TEST(GgmlQuantTest, EveryTypeDequantisesBitExactlyToTheReference) {
     EXPECT_EQ(differing, 0) << "values not bit-identical; first: "
                             << (differing ? (got.view(at::kInt) != want.view(at::kInt)).nonzero()[0][0].item<int64_t>() : -1);
   }
+}
+
+}  // namespace headlab
+
+namespace headlab {
+
+// A LLaMA with 256-wide rows whose matrices are random blocks of every quantised type (each type in
+// at least one tensor) gives exactly the logits of its twin holding the same weights dequantised by
+// the numpy reference and stored as F32: the GGUF path (block order, shapes, offsets) is exact.
+TEST(GgmlQuantTest, KQuantisedModelEqualsItsDequantisedTwin) {
+  c10::InferenceMode guard;
+  const std::string dir = std::string(std::getenv("HEADLAB_REFERENCE_DIR")) + "/quants/";
+  LoadedModel q = loadModel(dir + "kquant_llama.gguf"), f = loadModel(dir + "kquant_llama_f32.gguf");
+  for (const char* type : {"Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "IQ4_NL"})
+    EXPECT_GT(q.storedTypes[type], 0) << type << " not read";
+  EXPECT_EQ(f.storedTypes.size(), 1u);
+  at::Tensor ids = at::tensor(std::vector<int64_t>{1, 17, 200, 3, 99, 255, 0, 42, 7, 128, 64, 5}, at::kLong).unsqueeze(0);
+  at::Tensor a = q.model->forward(ids), b = f.model->forward(ids);
+  EXPECT_TRUE(at::isfinite(a).all().item<bool>());
+  test::expectTensorClose(a, b, 0.0, "quantised vs dequantised twin");
+}
+
+// stories260K's GGUF quantised to Q8_0 by ggml's reference quantiser still writes llama2.c's greedy
+// story; Q4_0 loads and stays close to the float model (its text drifts, as llama.cpp's does).
+TEST(GgmlQuantTest, QuantisedStories260kGeneratesTheReferenceText) {
+  const std::string dir = std::string(std::getenv("HEADLAB_REFERENCE_DIR")) + "/quants/";
+  const std::string reference = readJsonFile(test::sharedPath("testdata/stories260k-reference.json"))["stories260k_greedy_64"]["text"];
+  LoadedModel q8 = loadModel(dir + "stories260K_Q8_0.gguf");
+  EXPECT_GT(q8.storedTypes["Q8_0"], 0);
+  ASSERT_TRUE(q8.tokenizer);
+  auto ids = q8.tokenizer->encode("Once upon a time", true);
+  GenerateOptions g;
+  g.maxNewTokens = 64 + 1 - static_cast<int64_t>(ids.size());
+  EXPECT_EQ(renderGeneration(*q8.tokenizer, ids, generate(*q8.model, ids, g, q8.tokenizer->bos(), q8.tokenizer->eos())), reference);
+  c10::InferenceMode guard;
+  LoadedModel q4 = loadModel(dir + "stories260K_Q4_0.gguf"), full = loadModel(test::sharedPath("models/stories260k/stories260K.gguf"));
+  EXPECT_GT(q4.storedTypes["Q4_0"], 0);
+  at::Tensor t = at::tensor(ids, at::kLong).unsqueeze(0);
+  at::Tensor p4 = at::softmax(q4.model->forward(t)[0][-1], -1), pf = at::softmax(full.model->forward(t)[0][-1], -1);
+  EXPECT_LT((p4 - pf).abs().sum().item<double>() / 2, 0.5) << "total variation of the next-token distribution";
 }
 
 }  // namespace headlab

@@ -88,6 +88,21 @@ hf("cfg_wrong_type", st_src, dict(cfg_src, hidden_size="64"), expect="key 'hidde
 # Found by the config fuzzer in CI: the RoPE tables were allocated for the whole declared context.
 hf("cfg_huge_context", st_src, dict(cfg_src, max_position_embeddings=5999999999999913),
    expect="n_ctx (max_position_embeddings) must be between 1 and 16777216, got 5999999999999913")
+# Keys that change the maths and are not implemented: refused by name, never ignored.
+hf("cfg_rope_dynamic", st_src, dict(cfg_src, rope_scaling={"rope_type": "dynamic", "factor": 2.0}),
+   expect="rope_type 'dynamic' is not implemented (implemented: default, linear, llama3, yarn)")
+hf("cfg_rope_llama3_incomplete", st_src, dict(cfg_src, rope_scaling={"rope_type": "llama3", "factor": 8.0}),
+   expect="rope_scaling: missing key 'low_freq_factor'")
+hf("cfg_mlp_bias", st_src, dict(cfg_src, mlp_bias=True), expect="mlp_bias = true changes the computation and is not implemented")
+# New families on stories260K's tensors: their own names are missing or their config is short of a key.
+hf("cfg_qwen3_missing_qk_norm", st_src, dict(cfg_src, model_type="qwen3"), expect="missing tensor 'model.layers.0.self_attn.q_norm.weight'")
+hf("cfg_gemma2_missing_pre_feedforward", st_src, dict(cfg_src, model_type="gemma2", head_dim=8),
+   expect="missing tensor 'model.layers.0.pre_feedforward_layernorm.weight'")
+hf("cfg_neox_without_biases", st_src, dict(cfg_src, model_type="gpt_neox"),
+   expect="attention_bias = false changes the computation and is not implemented (attention without biases)")
+hf("cfg_neox_missing_tensor", st_src, dict(cfg_src, model_type="gpt_neox", attention_bias=True), expect="missing tensor 'gpt_neox.embed_in.weight'")
+hf("cfg_layer_types_short", st_src, dict(cfg_src, model_type="qwen3", use_sliding_window=True, sliding_window=4, layer_types=["full_attention"]),
+   expect="layer_types must list 5 layers")
 # Sharded: the same tensor in two shards.
 idx = {"weight_map": {k: ("a.safetensors" if i % 2 else "b.safetensors") for i, k in enumerate(k for k in header if k != "__metadata__")}}
 hf("st_duplicate_across_shards", None, expect="duplicate tensor",
@@ -111,7 +126,7 @@ def patch_info(delta_from_name_end, value, fmt):
     pos = first + 8 + len(b"token_embd.weight") + delta_from_name_end
     return gguf_src[:pos] + struct.pack(fmt, value) + gguf_src[pos + struct.calcsize(fmt):]
 gguf("gguf_bad_ndims", patch_info(0, 7, "<I"), "has 7 dims (expected 1..4)")
-gguf("gguf_unknown_type", patch_info(4 + 16, 2, "<I"), "has ggml type 2")
+gguf("gguf_unknown_type", patch_info(4 + 16, 4, "<I"), "has ggml type 4; supported: F32 (0), F16 (1), Q4_0 (2)")
 gguf("gguf_offset_past_end", patch_info(4 + 16 + 4, 1 << 40, "<Q"), "lies past the end of the file")
 
 # --- llama2.c ---

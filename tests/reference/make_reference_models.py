@@ -411,11 +411,22 @@ def main(out):
         cfg, weights, forward, V = llama_scaled(scaling, tie_in_lm_head=tied)
         write_reference(out, name, cfg, weights, forward, V, 24)
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import families
+    for name in families.FAMILIES:
+        cfg, weights, forward, V = families.make(name)
+        write_reference(out, name, cfg, weights, lambda ids, f=forward: f(ids), V, 24)
     import ggml_quants
+    import quantize_gguf
     ggml_quants.write_quant_reference(out)
+    used = quantize_gguf.k_quant_llama(os.path.join(out, "quants", "kquant_llama.gguf"), os.path.join(out, "quants", "kquant_llama_f32.gguf"))
+    assert len(used) == len(ggml_quants.TYPES), used
     shared = os.environ.get("HEADLAB_SHARED") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../../shared")
     if os.path.isdir(os.path.join(shared, "models")):
         real_model_references(shared, out)
+        # stories260K's GGUF with its matrices quantised by ggml's reference quantisers.
+        for kind in ("Q8_0", "Q4_0"):
+            quantize_gguf.main(os.path.join(shared, "models", "stories260k", "stories260K.gguf"),
+                               os.path.join(out, "quants", "stories260K_%s.gguf" % kind), kind)
     print("reference models written to", out)
 
 
@@ -503,10 +514,13 @@ def write_reference(out, name, cfg, weights, forward, V, T):
     save_safetensors(os.path.join(d, "model.safetensors"), weights)
     ids = torch.randint(0, V, (T,))
     with torch.no_grad():
-        logits = forward(ids)
+        out_ = forward(ids)
+    logits, patterns = out_ if isinstance(out_, tuple) else (out_, None)
+    ref = {"arch": cfg["model_type"], "tokens": ids.tolist(), "shape": list(logits.shape), "logits": logits.flatten().tolist()}
+    if patterns is not None:  # [layer, head, query, key]
+        ref.update({"patterns": patterns.flatten().tolist(), "patterns_shape": list(patterns.shape)})
     with open(os.path.join(d, "reference.json"), "w") as f:
-        json.dump({"arch": cfg["model_type"], "tokens": ids.tolist(), "shape": list(logits.shape),
-                   "logits": logits.flatten().tolist()}, f)
+        json.dump(ref, f)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@
 
 #include <memory>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "headlab/core/hooks.h"
@@ -63,9 +64,11 @@ class HookedTransformer {
 
  private:
   at::Tensor norm(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) const;
-  at::Tensor rope(const at::Tensor& x, int64_t posOffset) const;  // x [batch, pos, head, d_head]
+  // x [batch, pos, head, d_head]; local: a sliding layer (its own RoPE base where the model has one).
+  at::Tensor rope(const at::Tensor& x, int64_t posOffset, bool local = false) const;
   // Extends the RoPE tables to cover `positions` (at most n_ctx).
   void growRopeTables(int64_t positions) const;
+  std::pair<at::Tensor, at::Tensor> ropeTables(int64_t positions, bool local) const;  // cos, sin [positions, rotary_dim / 2]
   static constexpr int64_t kInitialRopePositions = 4096;
   at::Tensor attention(int layer, const at::Tensor& x, KvCache* cache, int64_t posOffset, bool lastRowOnly = false);
   at::Tensor mlp(int layer, const at::Tensor& x, int64_t posOffset);
@@ -75,6 +78,7 @@ class HookedTransformer {
   ModelWeights m_weights;
   HookRegistry m_hooks;
   mutable at::Tensor m_ropeCos, m_ropeSin;  // [positions built so far <= n_ctx, rotary_dim / 2], float32
+  mutable at::Tensor m_ropeLocalCos, m_ropeLocalSin;  // the sliding layers' tables (rope_local_theta > 0)
 };
 
 }  // namespace headlab

@@ -13,6 +13,9 @@ enum class NormKind { LayerNorm, RmsNorm };
 enum class Activation { GeluNew, Gelu, Silu, Relu, QuickGelu };  // QuickGelu: x * sigmoid(1.702 x) (CLIP)
 // Interleaved: llama2.c / GGUF pairs (x[2i], x[2i+1]). RotateHalf: Hugging Face (x[i], x[i+d/2]).
 enum class RopeLayout { None, Interleaved, RotateHalf };
+// PerHead: over each head's d_head features (Qwen3, Gemma 3); Projection: over the whole q / k
+// projection before it is split into heads (OLMo-2).
+enum class QkNorm { None, PerHead, Projection };
 
 // RoPE frequency scaling (config.json's rope_scaling), as transformers' modeling_rope_utils defines it.
 // Linear divides every frequency by `factor`; Llama3 divides the low frequencies, keeps the high ones and
@@ -50,7 +53,19 @@ struct ModelConfig {
   int64_t rotary_dim = 0;        // 0 = d_head
   bool tied_embeddings = true;
   int64_t sliding_window = 0;    // Mistral: keys further back than this are masked; 0 = off
-  int64_t sliding_window_from_layer = 0;  // Qwen2's max_window_layers: earlier layers attend fully
+  // Which layers slide (Qwen2 from max_window_layers on, Gemma 2 every other, Gemma 3 five of six);
+  // empty: every layer does when sliding_window > 0.
+  std::vector<bool> sliding_layers;
+  double rope_local_theta = 0;   // Gemma 3: RoPE base of the sliding layers, without rope_scaling (0: as the others)
+  // Family quirks, all off by default.
+  double embed_scale = 1.0;      // Gemma: embeddings times sqrt(d_model)
+  double attn_scale = 0;         // scores scale; 0: 1/sqrt(d_head) (Gemma 2/3: query_pre_attn_scalar^-1/2)
+  double attn_softcap = 0;       // Gemma 2: scores = cap * tanh(scores / cap) before the mask; 0 = off
+  double final_softcap = 0;      // Gemma 2: logits = cap * tanh(logits / cap); 0 = off
+  QkNorm qk_norm = QkNorm::None; // RMSNorm of q and k before RoPE
+  bool pre_norms = true;         // ln1 / ln2 before attention and MLP (OLMo-2 has none)
+  bool post_norms = false;       // RMSNorm of the attention and MLP outputs before the residual add (Gemma 2/3, OLMo-2)
+  bool parallel_residual = false;  // GPT-NeoX: resid + attn(ln1 resid) + mlp(ln2 resid)
   int64_t bos_token_id = -1;
   int64_t eos_token_id = -1;
 
@@ -59,7 +74,10 @@ struct ModelConfig {
   int64_t groupSize() const { return n_heads / n_kv_heads; }
   int64_t rotaryDim() const { return rotary_dim > 0 ? rotary_dim : d_head; }
   // The sliding window of one layer (0 = full causal attention).
-  int64_t slidingWindowAt(int64_t layer) const { return layer >= sliding_window_from_layer ? sliding_window : 0; }
+  int64_t slidingWindowAt(int64_t layer) const {
+    const bool slides = sliding_layers.empty() || (layer >= 0 && layer < static_cast<int64_t>(sliding_layers.size()) && sliding_layers[layer]);
+    return slides ? sliding_window : 0;
+  }
   int64_t paramCount() const;
 };
 
@@ -70,6 +88,7 @@ const char* toString(Activation a);
 const char* toString(RopeScalingKind k);
 // Per rotary pair i (rotaryDim() / 2 of them): the inverse frequency after rope_scaling, in float32
 // as transformers and llama2.c compute it.
-std::vector<float> ropeInverseFrequencies(const ModelConfig& c);
+// local: the sliding layers' frequencies (rope_local_theta, no scaling) where the model has them.
+std::vector<float> ropeInverseFrequencies(const ModelConfig& c, bool local = false);
 
 }  // namespace headlab

@@ -3,6 +3,7 @@
 // (IoError, ConfigError, WeightError, TokenizerError) and leaves nothing half-loaded.
 #pragma once
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -15,6 +16,8 @@ struct LoadOptions {
   std::string tokenizerPath;     // overrides the tokenizer found with the model
   std::string device = "cpu";    // "cpu" or "cuda[:n]"
   std::string dtype = "float32"; // "float32", "bfloat16", "float16"
+  // Refuse a CPU load whose weights would take more than this; 0: the memory the system has available.
+  uint64_t maxBytes = 0;
   // Long preparation (training the demo model on first use): fraction, stage; false cancels.
   std::function<bool(double, const std::string&)> progress;
 };
@@ -24,6 +27,7 @@ struct LoadedModel {
   std::unique_ptr<Tokenizer> tokenizer;  // may be null when none was found
   std::string source;                    // resolved path
   std::string format;                    // "hf", "gguf", "llama2c"
+  std::map<std::string, int64_t> storedTypes;  // element type as stored ("F32", "Q4_K", ...) -> tensor count
 };
 
 LoadedModel loadModel(const std::string& spec, const LoadOptions& options = {});

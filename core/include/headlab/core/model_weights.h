@@ -17,6 +17,9 @@ struct LayerWeights {
   at::Tensor w_gate;         // [d_mlp, d_model] (gated MLPs: llama w1 / gate_proj)
   at::Tensor w_in, b_in;     // [d_mlp, d_model] (llama w3 / up_proj; GPT-2 c_fc)
   at::Tensor w_out, b_out;   // [d_model, d_mlp] (llama w2 / down_proj; GPT-2 c_proj)
+  at::Tensor attn_post_w;    // [d_model] RMSNorm of the attention output (post_norms)
+  at::Tensor mlp_post_w;     // [d_model] RMSNorm of the MLP output (post_norms)
+  at::Tensor q_norm_w, k_norm_w;  // [d_head] (QkNorm::PerHead) or [n_heads * d_head] / [n_kv_heads * d_head] (Projection)
 };
 
 // Every tensor of a layer with its TransformerLens name, in one list: device moves, copies and
@@ -26,7 +29,8 @@ void forEachLayerTensor(Layer& L, Fn&& fn) {
   fn("ln1.w", L.ln1_w), fn("ln1.b", L.ln1_b), fn("attn.W_Q", L.wq), fn("attn.b_Q", L.bq), fn("attn.W_K", L.wk);
   fn("attn.b_K", L.bk), fn("attn.W_V", L.wv), fn("attn.b_V", L.bv), fn("attn.W_O", L.wo), fn("attn.b_O", L.bo);
   fn("ln2.w", L.ln2_w), fn("ln2.b", L.ln2_b), fn("mlp.W_gate", L.w_gate), fn("mlp.W_in", L.w_in), fn("mlp.b_in", L.b_in);
-  fn("mlp.W_out", L.w_out), fn("mlp.b_out", L.b_out);
+  fn("mlp.W_out", L.w_out), fn("mlp.b_out", L.b_out), fn("ln1_post.w", L.attn_post_w), fn("ln2_post.w", L.mlp_post_w);
+  fn("attn.q_ln.w", L.q_norm_w), fn("attn.k_ln.w", L.k_norm_w);
 }
 
 struct ModelWeights {

@@ -25,6 +25,8 @@ enum class SweepKind {
 };
 const char* toString(SweepKind k);
 SweepKind sweepKindFromString(const std::string& s);  // throws InputError
+// Every sweep kind's name, joined: sweepKindList("|") = "heads|head-pos|resid-pos|layer-pos".
+std::string sweepKindList(const std::string& separator, const std::string& last = "");
 
 enum class PatchDirection {
   Denoising,  // clean activation into the corrupted run

@@ -37,6 +37,7 @@ struct DtypeInfo {
   uint32_t blockElems;     // elements per block (1 for plain types)
   uint32_t blockBytes;     // bytes per block
   at::Tensor (*toFloat)(const uint8_t* data, int64_t numel);  // flat float32 copy; nullptr: not a float type
+  at::ScalarType scalarType = at::ScalarType::Undefined;       // plain types: the torch type of the stored values
 };
 using StoredDtype = const DtypeInfo*;
 // The table, in ggml id order.
@@ -90,9 +91,15 @@ class TensorStore {
   void add(RawTensor t);
   bool has(const std::string& name) const { return m_tensors.count(name) > 0; }
   const RawTensor& raw(const std::string& name) const;  // throws WeightError "missing tensor"
-  // Float32 copy of a tensor, checked against `expectedShape` (empty = any). Throws WeightError
+  // A copy of a tensor on the target device in the target dtype (default: CPU float32), checked
+  // against `expectedShape` (empty = any). Throws WeightError
   // "file: tensor 'x' has wrong shape; expected [a, b], got [c, d]".
   at::Tensor get(const std::string& name, const std::vector<int64_t>& expectedShape = {}) const;
+  // Where get() puts tensors: each is converted as it is read, so loading peaks at the final size
+  // plus one float32 tensor instead of the whole model in float32 first.
+  void setTarget(at::Device device, at::ScalarType dtype) { m_device = device, m_dtype = dtype; }
+  // Bytes every tensor of the store takes once loaded as `dtype` (float tensors only).
+  uint64_t loadedBytes(at::ScalarType dtype) const;
   at::Tensor getOptional(const std::string& name, const std::vector<int64_t>& expectedShape = {}) const;
   const std::map<std::string, RawTensor>& tensors() const { return m_tensors; }
   std::string describe() const;  // the file name(s), for messages
@@ -100,6 +107,8 @@ class TensorStore {
  private:
   std::vector<std::shared_ptr<MappedFile>> m_files;
   std::map<std::string, RawTensor> m_tensors;
+  at::Device m_device = at::kCPU;
+  at::ScalarType m_dtype = at::kFloat;
 };
 
 std::string shapeString(const std::vector<int64_t>& s);

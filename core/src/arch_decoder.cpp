@@ -1,0 +1,140 @@
+// The weight reader shared by the RMSNorm / RoPE / gated-MLP decoders (LLaMA, Mistral, Qwen2/3,
+// OLMo-2, Gemma, Phi-3): each family gives its tensor-name table, this reads it.
+#include "architectures.h"
+
+namespace headlab::arch {
+
+std::string atLayer(const std::string& pattern, int64_t layer) {
+  std::string s(pattern);
+  auto pos = s.find("{}");
+  return pos == std::string::npos ? s : s.replace(pos, 2, std::to_string(layer));
+}
+
+DecoderNames hfDecoderNames() {
+  DecoderNames n;
+  n.embed = "model.embed_tokens.weight", n.finalNorm = "model.norm.weight", n.output = "lm_head.weight";
+  const std::string p = "model.layers.{}.";
+  n.ln1 = p + "input_layernorm.weight", n.ln2 = p + "post_attention_layernorm.weight";
+  n.q = p + "self_attn.q_proj.weight", n.k = p + "self_attn.k_proj.weight", n.v = p + "self_attn.v_proj.weight";
+  n.o = p + "self_attn.o_proj.weight";
+  n.qBias = p + "self_attn.q_proj.bias", n.kBias = p + "self_attn.k_proj.bias", n.vBias = p + "self_attn.v_proj.bias";
+  n.oBias = p + "self_attn.o_proj.bias";
+  n.gate = p + "mlp.gate_proj.weight", n.up = p + "mlp.up_proj.weight", n.down = p + "mlp.down_proj.weight";
+  return n;
+}
+
+namespace {
+at::Tensor optionalTensor(const TensorStore& st, const std::string& name, const std::vector<int64_t>& shape) {
+  return name.empty() ? at::Tensor() : st.getOptional(name, shape);
+}
+
+// A norm scale as the forward applies it: Gemma stores w and scales by 1 + w (in float32).
+at::Tensor normScale(const TensorStore& st, const std::string& name, int64_t size, bool plusOne) {
+  at::Tensor w = st.get(name, {size});
+  return plusOne ? w + 1.0f : w;
+}
+
+void readAttention(LayerWeights& L, const ModelConfig& c, const TensorStore& st, const DecoderNames& n, int64_t l) {
+  const int64_t D = c.d_model, q = c.n_heads * c.d_head, kv = c.n_kv_heads * c.d_head;
+  if (!n.qkv.empty()) {  // fused rows q | k | v
+    auto parts = st.get(atLayer(n.qkv, l), {q + 2 * kv, D}).split_with_sizes({q, kv, kv}, 0);
+    L.wq = parts[0].contiguous(), L.wk = parts[1].contiguous(), L.wv = parts[2].contiguous();
+  } else {
+    L.wq = st.get(atLayer(n.q, l), {q, D});
+    L.wk = st.get(atLayer(n.k, l), {kv, D});
+    L.wv = st.get(atLayer(n.v, l), {kv, D});
+  }
+  L.wo = st.get(atLayer(n.o, l), {D, q});
+  L.bq = optionalTensor(st, atLayer(n.qBias, l), {q});
+  L.bk = optionalTensor(st, atLayer(n.kBias, l), {kv});
+  L.bv = optionalTensor(st, atLayer(n.vBias, l), {kv});
+  L.bo = optionalTensor(st, atLayer(n.oBias, l), {D});
+  if (c.qk_norm != QkNorm::None) {
+    const bool perHead = c.qk_norm == QkNorm::PerHead;
+    L.q_norm_w = normScale(st, atLayer(n.qNorm, l), perHead ? c.d_head : q, n.normPlusOne);
+    L.k_norm_w = normScale(st, atLayer(n.kNorm, l), perHead ? c.d_head : kv, n.normPlusOne);
+  }
+}
+
+void readMlp(LayerWeights& L, const ModelConfig& c, const TensorStore& st, const DecoderNames& n, int64_t l) {
+  const int64_t D = c.d_model, F = c.d_mlp;
+  if (!n.gateUp.empty()) {  // fused rows gate | up
+    auto parts = st.get(atLayer(n.gateUp, l), {2 * F, D}).split(F, 0);
+    L.w_gate = parts[0].contiguous(), L.w_in = parts[1].contiguous();
+  } else {
+    L.w_gate = st.get(atLayer(n.gate, l), {F, D});
+    L.w_in = st.get(atLayer(n.up, l), {F, D});
+  }
+  L.w_out = st.get(atLayer(n.down, l), {D, F});
+}
+}  // namespace
+
+ModelWeights loadDecoder(ModelConfig& c, const TensorStore& st, const DecoderNames& n) {
+  const int64_t D = c.d_model;
+  // A tied matrix may be stored under either name (TinyStories-656K keeps only lm_head.weight, as
+  // transformers accepts); an untied config without an output matrix is tied (some exports drop it).
+  if (!st.has(n.output)) c.tied_embeddings = true;
+  ModelWeights w;
+  w.embed = st.get(c.tied_embeddings && !st.has(n.embed) && st.has(n.output) ? n.output : n.embed, {c.d_vocab, D});
+  w.lnf_w = normScale(st, n.finalNorm, D, n.normPlusOne);
+  w.unembed = c.tied_embeddings ? w.embed : st.get(n.output, {c.d_vocab, D});
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    LayerWeights L;
+    if (c.pre_norms) L.ln1_w = normScale(st, atLayer(n.ln1, l), D, n.normPlusOne), L.ln2_w = normScale(st, atLayer(n.ln2, l), D, n.normPlusOne);
+    if (c.post_norms)
+      L.attn_post_w = normScale(st, atLayer(n.attnPost, l), D, n.normPlusOne), L.mlp_post_w = normScale(st, atLayer(n.mlpPost, l), D, n.normPlusOne);
+    readAttention(L, c, st, n, l);
+    readMlp(L, c, st, n, l);
+    w.layers.push_back(std::move(L));
+  }
+  return w;
+}
+
+ModelConfig decoderConfigFromHf(const nlohmann::json& cfg, const std::string& where) {
+  ModelConfig c;
+  c.arch = require<std::string>(cfg, "model_type", where);
+  c.d_model = require<int64_t>(cfg, "hidden_size", where);
+  c.d_mlp = require<int64_t>(cfg, "intermediate_size", where);
+  c.n_layers = require<int64_t>(cfg, "num_hidden_layers", where);
+  c.n_heads = require<int64_t>(cfg, "num_attention_heads", where);
+  c.n_kv_heads = optional<int64_t>(cfg, "num_key_value_heads", c.n_heads, where);
+  c.d_head = optional<int64_t>(cfg, "head_dim", c.n_heads > 0 ? c.d_model / c.n_heads : 0, where);
+  c.d_vocab = require<int64_t>(cfg, "vocab_size", where);
+  c.n_ctx = optional<int64_t>(cfg, "max_position_embeddings", 2048, where);
+  c.norm = NormKind::RmsNorm;
+  c.norm_eps = optional<double>(cfg, "rms_norm_eps", 1e-6, where);
+  c.act = Activation::Silu;
+  c.gated_mlp = true;
+  c.rope = RopeLayout::RotateHalf;
+  c.rope_theta = optional<double>(cfg, "rope_theta", 10000.0, where);
+  c.rope_scaling = ropeScalingFromHf(cfg, c.n_ctx, where);
+  c.tied_embeddings = optional<bool>(cfg, "tie_word_embeddings", false, where);
+  c.bos_token_id = optional<int64_t>(cfg, "bos_token_id", -1, where);
+  c.eos_token_id = cfg.contains("eos_token_id") && cfg["eos_token_id"].is_number_integer() ? cfg["eos_token_id"].get<int64_t>() : -1;
+  return c;
+}
+
+Activation activationFromHf(const std::string& name, const std::string& where) {
+  if (name == "silu" || name == "swish") return Activation::Silu;
+  if (name == "gelu_pytorch_tanh" || name == "gelu_new") return Activation::GeluNew;
+  if (name == "gelu") return Activation::Gelu;
+  if (name == "relu") return Activation::Relu;
+  throw ConfigError(where + ": activation '" + name + "' unsupported (expected silu, gelu, gelu_pytorch_tanh, gelu_new or relu)");
+}
+
+std::vector<bool> slidingLayersFromHf(const nlohmann::json& cfg, int64_t nLayers, const std::string& where) {
+  // Newer configs list every layer's kind (Qwen3, Gemma 3): "sliding_attention" or "full_attention".
+  std::vector<bool> out;
+  if (!cfg.contains("layer_types") || cfg["layer_types"].is_null()) return out;
+  const auto& types = cfg["layer_types"];
+  if (!types.is_array() || static_cast<int64_t>(types.size()) != nLayers)
+    throw ConfigError(where + ": layer_types must list " + std::to_string(nLayers) + " layers");
+  for (const auto& t : types) {
+    if (!t.is_string() || (t != "sliding_attention" && t != "full_attention"))
+      throw ConfigError(where + ": layer_types entry " + t.dump() + " unsupported (expected sliding_attention or full_attention)");
+    out.push_back(t == "sliding_attention");
+  }
+  return out;
+}
+
+}  // namespace headlab::arch

@@ -1,0 +1,55 @@
+// Gemma 1, 2 and 3 (text): RMSNorm scales stored as w and applied as 1 + w, embeddings times
+// sqrt(hidden_size), GeGLU (tanh GELU), tied embeddings. Gemma 2 adds post-norms around attention
+// and MLP, attention and final-logit soft-capping, query_pre_attn_scalar and sliding windows on
+// even layers; Gemma 3 adds per-head q/k norms, drops soft-capping, and gives its sliding layers
+// (five of six) their own RoPE base (modeling_gemma, modeling_gemma2, modeling_gemma3).
+#include <cmath>
+
+#include "architectures.h"
+
+namespace headlab::arch {
+
+ModelConfig gemmaConfigFromHf(const nlohmann::json& cfg, const std::string& where) {
+  ModelConfig c = decoderConfigFromHf(cfg, where);
+  const int version = c.arch == "gemma" ? 1 : c.arch == "gemma2" ? 2 : 3;
+  c.tied_embeddings = optional<bool>(cfg, "tie_word_embeddings", true, where);
+  c.embed_scale = std::sqrt(static_cast<double>(c.d_model));
+  // transformers runs Gemma's MLP with the tanh GELU whatever hidden_act says, unless hidden_activation is given.
+  c.act = activationFromHf(optional<std::string>(cfg, "hidden_activation", "gelu_pytorch_tanh", where), where);
+  refuseUnimplemented(cfg, {{"attention_bias", false, "attention biases"}}, where);
+  if (version == 1) {
+    refuseUnimplemented(cfg, {{"attn_logit_softcapping", nullptr, "soft-capping in Gemma 1"}, {"final_logit_softcapping", nullptr, "soft-capping in Gemma 1"}}, where);
+    c.validate(where);
+    return c;
+  }
+  c.post_norms = true;
+  c.attn_scale = 1.0 / std::sqrt(optional<double>(cfg, "query_pre_attn_scalar", static_cast<double>(c.d_head), where));
+  c.attn_softcap = optional<double>(cfg, "attn_logit_softcapping", 0.0, where);
+  c.final_softcap = optional<double>(cfg, "final_logit_softcapping", 0.0, where);
+  c.sliding_window = optional<int64_t>(cfg, "sliding_window", 0, where);
+  c.sliding_layers = slidingLayersFromHf(cfg, c.n_layers, where);
+  if (version == 3) {
+    c.qk_norm = QkNorm::PerHead;
+    c.rope_local_theta = optional<double>(cfg, "rope_local_base_freq", 10000.0, where);
+  }
+  if (c.sliding_layers.empty()) {
+    // Gemma 2 slides on even layers; Gemma 3 on all but every sliding_window_pattern-th.
+    const int64_t pattern = version == 3 ? optional<int64_t>(cfg, "sliding_window_pattern", 6, where) : 2;
+    for (int64_t l = 0; l < c.n_layers; ++l) c.sliding_layers.push_back(version == 2 ? l % 2 == 0 : (l + 1) % pattern != 0);
+  }
+  c.validate(where);
+  return c;
+}
+
+ModelWeights gemmaWeightsFromHf(ModelConfig& c, const TensorStore& store) {
+  DecoderNames n = hfDecoderNames();
+  n.normPlusOne = true;
+  if (c.post_norms) {  // Gemma 2 / 3: four norms per layer
+    n.ln2 = "model.layers.{}.pre_feedforward_layernorm.weight";
+    n.attnPost = "model.layers.{}.post_attention_layernorm.weight", n.mlpPost = "model.layers.{}.post_feedforward_layernorm.weight";
+  }
+  if (c.qk_norm != QkNorm::None) n.qNorm = "model.layers.{}.self_attn.q_norm.weight", n.kNorm = "model.layers.{}.self_attn.k_norm.weight";
+  return loadDecoder(c, store, n);
+}
+
+}  // namespace headlab::arch

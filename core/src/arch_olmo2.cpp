@@ -1,0 +1,27 @@
+// OLMo-2: no pre-norms; RMSNorm of the attention and MLP outputs before each residual add
+// (post_attention_layernorm, post_feedforward_layernorm), and RMSNorm of the whole q and k
+// projections before they are split into heads (modeling_olmo2).
+#include "architectures.h"
+
+namespace headlab::arch {
+
+ModelConfig olmo2ConfigFromHf(const nlohmann::json& cfg, const std::string& where) {
+  ModelConfig c = decoderConfigFromHf(cfg, where);
+  refuseUnimplemented(cfg, {{"mlp_bias", false, "biases in the gated MLP"}, {"clip_qkv", nullptr, "clipping of q, k and v"}}, where);
+  c.pre_norms = false;
+  c.post_norms = true;
+  c.qk_norm = QkNorm::Projection;
+  c.act = activationFromHf(optional<std::string>(cfg, "hidden_act", "silu", where), where);
+  c.validate(where);
+  return c;
+}
+
+ModelWeights olmo2WeightsFromHf(ModelConfig& c, const TensorStore& store) {
+  DecoderNames n = hfDecoderNames();
+  n.ln1 = n.ln2 = "";
+  n.attnPost = "model.layers.{}.post_attention_layernorm.weight", n.mlpPost = "model.layers.{}.post_feedforward_layernorm.weight";
+  n.qNorm = "model.layers.{}.self_attn.q_norm.weight", n.kNorm = "model.layers.{}.self_attn.k_norm.weight";
+  return loadDecoder(c, store, n);
+}
+
+}  // namespace headlab::arch

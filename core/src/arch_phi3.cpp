@@ -1,0 +1,27 @@
+// Phi-3: the LLaMA graph with fused qkv_proj (rows q | k | v) and gate_up_proj (rows gate | up),
+// partial rotary (partial_rotary_factor) and a sliding window on every layer (modeling_phi3).
+#include <cmath>
+
+#include "architectures.h"
+
+namespace headlab::arch {
+
+ModelConfig phi3ConfigFromHf(const nlohmann::json& cfg, const std::string& where) {
+  ModelConfig c = decoderConfigFromHf(cfg, where);
+  refuseUnimplemented(cfg, {{"attention_bias", false, "attention biases"}}, where);
+  c.act = activationFromHf(optional<std::string>(cfg, "hidden_act", "silu", where), where);
+  const double partial = optional<double>(cfg, "partial_rotary_factor", 1.0, where);
+  c.rotary_dim = static_cast<int64_t>(std::floor(static_cast<double>(c.d_head) * partial));
+  c.sliding_window = optional<int64_t>(cfg, "sliding_window", 0, where);
+  c.validate(where);
+  return c;
+}
+
+ModelWeights phi3WeightsFromHf(ModelConfig& c, const TensorStore& store) {
+  DecoderNames n = hfDecoderNames();
+  n.q = n.k = n.v = n.gate = n.up = "";
+  n.qkv = "model.layers.{}.self_attn.qkv_proj.weight", n.gateUp = "model.layers.{}.mlp.gate_up_proj.weight";
+  return loadDecoder(c, store, n);
+}
+
+}  // namespace headlab::arch

@@ -1,0 +1,31 @@
+// Qwen3: the LLaMA graph with a per-head RMSNorm of q and k before RoPE, a head_dim decoupled from
+// hidden_size / heads, and optional q/k/v/o biases (attention_bias); sliding layers from layer_types
+// or max_window_layers (modeling_qwen3).
+#include "architectures.h"
+
+namespace headlab::arch {
+
+ModelConfig qwen3ConfigFromHf(const nlohmann::json& cfg, const std::string& where) {
+  ModelConfig c = decoderConfigFromHf(cfg, where);
+  refuseUnimplemented(cfg, {{"mlp_bias", false, "biases in the gated MLP"}}, where);
+  c.qk_norm = QkNorm::PerHead;
+  c.act = activationFromHf(optional<std::string>(cfg, "hidden_act", "silu", where), where);
+  if (optional<bool>(cfg, "use_sliding_window", false, where)) {
+    c.sliding_window = optional<int64_t>(cfg, "sliding_window", 0, where);
+    c.sliding_layers = slidingLayersFromHf(cfg, c.n_layers, where);
+    if (c.sliding_layers.empty()) {
+      const int64_t from = optional<int64_t>(cfg, "max_window_layers", c.n_layers, where);
+      for (int64_t l = 0; l < c.n_layers; ++l) c.sliding_layers.push_back(l >= from);
+    }
+  }
+  c.validate(where);
+  return c;
+}
+
+ModelWeights qwen3WeightsFromHf(ModelConfig& c, const TensorStore& store) {
+  DecoderNames n = hfDecoderNames();
+  n.qNorm = "model.layers.{}.self_attn.q_norm.weight", n.kNorm = "model.layers.{}.self_attn.k_norm.weight";
+  return loadDecoder(c, store, n);
+}
+
+}  // namespace headlab::arch

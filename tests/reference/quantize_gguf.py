@@ -1,0 +1,162 @@
+"""Rewrites a GGUF file with its 2-D float32 weights quantised to Q8_0 or Q4_0 (ggml's reference
+round-to-nearest quantisers, quantize_row_q8_0_ref / quantize_row_q4_0_ref), rows that are not whole
+blocks kept in F32 as llama.cpp does. Usage: quantize_gguf.py IN.gguf OUT.gguf Q8_0|Q4_0"""
+import struct, sys
+import numpy as np
+
+SCALAR = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
+
+
+class Reader:
+    def __init__(self, data):
+        self.d, self.p = data, 0
+
+    def take(self, fmt):
+        v = struct.unpack_from(fmt, self.d, self.p)[0]
+        self.p += struct.calcsize(fmt)
+        return v
+
+    def string(self):
+        n = self.take("<Q")
+        s = self.d[self.p:self.p + n]
+        self.p += n
+        return s
+
+    def value(self, t):
+        start = self.p
+        if t == 8:
+            self.string()
+        elif t == 9:
+            et, n = self.take("<I"), self.take("<Q")
+            for _ in range(n):
+                self.value(et)
+        else:
+            self.take(SCALAR[t])
+        return self.d[start:self.p]
+
+
+def quantize_q8_0(x):
+    x = x.reshape(-1, 32)
+    amax = np.abs(x).max(1)
+    d = (amax / 127).astype(np.float32)
+    inv = np.where(d != 0, 1 / np.where(d != 0, d, 1), 0).astype(np.float32)
+    q = np.round(x * inv[:, None]).astype(np.int8)  # roundf: half away from zero; ties do not occur here
+    return b"".join(d16.tobytes() + qi.tobytes() for d16, qi in zip(d.astype("<f2"), q))
+
+
+def quantize_q4_0(x):
+    x = x.reshape(-1, 32)
+    idx = np.abs(x).argmax(1)
+    mx = x[np.arange(len(x)), idx]  # the value of largest magnitude, with its sign
+    d = (mx / -8).astype(np.float32)
+    inv = np.where(d != 0, 1 / np.where(d != 0, d, 1), 0).astype(np.float32)
+    q = np.minimum(15, (x * inv[:, None] + 8.5).astype(np.int8)).astype(np.uint8)
+    packed = q[:, :16] | (q[:, 16:] << 4)
+    return b"".join(d16.tobytes() + p.tobytes() for d16, p in zip(d.astype("<f2"), packed))
+
+
+def main(src, dst, kind):
+    data = open(src, "rb").read()
+    r = Reader(data)
+    magic, version, n_tensors, n_kv = r.take("<4s"), r.take("<I"), r.take("<Q"), r.take("<Q")
+    kv = []
+    alignment = 32
+    for _ in range(n_kv):
+        key = r.string()
+        t = r.take("<I")
+        raw = r.value(t)
+        if key == b"general.alignment":
+            alignment = struct.unpack("<I", raw)[0]
+        kv.append(struct.pack("<Q", len(key)) + key + struct.pack("<I", t) + raw)
+    infos = []
+    for _ in range(n_tensors):
+        name = r.string()
+        nd = r.take("<I")
+        ne = [r.take("<Q") for _ in range(nd)]
+        infos.append((name, ne, r.take("<I"), r.take("<Q")))
+    start = (r.p + alignment - 1) // alignment * alignment
+    ids = {"Q8_0": 8, "Q4_0": 2}
+    blobs, out_infos, offset = [], [], 0
+    for name, ne, t, off in infos:
+        numel = int(np.prod(ne))
+        assert t == 0, "expects an F32 source"
+        x = np.frombuffer(data, "<f4", numel, start + off)
+        if len(ne) == 2 and ne[0] % 32 == 0:
+            blob, t = (quantize_q8_0 if kind == "Q8_0" else quantize_q4_0)(x), ids[kind]
+        else:
+            blob = x.tobytes()
+        out_infos.append(struct.pack("<Q", len(name)) + name + struct.pack("<I", len(ne)) + b"".join(struct.pack("<Q", n) for n in ne) +
+                         struct.pack("<IQ", t, offset))
+        pad = (-len(blob)) % alignment
+        blobs.append(blob + b"\0" * pad)
+        offset += len(blob) + pad
+    head = magic + struct.pack("<IQQ", version, n_tensors, n_kv) + b"".join(kv) + b"".join(out_infos)
+    head += b"\0" * ((-len(head)) % alignment)
+    with open(dst, "wb") as f:
+        f.write(head + b"".join(blobs))
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:4])
+
+
+def gguf_bytes(metadata, tensors, alignment=32):
+    """A GGUF v3 file: metadata {key: (type, value)} (types 4 u32, 6 f32, 8 string) and tensors
+    [(name, ne (innermost first), ggml type, bytes)]."""
+    def string(s):
+        b = s.encode()
+        return struct.pack("<Q", len(b)) + b
+
+    kv = b""
+    for key, (t, v) in metadata.items():
+        kv += string(key) + struct.pack("<I", t) + (string(v) if t == 8 else struct.pack(SCALAR[t], v))
+    infos, blobs, offset = b"", b"", 0
+    for name, ne, t, blob in tensors:
+        infos += string(name) + struct.pack("<I", len(ne)) + b"".join(struct.pack("<Q", n) for n in ne) + struct.pack("<IQ", t, offset)
+        pad = (-len(blob)) % alignment
+        blobs += blob + b"\0" * pad
+        offset += len(blob) + pad
+    head = b"GGUF" + struct.pack("<IQQ", 3, len(tensors), len(metadata)) + kv + infos
+    return head + b"\0" * ((-len(head)) % alignment) + blobs
+
+
+def k_quant_llama(out_quantised, out_float, seed=5):
+    """A random LLaMA with 256-wide rows whose 2-D weights are random blocks of every ggml quantised
+    type in turn, and its twin with the same weights dequantised by ggml_quants.py, stored as F32."""
+    import ggml_quants
+    rng = np.random.default_rng(seed)
+    D, F, V, H, KV, L = 256, 512, 256, 4, 2, 2
+    dh = D // H
+    meta = {"general.architecture": (8, "llama"), "llama.embedding_length": (4, D), "llama.feed_forward_length": (4, F),
+            "llama.block_count": (4, L), "llama.attention.head_count": (4, H), "llama.attention.head_count_kv": (4, KV),
+            "llama.context_length": (4, 64), "llama.attention.layer_norm_rms_epsilon": (6, 1e-5)}
+    shapes = [("token_embd.weight", [D, V]), ("output_norm.weight", [D]), ("output.weight", [D, V])]
+    for l in range(L):
+        shapes += [(f"blk.{l}.attn_norm.weight", [D]), (f"blk.{l}.attn_q.weight", [D, H * dh]), (f"blk.{l}.attn_k.weight", [D, KV * dh]),
+                   (f"blk.{l}.attn_v.weight", [D, KV * dh]), (f"blk.{l}.attn_output.weight", [H * dh, D]),
+                   (f"blk.{l}.ffn_norm.weight", [D]), (f"blk.{l}.ffn_gate.weight", [D, F]), (f"blk.{l}.ffn_up.weight", [D, F]),
+                   (f"blk.{l}.ffn_down.weight", [F, D])]
+    types = list(ggml_quants.TYPES)
+    quantised, floats, used = [], [], []
+    for i, (name, ne) in enumerate(shapes):
+        numel = int(np.prod(ne))
+        if len(ne) == 1:
+            blob = (1 + 0.1 * rng.standard_normal(numel)).astype("<f4").tobytes()
+            quantised.append((name, ne, 0, blob))
+            floats.append((name, ne, 0, blob))
+            continue
+        kind = types[len(used) % len(types)]
+        ggml_id, per_block, size, half_offsets, _ = ggml_quants.TYPES[kind]
+        blocks = bytearray(rng.integers(0, 256, numel // per_block * size, dtype=np.uint8).tobytes())
+        for b in range(numel // per_block):  # small finite scales, so the forward stays finite
+            for off in half_offsets:
+                blocks[b * size + off: b * size + off + 2] = np.array([rng.normal(0, 0.004)], "<f2").tobytes()
+        blocks = bytes(blocks)
+        quantised.append((name, ne, ggml_id, blocks))
+        floats.append((name, ne, 0, ggml_quants.dequantize(kind, blocks).astype("<f4").tobytes()))
+        used.append(kind)
+    with open(out_quantised, "wb") as f:
+        f.write(gguf_bytes(meta, quantised))
+    with open(out_float, "wb") as f:
+        f.write(gguf_bytes(meta, floats))
+    return sorted(set(used))
