@@ -258,29 +258,23 @@ def llava_main(out):
                    "logits": logits.flatten().tolist(), "shape": list(logits.shape)}, f)
 
 
-def llama_from_embeddings(w, cfg, h):
-    D, H, KV = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_key_value_heads"]
-    L, dh = cfg["num_hidden_layers"], cfg["hidden_size"] // cfg["num_attention_heads"]
+def llama_decoder(w, h, cos, sin, H, KV, dh, L, eps, unembed):
+    """LlamaForCausalLM's layers on embeddings h [T, D] (rotate-half RoPE tables cos/sin [T, dh], GQA
+    by repeating kv heads, causal), then the final RMSNorm and the unembedding."""
     T = h.shape[0]
 
     def rms(x, g):
-        return g * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6))
+        return g * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps))
 
     def rotate_half(x):
-        x1, x2 = x[..., : x.shape[-1] // 2], x[..., x.shape[-1] // 2:]
-        return torch.cat((-x2, x1), dim=-1)
+        return torch.cat((-x[..., dh // 2:], x[..., : dh // 2]), dim=-1)
 
-    inv_freq = 1.0 / (10000.0 ** (torch.arange(0, dh, 2).float() / dh))
-    freqs = torch.outer(torch.arange(T).float(), inv_freq)
-    emb = torch.cat((freqs, freqs), dim=-1)
-    cos, sin = emb.cos(), emb.sin()
     masked = torch.arange(T)[None, :] > torch.arange(T)[:, None]
     for l in range(L):
         p = f"model.layers.{l}."
         a = rms(h, w[p + "input_layernorm.weight"])
-        q = (a @ w[p + "self_attn.q_proj.weight"].T).view(T, H, dh).transpose(0, 1)
-        k = (a @ w[p + "self_attn.k_proj.weight"].T).view(T, KV, dh).transpose(0, 1)
-        v = (a @ w[p + "self_attn.v_proj.weight"].T).view(T, KV, dh).transpose(0, 1)
+        q, k, v = ((a @ w[p + f"self_attn.{n}_proj.weight"].T).view(T, m, dh).transpose(0, 1)
+                   for n, m in (("q", H), ("k", KV), ("v", KV)))
         q = q * cos + rotate_half(q) * sin
         k = k * cos + rotate_half(k) * sin
         k, v = k.repeat_interleave(H // KV, dim=0), v.repeat_interleave(H // KV, dim=0)
@@ -288,7 +282,16 @@ def llama_from_embeddings(w, cfg, h):
         h = h + (att @ v).transpose(0, 1).reshape(T, H * dh) @ w[p + "self_attn.o_proj.weight"].T
         m = rms(h, w[p + "post_attention_layernorm.weight"])
         h = h + (torch.nn.functional.silu(m @ w[p + "mlp.gate_proj.weight"].T) * (m @ w[p + "mlp.up_proj.weight"].T)) @ w[p + "mlp.down_proj.weight"].T
-    return rms(h, w["model.norm.weight"]) @ w["lm_head.weight"].T
+    return rms(h, w["model.norm.weight"]) @ unembed.T
+
+
+def llama_from_embeddings(w, cfg, h):
+    H, KV = cfg["num_attention_heads"], cfg["num_key_value_heads"]
+    L, dh = cfg["num_hidden_layers"], cfg["hidden_size"] // cfg["num_attention_heads"]
+    inv_freq = 1.0 / (10000.0 ** (torch.arange(0, dh, 2).float() / dh))
+    freqs = torch.outer(torch.arange(h.shape[0]).float(), inv_freq)
+    emb = torch.cat((freqs, freqs), dim=-1)
+    return llama_decoder(w, h, emb.cos(), emb.sin(), H, KV, dh, L, 1e-6, w["lm_head.weight"])
 
 
 def rope_inv_freq(dim, base, scaling, max_positions):
@@ -356,33 +359,13 @@ def llama_scaled(scaling, model_type="llama", tie_in_lm_head=False):
                   p + "mlp.gate_proj.weight": rnd(F, D), p + "mlp.up_proj.weight": rnd(F, D), p + "mlp.down_proj.weight": rnd(D, F)})
     unembed = embed if tie_in_lm_head else w["lm_head.weight"]
 
-    def rms(x, g):
-        return g * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6))
-
-    def rotate_half(x):
-        return torch.cat((-x[..., dh // 2:], x[..., : dh // 2]), dim=-1)
-
     def forward(ids):
         T = ids.shape[0]
         inv, mscale = rope_inv_freq(dh, 10000.0, scaling, C)
         freqs = torch.outer(torch.arange(T, dtype=torch.float64), inv)
         emb = torch.cat((freqs, freqs), dim=-1)
         cos, sin = (emb.cos() * mscale).float(), (emb.sin() * mscale).float()
-        masked = torch.arange(T)[None, :] > torch.arange(T)[:, None]
-        h = embed[ids]
-        for l in range(L):
-            p = f"model.layers.{l}."
-            a = rms(h, w[p + "input_layernorm.weight"])
-            q, k, v = ((a @ w[p + f"self_attn.{n}_proj.weight"].T).view(T, m, dh).transpose(0, 1)
-                       for n, m in (("q", H), ("k", KV), ("v", KV)))
-            q = q * cos + rotate_half(q) * sin
-            k = k * cos + rotate_half(k) * sin
-            k, v = k.repeat_interleave(H // KV, dim=0), v.repeat_interleave(H // KV, dim=0)
-            att = (q @ k.transpose(-1, -2) / math.sqrt(dh)).masked_fill(masked, float('-inf')).softmax(-1)
-            h = h + (att @ v).transpose(0, 1).reshape(T, H * dh) @ w[p + "self_attn.o_proj.weight"].T
-            m = rms(h, w[p + "post_attention_layernorm.weight"])
-            h = h + (torch.nn.functional.silu(m @ w[p + "mlp.gate_proj.weight"].T) * (m @ w[p + "mlp.up_proj.weight"].T)) @ w[p + "mlp.down_proj.weight"].T
-        return rms(h, w["model.norm.weight"]) @ unembed.T
+        return llama_decoder(w, embed[ids], cos, sin, H, KV, dh, L, 1e-6, unembed)
 
     return cfg, w, forward, V
 
@@ -456,31 +439,11 @@ def real_model_references(shared, out):
     dh, eps = D // H, cfg["rms_norm_eps"]
     emb = w["lm_head.weight"]
 
-    def rms(x, g):
-        return g * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps))
-
-    def rotate_half(x):
-        return torch.cat((-x[..., dh // 2:], x[..., : dh // 2]), dim=-1)
-
     def llama_logits(ids):
-        T = len(ids)
         inv = 1.0 / (cfg["rope_theta"] ** (torch.arange(0, dh, 2, dtype=torch.float64) / dh))
-        f = torch.outer(torch.arange(T, dtype=torch.float64), inv)
-        cos, sin = torch.cat((f, f), -1).cos(), torch.cat((f, f), -1).sin()
-        masked = torch.arange(T)[None, :] > torch.arange(T)[:, None]
-        h = emb[torch.tensor(ids)]
-        for l in range(L):
-            p = f"model.layers.{l}."
-            a = rms(h, w[p + "input_layernorm.weight"])
-            q, k, v = ((a @ w[p + f"self_attn.{n}_proj.weight"].T).view(T, m, dh).transpose(0, 1)
-                       for n, m in (("q", H), ("k", KV), ("v", KV)))
-            q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
-            k, v = k.repeat_interleave(H // KV, 0), v.repeat_interleave(H // KV, 0)
-            att = (q @ k.transpose(-1, -2) / math.sqrt(dh)).masked_fill(masked, float("-inf")).softmax(-1)
-            h = h + (att @ v).transpose(0, 1).reshape(T, D) @ w[p + "self_attn.o_proj.weight"].T
-            m = rms(h, w[p + "post_attention_layernorm.weight"])
-            h = h + (torch.nn.functional.silu(m @ w[p + "mlp.gate_proj.weight"].T) * (m @ w[p + "mlp.up_proj.weight"].T)) @ w[p + "mlp.down_proj.weight"].T
-        return rms(h, w["model.norm.weight"]) @ emb.T
+        f = torch.outer(torch.arange(len(ids), dtype=torch.float64), inv)
+        e = torch.cat((f, f), -1)
+        return llama_decoder(w, emb[torch.tensor(ids)], e.cos(), e.sin(), H, KV, dh, L, eps, emb)
 
     ids = [cfg["bos_token_id"]]
     for _ in range(40):
