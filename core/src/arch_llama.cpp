@@ -26,6 +26,7 @@ const std::vector<MathsKey> kUnimplementedHfKeys = {
     {"final_logit_softcapping", nullptr, "logit soft-capping"},
     {"query_pre_attn_scalar", nullptr, "a query scale other than 1/sqrt(head_dim)"},
 };
+}  // namespace
 
 ModelConfig llamaConfigFromHf(const nlohmann::json& cfg, const std::string& where) {
   ModelConfig c = decoderConfigFromHf(cfg, where);
