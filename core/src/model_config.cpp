@@ -95,7 +95,9 @@ std::vector<float> ropeInverseFrequencies(const ModelConfig& c, bool local) {
 int64_t ModelConfig::paramCount() const {
   int64_t attn = d_model * n_heads * d_head * 2 + d_model * n_kv_heads * d_head * 2;
   int64_t mlp = d_model * d_mlp * (gated_mlp ? 3 : 2);
-  int64_t norms = d_model * (norm == NormKind::LayerNorm ? 4 : 2);
+  int64_t norms = (pre_norms ? d_model * (norm == NormKind::LayerNorm ? 4 : 2) : 0) + (post_norms ? 2 * d_model : 0);
+  if (qk_norm == QkNorm::PerHead) norms += 2 * d_head;
+  if (qk_norm == QkNorm::Projection) norms += (n_heads + n_kv_heads) * d_head;
   int64_t total = n_layers * (attn + mlp + norms) + d_vocab * d_model;
   if (!tied_embeddings) total += d_vocab * d_model;
   if (learned_pos) total += n_ctx * d_model;
@@ -163,6 +165,10 @@ nlohmann::json configToJson(const ModelConfig& c) {
   if (c.attn_softcap > 0) j["attn_softcap"] = c.attn_softcap;
   if (c.final_softcap > 0) j["final_softcap"] = c.final_softcap;
   if (c.parallel_residual) j["parallel_residual"] = true;
+  if (c.rope_local_theta > 0) j["rope_local_theta"] = c.rope_local_theta;
+  if (c.rope != RopeLayout::None && c.rotaryDim() != c.d_head) j["rotary_dim"] = c.rotaryDim();
+  if (c.attn_scale > 0) j["attn_scale"] = c.attn_scale;
+  if (c.embed_scale != 1.0) j["embed_scale"] = c.embed_scale;
   if (c.post_norms) j["post_norms"] = true;
   return j;
 }
