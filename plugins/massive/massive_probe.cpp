@@ -27,12 +27,15 @@ class MassiveProbe : public Probe {
             {"ratio", 1000.0, "|a| must be at least this times the median |h|"},
             {"max_tokens", 64, "prompts are cut to this many tokens"},
             {"intervene", true, "also set the massive activations to 0 and to their mean and report the loss"},
+            {"aggregate", "mean", "per-layer top-3 magnitudes over the prompts: mean (as locuslab/massive-activations) or max"},
             {"prompts", nlohmann::json::array(), "prompt set (empty = built-in)"}};
   }
   nlohmann::json run(ProbeContext& ctx) override {
     nlohmann::json p = mergeParams(*this, ctx.params);
     const double absT = p["abs_threshold"], ratio = p["ratio"];
     auto prompts = promptsFrom(p);
+    const std::string aggregate = p["aggregate"];
+    if (aggregate != "mean" && aggregate != "max") throw InputError("aggregate must be mean or max, got '" + aggregate + "'");
     const auto& c = ctx.model.config();
     nlohmann::json layers = nlohmann::json::array(), hits = nlohmann::json::array();
     std::map<int64_t, int> dims;
@@ -62,7 +65,8 @@ class MassiveProbe : public Probe {
         double median = a.flatten().median().item<double>();
         medians[l] += median / prompts.size();
         auto t3 = std::get<0>(a.flatten().topk(std::min<int64_t>(3, a.numel())));
-        for (int64_t k = 0; k < t3.size(0); ++k) top3[l][k] = std::max(top3[l][k], t3[k].item<double>());
+        for (int64_t k = 0; k < t3.size(0); ++k)
+          top3[l][k] = aggregate == "max" ? std::max(top3[l][k], t3[k].item<double>()) : top3[l][k] + t3[k].item<double>() / prompts.size();
         at::Tensor mask = (a > absT).logical_and(a >= ratio * median);
         at::Tensor where = mask.nonzero();
         for (int64_t r = 0; r < where.size(0); ++r) {

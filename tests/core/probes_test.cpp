@@ -132,6 +132,23 @@ TEST_F(ProbesTest, MassiveActivationsFindTheDimensionAndToken) {
   EXPECT_GT(std::abs(iv["nll_zeroed"].get<double>() - iv["nll_original"].get<double>()), 1e-3);
 }
 
+// The reference (locuslab/massive-activations) reports each layer's top-3 magnitudes as the mean
+// over prompts; the maximum stays available as aggregate = max.
+TEST_F(ProbesTest, MassiveTopThreeIsTheMeanOverPrompts) {
+  int call = 0;
+  auto h = model.hooks().add("blocks.0.hook_resid_post", [&call](at::Tensor& t, const HookContext&) {
+    t = at::zeros(t.sizes());
+    t[0][1][3] = call++ == 0 ? 4000.0 : 2000.0;  // first prompt 4000, second 2000
+  });
+  const nlohmann::json prompts = {"Once upon a time there was a little girl", "The cat sat on the mat"};
+  auto mean = run("massive", {{"max_tokens", 16}, {"prompts", prompts}, {"intervene", false}});
+  EXPECT_DOUBLE_EQ(mean["layers"][0]["top3_abs"][0].get<double>(), 3000.0);
+  call = 0;
+  auto max = run("massive", {{"max_tokens", 16}, {"prompts", prompts}, {"intervene", false}, {"aggregate", "max"}});
+  EXPECT_DOUBLE_EQ(max["layers"][0]["top3_abs"][0].get<double>(), 4000.0);
+  EXPECT_THROW(run("massive", {{"prompts", prompts}, {"aggregate", "median"}}), InputError);
+}
+
 TEST_F(ProbesTest, StreamingFractionCountsSinkAndRecentWindow) {
   // T = 64: sink = 64 / 16 = 4 keys, recent = 64 / 4 = 16 keys. Head L0H0 attends key 0 only:
   // fraction 1. Head L0H1: row i attends key min(i, 5); rows 0..20 fall inside the window,
