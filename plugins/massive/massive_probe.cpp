@@ -9,6 +9,7 @@
 #include <map>
 
 #include "../common/probe_util.h"
+#include "headlab/core/errors.h"
 #include "headlab/core/hooked_transformer.h"
 #include "headlab/core/tokenizer.h"
 

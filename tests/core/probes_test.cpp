@@ -94,13 +94,20 @@ TEST_F(ProbesTest, InductionPreviousAndDuplicateHeadsScoreOne) {
       if (l == 2) setRow(0, i, i >= 1 + n ? i - n : i);       // duplicate-token head L2H0
     }
   });
-  auto r = run("induction", {{"seq_len", n}, {"batch", 2}});
+  auto r = run("induction", {{"seq_len", n}, {"batch", 2}, {"score", "mean"}});
   EXPECT_DOUBLE_EQ(gridAt(r["grid"], 1, 2), 1.0);
   EXPECT_DOUBLE_EQ(gridAt(r["previous_token"], 0, 1), 1.0);
   EXPECT_DOUBLE_EQ(gridAt(r["duplicate_token"], 2, 0), 1.0);
   EXPECT_EQ(r["best"]["induction"]["layer"], 1);
   EXPECT_EQ(r["best"]["induction"]["head"], 2);
   EXPECT_LT(gridAt(r["grid"], 0, 1), 0.5) << "a previous-token head is not an induction head";
+  // TransformerLens's normalisation (the default) divides by every row: the perfect induction and
+  // duplicate heads score n / (2n + 1), the previous-token head 2n / (2n + 1).
+  auto tl = run("induction", {{"seq_len", n}, {"batch", 2}});
+  EXPECT_NEAR(gridAt(tl["grid"], 1, 2), 5.0 / 11, 1e-6);
+  EXPECT_NEAR(gridAt(tl["duplicate_token"], 2, 0), 5.0 / 11, 1e-6);
+  EXPECT_NEAR(gridAt(tl["previous_token"], 0, 1), 10.0 / 11, 1e-6);
+  EXPECT_EQ(tl["best"]["induction"]["layer"], 1);
 }
 
 TEST_F(ProbesTest, MassiveActivationsFindTheDimensionAndToken) {

@@ -16,6 +16,7 @@
 #include "headlab/core/vision_language.h"
 #include "headlab/plugins/probe_plugin.h"
 #include "../../plugins/common/probe_util.h"
+#include "random_model.h"
 #include "shared_path.h"
 #include "tensor_assert.h"
 
@@ -500,6 +501,45 @@ TEST(GgmlQuantTest, QuantisedStories260kGeneratesTheReferenceText) {
   at::Tensor t = at::tensor(ids, at::kLong).unsqueeze(0);
   at::Tensor p4 = at::softmax(q4.model->forward(t)[0][-1], -1), pf = at::softmax(full.model->forward(t)[0][-1], -1);
   EXPECT_LT((p4 - pf).abs().sum().item<double>() / 2, 0.5) << "total variation of the next-token distribution";
+}
+
+}  // namespace headlab
+
+namespace headlab {
+
+// The induction probe's TransformerLens scores against tests/reference/probe_references.py on the same
+// hand-built patterns (random causal rows, two sequences with repeated tokens inside R, so duplicates
+// come from token equality): every option of head_detector.py, every head, to 1e-6.
+TEST(ProbeFidelityTest, InductionScoresMatchTransformerLensHeadDetector) {
+  c10::InferenceMode guard;
+  auto ref = readJsonFile(std::string(std::getenv("HEADLAB_REFERENCE_DIR")) + "/probes/induction_reference.json");
+  ModelConfig c = test::smallConfig("llama");
+  ASSERT_EQ(c.n_layers, ref["layers"].get<int64_t>());
+  ASSERT_EQ(c.n_heads, ref["heads"].get<int64_t>());
+  HookedTransformer model(c, test::randomWeights(c, 3));
+  const auto sequences = ref["sequences"];
+  int64_t sequence = -1;  // which sequence the forward runs: layer 0's hook counts them
+  std::vector<HookHandle> hooks;
+  for (int l = 0; l < c.n_layers; ++l)
+    hooks.push_back(model.hooks().add(model.hooks().idOf(l, LayerHook::Pattern), [&, l](at::Tensor& p, const HookContext&) {
+      if (l == 0) ++sequence;
+      const int64_t T = p.size(2);
+      p = at::tensor(ref["patterns"][sequence][l].get<std::vector<float>>()).view({1, c.n_heads, T, T});
+    }));
+  for (const auto& kase : ref["cases"]) {
+    SCOPED_TRACE(kase["params"].dump());
+    nlohmann::json params = kase["params"];
+    params["sequences"] = sequences;
+    sequence = -1;
+    auto probe = plugins::ProbeRegistry::instance().create("induction");
+    plugins::ProbeContext ctx{model, nullptr, params, {}};
+    auto r = probe->run(ctx);
+    for (const char* kind : {"induction", "previous_token", "duplicate_token"}) {
+      const auto& grid = std::string(kind) == "induction" ? r["grid"] : r[kind];
+      test::expectTensorClose(at::tensor(grid["values"].get<std::vector<double>>()),
+                              at::tensor(kase["grids"][kind].get<std::vector<double>>()), 1e-6, kind);
+    }
+  }
 }
 
 }  // namespace headlab

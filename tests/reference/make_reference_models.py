@@ -399,7 +399,9 @@ def main(out):
         cfg, weights, forward, V = families.make(name)
         write_reference(out, name, cfg, weights, lambda ids, f=forward: f(ids), V, 24)
     import ggml_quants
+    import probe_references
     import quantize_gguf
+    probe_references.write_probe_references(out)
     ggml_quants.write_quant_reference(out)
     used = quantize_gguf.k_quant_llama(os.path.join(out, "quants", "kquant_llama.gguf"), os.path.join(out, "quants", "kquant_llama_f32.gguf"))
     assert len(used) == len(ggml_quants.TYPES), used
