@@ -4,7 +4,10 @@
 //   Sink_k^eps   = 100 * mean_{l,h} 1(alpha[l,h,k] > eps)    percent of heads where k is a sink
 #include <ATen/ATen.h>
 
+#include <algorithm>
+
 #include "../common/probe_util.h"
+#include "headlab/core/errors.h"
 #include "headlab/core/hooked_transformer.h"
 #include "headlab/core/tokenizer.h"
 
@@ -27,23 +30,29 @@ class SinksProbe : public Probe {
   }
   std::vector<ProbeParameter> parameters() const override {
     return {{"eps", 0.3, "threshold on alpha (Gu et al.)"},
-            {"max_tokens", 64, "prompts are cut to this many tokens"},
+            {"max_tokens", 64, "T: prompts are cut to this many tokens"},
+            {"short_prompts", "skip",
+             "prompts shorter than T: skip (the reference measures sequences of exactly T tokens), refuse, or keep (measured at their own length)"},
             {"prompts", nlohmann::json::array(), "prompt set (empty = built-in)"}};
   }
   nlohmann::json run(ProbeContext& ctx) override {
     nlohmann::json p = mergeParams(*this, ctx.params);
     const double eps = p["eps"];
     const int64_t maxT = p["max_tokens"];
-    auto prompts = promptsFrom(p);
+    const std::string shortPrompts = p["short_prompts"];
+    if (shortPrompts != "skip" && shortPrompts != "refuse" && shortPrompts != "keep")
+      throw InputError("short_prompts must be skip, refuse or keep, got '" + shortPrompts + "'");
+    const auto prompts = promptsOfLength(ctx, promptsFrom(p), maxT, shortPrompts);
     const auto& c = ctx.model.config();
     at::Tensor firstAlpha = at::zeros({c.n_layers, c.n_heads}, at::kDouble);
+    nlohmann::json sink1PerPrompt = nlohmann::json::array();
     std::vector<double> sinkSum(static_cast<size_t>(maxT), 0.0);
     std::vector<int> sinkCount(static_cast<size_t>(maxT), 0);
     at::Tensor alphaSum;  // [L, H, maxT]
     at::Tensor alphaCount = at::zeros({maxT}, at::kDouble);
     for (size_t i = 0; i < prompts.size(); ++i) {
       reportProgress(ctx, static_cast<double>(i) / prompts.size(), "prompt " + std::to_string(i + 1) + "/" + std::to_string(prompts.size()));
-      auto ids = encodePrompt(*ctx.tokenizer, prompts[i], maxT);
+      const auto& ids = prompts[i];
       auto patterns = capturePatterns(ctx.model, ids);
       at::Tensor alpha = at::stack(std::vector<at::Tensor>(patterns.begin(), patterns.end()));  // [L, H, T, T]
       alpha = keyScores(alpha.flatten(0, 1)).view({c.n_layers, c.n_heads, -1}).to(at::kDouble);  // [L, H, T]
@@ -51,6 +60,7 @@ class SinksProbe : public Probe {
       firstAlpha += alpha.select(2, 0);
       at::Tensor pct = (alpha > eps).to(at::kDouble).mean(at::IntArrayRef{0, 1}) * 100.0;  // [T]
       for (int64_t k = 0; k < T; ++k) sinkSum[k] += pct[k].item<double>(), ++sinkCount[k];
+      sink1PerPrompt.push_back(pct[0].item<double>());
       if (!alphaSum.defined()) alphaSum = at::zeros({c.n_layers, c.n_heads, maxT}, at::kDouble);
       alphaSum.slice(2, 0, T) += alpha;
       alphaCount.slice(0, 0, T) += 1;
@@ -69,11 +79,39 @@ class SinksProbe : public Probe {
     return {{"probe", name()},
             {"params", p},
             {"prompts_used", prompts.size()},
+            {"prompts_skipped", m_skipped},
             {"grid", gridJson("alpha_first_token", firstAlpha)},
             {"sink_k", sinkK},
             {"sink_1", sinkK.empty() ? 0.0 : sinkK[0].get<double>()},
+            {"sink_1_per_prompt", sink1PerPrompt},
             {"sinks_above_eps", triples}};
   }
+
+ private:
+  // The prompts' ids cut to T tokens; shorter ones skipped (counted), refused, or kept as they are.
+  std::vector<std::vector<int64_t>> promptsOfLength(ProbeContext& ctx, const std::vector<std::string>& prompts, int64_t T,
+                                                    const std::string& shortPrompts) {
+    std::vector<std::vector<int64_t>> out;
+    m_skipped = 0;
+    size_t longest = 0;
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      auto ids = encodePrompt(*ctx.tokenizer, prompts[i], T);
+      longest = std::max(longest, ids.size());
+      if (static_cast<int64_t>(ids.size()) < T && shortPrompts == "refuse")
+        throw InputError("prompt " + std::to_string(i + 1) + " has " + std::to_string(ids.size()) + " tokens, fewer than max_tokens = " +
+                         std::to_string(T) + " (the reference measures sequences of exactly T tokens)");
+      if (static_cast<int64_t>(ids.size()) < T && shortPrompts == "skip") {
+        ++m_skipped;
+        continue;
+      }
+      out.push_back(std::move(ids));
+    }
+    if (out.empty())
+      throw InputError("every prompt is shorter than max_tokens = " + std::to_string(T) + " tokens (the longest has " + std::to_string(longest) +
+                       "); lower max_tokens, give longer prompts, or set short_prompts = keep");
+    return out;
+  }
+  int64_t m_skipped = 0;
 };
 
 class HiddenSinksProbe : public Probe {

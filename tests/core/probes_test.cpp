@@ -71,6 +71,20 @@ TEST_F(ProbesTest, SinksFindBosAndASinkBeyondIt) {
   EXPECT_EQ(r["sinks_above_eps"].size(), 2u * 3 * 4) << "keys 0 and 2 in every layer and head";
   EXPECT_EQ(r["params"]["eps"], 0.3);
 
+  EXPECT_EQ(r["sink_1_per_prompt"], nlohmann::json({100.0, 100.0}));
+  EXPECT_EQ(r["prompts_skipped"], 0);
+
+  // The reference measures sequences of exactly T tokens: a shorter prompt is skipped (and counted),
+  // refused, or kept at its own length as asked; with none long enough the probe says so.
+  nlohmann::json mixed = {"Once upon a time there was a little girl named Lily", "Hi"};
+  auto skipped = run("sinks", {{"max_tokens", 8}, {"prompts", mixed}});
+  EXPECT_EQ(skipped["prompts_used"], 1);
+  EXPECT_EQ(skipped["prompts_skipped"], 1);
+  EXPECT_EQ(skipped["sink_1_per_prompt"].size(), 1u);
+  EXPECT_THROW(run("sinks", {{"max_tokens", 8}, {"prompts", mixed}, {"short_prompts", "refuse"}}), InputError);
+  EXPECT_EQ(run("sinks", {{"max_tokens", 8}, {"prompts", mixed}, {"short_prompts", "keep"}})["prompts_used"], 2);
+  EXPECT_THROW(run("sinks", {{"max_tokens", 8}, {"prompts", {"Hi"}}}), InputError);
+
   // ACT: s_2 = 0.31667 > 0.1 is the one hidden sink (s_0 is the first sink, dropped; s_7 = 0.1 is not > 0.1).
   auto hidden = run("hidden-sinks", {{"max_tokens", 8}, {"prompts", prompts}});
   EXPECT_DOUBLE_EQ(gridAt(hidden["grid"], 1, 1), 1.0) << "one hidden sink per prompt";
