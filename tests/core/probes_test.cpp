@@ -59,7 +59,10 @@ TEST_F(ProbesTest, SinksFindBosAndASinkBeyondIt) {
   at::Tensor A = at::zeros({8, 8});
   A[0][0] = 1, A[1][0] = 0.6, A[1][1] = 0.4, A[2][0] = 0.6, A[2][2] = 0.4;
   for (int i = 3; i < 8; ++i) A[i][0] = 0.6, A[i][2] = 0.3, A[i][i] = 0.1;
-  auto hs = injectPatterns([A](int, at::Tensor& p) { p = A.expand_as(p).clone(); });
+  auto hs = injectPatterns([A](int, at::Tensor& p) {
+    const int64_t T = p.size(2);  // a prompt kept at fewer than 8 tokens gets the corner of A
+    p = A.slice(0, 0, T).slice(1, 0, T).expand_as(p).clone();
+  });
   nlohmann::json prompts = {"Once upon a time there was a little girl named Lily", "The quick brown fox jumps over the lazy dog"};
   auto r = run("sinks", {{"max_tokens", 8}, {"prompts", prompts}});
   EXPECT_NEAR(gridAt(r["grid"], 2, 3), 0.65, 1e-6);
