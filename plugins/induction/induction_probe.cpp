@@ -90,8 +90,9 @@ class InductionProbe : public Probe {
       auto patterns = capturePatterns(ctx.model, ids);
       const int64_t T = static_cast<int64_t>(ids.size());
       const at::Tensor P = detectionPatterns(ids);
-      at::Tensor second = at::arange(1 + n, T, at::kLong);  // the mean score: positions of the second copy
-      at::Tensor all = at::arange(1, T, at::kLong);
+      const bool mean = score == "mean";  // BOS + R + R only (given sequences are refused with it)
+      at::Tensor second = mean ? at::arange(1 + n, T, at::kLong) : at::Tensor();  // positions of the second copy
+      at::Tensor all = mean ? at::arange(1, T, at::kLong) : at::Tensor();
       for (int64_t l = 0; l < c.n_layers; ++l) {
         const at::Tensor A = patterns[l].to(at::kFloat);  // [head, q, k]
         if (score == "transformer_lens") {
