@@ -136,8 +136,8 @@ void redistributeVisualSinks(at::Tensor& pattern, const at::Tensor& rows, const 
   const int64_t K = pattern.size(-1);
   at::Tensor isSink = at::zeros({K}, at::kBool), isImage = at::zeros({K}, at::kBool);
   isImage.slice(0, imageBegin, imageEnd).fill_(true);
-  for (int64_t k : sinks)
-    if (k >= imageBegin && k < imageEnd) isSink[k] = true;
+  for (int64_t k : sinks)  // text sinks (BOS) are scaled too and give their budget to the image
+    if (k >= 0 && k < K) isSink[k] = true;
   at::Tensor other = isImage.logical_and(isSink.logical_not()).to(pattern.scalar_type());  // [K]
   at::Tensor sinkMask = isSink.to(pattern.scalar_type());
   at::Tensor onSinks = (pattern * sinkMask).sum(-1, true);    // [B, H, Q, 1]

@@ -33,8 +33,9 @@ at::Tensor copyEvents(const at::Tensor& top1, int64_t generated, const std::vect
                       int64_t needleEnd);
 
 // VAR (Kang et al., PROBES.md §4.2) on one attention tensor [batch, head, q, k]: in the rows where
-// `rows` [batch, head, q] is true, attention to the `sinks` keys is multiplied by p and the freed
-// mass goes to the other keys of [imageBegin, imageEnd) in proportion to their attention. Rows
+// `rows` [batch, head, q] is true, attention to the `sinks` keys (visual sinks in the image span and
+// text sinks such as BOS) is multiplied by p and the freed mass goes to the non-sink keys of
+// [imageBegin, imageEnd) in proportion to their attention. Rows
 // whose image keys are all sinks are left as they are. Every row still sums to what it summed to.
 void redistributeVisualSinks(at::Tensor& pattern, const at::Tensor& rows, const std::vector<int64_t>& sinks, int64_t imageBegin,
                              int64_t imageEnd, double p);

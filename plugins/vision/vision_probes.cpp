@@ -224,7 +224,7 @@ class VarProbe : public Probe {
     const int64_t T = static_cast<int64_t>(in.ids.size());
     const double tau = p["tau"], rho = p["rho"], minImage = p["min_image_attention"], keep = p["p"];
     // Pass 1: the sink image tokens of every layer (from its resid_pre) and the image-centric rows.
-    std::vector<std::vector<int64_t>> sinks(static_cast<size_t>(L));
+    std::vector<std::vector<int64_t>> sinks(static_cast<size_t>(L)), textSinks(static_cast<size_t>(L));
     std::vector<at::Tensor> centric(static_cast<size_t>(L));
     nlohmann::json sinkJson = nlohmann::json::array();
     {
@@ -233,9 +233,9 @@ class VarProbe : public Probe {
         hs.push_back(m.hooks().add(m.hooks().idOf(l, LayerHook::ResidPre), [&, l](at::Tensor& h, const HookContext&) {
           at::Tensor x = h[0].to(at::kCPU, at::kFloat);                              // [pos, d_model]
           at::Tensor normed = x / (x.pow(2).mean(-1, true) + 1e-6).sqrt();            // no weight
-          at::Tensor peak = std::get<0>(normed.abs().slice(0, in.imageBegin, in.imageEnd).max(-1));  // [image tokens]
+          at::Tensor peak = std::get<0>(normed.abs().max(-1));  // [pos]
           for (int64_t i = 0; i < peak.size(0); ++i)
-            if (peak[i].item<double>() > tau) sinks[l].push_back(in.imageBegin + i);
+            if (peak[i].item<double>() > tau) (i >= in.imageBegin && i < in.imageEnd ? sinks[l] : textSinks[l]).push_back(i);
         }));
         hs.push_back(m.hooks().add(m.hooks().idOf(l, LayerHook::Pattern), [&, l](at::Tensor& pat, const HookContext&) {
           at::Tensor a = pat.to(at::kCPU, at::kFloat);  // [1, H, T, T]
@@ -253,7 +253,8 @@ class VarProbe : public Probe {
     at::Tensor perHead = at::zeros({L, H}, at::kDouble);
     for (int64_t l = 0; l < L; ++l) {
       perHead[l] = centric[l][0].sum(-1).to(at::kDouble);
-      sinkJson.push_back({{"layer", l}, {"sink_tokens", sinks[l]}});
+      sinkJson.push_back({{"layer", l}, {"sink_tokens", sinks[l]}, {"text_sink_tokens", textSinks[l]}});
+      sinks[l].insert(sinks[l].end(), textSinks[l].begin(), textSinks[l].end());  // VAR scales both kinds
     }
     // Pass 2: VAR on the image-centric rows.
     at::Tensor after;

@@ -415,6 +415,16 @@ TEST(VarRedistributionTest, SinkMassMovesToTheOtherImageTokensAndRowsStillSumToO
   EXPECT_TRUE(at::equal(A[0][0][1], original[0][0][1])) << "unselected rows are untouched";
 }
 
+// Issue #17's worked example: keys [BOS, img_sink, img_a, img_b, txt] = [.5, .1, .2, .1, .1], sinks BOS
+// (a text sink) and img_sink, p = 0.6: both sinks keep 0.6 of their attention and the freed 0.24 goes
+// to img_a and img_b in proportion 2 : 1, giving [.30, .06, .36, .18, .10].
+TEST(VarRedistributionTest, TextSinksAreScaledAndGiveTheirBudgetToTheImage) {
+  at::Tensor A = at::tensor(std::vector<float>{0.5f, 0.1f, 0.2f, 0.1f, 0.1f}).view({1, 1, 1, 5});
+  at::Tensor rows = at::ones({1, 1, 1}, at::kBool);
+  plugins::redistributeVisualSinks(A, rows, {0, 1}, 1, 4, 0.6);
+  test::expectTensorClose(A.flatten(), at::tensor(std::vector<float>{0.30f, 0.06f, 0.36f, 0.18f, 0.10f}), 1e-6, "VAR row");
+}
+
 TEST_F(VisionProbesTest, VarFindsSinksAndKeepsTheModelWhenPIsOne) {
   // tau = 1.5 makes sinks of this random model's image tokens (tau = 20 is for trained LLaVA).
   auto keep = run("var", {{"tau", 1.5}, {"p", 1.0}});
