@@ -69,10 +69,12 @@ struct OpenedModel {
   headlab::HookedTransformer& model() { return vlm ? vlm->language() : *loaded.model; }
   // The prompt's ids; with an image, the placeholder goes after BOS unless the prompt has one.
   // Returns the decoder's input: embeddings with the image spliced in (undefined for text models).
-  headlab::VlmInput prepare(std::vector<int64_t>& ids) {
+  headlab::VlmInput prepare(std::vector<int64_t>& ids) { return prepare(ids, pixels); }
+  // The same with another image (the corrupted run of patching).
+  headlab::VlmInput prepare(std::vector<int64_t>& ids, const at::Tensor& image) {
     if (!vlm) return {};
-    if (pixels.defined()) ids = headlab::withImagePlaceholder(ids, vlm->visionConfig().image_token_id, loaded.tokenizer ? loaded.tokenizer->bos() : -1);
-    headlab::VlmInput in = vlm->prepare(ids, pixels);
+    if (image.defined()) ids = headlab::withImagePlaceholder(ids, vlm->visionConfig().image_token_id, loaded.tokenizer ? loaded.tokenizer->bos() : -1);
+    headlab::VlmInput in = vlm->prepare(ids, image);
     ids = in.ids;
     return in;
   }
@@ -252,40 +254,36 @@ int cmdCapture(const Args& a) {
   return 0;
 }
 
-int cmdPatch(const Args& a) {
-  auto o = openAny(a);
-  auto& m = o.loaded;
-  headlab::HookedTransformer& model = o.model();
-  const auto& tok = *m.tokenizer;
+// The clean and corrupted runs of `patch`: prompts (and, on a vision-language model, the spliced
+// images: --corrupted defaults to --clean and --corrupted-image to --image, so the picture alone may
+// change), the answer pair and the sweep. imageSpan: the clean prompt's image positions.
+headlab::PatchingRequest patchRequest(const Args& a, OpenedModel& o, std::pair<int64_t, int64_t>& imageSpan) {
+  const auto& tok = *o.loaded.tokenizer;
   headlab::PatchingRequest r;
   r.clean = tok.encode(a.require("clean"), true);
-  // With images the question may stay the same and the picture change: --corrupted defaults to
-  // --clean, and --corrupted-image (default: --image) is the corrupted run's picture.
   r.corrupted = tok.encode(o.vlm ? a.get("corrupted", a.get("clean")) : a.require("corrupted"), true);
-  int64_t imageBegin = -1, imageEnd = -1;  // the clean prompt's image positions
+  imageSpan = {-1, -1};
   if (o.vlm) {
-    const at::Tensor cleanPixels = o.pixels;
     headlab::VlmInput clean = o.prepare(r.clean);
-    imageBegin = clean.imageBegin, imageEnd = clean.imageEnd;
-    if (a.has("corrupted-image")) o.pixels = readImage(a.get("corrupted-image"), o.vlm->visionConfig());
-    headlab::VlmInput corrupted = o.prepare(r.corrupted);
-    o.pixels = cleanPixels;
+    imageSpan = {clean.imageBegin, clean.imageEnd};
+    const at::Tensor corruptedPixels = a.has("corrupted-image") ? readImage(a.get("corrupted-image"), o.vlm->visionConfig()) : o.pixels;
+    headlab::VlmInput corrupted = o.prepare(r.corrupted, corruptedPixels);
     r.cleanEmbeds = clean.embeds, r.corruptedEmbeds = corrupted.embeds;
   }
   r.answer = headlab::resolveSingleToken(tok, a.require("answer"));
   r.wrong = headlab::resolveSingleToken(tok, a.require("wrong"));
-  const bool path = a.get("sweep") == "path";
-  r.sweep = path ? headlab::SweepKind::Heads : headlab::sweepKindFromString(a.get("sweep", "heads"));
+  r.sweep = a.get("sweep") == "path" ? headlab::SweepKind::Heads : headlab::sweepKindFromString(a.get("sweep", "heads"));
   r.direction = a.has("noising") ? headlab::PatchDirection::Noising : headlab::PatchDirection::Denoising;
-  const std::string method = a.get("method", "exact");
-  if (method != "exact" && method != "attribution" && method != "both")
-    throw headlab::InputError("unknown --method '" + method + "' (expected exact, attribution or both)");
+  return r;
+}
+
+headlab::PatchingResult runPatch(const Args& a, headlab::HookedTransformer& model, const headlab::PatchingRequest& r, const std::string& method) {
   auto progress = [](double f) {
     std::cerr << "\rpatch: " << static_cast<int>(f * 100) << "%" << std::flush;
     return true;
   };
   headlab::PatchingResult result;
-  if (path) {
+  if (a.get("sweep") == "path") {
     const std::string receiver = a.require("receiver");
     const auto dot = receiver.find('.');
     if (dot == std::string::npos) throw headlab::InputError("--receiver must be LAYER.HEAD, e.g. 4.2");
@@ -295,54 +293,70 @@ int cmdPatch(const Args& a) {
     result = method == "attribution" ? headlab::patchAttribution(model, r) : headlab::patchBatched(model, r, progress);
   }
   std::cerr << "\n";
+  return result;
+}
+
+// The ten largest cells of a sweep, labelled by axis (and token piece for positions).
+void printPatchSummary(const nlohmann::json& j, const headlab::PatchingResult& result, const std::vector<std::string>& pieces) {
+  std::cout << "patching " << j["sweep"].get<std::string>() << " (" << result.method << "), clean " << result.cleanMetric
+            << ", corrupted " << result.corruptedMetric << "; 0 = corrupted, 1 = clean\n";
+  at::Tensor flat = result.grid.flatten();
+  at::Tensor idx = std::get<1>(flat.abs().topk(std::min<int64_t>(10, flat.numel())));
+  auto shape = result.grid.sizes().vec();
+  for (int64_t i = 0; i < idx.size(0); ++i) {
+    int64_t k = idx[i].item<int64_t>(), rest = k;
+    std::string where;
+    for (int64_t d = static_cast<int64_t>(shape.size()) - 1; d >= 0; --d) {
+      const int64_t at = rest % shape[d];
+      const std::string label = result.axes[d] == "pos" && at < static_cast<int64_t>(pieces.size()) ? " '" + pieces[at] + "'" : "";
+      where = result.axes[d] + " " + std::to_string(at) + label + (where.empty() ? "" : ", ") + where;
+      rest /= shape[d];
+    }
+    std::cout << "  " << where << ": " << flat[k].item<double>() << "\n";
+  }
+  if (j.contains("attribution_vs_exact_correlation"))
+    std::cout << "attribution vs exact correlation: " << j["attribution_vs_exact_correlation"].get<double>() << "\n";
+}
+
+void writePatchTrace(const Args& a, const headlab::ModelConfig& config, const headlab::LoadedModel& m, const headlab::PatchingRequest& r,
+                     const headlab::PatchingResult& result, const nlohmann::json& j, const std::vector<std::string>& pieces) {
+  headlab::TraceOptions opts;
+  opts.force = a.has("force");
+  headlab::TraceWriter w(a.get("out"), opts);
+  w.writeModel(config, m.source, m.format);
+  w.writeInputs(r.clean, pieces);
+  nlohmann::json params = j["parameters"];
+  params["sweep"] = headlab::toString(r.sweep);
+  params["method"] = result.method;
+  params["axes"] = result.axes;
+  w.writeProbe("patching", params, {{"grid", result.grid}});
+  w.commit();
+}
+
+int cmdPatch(const Args& a) {
+  auto o = openAny(a);
+  headlab::HookedTransformer& model = o.model();
+  const std::string method = a.get("method", "exact");
+  if (method != "exact" && method != "attribution" && method != "both")
+    throw headlab::InputError("unknown --method '" + method + "' (expected exact, attribution or both)");
+  std::pair<int64_t, int64_t> imageSpan;
+  const headlab::PatchingRequest r = patchRequest(a, o, imageSpan);
+  const headlab::PatchingResult result = runPatch(a, model, r, method);
   const std::vector<std::string> pieces =
-      headlab::positionLabels(tok, r.clean, o.vlm ? &o.vlm->visionConfig() : nullptr, imageBegin, imageEnd);
+      headlab::positionLabels(*o.loaded.tokenizer, r.clean, o.vlm ? &o.vlm->visionConfig() : nullptr, imageSpan.first, imageSpan.second);
   nlohmann::json j = result.toJson(pieces);
   j["parameters"] = {{"clean", a.get("clean")}, {"corrupted", a.get("corrupted", a.get("clean"))}, {"answer", a.get("answer")},
-                     {"wrong", a.get("wrong")}, {"answer_id", r.answer}, {"wrong_id", r.wrong}, {"model", m.source}};
-  if (method == "both" && !path) {
+                     {"wrong", a.get("wrong")}, {"answer_id", r.answer}, {"wrong_id", r.wrong}, {"model", o.loaded.source}};
+  if (method == "both" && a.get("sweep") != "path") {
     headlab::PatchingResult attr = headlab::patchAttribution(model, r);
     at::Tensor pair = at::stack({result.grid.flatten().to(at::kDouble), attr.grid.flatten().to(at::kDouble)});
     j["attribution"] = attr.toJson();
     j["attribution_vs_exact_correlation"] = at::corrcoef(pair)[0][1].item<double>();
   }
   if (o.vlm) j["parameters"]["image"] = a.get("image"), j["parameters"]["corrupted_image"] = a.get("corrupted-image", a.get("image"));
-  if (a.has("out")) {
-    headlab::TraceOptions opts;
-    opts.force = a.has("force");
-    headlab::TraceWriter w(a.get("out"), opts);
-    w.writeModel(model.config(), m.source, m.format);
-    w.writeInputs(r.clean, pieces);
-    nlohmann::json params = j["parameters"];
-    params["sweep"] = headlab::toString(r.sweep);
-    params["method"] = result.method;
-    params["axes"] = result.axes;
-    w.writeProbe("patching", params, {{"grid", result.grid}});
-    w.commit();
-  }
-  if (a.has("json")) {
-    std::cout << j.dump() << "\n";
-  } else {
-    std::cout << "patching " << j["sweep"].get<std::string>() << " (" << result.method << "), clean " << result.cleanMetric
-              << ", corrupted " << result.corruptedMetric << "; 0 = corrupted, 1 = clean\n";
-    at::Tensor flat = result.grid.flatten();
-    auto top = flat.abs().topk(std::min<int64_t>(10, flat.numel()));
-    at::Tensor idx = std::get<1>(top);
-    auto shape = result.grid.sizes().vec();
-    for (int64_t i = 0; i < idx.size(0); ++i) {
-      int64_t k = idx[i].item<int64_t>(), rest = k;
-      std::string where;
-      for (int64_t d = static_cast<int64_t>(shape.size()) - 1; d >= 0; --d) {
-        const int64_t at = rest % shape[d];
-        const std::string label = result.axes[d] == "pos" && at < static_cast<int64_t>(pieces.size()) ? " '" + pieces[at] + "'" : "";
-        where = result.axes[d] + " " + std::to_string(at) + label + (where.empty() ? "" : ", ") + where;
-        rest /= shape[d];
-      }
-      std::cout << "  " << where << ": " << flat[k].item<double>() << "\n";
-    }
-    if (j.contains("attribution_vs_exact_correlation"))
-      std::cout << "attribution vs exact correlation: " << j["attribution_vs_exact_correlation"].get<double>() << "\n";
-  }
+  if (a.has("out")) writePatchTrace(a, model.config(), o.loaded, r, result, j, pieces);
+  if (a.has("json")) std::cout << j.dump() << "\n";
+  else printPatchSummary(j, result, pieces);
   return 0;
 }
 
