@@ -1,5 +1,7 @@
 // The weight reader shared by the RMSNorm / RoPE / gated-MLP decoders (LLaMA, Mistral, Qwen2/3,
 // OLMo-2, Gemma, Phi-3): each family gives its tensor-name table, this reads it.
+#include <ATen/ATen.h>
+
 #include "architectures.h"
 
 namespace headlab::arch {
