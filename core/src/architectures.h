@@ -9,6 +9,7 @@
 #include "headlab/core/errors.h"
 #include "headlab/core/model_config.h"
 #include "headlab/core/model_weights.h"
+#include "headlab/core/vision_language.h"
 
 namespace headlab::arch {
 
@@ -84,6 +85,14 @@ ModelConfig phi3ConfigFromHf(const nlohmann::json& cfg, const std::string& where
 ModelWeights phi3WeightsFromHf(ModelConfig& c, const TensorStore& store);
 ModelConfig neoxConfigFromHf(const nlohmann::json& cfg, const std::string& where);
 ModelWeights neoxWeightsFromHf(ModelConfig& c, const TensorStore& store);
+
+// LLaVA's CLIP tower and projector: arch_clip.cpp (loadLlava in vision_language.cpp puts them together).
+ModelConfig clipConfigFromHf(const nlohmann::json& visionConfig, VisionTowerConfig& v, const std::string& where);
+ModelWeights clipWeightsFromHf(const TensorStore& store, const std::string& prefix, const ModelConfig& enc, const VisionTowerConfig& v,
+                               VisionLanguageModel::Embeddings& embeddings);
+// vision_feature_layer, vision_feature_select_strategy, the image token and the projector's activation.
+void llavaFeatureConfig(const nlohmann::json& cfg, const ModelConfig& enc, VisionTowerConfig& v, const std::string& where);
+VisionLanguageModel::Projector llavaProjectorFromHf(const TensorStore& store, const std::string& prefix, int64_t dModel, int64_t dVision);
 
 // GPT-2: arch_gpt2.cpp
 ModelConfig gpt2ConfigFromHf(const nlohmann::json& cfg, const std::string& where);

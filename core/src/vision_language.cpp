@@ -161,80 +161,15 @@ std::unique_ptr<VisionLanguageModel> loadLlava(const std::string& folder) {
   if (!cfg.is_object() || !cfg.contains("model_type") || cfg["model_type"] != "llava") throw ConfigError(cfgPath + ": model_type is not 'llava'");
   if (!cfg.contains("text_config") || !cfg["text_config"].is_object()) throw ConfigError(cfgPath + ": missing key 'text_config'");
   if (!cfg.contains("vision_config") || !cfg["vision_config"].is_object()) throw ConfigError(cfgPath + ": missing key 'vision_config'");
-  const auto& vc = cfg["vision_config"];
-  const std::string vwhere = cfgPath + " vision_config";
   TensorStore store;
   readSafetensorsFolder(folder, store);
+  // transformers >= 4.52 nests the tower, the projector and the decoder under "model.".
   const bool newLayout = store.has("model.vision_tower.vision_model.embeddings.class_embedding");
-  const std::string vp = newLayout ? "model.vision_tower.vision_model." : "vision_tower.vision_model.";
-  const std::string pp = newLayout ? "model.multi_modal_projector." : "multi_modal_projector.";
-
-  // The vision tower as a non-causal pre-LN encoder.
   VisionTowerConfig v;
-  v.image_size = arch::require<int64_t>(vc, "image_size", vwhere);
-  v.patch_size = arch::require<int64_t>(vc, "patch_size", vwhere);
-  v.channels = arch::optional<int64_t>(vc, "num_channels", 3, vwhere);
-  if (v.patch_size <= 0 || v.image_size % v.patch_size != 0)
-    throw ConfigError(vwhere + ": image_size " + std::to_string(v.image_size) + " is not a multiple of patch_size " + std::to_string(v.patch_size));
-  ModelConfig enc;
-  enc.arch = "clip_vision";
-  enc.d_model = arch::require<int64_t>(vc, "hidden_size", vwhere);
-  enc.d_mlp = arch::require<int64_t>(vc, "intermediate_size", vwhere);
-  enc.n_layers = arch::require<int64_t>(vc, "num_hidden_layers", vwhere);
-  enc.n_heads = arch::require<int64_t>(vc, "num_attention_heads", vwhere);
-  enc.n_kv_heads = enc.n_heads;
-  enc.d_head = enc.n_heads > 0 ? enc.d_model / enc.n_heads : 0;
-  enc.d_vocab = 1;
-  enc.n_ctx = v.patches() + 1;
-  enc.norm = NormKind::LayerNorm;
-  enc.norm_eps = arch::optional<double>(vc, "layer_norm_eps", 1e-5, vwhere);
-  const std::string act = arch::optional<std::string>(vc, "hidden_act", "quick_gelu", vwhere);
-  if (act == "quick_gelu") enc.act = Activation::QuickGelu;
-  else if (act == "gelu") enc.act = Activation::Gelu;
-  else throw ConfigError(vwhere + ": hidden_act '" + act + "' unsupported (expected quick_gelu or gelu)");
-  enc.gated_mlp = false, enc.causal = false, enc.rope = RopeLayout::None;
-  enc.validate(vwhere);
-  const int64_t featureLayer = arch::optional<int64_t>(cfg, "vision_feature_layer", -2, cfgPath);
-  v.feature_layers = featureLayer < 0 ? enc.n_layers + 1 + featureLayer : featureLayer;
-  if (v.feature_layers < 0 || v.feature_layers > enc.n_layers)
-    throw ConfigError(cfgPath + ": vision_feature_layer " + std::to_string(featureLayer) + " out of range for " +
-                      std::to_string(enc.n_layers) + " layers");
-  const std::string strategy = arch::optional<std::string>(cfg, "vision_feature_select_strategy", "default", cfgPath);
-  if (strategy != "default" && strategy != "full")
-    throw ConfigError(cfgPath + ": vision_feature_select_strategy '" + strategy + "' unsupported (expected default or full)");
-  v.drop_class_token = strategy == "default";
-  v.image_token_id = cfg.contains("image_token_index") ? arch::require<int64_t>(cfg, "image_token_index", cfgPath)
-                                                       : arch::require<int64_t>(cfg, "image_token_id", cfgPath);
-  const std::string pact = arch::optional<std::string>(cfg, "projector_hidden_act", "gelu", cfgPath);
-  if (pact != "gelu") throw ConfigError(cfgPath + ": projector_hidden_act '" + pact + "' unsupported (expected gelu)");
-
-  const int64_t Dv = enc.d_model, Fv = enc.d_mlp, N = v.patches();
+  ModelConfig enc = arch::clipConfigFromHf(cfg["vision_config"], v, cfgPath + " vision_config");
+  arch::llavaFeatureConfig(cfg, enc, v, cfgPath);
   VisionLanguageModel::Embeddings e;
-  e.patch = store.get(vp + "embeddings.patch_embedding.weight", {Dv, v.channels, v.patch_size, v.patch_size}).reshape({Dv, -1});
-  e.class_token = store.get(vp + "embeddings.class_embedding", {Dv});
-  e.positions = store.get(vp + "embeddings.position_embedding.weight", {N + 1, Dv});
-  e.pre_ln_w = store.get(vp + "pre_layrnorm.weight", {Dv});
-  e.pre_ln_b = store.get(vp + "pre_layrnorm.bias", {Dv});
-  ModelWeights vw;
-  // The tower has no token embedding or unembedding (LLaVA reads a hidden state, not logits):
-  // placeholders that only fix device and dtype.
-  vw.embed = at::zeros({1, Dv});
-  vw.unembed = vw.embed;
-  vw.lnf_w = store.has(vp + "post_layernorm.weight") ? store.get(vp + "post_layernorm.weight", {Dv}) : at::ones({Dv});
-  vw.lnf_b = store.has(vp + "post_layernorm.bias") ? store.get(vp + "post_layernorm.bias", {Dv}) : at::zeros({Dv});
-  for (int64_t l = 0; l < enc.n_layers; ++l) {
-    const std::string p = vp + "encoder.layers." + std::to_string(l) + ".";
-    LayerWeights L;
-    L.ln1_w = store.get(p + "layer_norm1.weight", {Dv}), L.ln1_b = store.get(p + "layer_norm1.bias", {Dv});
-    L.wq = store.get(p + "self_attn.q_proj.weight", {Dv, Dv}), L.bq = store.get(p + "self_attn.q_proj.bias", {Dv});
-    L.wk = store.get(p + "self_attn.k_proj.weight", {Dv, Dv}), L.bk = store.get(p + "self_attn.k_proj.bias", {Dv});
-    L.wv = store.get(p + "self_attn.v_proj.weight", {Dv, Dv}), L.bv = store.get(p + "self_attn.v_proj.bias", {Dv});
-    L.wo = store.get(p + "self_attn.out_proj.weight", {Dv, Dv}), L.bo = store.get(p + "self_attn.out_proj.bias", {Dv});
-    L.ln2_w = store.get(p + "layer_norm2.weight", {Dv}), L.ln2_b = store.get(p + "layer_norm2.bias", {Dv});
-    L.w_in = store.get(p + "mlp.fc1.weight", {Fv, Dv}), L.b_in = store.get(p + "mlp.fc1.bias", {Fv});
-    L.w_out = store.get(p + "mlp.fc2.weight", {Dv, Fv}), L.b_out = store.get(p + "mlp.fc2.bias", {Dv});
-    vw.layers.push_back(std::move(L));
-  }
+  ModelWeights vw = arch::clipWeightsFromHf(store, newLayout ? "model.vision_tower.vision_model." : "vision_tower.vision_model.", enc, v, e);
 
   // The decoder: a LLaMA-family model under its own prefix.
   const auto& tc = cfg["text_config"];
@@ -248,13 +183,11 @@ std::unique_ptr<VisionLanguageModel> loadLlava(const std::string& folder) {
   TensorStore textStore = newLayout ? renamedView(store, {{"model.language_model.", "model."}, {"lm_head.", "lm_head."}})
                                     : renamedView(store, {{"language_model.", ""}});
   ModelWeights tw = arch::llamaWeightsFromHf(text, textStore);
-  const int64_t D = text.d_model;
   if (v.image_token_id < 0 || v.image_token_id >= text.d_vocab)
     throw ConfigError(cfgPath + ": image_token_index " + std::to_string(v.image_token_id) + " outside the vocabulary of " +
                       std::to_string(text.d_vocab));
-  VisionLanguageModel::Projector pr;
-  pr.w1 = store.get(pp + "linear_1.weight", {D, Dv}), pr.b1 = store.get(pp + "linear_1.bias", {D});
-  pr.w2 = store.get(pp + "linear_2.weight", {D, D}), pr.b2 = store.get(pp + "linear_2.bias", {D});
+  VisionLanguageModel::Projector pr =
+      arch::llavaProjectorFromHf(store, newLayout ? "model.multi_modal_projector." : "multi_modal_projector.", text.d_model, enc.d_model);
   return std::make_unique<VisionLanguageModel>(v, std::move(e), std::make_unique<HookedTransformer>(enc, std::move(vw)), std::move(pr),
                                                std::make_unique<HookedTransformer>(text, std::move(tw)));
 }

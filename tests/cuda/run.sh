@@ -19,7 +19,7 @@ mkdir -p "$OUTDIR/generated"
 # The probes' built-in prompt set, as plugins/CMakeLists.txt generates it.
 { printf 'R"HLPROMPTS('; cat resources/prompts/sinks.txt; printf ')HLPROMPTS"\n'; } > "$OUTDIR/generated/sinks_prompts.inc"
 SRC="hooked_transformer hooks model_config model_weights tensor_store generate patching interventions incremental_runner
-     vision_language arch_llama arch_gpt2 arch_registry arch_decoder arch_qwen3 arch_olmo2 arch_gemma arch_phi3 arch_neox dtypes safetensors llama2c_checkpoint tokenizer_score_bpe tokenizer_text"
+     vision_language arch_llama arch_gpt2 arch_registry arch_decoder arch_qwen3 arch_olmo2 arch_gemma arch_phi3 arch_neox arch_clip dtypes safetensors llama2c_checkpoint tokenizer_score_bpe tokenizer_text"
 PLUGINS="registry.cpp common/probe_util.cpp induction/induction_probe.cpp massive/massive_probe.cpp retrieval/retrieval_probe.cpp
          sinks/sinks_probe.cpp streaming/streaming_probe.cpp vision/vision_probes.cpp"
 pids=()
