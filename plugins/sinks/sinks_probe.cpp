@@ -38,7 +38,7 @@ class SinksProbe : public Probe {
   nlohmann::json run(ProbeContext& ctx) override {
     nlohmann::json p = mergeParams(*this, ctx.params);
     const double eps = p["eps"];
-    const int64_t maxT = p["max_tokens"];
+    const int64_t maxT = std::min<int64_t>(p["max_tokens"].get<int64_t>(), ctx.model.config().n_ctx);  // T, within the context
     const std::string shortPrompts = p["short_prompts"];
     if (shortPrompts != "skip" && shortPrompts != "refuse" && shortPrompts != "keep")
       throw InputError("short_prompts must be skip, refuse or keep, got '" + shortPrompts + "'");
@@ -80,6 +80,7 @@ class SinksProbe : public Probe {
             {"params", p},
             {"prompts_used", prompts.size()},
             {"prompts_skipped", m_skipped},
+            {"sequence_length", maxT},
             {"grid", gridJson("alpha_first_token", firstAlpha)},
             {"sink_k", sinkK},
             {"sink_1", sinkK.empty() ? 0.0 : sinkK[0].get<double>()},
