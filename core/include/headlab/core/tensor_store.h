@@ -105,6 +105,7 @@ class TensorStore {
   std::string describe() const;  // the file name(s), for messages
 
  private:
+  static void releasePages(const uint8_t* data, uint64_t bytes);  // madvise(DONTNEED) on the whole pages inside
   std::vector<std::shared_ptr<MappedFile>> m_files;
   std::map<std::string, RawTensor> m_tensors;
   at::Device m_device = at::kCPU;
