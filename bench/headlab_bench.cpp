@@ -286,9 +286,9 @@ void benchLoad(bool quick) {
   at::Tensor ids = at::randint(V, {1, T}, at::kLong);
   const double fwd = seconds([&] { m.model->forward(ids); });
   std::printf("Llama-3.2-1B shape%s (%.2fB parameters, bfloat16 safetensors %.0f MB): load as bfloat16 %.1f s, peak memory growth "
-              "%.0f MB = weights + %.0f MB (%.2fx the weights); %ld-token forward %.2f s\n",
-              quick ? " (2 layers, quick)" : "", params / 1e9, weightsMb, loadSecs, (afterLoad - before) / 1024.0,
-              (afterLoad - before) / 1024.0 - weightsMb, (afterLoad - before) / 1024.0 / weightsMb, static_cast<long>(T), fwd);
+              "%.0f MB for %.0f MB of weights (%.2fx); %ld-token forward %.2f s\n",
+              quick ? " (2 layers, quick)" : "", params / 1e9, weightsMb, loadSecs, (afterLoad - before) / 1024.0, weightsMb,
+              (afterLoad - before) / 1024.0 / weightsMb, static_cast<long>(T), fwd);
   std::filesystem::remove_all(dir);
 }
 
