@@ -128,6 +128,12 @@ def patch_info(delta_from_name_end, value, fmt):
 gguf("gguf_bad_ndims", patch_info(0, 7, "<I"), "has 7 dims (expected 1..4)")
 gguf("gguf_unknown_type", patch_info(4 + 16, 4, "<I"), "has ggml type 4; supported: F32 (0), F16 (1), Q4_0 (2)")
 gguf("gguf_offset_past_end", patch_info(4 + 16 + 4, 1 << 40, "<Q"), "lies past the end of the file")
+# A quantised type on a tensor that is not a whole number of its blocks: output_norm.weight has 64
+# values, a Q4_K block 256 (llama.cpp writes such tensors in a fallback type).
+norm_name = b"output_norm.weight"
+norm_type = gguf_src.find(norm_name) + len(norm_name) + 4 + 8  # after n_dims (u32) and its one dimension (u64)
+gguf("gguf_quant_partial_block", gguf_src[:norm_type] + struct.pack("<I", 12) + gguf_src[norm_type + 4:],
+     "Q4_K tensor has 64 elements, not a multiple of 256")
 
 # --- llama2.c ---
 def l2c(name, data, expect):
