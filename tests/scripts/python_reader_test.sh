@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# The Python reader (python/headlab, numpy + h5py only) on what headlab-cli writes: a capture, a probe
+# result and a patching sweep; its values checked against h5py's own reading and the model's maths.
+set -eu
+CLI=$1
+SRC=$2
+SHARED=${HEADLAB_SHARED:-$(cd "$SRC/.." && pwd)/shared}
+M=$SHARED/models/stories260k/stories260K.gguf
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+"$CLI" capture --model "$M" --prompt "Once upon a time, there was a little girl" \
+  --hooks 'blocks.*.attn.hook_pattern,blocks.1.hook_resid_post' --out "$tmp/capture.h5" >/dev/null 2>&1
+"$CLI" probe sinks --model "$M" --out "$tmp/sinks.h5" --json > "$tmp/sinks.json" 2>/dev/null
+"$CLI" patch --model "$M" --clean "Lily had a red ball. Lily gave the ball to" --corrupted "Tim had a red ball. Tim gave the ball to" \
+  --answer " Lily" --wrong " Tim" --sweep resid-pos --json --out "$tmp/patch.h5" > "$tmp/patch.json" 2>/dev/null
+PYTHONPATH="$SRC/python" /usr/bin/python3 - "$tmp" <<'PY'
+import json, sys
+import h5py, numpy as np
+import headlab
+
+d = sys.argv[1]
+t = headlab.load(d + "/capture.h5")
+assert t.model["n_layers"] == 5 and t.model["arch"] == "llama", t.model
+assert t.hooks() == ["blocks.0.attn.hook_pattern", "blocks.1.attn.hook_pattern", "blocks.1.hook_resid_post",
+                     "blocks.2.attn.hook_pattern", "blocks.3.attn.hook_pattern", "blocks.4.attn.hook_pattern"], t.hooks()
+a = t.attention()
+T = t.tokens.shape[1]
+assert a.shape == (5, 8, T, T), a.shape
+assert np.allclose(a.sum(-1), 1, atol=1e-5) and np.all(np.triu(a, 1) == 0)
+with h5py.File(d + "/capture.h5") as f:
+    assert np.array_equal(a[3, 2], f["activations/blocks.3.attn.hook_pattern"][0, 2])
+assert t.axes("blocks.1.hook_resid_post") == ["batch", "pos", "d_model"]
+assert t.token_strings[0] == "<s>" and len(t.token_strings) == T, t.token_strings
+try:
+    t["blocks.9.attn.hook_z"]
+    raise SystemExit("a missing hook must raise")
+except KeyError as e:
+    assert "holds no activation" in str(e)
+
+s = headlab.load(d + "/sinks.h5")
+ref = json.load(open(d + "/sinks.json"))
+g = s.probes["sinks"]["grid"]
+assert g.shape == (5, 8) and np.allclose(g.ravel(), ref["grid"]["values"], atol=1e-6)
+assert s.probes["sinks"].params["eps"] == 0.3 and s.probes["sinks"].params["max_tokens"] == 64, s.probes["sinks"].params
+
+p = headlab.load(d + "/patch.h5")
+pj = json.load(open(d + "/patch.json"))
+grid = p.probes["patching"]["grid"]
+assert grid.shape == tuple(pj["shape"]), (grid.shape, pj["shape"])
+assert p.probes["patching"].params["sweep"] == "resid-pos" and p.probes["patching"].params["axes"] == ["layer", "pos"]
+assert p.token_strings == pj["pos_labels"]
+
+# A file from a newer HeadLab is refused, not misread.
+with h5py.File(d + "/capture.h5", "a") as f:
+    f.attrs["schema_version"] = 99
+try:
+    headlab.load(d + "/capture.h5")
+    raise SystemExit("a newer schema_version must be refused")
+except ValueError as e:
+    assert "newer than this reader knows" in str(e)
+print("headlab.load read a capture, a probe result and a patching sweep")
+PY
