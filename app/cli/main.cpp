@@ -333,12 +333,70 @@ void writePatchTrace(const Args& a, const headlab::ModelConfig& config, const he
   w.commit();
 }
 
+// patch --pairs F.jsonl: one sweep per line ({"clean", "corrupted", "answer", "wrong"}), their mean and
+// standard deviation cell by cell, and each pair's metrics and grid. Sweeps over positions need the
+// pairs to share one length (a position means nothing across lengths); the heads sweep takes any.
+int cmdPatchPairs(const Args& a, OpenedModel& o, const std::string& method) {
+  if (o.vlm) throw headlab::InputError("--pairs runs on text models (the pairs file has no images)");
+  if (method == "both" || a.get("sweep") == "path") throw headlab::InputError("--pairs takes --method exact or attribution and a sweep other than path");
+  std::ifstream in(a.get("pairs"));
+  if (!in) throw headlab::IoError(a.get("pairs") + ": cannot open");
+  const auto& tok = *o.loaded.tokenizer;
+  std::vector<at::Tensor> grids;
+  nlohmann::json perPair = nlohmann::json::array();
+  headlab::PatchingResult last;
+  int64_t lineNo = 0, length = -1;
+  for (std::string line; std::getline(in, line);) {
+    ++lineNo;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    nlohmann::json p;
+    try {
+      p = nlohmann::json::parse(line);
+      for (const char* k : {"clean", "corrupted", "answer", "wrong"})
+        if (!p.contains(k) || !p[k].is_string()) throw std::invalid_argument(std::string("missing string '") + k + "'");
+    } catch (const std::exception& e) {
+      throw headlab::InputError(a.get("pairs") + ":" + std::to_string(lineNo) + ": " + e.what() + " (expected {\"clean\", \"corrupted\", \"answer\", \"wrong\"})");
+    }
+    headlab::PatchingRequest r;
+    r.clean = tok.encode(p["clean"].get<std::string>(), true), r.corrupted = tok.encode(p["corrupted"].get<std::string>(), true);
+    r.answer = headlab::resolveSingleToken(tok, p["answer"].get<std::string>()), r.wrong = headlab::resolveSingleToken(tok, p["wrong"].get<std::string>());
+    r.sweep = headlab::sweepKindFromString(a.get("sweep", "heads"));
+    r.direction = a.has("noising") ? headlab::PatchDirection::Noising : headlab::PatchDirection::Denoising;
+    if (r.sweep != headlab::SweepKind::Heads && length >= 0 && static_cast<int64_t>(r.clean.size()) != length)
+      throw headlab::InputError(a.get("pairs") + ":" + std::to_string(lineNo) + ": " + std::to_string(r.clean.size()) + " tokens, the pairs before have " +
+                                std::to_string(length) + "; a " + a.get("sweep") + " sweep averages positions, so its pairs need one length");
+    length = static_cast<int64_t>(r.clean.size());
+    std::cerr << "pair " << perPair.size() + 1 << ": ";
+    last = method == "attribution" ? headlab::patchAttribution(o.model(), r) : runPatch(a, o.model(), r, method);
+    grids.push_back(last.grid.to(at::kDouble));
+    perPair.push_back({{"line", lineNo}, {"clean_metric", last.cleanMetric}, {"corrupted_metric", last.corruptedMetric},
+                       {"grid", std::vector<double>(grids.back().data_ptr<double>(), grids.back().data_ptr<double>() + grids.back().numel())}});
+  }
+  if (grids.empty()) throw headlab::InputError(a.get("pairs") + ": no pairs");
+  at::Tensor all = at::stack(grids);  // [pairs, ...grid]
+  at::Tensor mean = all.mean(0), sd = grids.size() > 1 ? all.std(0) : at::zeros_like(mean);
+  auto flat = [](const at::Tensor& t) { at::Tensor c = t.contiguous(); return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel()); };
+  nlohmann::json j = {{"pairs", grids.size()}, {"sweep", headlab::toString(last.sweep)}, {"method", last.method}, {"axes", last.axes},
+                      {"shape", last.grid.sizes().vec()}, {"metric", "logit_diff"}, {"normalisation", "0 = corrupted run, 1 = clean run"},
+                      {"mean", flat(mean)}, {"std", flat(sd)}, {"per_pair", perPair}, {"parameters", {{"pairs_file", a.get("pairs")}, {"model", o.loaded.source}}}};
+  if (a.has("json")) {
+    std::cout << j.dump() << "\n";
+    return 0;
+  }
+  headlab::PatchingResult summary = last;
+  summary.grid = mean.to(at::kFloat);
+  printPatchSummary({{"sweep", j["sweep"]}}, summary, {});
+  std::cout << "(mean over " << grids.size() << " pairs; --json gives the standard deviation and each pair)\n";
+  return 0;
+}
+
 int cmdPatch(const Args& a) {
   auto o = openAny(a);
   headlab::HookedTransformer& model = o.model();
   const std::string method = a.get("method", "exact");
   if (method != "exact" && method != "attribution" && method != "both")
     throw headlab::InputError("unknown --method '" + method + "' (expected exact, attribution or both)");
+  if (a.has("pairs")) return cmdPatchPairs(a, o, method);
   std::pair<int64_t, int64_t> imageSpan;
   const headlab::PatchingRequest r = patchRequest(a, o, imageSpan);
   const headlab::PatchingResult result = runPatch(a, model, r, method);
@@ -465,7 +523,8 @@ const std::vector<Command>& commands() {
       {"patch", "--model M --clean S --corrupted S --answer S --wrong S --sweep " + headlab::sweepKindList("|") + "\n"
                 "[--method exact|attribution|both] [--noising] [--json] [--out F.h5] [--force]\n"
                 "path patching: --sweep path --receiver LAYER.HEAD --input q|k|v\n"
-                "images (LLaVA folder or demo-vlm): --image F [--corrupted-image F]; --corrupted defaults to --clean",
+                "images (LLaVA folder or demo-vlm): --image F [--corrupted-image F]; --corrupted defaults to --clean\n"
+                "prompt pairs: --pairs F.jsonl (lines {\"clean\", \"corrupted\", \"answer\", \"wrong\"}) instead of --clean ...: mean, std, each pair",
        cmdPatch},
       {"demo", "[--out DIR]           trains/loads the demo model, runs every probe, writes report.html", cmdDemo},
   };
@@ -504,7 +563,7 @@ int main(int argc, char** argv) {
     const std::set<std::string> flags = {"greedy", "no-bos", "json", "force", "help", "fp16", "noising", "list"};
     const std::set<std::string> options = {"model", "tokenizer", "text", "text-file", "prompt", "max-tokens", "steps",
                                            "temperature", "top-p", "seed", "device", "ids", "dtype", "threads", "out",
-                                           "hooks", "gzip", "max-mb", "max-model-mb", "receiver", "input", "params", "prompts-file", "image", "corrupted-image", "clean", "corrupted", "answer", "wrong", "sweep", "method"};
+                                           "hooks", "gzip", "max-mb", "max-model-mb", "receiver", "input", "params", "pairs", "prompts-file", "image", "corrupted-image", "clean", "corrupted", "answer", "wrong", "sweep", "method"};
     Args a(rest, flags, options);
     headlab::configureThreads(static_cast<int>(a.integer("threads", 0)));
     for (const auto& c : commands())
