@@ -345,6 +345,7 @@ int cmdPatchPairs(const Args& a, OpenedModel& o, const std::string& method) {
   std::vector<at::Tensor> grids;
   nlohmann::json perPair = nlohmann::json::array();
   headlab::PatchingResult last;
+  std::vector<std::pair<int64_t, headlab::PatchingRequest>> requests;  // (line, request)
   int64_t lineNo = 0, length = -1;
   for (std::string line; std::getline(in, line);) {
     ++lineNo;
@@ -366,13 +367,17 @@ int cmdPatchPairs(const Args& a, OpenedModel& o, const std::string& method) {
       throw headlab::InputError(a.get("pairs") + ":" + std::to_string(lineNo) + ": " + std::to_string(r.clean.size()) + " tokens, the pairs before have " +
                                 std::to_string(length) + "; a " + a.get("sweep") + " sweep averages positions, so its pairs need one length");
     length = static_cast<int64_t>(r.clean.size());
-    std::cerr << "pair " << perPair.size() + 1 << ": ";
+    requests.emplace_back(lineNo, std::move(r));
+  }
+  if (requests.empty()) throw headlab::InputError(a.get("pairs") + ": no pairs");
+  // Every line was read and checked before the first sweep runs: a bad line fails at once.
+  for (const auto& [line, r] : requests) {
+    std::cerr << "pair " << perPair.size() + 1 << "/" << requests.size() << ": ";
     last = method == "attribution" ? headlab::patchAttribution(o.model(), r) : runPatch(a, o.model(), r, method);
     grids.push_back(last.grid.to(at::kDouble));
-    perPair.push_back({{"line", lineNo}, {"clean_metric", last.cleanMetric}, {"corrupted_metric", last.corruptedMetric},
+    perPair.push_back({{"line", line}, {"clean_metric", last.cleanMetric}, {"corrupted_metric", last.corruptedMetric},
                        {"grid", std::vector<double>(grids.back().data_ptr<double>(), grids.back().data_ptr<double>() + grids.back().numel())}});
   }
-  if (grids.empty()) throw headlab::InputError(a.get("pairs") + ": no pairs");
   at::Tensor all = at::stack(grids);  // [pairs, ...grid]
   at::Tensor mean = all.mean(0), sd = grids.size() > 1 ? all.std(0) : at::zeros_like(mean);
   auto flat = [](const at::Tensor& t) { at::Tensor c = t.contiguous(); return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel()); };
