@@ -23,16 +23,24 @@ BlasCheck checkBlas(double minGflops) {
   at::Tensor a = at::ones({n, n}, at::kFloat);
   at::Tensor b = at::ones({n, n}, at::kFloat);
   at::matmul(a, b);  // warm-up: thread pool and BLAS initialisation
-  double best = 1e9;
-  for (int rep = 0; rep < 5; ++rep) {
-    auto t0 = std::chrono::steady_clock::now();
-    at::Tensor c = at::matmul(a, b);
-    (void)c.data_ptr<float>();
-    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    best = std::min(best, s);
-  }
+  auto measure = [&] {
+    double best = 1e9;
+    for (int rep = 0; rep < 5; ++rep) {
+      auto t0 = std::chrono::steady_clock::now();
+      at::Tensor c = at::matmul(a, b);
+      (void)c.data_ptr<float>();
+      best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+    return 2.0 * n * n * n / std::max(best, 1e-9) / 1e9;
+  };
   BlasCheck r;
-  r.gflops = 2.0 * n * n * n / std::max(best, 1e-9) / 1e9;
+  r.gflops = measure();
+  // A machine busy for a moment (another build, a test) reads slow once: measure again, a little
+  // later, before warning about the BLAS (reference BLAS is ~20x slower every time).
+  for (int round = 1; round < 4 && r.gflops < minGflops; ++round) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+    r.gflops = std::max(r.gflops, measure());
+  }
   r.ok = r.gflops >= minGflops;
   char buf[256];
   if (r.ok) {
