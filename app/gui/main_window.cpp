@@ -251,6 +251,7 @@ QDockWidget* MainWindow::dock(const QString& objectName) const { return findChil
 void MainWindow::connectSession() {
   connect(m_session, &SessionController::modelOpened, this, [this](const views::ModelSummary& s) {
     if (m_progress) m_progress->hide();
+    addRecent(m_modelSpec);
     showModel(s);
   });
   connect(m_session, &SessionController::failed, this, [this](const QString& msg) {
@@ -334,8 +335,7 @@ void MainWindow::openModel(const QString& spec, const QString& prompt, const QSt
   m_pendingPrompt = prompt;
   m_pendingImage = image;
   m_modelSpec = spec;
-  m_session->openModel(spec);
-  addRecent(spec);
+  m_session->openModel(spec);  // Open recent gains the model once it has opened (modelOpened)
 }
 
 void MainWindow::runPrompt(const QString& prompt) {

@@ -25,6 +25,8 @@
 #include <QToolBar>
 
 #include "headlab/core/model_loader.h"
+#include <QSettings>
+
 #include "headlab/core/trace.h"
 #include "headlab/views/head_grid_model.h"
 #include "headlab/views/heatmap_view.h"
@@ -64,6 +66,21 @@ class ModelWindowTest : public ::testing::Test {
   }
   MainWindow window;
 };
+
+// Open recent lists only models that opened: a failed file does not enter it, a model that opened does.
+TEST(ModelWindowRecent, OnlyModelsThatOpenedEnterOpenRecent) {
+  QSettings().remove("recentModels");
+  MainWindow window;
+  window.show();
+  QSignalSpy failed(window.session(), &SessionController::failed);
+  window.openModel("/nonexistent/model.gguf", kPrompt);
+  ASSERT_TRUE(QTest::qWaitFor([&] { return failed.count() == 1; }, 10000));
+  EXPECT_FALSE(QSettings().value("recentModels").toStringList().contains("/nonexistent/model.gguf"));
+  const QString good = QString::fromStdString(test::sharedPath("models/stories260k/stories260K.bin"));
+  window.openModel(good, kPrompt);
+  ASSERT_TRUE(QTest::qWaitFor([&] { return !window.logits()->predictions().empty(); }, 20000));
+  EXPECT_EQ(QSettings().value("recentModels").toStringList().value(0), good);
+}
 
 // --device / --dtype: the window runs the model where and how it is told (CUDA is checked on a GPU
 // machine by tests/cuda/run.sh; here bfloat16 on the CPU), and a bad device is a clear message.
