@@ -1,4 +1,7 @@
-// GPT-2: LayerNorm, learned positions, GELU (tanh), fused c_attn stored as Conv1D [in, out].
+// GPT-2: LayerNorm, learned positions, GELU (tanh), fused c_attn stored as Conv1D [in, out]. In GGUF
+// (llama.cpp's convert_hf_to_gguf) the Conv1D matrices are transposed to [out, in] and named
+// token_embd / position_embd / blk.N.attn_qkv / attn_output / ffn_up / ffn_down, with output.weight a
+// copy of the embedding.
 #include "architectures.h"
 #include "headlab/core/errors.h"
 
@@ -65,6 +68,57 @@ ModelWeights gpt2WeightsFromHf(ModelConfig& c, const TensorStore& st) {
     L.b_in = st.get(layer(l, "mlp.c_fc.bias"), {F});
     L.w_out = st.get(layer(l, "mlp.c_proj.weight"), {F, D}).t().contiguous();
     L.b_out = st.get(layer(l, "mlp.c_proj.bias"), {D});
+    w.layers.push_back(std::move(L));
+  }
+  return w;
+}
+
+ModelConfig gpt2ConfigFromGguf(const nlohmann::json& meta, const TensorStore& store, const std::string& where) {
+  ModelConfig c;
+  c.arch = "gpt2";
+  c.d_model = require<int64_t>(meta, "gpt2.embedding_length", where);
+  c.n_layers = require<int64_t>(meta, "gpt2.block_count", where);
+  c.n_heads = require<int64_t>(meta, "gpt2.attention.head_count", where);
+  c.n_kv_heads = c.n_heads;
+  c.d_head = c.n_heads > 0 ? c.d_model / c.n_heads : 0;
+  c.d_mlp = optional<int64_t>(meta, "gpt2.feed_forward_length", 4 * c.d_model, where);
+  c.n_ctx = require<int64_t>(meta, "gpt2.context_length", where);
+  c.norm = NormKind::LayerNorm;
+  c.norm_eps = optional<double>(meta, "gpt2.attention.layer_norm_epsilon", 1e-5, where);
+  c.act = Activation::GeluNew;
+  c.gated_mlp = false;
+  c.learned_pos = true;
+  c.rope = RopeLayout::None;
+  const RawTensor& emb = store.raw("token_embd.weight");
+  if (emb.shape.size() != 2) throw WeightError(where + ": tensor 'token_embd.weight' must be 2-D, got " + shapeString(emb.shape));
+  c.d_vocab = emb.shape[0];
+  c.tied_embeddings = !store.has("output.weight");
+  c.bos_token_id = optional<int64_t>(meta, "tokenizer.ggml.bos_token_id", -1, where);
+  c.eos_token_id = optional<int64_t>(meta, "tokenizer.ggml.eos_token_id", -1, where);
+  c.validate(where);
+  return c;
+}
+
+ModelWeights gpt2WeightsFromGguf(ModelConfig& c, const TensorStore& st) {
+  const int64_t D = c.d_model, F = c.d_mlp;
+  auto layer = [](int64_t l, const char* rest) { return "blk." + std::to_string(l) + "." + rest; };
+  ModelWeights w;
+  w.embed = st.get("token_embd.weight", {c.d_vocab, D});
+  w.pos_embed = st.get("position_embd.weight", {c.n_ctx, D});
+  w.lnf_w = st.get("output_norm.weight", {D});
+  w.lnf_b = st.get("output_norm.bias", {D});
+  w.unembed = c.tied_embeddings ? w.embed : st.get("output.weight", {c.d_vocab, D});
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    LayerWeights L;
+    L.ln1_w = st.get(layer(l, "attn_norm.weight"), {D}), L.ln1_b = st.get(layer(l, "attn_norm.bias"), {D});
+    auto qkv = st.get(layer(l, "attn_qkv.weight"), {3 * D, D}).split(D, 0);  // rows q | k | v
+    auto qkvBias = st.get(layer(l, "attn_qkv.bias"), {3 * D}).split(D, 0);
+    L.wq = qkv[0].contiguous(), L.wk = qkv[1].contiguous(), L.wv = qkv[2].contiguous();
+    L.bq = qkvBias[0].contiguous(), L.bk = qkvBias[1].contiguous(), L.bv = qkvBias[2].contiguous();
+    L.wo = st.get(layer(l, "attn_output.weight"), {D, D}), L.bo = st.get(layer(l, "attn_output.bias"), {D});
+    L.ln2_w = st.get(layer(l, "ffn_norm.weight"), {D}), L.ln2_b = st.get(layer(l, "ffn_norm.bias"), {D});
+    L.w_in = st.get(layer(l, "ffn_up.weight"), {F, D}), L.b_in = st.get(layer(l, "ffn_up.bias"), {F});
+    L.w_out = st.get(layer(l, "ffn_down.weight"), {D, F}), L.b_out = st.get(layer(l, "ffn_down.bias"), {D});
     w.layers.push_back(std::move(L));
   }
   return w;

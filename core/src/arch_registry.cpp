@@ -8,7 +8,7 @@ namespace headlab::arch {
 
 const std::vector<ArchSpec>& architectures() {
   static const std::vector<ArchSpec> table = {
-      {"gpt2", {"gpt2"}, {}, gpt2ConfigFromHf, gpt2WeightsFromHf, nullptr, nullptr},
+      {"gpt2", {"gpt2"}, {"gpt2"}, gpt2ConfigFromHf, gpt2WeightsFromHf, gpt2ConfigFromGguf, gpt2WeightsFromGguf},
       {"llama", {"llama", "mistral", "qwen2"}, {"llama", "mistral", "qwen2"}, llamaConfigFromHf, llamaWeightsFromHf,
        llamaConfigFromGguf, llamaWeightsFromGguf},
       {"qwen3", {"qwen3"}, {}, qwen3ConfigFromHf, qwen3WeightsFromHf, nullptr, nullptr},

@@ -97,6 +97,8 @@ VisionLanguageModel::Projector llavaProjectorFromHf(const TensorStore& store, co
 // GPT-2: arch_gpt2.cpp
 ModelConfig gpt2ConfigFromHf(const nlohmann::json& cfg, const std::string& where);
 ModelWeights gpt2WeightsFromHf(ModelConfig& c, const TensorStore& store);
+ModelConfig gpt2ConfigFromGguf(const nlohmann::json& meta, const TensorStore& store, const std::string& where);
+ModelWeights gpt2WeightsFromGguf(ModelConfig& c, const TensorStore& store);
 
 // Reads a required config key, throwing ConfigError "where: missing key 'k'".
 template <typename T>

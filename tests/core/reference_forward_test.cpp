@@ -553,3 +553,21 @@ TEST(ProbeFidelityTest, InductionScoresMatchTransformerLensHeadDetector) {
 }
 
 }  // namespace headlab
+
+namespace headlab {
+
+// GPT-2 from GGUF, written as llama.cpp's converter writes it (transposed Conv1D matrices, its tensor
+// names, gpt2.* keys): the same logits as the Hugging Face reference.
+TEST(GgufLayoutTest, Gpt2FromGgufMatchesTheReference) {
+  c10::InferenceMode guard;
+  const std::string dir = std::getenv("HEADLAB_REFERENCE_DIR");
+  LoadedModel m = loadModel(dir + "/gpt2_gguf/gpt2.gguf");
+  EXPECT_EQ(m.format, "gguf");
+  EXPECT_EQ(m.model->config().arch, "gpt2");
+  auto ref = readJsonFile(dir + "/gpt2/reference.json");
+  at::Tensor expected = at::tensor(ref["logits"].get<std::vector<float>>()).view(ref["shape"].get<std::vector<int64_t>>());
+  test::expectTensorClose(m.model->forward(at::tensor(ref["tokens"].get<std::vector<int64_t>>(), at::kLong).unsqueeze(0))[0], expected, 1e-4,
+                          "GPT-2 GGUF logits");
+}
+
+}  // namespace headlab

@@ -403,6 +403,8 @@ def main(out):
     import quantize_gguf
     probe_references.write_probe_references(out)
     ggml_quants.write_quant_reference(out)
+    os.makedirs(os.path.join(out, "gpt2_gguf"), exist_ok=True)
+    quantize_gguf.gpt2_hf_to_gguf(os.path.join(out, "gpt2"), os.path.join(out, "gpt2_gguf", "gpt2.gguf"))
     used = quantize_gguf.k_quant_llama(os.path.join(out, "quants", "kquant_llama.gguf"), os.path.join(out, "quants", "kquant_llama_f32.gguf"))
     assert len(used) == len(ggml_quants.TYPES), used
     shared = os.environ.get("HEADLAB_SHARED") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../../shared")

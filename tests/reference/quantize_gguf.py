@@ -160,3 +160,39 @@ def k_quant_llama(out_quantised, out_float, seed=5):
     with open(out_float, "wb") as f:
         f.write(gguf_bytes(meta, floats))
     return sorted(set(used))
+
+
+def gpt2_hf_to_gguf(folder, out_path):
+    """A GPT-2 Hugging Face folder as llama.cpp's convert_hf_to_gguf writes it: Conv1D matrices
+    transposed to [out, in], llama.cpp's tensor names, output.weight a copy of the embedding, and the
+    gpt2.* keys (the names checked against ../shared's ggml-vocab-gpt-2.gguf)."""
+    import json, os
+    cfg = json.load(open(os.path.join(folder, "config.json")))
+    with open(os.path.join(folder, "model.safetensors"), "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        data = f.read()
+    tensors = {}
+    for name, e in header.items():
+        if name == "__metadata__":
+            continue
+        a, b = e["data_offsets"]
+        tensors[name] = np.frombuffer(data[a:b], dtype="<f4").reshape(e["shape"])
+    p = "transformer." if "transformer.wte.weight" in tensors else ""
+    D, L = cfg["n_embd"], cfg["n_layer"]
+    out = [("token_embd.weight", tensors[p + "wte.weight"]), ("position_embd.weight", tensors[p + "wpe.weight"]),
+           ("output_norm.weight", tensors[p + "ln_f.weight"]), ("output_norm.bias", tensors[p + "ln_f.bias"]),
+           ("output.weight", tensors.get("lm_head.weight", tensors[p + "wte.weight"]))]
+    names = {"ln_1": "attn_norm", "attn.c_attn": "attn_qkv", "attn.c_proj": "attn_output", "ln_2": "ffn_norm",
+             "mlp.c_fc": "ffn_up", "mlp.c_proj": "ffn_down"}
+    for l in range(L):
+        for hf, gg in names.items():
+            w, b = tensors[f"{p}h.{l}.{hf}.weight"], tensors[f"{p}h.{l}.{hf}.bias"]
+            if w.ndim == 2:
+                w = np.ascontiguousarray(w.T)  # Conv1D [in, out] -> [out, in]
+            out += [(f"blk.{l}.{gg}.weight", w), (f"blk.{l}.{gg}.bias", b)]
+    meta = {"general.architecture": (8, "gpt2"), "gpt2.context_length": (4, cfg["n_positions"]), "gpt2.embedding_length": (4, D),
+            "gpt2.feed_forward_length": (4, cfg.get("n_inner") or 4 * D), "gpt2.block_count": (4, L),
+            "gpt2.attention.head_count": (4, cfg["n_head"]), "gpt2.attention.layer_norm_epsilon": (6, cfg["layer_norm_epsilon"])}
+    with open(out_path, "wb") as f:
+        f.write(gguf_bytes(meta, [(n, list(reversed(t.shape)), 0, np.ascontiguousarray(t, dtype="<f4").tobytes()) for n, t in out]))
