@@ -110,29 +110,44 @@ OpenedModel openAny(const Args& a, bool tokenizerRequired = true) {
 
 // The prompt as ids: --ids "0,0,2,1" (taken as given, no tokenizer needed), else --prompt encoded
 // with BOS by the model's tokenizer.
-std::vector<int64_t> promptIds(const Args& a, const headlab::Tokenizer* tok) {
-  if (a.has("ids")) {
-    std::vector<int64_t> ids;
-    std::string list = a.get("ids");
-    std::replace(list.begin(), list.end(), ',', ' ');
-    std::istringstream in(list);
-    for (std::string item; in >> item;) {
-      size_t used = 0;
-      long long id = -1;
-      try {
-        id = std::stoll(item, &used);
-      } catch (const std::exception&) {
-      }
-      if (used != item.size() || id < 0) throw headlab::InputError("--ids: '" + item + "' is not a token id (expected e.g. --ids 0,0,2,1)");
-      ids.push_back(id);
+// "0,5,7" (commas or spaces) as token ids; `flag` names the option in errors.
+std::vector<int64_t> parseIds(const std::string& text, const std::string& flag) {
+  std::vector<int64_t> ids;
+  std::string list = text;
+  std::replace(list.begin(), list.end(), ',', ' ');
+  std::istringstream in(list);
+  for (std::string item; in >> item;) {
+    size_t used = 0;
+    long long id = -1;
+    try {
+      id = std::stoll(item, &used);
+    } catch (const std::exception&) {
     }
-    if (ids.empty()) throw headlab::InputError("empty prompt (--ids \"\")");
-    return ids;
+    if (used != item.size() || id < 0) throw headlab::InputError(flag + ": '" + item + "' is not a token id (expected e.g. " + flag + " 0,0,2,1)");
+    ids.push_back(id);
   }
-  const std::string prompt = a.require("prompt");
-  if (prompt.empty()) throw headlab::InputError("empty prompt (--prompt \"\")");
-  if (!tok) throw headlab::TokenizerError("no tokenizer found; pass --tokenizer, or give the prompt as ids with --ids 0,5,7");
+  if (ids.empty()) throw headlab::InputError("empty prompt (" + flag + " \"\")");
+  return ids;
+}
+
+// A prompt given as text (--TEXT, encoded with BOS) or as ids (--TEXT-ids, or --ids for --prompt).
+std::vector<int64_t> promptIds(const Args& a, const headlab::Tokenizer* tok, const std::string& textKey = "prompt") {
+  const std::string idsKey = textKey == "prompt" ? "ids" : textKey + "-ids";
+  if (a.has(idsKey)) return parseIds(a.get(idsKey), "--" + idsKey);
+  const std::string prompt = a.require(textKey);
+  if (prompt.empty()) throw headlab::InputError("empty prompt (--" + textKey + " \"\")");
+  if (!tok) throw headlab::TokenizerError("no tokenizer found; pass --tokenizer, or give the prompt as ids with --" + idsKey + " 0,5,7");
   return tok->encode(prompt, true);
+}
+
+// --answer / --wrong: "#id" needs no tokenizer; a piece or word needs one.
+int64_t answerToken(const Args& a, const headlab::Tokenizer* tok, const std::string& key) {
+  const std::string v = a.require(key);
+  if (!tok) {
+    if (v.size() < 2 || v[0] != '#') throw headlab::TokenizerError("no tokenizer found: give --" + key + " as a token id, e.g. #42");
+    return parseIds(v.substr(1), "--" + key).at(0);
+  }
+  return headlab::resolveSingleToken(*tok, v);
 }
 
 int cmdInfo(const Args& a) {
@@ -258,10 +273,10 @@ int cmdCapture(const Args& a) {
 // images: --corrupted defaults to --clean and --corrupted-image to --image, so the picture alone may
 // change), the answer pair and the sweep. imageSpan: the clean prompt's image positions.
 headlab::PatchingRequest patchRequest(const Args& a, OpenedModel& o, std::pair<int64_t, int64_t>& imageSpan) {
-  const auto& tok = *o.loaded.tokenizer;
+  const headlab::Tokenizer* tok = o.loaded.tokenizer.get();
   headlab::PatchingRequest r;
-  r.clean = tok.encode(a.require("clean"), true);
-  r.corrupted = tok.encode(o.vlm ? a.get("corrupted", a.get("clean")) : a.require("corrupted"), true);
+  r.clean = promptIds(a, tok, "clean");
+  r.corrupted = o.vlm && !a.has("corrupted") && !a.has("corrupted-ids") ? r.clean : promptIds(a, tok, "corrupted");
   imageSpan = {-1, -1};
   if (o.vlm) {
     headlab::VlmInput clean = o.prepare(r.clean);
@@ -270,8 +285,8 @@ headlab::PatchingRequest patchRequest(const Args& a, OpenedModel& o, std::pair<i
     headlab::VlmInput corrupted = o.prepare(r.corrupted, corruptedPixels);
     r.cleanEmbeds = clean.embeds, r.corruptedEmbeds = corrupted.embeds;
   }
-  r.answer = headlab::resolveSingleToken(tok, a.require("answer"));
-  r.wrong = headlab::resolveSingleToken(tok, a.require("wrong"));
+  r.answer = answerToken(a, tok, "answer");
+  r.wrong = answerToken(a, tok, "wrong");
   r.sweep = a.get("sweep") == "path" ? headlab::SweepKind::Heads : headlab::sweepKindFromString(a.get("sweep", "heads"));
   r.direction = a.has("noising") ? headlab::PatchDirection::Noising : headlab::PatchDirection::Denoising;
   return r;
@@ -338,6 +353,7 @@ void writePatchTrace(const Args& a, const headlab::ModelConfig& config, const he
 // pairs to share one length (a position means nothing across lengths); the heads sweep takes any.
 int cmdPatchPairs(const Args& a, OpenedModel& o, const std::string& method) {
   if (o.vlm) throw headlab::InputError("--pairs runs on text models (the pairs file has no images)");
+  if (!o.loaded.tokenizer) throw headlab::TokenizerError(o.loaded.source + ": --pairs needs the model's tokenizer (its lines are text)");
   if (method == "both" || a.get("sweep") == "path") throw headlab::InputError("--pairs takes --method exact or attribution and a sweep other than path");
   std::ifstream in(a.get("pairs"));
   if (!in) throw headlab::IoError(a.get("pairs") + ": cannot open");
@@ -396,7 +412,7 @@ int cmdPatchPairs(const Args& a, OpenedModel& o, const std::string& method) {
 }
 
 int cmdPatch(const Args& a) {
-  auto o = openAny(a);
+  auto o = openAny(a, !a.has("clean-ids"));
   headlab::HookedTransformer& model = o.model();
   const std::string method = a.get("method", "exact");
   if (method != "exact" && method != "attribution" && method != "both")
@@ -405,8 +421,11 @@ int cmdPatch(const Args& a) {
   std::pair<int64_t, int64_t> imageSpan;
   const headlab::PatchingRequest r = patchRequest(a, o, imageSpan);
   const headlab::PatchingResult result = runPatch(a, model, r, method);
-  const std::vector<std::string> pieces =
-      headlab::positionLabels(*o.loaded.tokenizer, r.clean, o.vlm ? &o.vlm->visionConfig() : nullptr, imageSpan.first, imageSpan.second);
+  std::vector<std::string> pieces;
+  if (o.loaded.tokenizer)
+    pieces = headlab::positionLabels(*o.loaded.tokenizer, r.clean, o.vlm ? &o.vlm->visionConfig() : nullptr, imageSpan.first, imageSpan.second);
+  else
+    for (int64_t id : r.clean) pieces.push_back("#" + std::to_string(id));
   nlohmann::json j = result.toJson(pieces);
   j["parameters"] = {{"clean", a.get("clean")}, {"corrupted", a.get("corrupted", a.get("clean"))}, {"answer", a.get("answer")},
                      {"wrong", a.get("wrong")}, {"answer_id", r.answer}, {"wrong_id", r.wrong}, {"model", o.loaded.source}};
@@ -526,6 +545,7 @@ const std::vector<Command>& commands() {
                   "vision probes on a LLaVA folder or demo-vlm: probe vhd|var|look --model M --image F [--prompt S]",
        cmdProbe},
       {"patch", "--model M --clean S --corrupted S --answer S --wrong S --sweep " + headlab::sweepKindList("|") + "\n"
+                "(--clean-ids / --corrupted-ids 0,5,7 and --answer/--wrong #id: no tokenizer needed)\n"
                 "[--method exact|attribution|both] [--noising] [--json] [--out F.h5] [--force]\n"
                 "path patching: --sweep path --receiver LAYER.HEAD --input q|k|v\n"
                 "images (LLaVA folder or demo-vlm): --image F [--corrupted-image F]; --corrupted defaults to --clean\n"
@@ -568,7 +588,7 @@ int main(int argc, char** argv) {
     const std::set<std::string> flags = {"greedy", "no-bos", "json", "force", "help", "fp16", "noising", "list"};
     const std::set<std::string> options = {"model", "tokenizer", "text", "text-file", "prompt", "max-tokens", "steps",
                                            "temperature", "top-p", "seed", "device", "ids", "dtype", "threads", "out",
-                                           "hooks", "gzip", "max-mb", "max-model-mb", "receiver", "input", "params", "pairs", "prompts-file", "image", "corrupted-image", "clean", "corrupted", "answer", "wrong", "sweep", "method"};
+                                           "hooks", "gzip", "max-mb", "max-model-mb", "receiver", "input", "params", "pairs", "clean-ids", "corrupted-ids", "prompts-file", "image", "corrupted-image", "clean", "corrupted", "answer", "wrong", "sweep", "method"};
     Args a(rest, flags, options);
     headlab::configureThreads(static_cast<int>(a.integer("threads", 0)));
     for (const auto& c : commands())

@@ -40,3 +40,22 @@ echo '{"clean": "a", "corrupted": "b", "answer": "#1"}' > "$tmp/bad.jsonl"
 err=$("$CLI" patch --model "$M" --pairs "$tmp/bad.jsonl" --sweep heads 2>&1 >/dev/null) && { echo "FAIL bad line accepted"; exit 1; }
 [[ "$err" == *"bad.jsonl:1: missing string 'wrong'"* ]] || { echo "FAIL bad line: $err"; exit 1; }
 echo "ok   patch --pairs refuses mixed lengths for position sweeps and names a bad line"
+
+# A model without a tokenizer patches prompts given as ids (--clean-ids, --corrupted-ids, --answer #id):
+# the same grid as the text prompts on the same weights with the tokenizer.
+HF=$SHARED/models/stories260k-hf
+mkdir "$tmp/notok" && cp "$HF/config.json" "$HF/model.safetensors" "$tmp/notok/"
+clean=$("$CLI" tokenize --model "$HF" --text "Lily had a red ball. Lily gave the ball to" | tr ' ' ',')
+corrupted=$("$CLI" tokenize --model "$HF" --text "Tim had a red ball. Tim gave the ball to" | tr ' ' ',')
+"$CLI" patch --model "$tmp/notok" --clean-ids "$clean" --corrupted-ids "$corrupted" --answer "#317" --wrong "#274" --sweep heads --json > "$tmp/ids.json" 2>/dev/null
+"$CLI" patch --model "$HF" --clean "Lily had a red ball. Lily gave the ball to" --corrupted "Tim had a red ball. Tim gave the ball to" \
+  --answer "#317" --wrong "#274" --sweep heads --json > "$tmp/text.json" 2>/dev/null
+/usr/bin/python3 - "$tmp" <<'PY'
+import json, sys
+a, b = (json.load(open(sys.argv[1] + f)) for f in ("/ids.json", "/text.json"))
+assert a["values"] == b["values"] and a["clean_metric"] == b["clean_metric"], "ids and text prompts must patch alike"
+assert a["pos_labels"][0] == "#1", a["pos_labels"][:3]
+print("ok   patch on a model without a tokenizer, prompts as ids")
+PY
+err=$("$CLI" patch --model "$tmp/notok" --clean-ids "$clean" --corrupted-ids "$corrupted" --answer " Lily" --wrong "#274" 2>&1 >/dev/null) && { echo "FAIL a text answer without a tokenizer"; exit 1; }
+[[ "$err" == *"give --answer as a token id"* ]] || { echo "FAIL text answer without a tokenizer: $err"; exit 1; }
