@@ -116,6 +116,15 @@ ModelConfig decoderConfigFromHf(const nlohmann::json& cfg, const std::string& wh
   return c;
 }
 
+void ggufVocabularyAndIds(const nlohmann::json& meta, const TensorStore& store, ModelConfig& c, const std::string& where) {
+  const RawTensor& emb = store.raw("token_embd.weight");
+  if (emb.shape.size() != 2) throw WeightError(where + ": tensor 'token_embd.weight' must be 2-D, got " + shapeString(emb.shape));
+  c.d_vocab = emb.shape[0];
+  c.tied_embeddings = !store.has("output.weight");
+  c.bos_token_id = optional<int64_t>(meta, "tokenizer.ggml.bos_token_id", -1, where);
+  c.eos_token_id = optional<int64_t>(meta, "tokenizer.ggml.eos_token_id", -1, where);
+}
+
 Activation activationFromHf(const std::string& name, const std::string& where) {
   if (name == "silu" || name == "swish") return Activation::Silu;
   if (name == "gelu_pytorch_tanh" || name == "gelu_new") return Activation::GeluNew;

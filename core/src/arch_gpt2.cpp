@@ -89,12 +89,7 @@ ModelConfig gpt2ConfigFromGguf(const nlohmann::json& meta, const TensorStore& st
   c.gated_mlp = false;
   c.learned_pos = true;
   c.rope = RopeLayout::None;
-  const RawTensor& emb = store.raw("token_embd.weight");
-  if (emb.shape.size() != 2) throw WeightError(where + ": tensor 'token_embd.weight' must be 2-D, got " + shapeString(emb.shape));
-  c.d_vocab = emb.shape[0];
-  c.tied_embeddings = !store.has("output.weight");
-  c.bos_token_id = optional<int64_t>(meta, "tokenizer.ggml.bos_token_id", -1, where);
-  c.eos_token_id = optional<int64_t>(meta, "tokenizer.ggml.eos_token_id", -1, where);
+  ggufVocabularyAndIds(meta, store, c, where);
   c.validate(where);
   return c;
 }

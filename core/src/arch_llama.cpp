@@ -74,12 +74,7 @@ ModelConfig llamaConfigFromGguf(const nlohmann::json& meta, const TensorStore& s
   // llama.cpp permutes llama q/k rows to interleaved pairs; qwen2 keeps Hugging Face's halves.
   c.rope = a == "qwen2" ? RopeLayout::RotateHalf : RopeLayout::Interleaved;
   c.sliding_window = optional<int64_t>(meta, key("attention.sliding_window").c_str(), 0, where);
-  const RawTensor& emb = store.raw("token_embd.weight");
-  if (emb.shape.size() != 2) throw WeightError(where + ": tensor 'token_embd.weight' must be 2-D, got " + shapeString(emb.shape));
-  c.d_vocab = emb.shape[0];
-  c.tied_embeddings = !store.has("output.weight");
-  c.bos_token_id = optional<int64_t>(meta, "tokenizer.ggml.bos_token_id", -1, where);
-  c.eos_token_id = optional<int64_t>(meta, "tokenizer.ggml.eos_token_id", -1, where);
+  ggufVocabularyAndIds(meta, store, c, where);
   c.validate(where);
   return c;
 }

@@ -63,6 +63,8 @@ Activation activationFromHf(const std::string& name, const std::string& where);
 // layer_types ("sliding_attention" / "full_attention" per layer) when the config lists them, else empty.
 std::vector<bool> slidingLayersFromHf(const nlohmann::json& cfg, int64_t nLayers, const std::string& where);
 std::string atLayer(const std::string& pattern, int64_t layer);
+// Every GGUF family: the vocabulary size from token_embd.weight, tying (no output.weight), BOS/EOS ids.
+void ggufVocabularyAndIds(const nlohmann::json& meta, const TensorStore& store, ModelConfig& c, const std::string& where);
 
 // LLaMA family (llama, mistral, qwen2): arch_llama.cpp
 ModelConfig llamaConfigFromHf(const nlohmann::json& cfg, const std::string& where);
