@@ -31,5 +31,9 @@ for m in "${models[@]}"; do
   run "$name.induction" probe induction --model "$path" --json
   run "$name.patch_heads" patch --model "$path" --clean "$prompt" --corrupted "$corrupt" --answer "$answer" --wrong "$wrong" --sweep heads --json
   run "$name.patch_resid" patch --model "$path" --clean "$prompt" --corrupted "$corrupt" --answer "$answer" --wrong "$wrong" --sweep resid-pos --method both --json
+  run "$name.patch_headpos" patch --model "$path" --clean "$prompt" --corrupted "$corrupt" --answer "$answer" --wrong "$wrong" --sweep head-pos --method both --json
+  run "$name.patch_layerpos" patch --model "$path" --clean "$prompt" --corrupted "$corrupt" --answer "$answer" --wrong "$wrong" --sweep layer-pos --method attribution --json
+  run "$name.patch_noising" patch --model "$path" --clean "$prompt" --corrupted "$corrupt" --answer "$answer" --wrong "$wrong" --sweep heads --noising --json
+  run "$name.patch_path" patch --model "$path" --clean "$prompt" --corrupted "$corrupt" --answer "$answer" --wrong "$wrong" --sweep path --receiver 1.0 --input v --json
 done
 echo "wrote $(ls "$OUT" | wc -l) outputs to $OUT"

@@ -323,7 +323,9 @@ void printPatchSummary(const nlohmann::json& j, const headlab::PatchingResult& r
     std::string where;
     for (int64_t d = static_cast<int64_t>(shape.size()) - 1; d >= 0; --d) {
       const int64_t at = rest % shape[d];
-      const std::string label = result.axes[d] == "pos" && at < static_cast<int64_t>(pieces.size()) ? " '" + pieces[at] + "'" : "";
+      const bool named = result.axes[d] == "pos" || (d < static_cast<int64_t>(result.gridAxes.size()) && !result.gridAxes[d].labels.empty());
+      const auto labels = d < static_cast<int64_t>(result.gridAxes.size()) ? headlab::sweepAxisLabels(result.gridAxes[d], pieces) : pieces;
+      const std::string label = named && at < static_cast<int64_t>(labels.size()) ? " '" + labels[at] + "'" : "";
       where = result.axes[d] + " " + std::to_string(at) + label + (where.empty() ? "" : ", ") + where;
       rest /= shape[d];
     }

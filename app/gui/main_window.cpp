@@ -97,6 +97,8 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent), m_session(new Ses
   m_probes = new views::ProbePanel;
   QDockWidget* probeDock = addDock("probeDock", tr("Probes"), m_probes, Qt::BottomDockWidgetArea);
   m_patching = new views::PatchingPanel;
+  const auto [sweepNames, sweepSummaries] = SessionController::sweepKinds();
+  m_patching->setSweepKinds(sweepNames, sweepSummaries);
   tabifyDockWidget(probeDock, addDock("patchingDock", tr("Patching"), m_patching, Qt::BottomDockWidgetArea));
   probeDock->raise();
   tabifyDockWidget(dock("modelDock"), addDock("imageDock", tr("Image"), buildImagePanel(), Qt::LeftDockWidgetArea));

@@ -34,7 +34,33 @@ QString q(const std::string& s) { return QString::fromStdString(s); }
 views::HeadScores grid(int L, int H, const QString& name) {
   return views::HeadScores{L, H, std::vector<float>(static_cast<size_t>(L) * H, NAN), name, 0};
 }
+
+// A sweep's grid as a heatmap, for any layout: its last axis across, the others down (labels
+// joined, "L3 H2", "attn L1"). Values are left to the caller.
+views::HeatmapData sweepHeatmap(const PatchingResult& res, const std::vector<std::string>& positions) {
+  views::HeatmapData d;
+  const auto& axes = res.gridAxes;
+  std::vector<std::string> rows{""};
+  for (size_t a = 0; a + 1 < axes.size(); ++a) {
+    std::vector<std::string> next;
+    for (const std::string& prefix : rows)
+      for (const std::string& label : sweepAxisLabels(axes[a], positions)) next.push_back(prefix.empty() ? label : prefix + " " + label);
+    rows = std::move(next);
+    d.rowName += (a ? " " : "") + q(axes[a].name == "pos" ? "position" : axes[a].name);
+  }
+  for (const std::string& r : rows) d.rowLabels << q(r);
+  for (const std::string& c : sweepAxisLabels(axes.back(), positions)) d.colLabels << q(c);
+  d.colName = q(axes.back().name == "pos" ? "position" : axes.back().name);
+  d.rows = d.rowLabels.size(), d.cols = d.colLabels.size();
+  return d;
+}
 }  // namespace
+
+std::pair<QStringList, QStringList> SessionController::sweepKinds() {
+  QStringList names, summaries;
+  for (SweepKind k : headlab::sweepKinds()) names << q(k.layout().name), summaries << q(k.layout().summary);
+  return {names, summaries};
+}
 
 SessionController::SessionController(QObject* parent) : QObject(parent), m_worker(std::make_unique<Worker>()) {
   m_context = new QObject;
@@ -414,32 +440,13 @@ void SessionController::runPatching(const views::PatchingRequestView& v) {
     PatchingResult res = v.method == "attribution" ? patchAttribution(model, r) : patchBatched(model, r);
     at::Tensor g = res.grid.to(at::kCPU, at::kFloat).contiguous();
     const int64_t L = model.config().n_layers, H = model.config().n_heads;
-    QStringList positions;
-    for (const std::string& label : positionLabels(tok, r.clean, w.vlm ? &w.vlm->visionConfig() : nullptr, imageBegin, imageEnd))
-      positions << q(label);
-    views::HeatmapData d;
+    const auto positions = positionLabels(tok, r.clean, w.vlm ? &w.vlm->visionConfig() : nullptr, imageBegin, imageEnd);
+    views::HeatmapData d = sweepHeatmap(res, positions);
     views::HeadScores heads;
-    if (r.sweep == SweepKind::Heads) {
-      for (int64_t l = 0; l < L; ++l) d.rowLabels << QString("L%1").arg(l);
-      for (int64_t h = 0; h < H; ++h) d.colLabels << QString("H%1").arg(h);
-      d.rowName = "layer", d.colName = "head";
+    if (res.axes == std::vector<std::string>{"layer", "head"})
       heads = {static_cast<int>(L), static_cast<int>(H), std::vector<float>(g.data_ptr<float>(), g.data_ptr<float>() + g.numel()),
                q("patching (" + res.method + ")"), 0};
-    } else if (r.sweep == SweepKind::HeadPos) {
-      g = g.view({L * H, -1});
-      for (int64_t l = 0; l < L; ++l)
-        for (int64_t h = 0; h < H; ++h) d.rowLabels << QString("L%1H%2").arg(l).arg(h);
-      d.colLabels = positions, d.rowName = "head", d.colName = "position";
-    } else if (r.sweep == SweepKind::ResidPos) {
-      for (int64_t l = 0; l < L; ++l) d.rowLabels << QString("L%1").arg(l);
-      d.colLabels = positions, d.rowName = "layer", d.colName = "position";
-    } else {
-      g = g.view({2 * L, -1});
-      for (const char* c : {"attn", "mlp"})
-        for (int64_t l = 0; l < L; ++l) d.rowLabels << QString("%1 L%2").arg(c).arg(l);
-      d.colLabels = positions, d.rowName = "component", d.colName = "position";
-    }
-    d.rows = static_cast<int>(g.size(0)), d.cols = static_cast<int>(g.size(1));
+    g = g.view({d.rows, d.cols});
     d.values.assign(g.data_ptr<float>(), g.data_ptr<float>() + g.numel());
     const float hi = std::max(1.0f, g.max().item<float>()), lo = std::min(0.0f, g.min().item<float>());
     d.minValue = lo, d.maxValue = hi;

@@ -21,6 +21,9 @@ class SessionController : public QObject {
   explicit SessionController(QObject* parent = nullptr);
   ~SessionController() override;
 
+  // The patching sweep kinds of the core's table: names and one-line summaries (no torch runs).
+  static std::pair<QStringList, QStringList> sweepKinds();
+
   void openModel(const QString& spec, const QString& tokenizer = {});
   // Where the models opened from now on run: "cpu" or "cuda[:n]", and the decoder's dtype
   // ("float32", "bfloat16", "float16"). A bad value fails the next open with the reason.

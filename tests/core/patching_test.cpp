@@ -2,6 +2,8 @@
 
 #include <c10/core/InferenceMode.h>
 
+#include <algorithm>
+
 #include "headlab/core/errors.h"
 #include "headlab/core/patching.h"
 #include "planted_circuit.h"
@@ -52,9 +54,60 @@ TEST_P(PatchingSweepTest, BatchedEngineEqualsOneForwardPerPatch) {
 
 INSTANTIATE_TEST_SUITE_P(
     AllSweeps, PatchingSweepTest,
-    ::testing::Combine(::testing::Values(SweepKind::Heads, SweepKind::HeadPos, SweepKind::ResidPos, SweepKind::LayerPos),
+    ::testing::Combine(::testing::ValuesIn(sweepKinds()),
                        ::testing::Values(PatchDirection::Denoising, PatchDirection::Noising),
                        ::testing::Values(std::string("gpt2"), std::string("llama"))));
+
+// Every row of the layout table: its patches cover its grid, each cell exactly once, and address
+// heads and positions that exist.
+TEST(SweepLayoutTest, EveryKindCoversItsGridOnce) {
+  const SweepShape s{3, 4, 2, 5};
+  for (SweepKind k : sweepKinds()) {
+    const auto axes = k.layout().axes(s);
+    int64_t cells = 1;
+    for (const SweepAxis& a : axes) cells *= a.size;
+    std::vector<int> seen(static_cast<size_t>(cells), 0);
+    for (int64_t l = 0; l < s.layers; ++l)
+      for (const LayerPatch& p : k.layout().patchesOfLayer(l, s)) {
+        ASSERT_GE(p.cell, 0) << k;
+        ASSERT_LT(p.cell, cells) << k;
+        ++seen[static_cast<size_t>(p.cell)];
+        const bool kv = p.hook == LayerHook::K || p.hook == LayerHook::V;
+        EXPECT_LT(p.head, kv ? s.kvHeads : s.heads) << k;
+        EXPECT_LT(p.pos, s.positions) << k;
+      }
+    EXPECT_EQ(std::count(seen.begin(), seen.end(), 1), cells) << k << ": every cell patched exactly once";
+    EXPECT_EQ(sweepKindFromString(toString(k)), k);
+  }
+  EXPECT_THROW(sweepKindFromString("bogus"), InputError);
+}
+
+// Clean and corrupted differ only at position 2, so at layer 0 every activation of an earlier
+// position is the same in both runs: patching it must change nothing, whichever hook, head and
+// axis a layout addresses (a mask on the wrong axis fails this).
+TEST(SweepLayoutTest, EarlierPositionsAreNoOpsAtLayerZeroForEveryKind) {
+  auto model = test::randomModel("llama", 4);
+  PatchingRequest r;
+  r.clean = {1, 2, 3, 4, 5};
+  r.corrupted = {1, 2, 8, 4, 5};
+  r.answer = 6, r.wrong = 9;
+  for (SweepKind k : sweepKinds()) {
+    r.sweep = k;
+    for (bool attribution : {false, true}) {
+      PatchingResult res = attribution ? patchAttribution(model, r) : patchBatched(model, r);
+      ASSERT_EQ(res.axes.size(), res.gridAxes.size());
+      const auto pos = std::find(res.axes.begin(), res.axes.end(), "pos") - res.axes.begin();
+      const auto layer = std::find(res.axes.begin(), res.axes.end(), "layer") - res.axes.begin();
+      if (pos == static_cast<long>(res.axes.size())) continue;  // no position axis
+      // Batched float32 runs differ from the unbatched target run by rounding (1e-6 here).
+      at::Tensor early = res.grid.select(layer, 0);
+      early = early.narrow(pos > layer ? pos - 1 : pos, 0, 2);
+      EXPECT_LT(early.abs().max().item<double>(), 1e-4) << k << (attribution ? " attribution" : " exact");
+      at::Tensor atDiff = res.grid.select(layer, 0).select(pos > layer ? pos - 1 : pos, 2);
+      EXPECT_GT(atDiff.abs().max().item<double>(), 1e-3) << k << ": the differing position matters somewhere";
+    }
+  }
+}
 
 TEST(PatchingTest, CleanIntoCleanChangesNothing) {
   auto model = test::randomModel("llama", 2);

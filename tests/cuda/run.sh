@@ -18,14 +18,14 @@ fi
 mkdir -p "$OUTDIR/generated"
 # The probes' built-in prompt set, as plugins/CMakeLists.txt generates it.
 { printf 'R"HLPROMPTS('; cat resources/prompts/sinks.txt; printf ')HLPROMPTS"\n'; } > "$OUTDIR/generated/sinks_prompts.inc"
-SRC="hooked_transformer hooks model_config model_weights tensor_store generate patching interventions incremental_runner
+SRC="hooked_transformer hooks model_config model_weights tensor_store generate patching/sweep_layouts patching/patching_common patching/batched patching/per_forward patching/path patching/attribution interventions incremental_runner
      vision_language arch_llama arch_gpt2 arch_registry arch_decoder arch_qwen3 arch_olmo2 arch_gemma arch_phi3 arch_neox arch_clip dtypes safetensors llama2c_checkpoint tokenizer_score_bpe tokenizer_text"
 PLUGINS="registry.cpp common/probe_util.cpp induction/induction_probe.cpp massive/massive_probe.cpp retrieval/retrieval_probe.cpp
          sinks/sinks_probe.cpp streaming/streaming_probe.cpp vision/vision_probes.cpp"
 pids=()
 for f in $SRC; do
   g++ -std=c++17 -O1 -D_GLIBCXX_USE_CXX11_ABI="$ABI" -Icore/include -I"${NLOHMANN_INCLUDE:-/usr/include}" -I"$INC" \
-    -I"$INC/torch/csrc/api/include" -c "core/src/$f.cpp" -o "$OUTDIR/$f.o" & pids+=($!)
+    -I"$INC/torch/csrc/api/include" -c "core/src/$f.cpp" -o "$OUTDIR/${f//\//_}.o" & pids+=($!)
 done
 for f in $PLUGINS; do
   g++ -std=c++17 -O1 -D_GLIBCXX_USE_CXX11_ABI="$ABI" -Icore/include -Iplugins/include -I"$OUTDIR/generated" -I"${NLOHMANN_INCLUDE:-/usr/include}" \

@@ -18,7 +18,8 @@ PatchingPanel::PatchingPanel(QWidget* parent)
       m_corruptedImage(new QLineEdit), m_imageRow(new QWidget), m_sweep(new QComboBox), m_method(new QComboBox),
       m_run(new QPushButton(tr("Run sweep"))), m_message(new QLabel), m_heatmap(new HeatmapView) {
   m_run->setObjectName("patchRun");
-  m_sweep->addItems({"heads", "head-pos", "resid-pos", "layer-pos"});
+  m_sweep->setObjectName("patchSweep");
+  m_sweep->addItem("heads");  // until the app sets the core's table
   m_method->addItems({"exact", "attribution"});
   m_clean->setPlaceholderText(tr("clean prompt"));
   m_corrupted->setPlaceholderText(tr("corrupted prompt (same number of tokens)"));
@@ -57,6 +58,17 @@ PatchingPanel::PatchingPanel(QWidget* parent)
   layout->addLayout(left, 1);
   layout->addWidget(m_heatmap, 2);
   connect(m_run, &QPushButton::clicked, this, [this] { emit runRequested(request()); });
+}
+
+void PatchingPanel::setSweepKinds(const QStringList& names, const QStringList& summaries) {
+  const QString current = m_sweep->currentText();
+  m_sweep->clear();
+  for (int i = 0; i < names.size(); ++i) {
+    m_sweep->addItem(names[i]);
+    if (i < summaries.size()) m_sweep->setItemData(i, summaries[i], Qt::ToolTipRole);
+  }
+  const int keep = m_sweep->findText(current);
+  m_sweep->setCurrentIndex(keep >= 0 ? keep : 0);
 }
 
 PatchingRequestView PatchingPanel::request() const {

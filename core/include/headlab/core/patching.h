@@ -9,24 +9,76 @@
 #include <ATen/ATen.h>
 
 #include <functional>
+#include <iosfwd>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
+
+#include "headlab/core/hooks.h"
 
 namespace headlab {
 
 class HookedTransformer;
 
-enum class SweepKind {
-  Heads,     // every head's z, all positions          -> [layer, head]
-  HeadPos,   // every head's z at one position          -> [layer, head, pos]
-  ResidPos,  // resid_pre of a layer at one position    -> [layer, pos]
-  LayerPos,  // attn_out and mlp_out at one position    -> [component(attn, mlp), layer, pos]
+struct SweepLayout;
+
+// A sweep kind is one row of the layout table (core/src/patching/sweep_layouts.cpp), compared by
+// identity. The four named kinds are the classic ones; every row is reachable by name.
+class SweepKind {
+ public:
+  constexpr explicit SweepKind(const SweepLayout* layout) : m_layout(layout) {}
+  const SweepLayout& layout() const { return *m_layout; }
+  bool operator==(SweepKind o) const { return m_layout == o.m_layout; }
+  bool operator!=(SweepKind o) const { return m_layout != o.m_layout; }
+
+  static const SweepKind Heads;     // every head's z, all positions          -> [layer, head]
+  static const SweepKind HeadPos;   // every head's z at one position          -> [layer, head, pos]
+  static const SweepKind ResidPos;  // resid_pre of a layer at one position    -> [layer, pos]
+  static const SweepKind LayerPos;  // attn_out and mlp_out at one position    -> [component(attn, mlp), layer, pos]
+
+ private:
+  const SweepLayout* m_layout;
 };
+
+// The sizes a layout is laid out over.
+struct SweepShape {
+  int64_t layers = 0, heads = 0, kvHeads = 0, positions = 0;
+};
+
+// One axis of a sweep's grid. `labels` names its entries when they are not numbered (components);
+// otherwise sweepAxisLabels numbers them by the axis name (L3, H2, KV1) or uses the token labels.
+struct SweepAxis {
+  std::string name;  // "layer", "head", "kv_head", "pos", "component"
+  int64_t size = 0;
+  std::vector<std::string> labels;
+};
+
+// One patched activation of a layer: which hook, which head (-1: all) and position (-1: all), and
+// the grid cell (flat index, row-major over the axes) that the patched run's metric goes to.
+struct LayerPatch {
+  LayerHook hook = LayerHook::Z;
+  int64_t head = -1, pos = -1;
+  int64_t cell = 0;
+};
+
+// What a sweep kind patches and how its results are laid out. The engines (batched, per forward,
+// attribution) are generic over it: a new sweep kind is one row of the table plus its two functions.
+struct SweepLayout {
+  const char* name;     // --sweep NAME, the patching panel's list
+  const char* summary;  // one line for the usage text and the panel's tooltip
+  std::vector<SweepAxis> (*axes)(const SweepShape& s);                           // outermost first
+  std::vector<LayerPatch> (*patchesOfLayer)(int64_t layer, const SweepShape& s);  // in batch order
+};
+
+// Every sweep kind, in table order.
+const std::vector<SweepKind>& sweepKinds();
 const char* toString(SweepKind k);
 SweepKind sweepKindFromString(const std::string& s);  // throws InputError
-// Every sweep kind's name, joined: sweepKindList("|") = "heads|head-pos|resid-pos|layer-pos".
+// Every sweep kind's name, joined: sweepKindList("|") = "heads|head-pos|resid-pos|layer-pos|...".
 std::string sweepKindList(const std::string& separator, const std::string& last = "");
+// The labels of one axis: its own labels, the token labels for "pos" (numbers when they do not
+// match its size), "L<i>" for layers, "H<i>" for heads, "KV<i>" for kv heads, numbers otherwise.
+std::vector<std::string> sweepAxisLabels(const SweepAxis& axis, const std::vector<std::string>& positionLabels = {});
 
 enum class PatchDirection {
   Denoising,  // clean activation into the corrupted run
@@ -55,10 +107,13 @@ struct PatchingResult {
   PatchDirection direction = PatchDirection::Denoising;
   at::Tensor grid;                        // normalised metric, shape by sweep
   std::vector<std::string> axes;
+  std::vector<SweepAxis> gridAxes;        // the same axes with their sizes and labels
   double cleanMetric = 0, corruptedMetric = 0;
   int64_t forwards = 0;                   // model invocations used
   nlohmann::json toJson(const std::vector<std::string>& tokenStrings = {}) const;
 };
+
+std::ostream& operator<<(std::ostream& os, SweepKind k);  // its name (test output)
 
 using PatchProgress = std::function<bool(double fraction)>;
 

@@ -30,6 +30,9 @@ class PatchingPanel : public QWidget {
   PatchingRequestView request() const;
   void setRequest(const PatchingRequestView& r);
   void setRunning(bool running);
+  // The sweep kinds offered (the core's layout table), each with a one-line tooltip; keeps the
+  // selection when its name is still offered.
+  void setSweepKinds(const QStringList& names, const QStringList& summaries);
   void setResult(const HeatmapData& grid, const QString& summary);
   void setMessage(const QString& text);
   // Shows the corrupted-image row (a vision-language model is open).
