@@ -10,6 +10,7 @@
 #include <functional>
 #include <string>
 
+#include "bench_models.h"
 #include "headlab/core/hooked_transformer.h"
 #include "headlab/core/incremental_runner.h"
 #include "headlab/core/model_loader.h"
@@ -29,51 +30,10 @@ namespace {
 
 using namespace headlab;
 
-struct Shape {
-  int64_t layers, heads, d_model, d_mlp, vocab, tokens;
-};
-
-HookedTransformer gpt2Like(const Shape& s) {
-  ModelConfig c;
-  c.arch = "gpt2";
-  c.n_layers = s.layers, c.n_heads = s.heads, c.n_kv_heads = s.heads, c.d_model = s.d_model, c.d_head = s.d_model / s.heads;
-  c.d_mlp = s.d_mlp, c.d_vocab = s.vocab, c.n_ctx = 1024;
-  c.norm = NormKind::LayerNorm, c.act = Activation::GeluNew, c.gated_mlp = false, c.learned_pos = true, c.rope = RopeLayout::None;
-  at::manual_seed(0);
-  auto r = [](std::vector<int64_t> shape) { return at::randn(shape) * 0.02; };
-  const int64_t D = s.d_model, F = s.d_mlp;
-  ModelWeights w;
-  w.embed = r({s.vocab, D});
-  w.unembed = w.embed;
-  w.pos_embed = r({1024, D});
-  w.lnf_w = at::ones({D}), w.lnf_b = at::zeros({D});
-  for (int64_t l = 0; l < s.layers; ++l) {
-    LayerWeights L;
-    L.ln1_w = at::ones({D}), L.ln1_b = at::zeros({D}), L.ln2_w = at::ones({D}), L.ln2_b = at::zeros({D});
-    L.wq = r({D, D}), L.wk = r({D, D}), L.wv = r({D, D}), L.wo = r({D, D});
-    L.bq = at::zeros({D}), L.bk = at::zeros({D}), L.bv = at::zeros({D}), L.bo = at::zeros({D});
-    L.w_in = r({F, D}), L.b_in = at::zeros({F}), L.w_out = r({D, F}), L.b_out = at::zeros({D});
-    w.layers.push_back(std::move(L));
-  }
-  return HookedTransformer(c, std::move(w));
-}
-
-double seconds(const std::function<void()>& f, int reps = 1) {
-  f();  // warm-up
-  double best = 1e30;
-  for (int i = 0; i < reps; ++i) {
-    auto t0 = std::chrono::steady_clock::now();
-    f();
-    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-  }
-  return best;
-}
-
-std::vector<int64_t> tokens(int64_t n, int64_t vocab, uint64_t seed) {
-  at::manual_seed(seed);
-  at::Tensor t = at::randint(vocab, {n}, at::kLong);
-  return std::vector<int64_t>(t.data_ptr<int64_t>(), t.data_ptr<int64_t>() + n);
-}
+using bench::Shape;
+using bench::gpt2Like;
+using bench::seconds;
+using bench::tokens;
 
 void benchHooks(HookedTransformer& m, int64_t T) {
   at::Tensor ids = at::tensor(tokens(T, m.config().d_vocab, 1), at::kLong).unsqueeze(0);

@@ -4,19 +4,33 @@
 
 namespace headlab::plugins {
 
+// The registration functions of the probe folders, declared and called in the generated file.
+#include "probe_registrations.inc"
+
 ProbeRegistry& ProbeRegistry::instance() {
-  // The built-in probes, one folder each; a new probe adds its register function here.
   static ProbeRegistry r = [] {
     ProbeRegistry reg;
-    registerSinksProbes(reg);
-    registerMassiveProbe(reg);
-    registerStreamingProbe(reg);
-    registerInductionProbe(reg);
-    registerRetrievalProbe(reg);
-    registerVisionProbes(reg);
+    registerEveryProbeFolder(reg);
     return reg;
   }();
   return r;
+}
+
+std::vector<std::pair<std::string, nlohmann::json>> headGrids(const nlohmann::json& result) {
+  std::vector<std::pair<std::string, nlohmann::json>> out;
+  auto isGrid = [](const nlohmann::json& v) {
+    return v.is_object() && v.contains("values") && v.contains("layers") && v.contains("heads") && v["values"].is_array();
+  };
+  if (result.contains("grid") && isGrid(result["grid"])) out.emplace_back("grid", result["grid"]);
+  for (auto& [key, value] : result.items())
+    if (key != "grid" && isGrid(value)) out.emplace_back(key, value);
+  return out;
+}
+
+ProbeSummary Probe::summarize(const nlohmann::json& result) const {
+  ProbeSummary s;
+  if (result.contains("grid")) s.line = "largest " + result["grid"]["name"].get<std::string>() + ": " + bestHeadText(result["grid"]);
+  return s;
 }
 
 void ProbeRegistry::add(const std::string& name, ProbeFactory f) { m_factories.emplace_back(name, std::move(f)); }

@@ -24,6 +24,7 @@
 #include "headlab/core/vision_language.h"
 #include "headlab/core/errors.h"
 #include "headlab/core/model_loader.h"
+#include "headlab/core/model_session.h"
 #include "headlab/core/patching.h"
 #include "headlab/core/trace.h"
 #include "headlab/plugins/probe_plugin.h"
@@ -124,6 +125,22 @@ nlohmann::json imagePatchingSection(VisionLanguageModel& vlm, const Tokenizer& t
   return nullptr;
 }
 
+// Where it looks: one held-out scene and question, the head-averaged attention of layer 0 from the
+// answer position over the patch grid (look.png).
+void lookFigure(VisionLanguageModel& vlm, const Tokenizer& tok, const fs::path& dir) {
+  DemoVlmTasks shown(56);
+  DemoVlmExample ex = shown.example();
+  at::Tensor px = clipNormalised(vlm, ex.pixels);
+  auto look = plugins::ProbeRegistry::instance().create("look");
+  plugins::ProbeContext ctx{vlm.language(), &tok, {{"prompt", ex.question}, {"layer", 0}, {"general_prompt", ""}}, {}};
+  ctx.vlm = &vlm, ctx.pixels = &px;
+  auto r = look->run(ctx);
+  at::Tensor bytes = (ex.pixels.permute({1, 2, 0}) * 255).round().clamp(0, 255).to(at::kByte).contiguous();
+  std::vector<uint8_t> rgb(bytes.data_ptr<uint8_t>(), bytes.data_ptr<uint8_t>() + bytes.numel());
+  writeAttentionOverlayPng((dir / "look.png").string(), ex.question.substr(8) + "  (attention from the answer position, layer 0, head average)", rgb, 16, 16, r["map"]["values"].get<std::vector<double>>(),
+                           r["map"]["side"].get<int>());
+}
+
 nlohmann::json vlmSection(const fs::path& dir) {
   std::cerr << (fs::exists(fs::path(demoVlmCacheDir()) / "config.json") ? "demo: loading the cached demo-vlm model\n"
                                                                            : "demo: training the demo-vlm model (once; cached afterwards)\n");
@@ -186,21 +203,7 @@ nlohmann::json vlmSection(const fs::path& dir) {
     randomDraws.push_back({{"heads", rest}, {"accuracy", acc}});
   }
   gridFigure(dir, "vhd.png", "demo-vlm: VHD per head (mean over questions)", grid);
-  // Where it looks: one held-out scene and question, the head-averaged attention of layer 0
-  // from the answer position over the patch grid.
-  {
-    DemoVlmTasks shown(56);
-    DemoVlmExample ex = shown.example();
-    at::Tensor px = clipNormalised(*vlm, ex.pixels);
-    auto look = plugins::ProbeRegistry::instance().create("look");
-    plugins::ProbeContext ctx{vlm->language(), tok.get(), {{"prompt", ex.question}, {"layer", 0}, {"general_prompt", ""}}, {}};
-    ctx.vlm = vlm.get(), ctx.pixels = &px;
-    auto r = look->run(ctx);
-    at::Tensor bytes = (ex.pixels.permute({1, 2, 0}) * 255).round().clamp(0, 255).to(at::kByte).contiguous();
-    std::vector<uint8_t> rgb(bytes.data_ptr<uint8_t>(), bytes.data_ptr<uint8_t>() + bytes.numel());
-    writeAttentionOverlayPng((dir / "look.png").string(), ex.question.substr(8) + "  (attention from the answer position, layer 0, head average)", rgb, 16, 16, r["map"]["values"].get<std::vector<double>>(),
-                             r["map"]["side"].get<int>());
-  }
+  lookFigure(*vlm, *tok, dir);
   const nlohmann::json imagePatching = imagePatchingSection(*vlm, *tok, dir);
   nlohmann::json training = readJsonFile((fs::path(folder) / "training.json").string());
   nlohmann::json rawGrid = {{"name", "vhd_raw"}, {"layers", c.n_layers}, {"heads", c.n_heads}, {"values", raw}};
@@ -214,31 +217,10 @@ std::string joined(const std::vector<std::string>& w, size_t from, size_t to) {
   for (size_t i = from; i < to; ++i) s += (s.empty() ? "" : " ") + w[i];
   return s;
 }
-}  // namespace
 
-int runDemo(const std::string& outDir) {
-  if (qEnvironmentVariableIsEmpty("QT_QPA_PLATFORM")) qputenv("QT_QPA_PLATFORM", "offscreen");
-  int argc = 1;
-  char name[] = "headlab-cli";
-  char* argv[] = {name, nullptr};
-  QGuiApplication app(argc, argv);  // fonts for the PNG figures
-
-  const fs::path dir(outDir.empty() ? "demo-report" : outDir);
-  fs::create_directories(dir);
-  const bool cached = fs::exists(fs::path(demoCacheDir()) / "config.json");
-  std::cerr << (cached ? "demo: loading the cached demo model\n" : "demo: training the demo model (once; cached afterwards)\n");
-  LoadOptions opt;
-  opt.progress = progressBar;
-  LoadedModel m = loadModel("demo", opt);
-  std::cerr << "\n";
-  HookedTransformer& model = *m.model;
-  const Tokenizer& tok = *m.tokenizer;
+// The demo's probe runs: every text probe on held-out prompts of the demo tasks.
+nlohmann::json demoProbes(HookedTransformer& model, const Tokenizer& tok, DemoTasks& tasks) {
   const auto& c = model.config();
-  nlohmann::json training = readJsonFile((fs::path(m.source) / "training.json").string());
-
-  std::cerr << "demo: evaluating on held-out prompts\n";
-  DemoEvaluation eval = evaluateDemo(model, tok, 100, 99, c.n_ctx - 20);
-
   auto& registry = plugins::ProbeRegistry::instance();
   auto run = [&](const std::string& probe, nlohmann::json params) {
     std::cerr << "demo: probe " << probe << "\n";
@@ -248,7 +230,6 @@ int runDemo(const std::string& outDir) {
     std::cerr << "\n";
     return r;
   };
-  DemoTasks tasks(7);
   std::string haystack = tasks.filler(400);
   nlohmann::json needles = nlohmann::json::array();
   for (int i = 0; i < 3; ++i) {
@@ -283,7 +264,16 @@ int runDemo(const std::string& outDir) {
                                            {"mask_top_k", -1},
                                            {"random_draws", 10}});
 
-  // An example patching sweep: the same prompt with a different code in the needle.
+  return results;
+}
+
+// An example patching sweep: the same prompt with a different code in the needle.
+struct DemoPatching {
+  PatchingRequest request;
+  PatchingResult heads, resid;
+};
+
+DemoPatching demoPatching(HookedTransformer& model, const Tokenizer& tok, DemoTasks& tasks) {
   DemoExample clean = tasks.retrieval(36, 0.3);
   std::vector<std::string> corruptWords = clean.words;
   std::string wrongDigit;
@@ -293,20 +283,32 @@ int runDemo(const std::string& outDir) {
       corruptWords[i] = wrongDigit;
       break;
     }
-  PatchingRequest pr;
+  DemoPatching out;
+  PatchingRequest& pr = out.request;
   pr.clean = tok.encode(joined(clean.words, 0, clean.targetBegin), true);
   pr.corrupted = tok.encode(joined(corruptWords, 0, clean.targetBegin), true);
   pr.answer = tok.encode(clean.words[clean.targetBegin], false).at(0);
   pr.wrong = tok.encode(wrongDigit, false).at(0);
   pr.sweep = SweepKind::Heads;
   std::cerr << "demo: patching sweep\n";
-  PatchingResult patch = patchBatched(model, pr);
+  out.heads = patchBatched(model, pr);
   pr.sweep = SweepKind::ResidPos;
-  PatchingResult resid = patchBatched(model, pr);
-  nlohmann::json patchGrid = {{"layers", c.n_layers}, {"heads", c.n_heads},
-                              {"values", std::vector<double>(patch.grid.data_ptr<double>(), patch.grid.data_ptr<double>() + patch.grid.numel())}};
+  out.resid = patchBatched(model, pr);
+  pr.sweep = SweepKind::Heads;
+  return out;
+}
 
-  // Figures.
+
+nlohmann::json headGrid(const ModelConfig& c, const PatchingResult& patch) {
+  return {{"layers", c.n_layers}, {"heads", c.n_heads},
+          {"values", std::vector<double>(patch.grid.data_ptr<double>(), patch.grid.data_ptr<double>() + patch.grid.numel())}};
+}
+
+void writeDemoFigures(const fs::path& dir, const nlohmann::json& training, const nlohmann::json& results, const DemoPatching& dp,
+                      const ModelConfig& c, const Tokenizer& tok) {
+  const PatchingRequest& pr = dp.request;
+  const PatchingResult& resid = dp.resid;
+  const nlohmann::json patchGrid = headGrid(c, dp.heads);
   std::vector<double> steps, losses;
   for (const auto& p : training["loss_curve"]) steps.push_back(p["step"]), losses.push_back(p["loss"]);
   writeLinePng((dir / "loss.png").string(), "training loss", steps, losses, "step", "weighted cross-entropy");
@@ -327,7 +329,14 @@ int runDemo(const std::string& outDir) {
                     labels("L", g.size(0)), pos);
   }
 
-  // HDF5: every probe's grids and the example prompt's attention.
+}
+
+// HDF5: every probe's grids and the example prompt's attention.
+void writeDemoTrace(const fs::path& dir, HookedTransformer& model, const LoadedModel& m, const nlohmann::json& results, const DemoPatching& dp,
+                    const Tokenizer& tok) {
+  const auto& c = model.config();
+  const PatchingRequest& pr = dp.request;
+  const PatchingResult& patch = dp.heads;
   {
     TraceOptions o;
     o.force = true;
@@ -338,20 +347,23 @@ int runDemo(const std::string& outDir) {
     w.writeInputs(pr.clean, pieces);
     for (auto& [name, r] : results.items()) {
       std::map<std::string, at::Tensor> arrays;
-      for (auto& [k, v] : r.items())
-        if (v.is_object() && v.contains("values") && v.contains("layers"))
-          arrays[k] = at::tensor(v["values"].get<std::vector<double>>()).view({v["layers"].get<int64_t>(), v["heads"].get<int64_t>()});
+      for (const auto& [k, v] : plugins::headGrids(r))
+        arrays[k] = at::tensor(v["values"].get<std::vector<double>>()).view({v["layers"].get<int64_t>(), v["heads"].get<int64_t>()});
       w.writeProbe(name, r["params"], arrays);
     }
     w.writeProbe("patching", {{"sweep", "heads"}, {"method", patch.method}}, {{"grid", patch.grid}});
     captureToTrace(model, pr.clean, model.hooks().match("blocks.*.attn.hook_pattern"), w);
     w.commit();
   }
-  const nlohmann::json vlm = vlmSection(dir);
-  std::ofstream(dir / "results.json") << nlohmann::json({{"evaluation", {{"retrieval_accuracy", eval.retrievalAccuracy}, {"induction_accuracy", eval.inductionAccuracy}}},
-                                                          {"probes", results}, {"patching", patch.toJson()}, {"demo_vlm", vlm}}).dump(1);
+}
 
-  // The page.
+// The report's text-model sections.
+std::string textModelHtml(const LoadedModel& m, const nlohmann::json& training, const DemoEvaluation& eval, const nlohmann::json& results,
+                          const DemoPatching& dp, const Tokenizer& tok) {
+  const auto& c = m.model->config();
+  const PatchingRequest& pr = dp.request;
+  const PatchingResult& patch = dp.heads;
+  const nlohmann::json patchGrid = headGrid(c, patch);
   const auto& ret = results["retrieval"];
   const auto& ind = results["induction"];
   const auto& mask = ret["masking"];
@@ -395,6 +407,12 @@ int runDemo(const std::string& outDir) {
     << "<p>Clean and corrupted prompts differ in one digit of the needle; metric logit(" << tok.tokenString(pr.answer) << ") &minus; logit("
     << tok.tokenString(pr.wrong) << ") at the last position, 0 = corrupted run, 1 = clean run (clean " << fmt(patch.cleanMetric) << ", corrupted "
     << fmt(patch.corruptedMetric) << ").</p>";
+  return h.str();
+}
+
+// The report's demo-vlm sections.
+std::string vlmHtml(const nlohmann::json& vlm) {
+  std::ostringstream h;
   h << "<h2>Vision-aware heads (demo-vlm)</h2><img src='vhd.png'><img src='look.png'>" << htmlTable(vlm["vhd_grid"])
     << "<p>A tiny LLaVA (CLIP-style ViT, projector, LLaMA decoder) trained by HeadLab's recipe in "
     << fmt(vlm["training_seconds"].get<double>(), 1) << " s on coloured shapes on a 2 &times; 2 grid answers held-out questions with <b>"
@@ -415,6 +433,43 @@ int runDemo(const std::string& outDir) {
       << "). At layer 0 the largest effect is at <code>" << ip["best_layer0"]["label"].get<std::string>() << "</code> ("
       << fmt(ip["best_layer0"]["value"].get<double>()) << "); text positions there are plain token embeddings and restore nothing.</p>";
   }
+  return h.str();
+}
+}  // namespace
+
+int runDemo(const std::string& outDir) {
+  if (qEnvironmentVariableIsEmpty("QT_QPA_PLATFORM")) qputenv("QT_QPA_PLATFORM", "offscreen");
+  int argc = 1;
+  char name[] = "headlab-cli";
+  char* argv[] = {name, nullptr};
+  QGuiApplication app(argc, argv);  // fonts for the PNG figures
+
+  const fs::path dir(outDir.empty() ? "demo-report" : outDir);
+  fs::create_directories(dir);
+  const bool cached = fs::exists(fs::path(demoCacheDir()) / "config.json");
+  std::cerr << (cached ? "demo: loading the cached demo model\n" : "demo: training the demo model (once; cached afterwards)\n");
+  SessionOptions opt;
+  opt.load.progress = progressBar;
+  LoadedModel m = std::move(openModelSession("demo", opt).loaded);
+  std::cerr << "\n";
+  HookedTransformer& model = *m.model;
+  const Tokenizer& tok = *m.tokenizer;
+  const auto& c = model.config();
+  nlohmann::json training = readJsonFile((fs::path(m.source) / "training.json").string());
+
+  std::cerr << "demo: evaluating on held-out prompts\n";
+  DemoEvaluation eval = evaluateDemo(model, tok, 100, 99, c.n_ctx - 20);
+
+  DemoTasks tasks(7);
+  const nlohmann::json results = demoProbes(model, tok, tasks);
+  const DemoPatching dp = demoPatching(model, tok, tasks);
+  writeDemoFigures(dir, training, results, dp, c, tok);
+  writeDemoTrace(dir, model, m, results, dp, tok);
+  const nlohmann::json vlm = vlmSection(dir);
+  std::ofstream(dir / "results.json") << nlohmann::json({{"evaluation", {{"retrieval_accuracy", eval.retrievalAccuracy}, {"induction_accuracy", eval.inductionAccuracy}}},
+                                                          {"probes", results}, {"patching", dp.heads.toJson()}, {"demo_vlm", vlm}}).dump(1);
+  std::ostringstream h;
+  h << textModelHtml(m, training, eval, results, dp, tok) << vlmHtml(vlm);
   h << "<p>Traces: <code>demo_trace.h5</code> (probe grids and the example prompt's attention); all numbers: <code>results.json</code>.</p></body></html>";
   {
     std::ofstream out(dir / "report.html.part");

@@ -76,6 +76,31 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent), m_session(new Ses
   split->setStretchFactor(1, 1);
   setCentralWidget(split);
 
+  buildDocks();
+  buildToolbar();
+  buildMenus();
+  connectSession();
+
+  m_runtime = new QLabel(tr("checking BLAS…"));
+  m_recompute = new QLabel;
+  statusBar()->addPermanentWidget(m_recompute);
+  statusBar()->addPermanentWidget(m_runtime);
+  statusBar()->showMessage(tr("Open a model: File ▸ Open, drop a file here, or a recent model."));
+  startRuntimeCheck();
+
+  connectViews();
+  connectProbes();
+  connectPatching();
+  buildShortcuts();
+
+  QSettings settings;
+  restoreGeometry(settings.value("window/geometry").toByteArray());
+  restoreState(settings.value("window/state").toByteArray());
+}
+
+MainWindow::~MainWindow() = default;
+
+void MainWindow::buildDocks() {
   m_modelTree = new QTreeWidget;
   m_modelTree->setHeaderLabels({tr("model"), tr("value")});
   addDock("modelDock", tr("Model"), m_modelTree, Qt::LeftDockWidgetArea);
@@ -107,17 +132,10 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent), m_session(new Ses
   // rows (both grow when dragged).
   resizeDocks({dock("promptDock"), probeDock}, {120, 230}, Qt::Vertical);
 
-  buildToolbar();
-  buildMenus();
-  connectSession();
+}
 
-  m_runtime = new QLabel(tr("checking BLAS…"));
-  m_recompute = new QLabel;
-  statusBar()->addPermanentWidget(m_recompute);
-  statusBar()->addPermanentWidget(m_runtime);
-  statusBar()->showMessage(tr("Open a model: File ▸ Open, drop a file here, or a recent model."));
-  startRuntimeCheck();
-
+// The head grid, the token strip, the attention map and the logits panel, wired to each other.
+void MainWindow::connectViews() {
   connect(m_gridView, &QTableView::clicked, this, [this](const QModelIndex& idx) {
     if (QGuiApplication::keyboardModifiers() & Qt::ControlModifier) {
       selectHead(idx.row(), idx.column());
@@ -135,6 +153,9 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent), m_session(new Ses
   });
   connect(m_heatmap, &views::HeatmapView::cellClicked, this, [this](int row, int) { m_tokens->selectPosition(row); });
   connect(m_logits, &views::LogitsPanel::targetChanged, m_session, &SessionController::setTarget);
+}
+
+void MainWindow::connectProbes() {
   connect(m_probes, &views::ProbePanel::runRequested, this, [this](const QString& name, const QString& params) {
     m_probes->setRunning(true);
     m_session->runProbe(name, params);
@@ -149,49 +170,57 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent), m_session(new Ses
     m_probes->setProgress(0, tr("cancelled"));
     statusBar()->showMessage(tr("probe cancelled"));
   });
-  connect(m_session, &SessionController::probeFinished, this,
-          [this](const QString& name, const views::HeadScores& grid, const QString& summary, const QString& json) {
-            m_lastProbeJson = json;
-            m_probes->setRunning(false);
-            m_probes->setResult(grid, summary);
-            if (grid.layers != m_layers || grid.heads != m_heads) return;
-            // The result colours the head grid and stays selectable in the colour menu.
-            int index = -1;
-            for (size_t i = 0; i < m_probeScores.size(); ++i)
-              if (m_probeScores[i].name == grid.name) index = static_cast<int>(i);
-            if (index < 0) {
-              m_probeScores.push_back(grid);
-              m_score->addItem(grid.name);
-              index = static_cast<int>(m_probeScores.size()) - 1;
-            } else {
-              m_probeScores[index] = grid;
-            }
-            m_score->setCurrentIndex(2 + index);
-            applyScoreChoice();
-            statusBar()->showMessage(tr("%1 finished: %2").arg(name, summary));
-          });
+  connect(m_session, &SessionController::probeFinished, this, &MainWindow::showProbeResult);
   m_session->listProbes();
+}
+
+void MainWindow::showProbeResult(const QString& name, const views::HeadScores& grid, const QString& summary, const QString& json) {
+  m_lastProbeJson = json;
+  m_probes->setRunning(false);
+  m_probes->setResult(grid, summary);
+  if (grid.layers != m_layers || grid.heads != m_heads) return;
+  // The result colours the head grid and stays selectable in the colour menu.
+  int index = -1;
+  for (size_t i = 0; i < m_probeScores.size(); ++i)
+    if (m_probeScores[i].name == grid.name) index = static_cast<int>(i);
+  if (index < 0) {
+    m_probeScores.push_back(grid);
+    m_score->addItem(grid.name);
+    index = static_cast<int>(m_probeScores.size()) - 1;
+  } else {
+    m_probeScores[index] = grid;
+  }
+  m_score->setCurrentIndex(2 + index);
+  applyScoreChoice();
+  statusBar()->showMessage(tr("%1 finished: %2").arg(name, summary));
+}
+
+void MainWindow::connectPatching() {
   connect(m_patching, &views::PatchingPanel::runRequested, this, [this](const views::PatchingRequestView& r) {
     m_patching->setRunning(true);
     m_session->runPatching(r);
   });
-  connect(m_session, &SessionController::patchingFinished, this,
-          [this](const views::HeatmapData& grid, const views::HeadScores& heads, const QString& summary) {
-            m_patching->setResult(grid, summary);
-            if (heads.layers == m_layers && heads.heads == m_heads && m_layers > 0) {
-              m_probeScores.erase(std::remove_if(m_probeScores.begin(), m_probeScores.end(),
-                                                 [&](const views::HeadScores& s) { return s.name == heads.name; }),
-                                  m_probeScores.end());
-              while (m_score->count() > 2) m_score->removeItem(m_score->count() - 1);
-              for (const auto& s : m_probeScores) m_score->addItem(s.name);
-              m_probeScores.push_back(heads);
-              m_score->addItem(heads.name);
-              m_score->setCurrentIndex(m_score->count() - 1);
-              applyScoreChoice();
-            }
-            statusBar()->showMessage(tr("patching finished: %1").arg(summary));
-          });
+  connect(m_session, &SessionController::patchingFinished, this, &MainWindow::showPatchingResult);
+}
 
+void MainWindow::showPatchingResult(const views::HeatmapData& grid, const views::HeadScores& heads, const QString& summary) {
+  m_patching->setResult(grid, summary);
+  if (heads.layers == m_layers && heads.heads == m_heads && m_layers > 0) {
+    m_probeScores.erase(std::remove_if(m_probeScores.begin(), m_probeScores.end(),
+                                       [&](const views::HeadScores& s) { return s.name == heads.name; }),
+                        m_probeScores.end());
+    while (m_score->count() > 2) m_score->removeItem(m_score->count() - 1);
+    for (const auto& s : m_probeScores) m_score->addItem(s.name);
+    m_probeScores.push_back(heads);
+    m_score->addItem(heads.name);
+    m_score->setCurrentIndex(m_score->count() - 1);
+    applyScoreChoice();
+  }
+  statusBar()->showMessage(tr("patching finished: %1").arg(summary));
+}
+
+// Ctrl+arrows move the selected head.
+void MainWindow::buildShortcuts() {
   auto shortcut = [this](QKeySequence k, int dl, int dh) {
     connect(new QShortcut(k, this), &QShortcut::activated, this, [this, dl, dh] {
       if (m_layers > 0) selectHead(std::clamp(m_layer + dl, 0, m_layers - 1), std::clamp(m_head + dh, 0, m_heads - 1));
@@ -201,13 +230,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent), m_session(new Ses
   shortcut(QKeySequence(Qt::CTRL | Qt::Key_Down), 1, 0);
   shortcut(QKeySequence(Qt::CTRL | Qt::Key_Left), 0, -1);
   shortcut(QKeySequence(Qt::CTRL | Qt::Key_Right), 0, 1);
-
-  QSettings settings;
-  restoreGeometry(settings.value("window/geometry").toByteArray());
-  restoreState(settings.value("window/state").toByteArray());
 }
-
-MainWindow::~MainWindow() = default;
 
 QString MainWindow::promptText() const { return m_prompt->text(); }
 
@@ -265,38 +288,8 @@ void MainWindow::connectSession() {
     if (busy) statusBar()->showMessage(stage + "…");
     if (!busy && m_progress) m_progress->hide();
   });
-  connect(m_session, &SessionController::progress, this, [this](double f, const QString& stage) {
-    // The one-time demo training: a dialog with Cancel (the worker stops at its next step).
-    if (!m_progress) {
-      m_progress = new QProgressDialog(this);
-      m_progress->setWindowTitle(tr("Preparing the demo model"));
-      m_progress->setRange(0, 1000);
-      m_progress->setMinimumDuration(0);
-      connect(m_progress, &QProgressDialog::canceled, m_session, &SessionController::cancel);
-    }
-    m_progress->setLabelText(stage);
-    m_progress->setValue(static_cast<int>(f * 1000));
-    if (f >= 1.0) m_progress->hide();
-    else if (!m_progress->isVisible()) m_progress->show();
-  });
-  connect(m_session, &SessionController::promptReady, this, [this](const QStringList& pieces, const QVector<int>& ids) {
-    m_tokens->setTokens(pieces, ids);
-    statusBar()->showMessage(tr("%1 tokens").arg(pieces.size()));
-    if (!m_pendingEdits.empty() || m_pendingLayer >= 0) {
-      std::vector<views::HeadState> states(static_cast<size_t>(m_layers * m_heads));
-      for (const auto& e : m_pendingEdits)
-        if (e.layer < m_layers && e.head < m_heads) states[static_cast<size_t>(e.layer * m_heads + e.head)] = e.state;
-      m_gridModel->setStates(states);
-      m_pendingEdits.clear();
-      pushEdits();
-      if (m_pendingLayer >= 0) selectHead(m_pendingLayer, m_pendingHead);
-      m_pendingLayer = m_pendingHead = -1;
-    }
-    if (m_pendingVhr) {
-      m_pendingVhr = false;
-      m_vhr->setChecked(true);
-    }
-  });
+  connect(m_session, &SessionController::progress, this, &MainWindow::showLoadProgress);
+  connect(m_session, &SessionController::promptReady, this, &MainWindow::showPrompt);
   connect(m_session, &SessionController::imageSpanReady, this, [this](const views::ImageSpan& span) {
     m_imageSpan = span;
     // LLaVA-1.5's 576 patch positions fold into one chip; demo-vlm's 16 stay visible.
@@ -331,6 +324,49 @@ void MainWindow::connectSession() {
             if (ms > 0)
               m_recompute->setText(from >= m_layers ? tr("no change") : tr("recomputed layers %1–%2 in %3 ms").arg(from).arg(m_layers - 1).arg(ms, 0, 'f', 1));
           });
+}
+
+// The one-time demo training: a dialog with Cancel (the worker stops at its next step).
+void MainWindow::showLoadProgress(double f, const QString& stage) {
+  if (!m_progress) {
+    m_progress = new QProgressDialog(this);
+    m_progress->setWindowTitle(tr("Preparing the demo model"));
+    m_progress->setRange(0, 1000);
+    m_progress->setMinimumDuration(0);
+    connect(m_progress, &QProgressDialog::canceled, m_session, &SessionController::cancel);
+  }
+  m_progress->setLabelText(stage);
+  m_progress->setValue(static_cast<int>(f * 1000));
+  if (f >= 1.0) m_progress->hide();
+  else if (!m_progress->isVisible()) m_progress->show();
+}
+
+// A prompt ran: its tokens, then the edits and head a restored session was waiting to apply.
+void MainWindow::showPrompt(const QStringList& pieces, const QVector<int>& ids) {
+  m_tokens->setTokens(pieces, ids);
+  statusBar()->showMessage(tr("%1 tokens").arg(pieces.size()));
+  if (!m_pendingEdits.empty() || m_pendingLayer >= 0) {
+    std::vector<views::HeadState> states(static_cast<size_t>(m_layers * m_heads));
+    for (const auto& e : m_pendingEdits) {
+      if (e.layer < m_layers && e.head < m_heads)
+        states[static_cast<size_t>(e.layer * m_heads + e.head)] = e.state;
+      else
+        m_refusedEdits << tr("edit of layer %1, head %2: the model has %3 layers of %4 heads").arg(e.layer).arg(e.head).arg(m_layers).arg(m_heads);
+    }
+    m_gridModel->setStates(states);
+    m_pendingEdits.clear();
+    pushEdits();
+    if (m_pendingLayer >= 0) selectHead(m_pendingLayer, m_pendingHead);
+    m_pendingLayer = m_pendingHead = -1;
+  }
+  const bool reportRefused = m_reportRefused;
+  m_reportRefused = false;
+  // A session's edits that could not be applied are listed, not dropped.
+  if (reportRefused && !m_refusedEdits.isEmpty()) statusBar()->showMessage(tr("session: %n edit(s) refused: ", nullptr, m_refusedEdits.size()) + m_refusedEdits.join("; "));
+  if (m_pendingVhr) {
+    m_pendingVhr = false;
+    m_vhr->setChecked(true);
+  }
 }
 
 void MainWindow::openModel(const QString& spec, const QString& prompt, const QString& image) {

@@ -46,6 +46,8 @@ class MainWindow : public QMainWindow {
   void selectHead(int layer, int head);
   // Sessions: model, prompt, interventions, selection and probe settings as JSON.
   bool saveSession(const QString& path);
+  // The last opened session's edits that were refused (bad kind, α outside [0, 4], a head the model lacks).
+  QStringList refusedEdits() const { return m_refusedEdits; }
   void openSession(const QString& path);
   QString sessionJson() const;
   void exportTrace(const QString& path, const QString& hooksGlob, bool force = false);
@@ -94,6 +96,15 @@ class MainWindow : public QMainWindow {
   void buildMenus();
   void startRuntimeCheck();
   void connectSession();
+  void buildDocks();
+  void connectViews();
+  void connectProbes();
+  void connectPatching();
+  void buildShortcuts();
+  void showProbeResult(const QString& name, const views::HeadScores& grid, const QString& summary, const QString& json);
+  void showPatchingResult(const views::HeatmapData& grid, const views::HeadScores& heads, const QString& summary);
+  void showLoadProgress(double fraction, const QString& stage);
+  void showPrompt(const QStringList& pieces, const QVector<int>& ids);
   void showModel(const views::ModelSummary& s);
   void showLayer(int layer, const std::vector<views::HeatmapData>& heads);
   void showCurrentHead();
@@ -147,6 +158,8 @@ class MainWindow : public QMainWindow {
   QString m_modelSpec;
   QString m_lastProbeJson;  // the last probe result, as the CLI prints it
   std::vector<views::HeadEdit> m_pendingEdits;  // a reopened session's edits, applied once its prompt has run
+  QStringList m_refusedEdits;                   // the reopened session's edits that could not be applied, and why
+  bool m_reportRefused = false;                 // say so once, when the session's prompt has run
   int m_pendingLayer = -1, m_pendingHead = -1;
 };
 

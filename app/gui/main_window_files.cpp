@@ -1,5 +1,6 @@
 // The window's files: recent models, heatmap / trace / probe-result export, sessions.
 #include <QFile>
+#include <cmath>
 #include <QFileDialog>
 #include <QInputDialog>
 #include <QJsonArray>
@@ -89,17 +90,23 @@ void MainWindow::openSession(const QString& path) {
   QJsonObject o = QJsonDocument::fromJson(f.readAll(), &err).object();
   if (err.error != QJsonParseError::NoError || o.value("schema").toString() != "headlab.session")
     return statusBar()->showMessage(tr("error: %1 is not a HeadLab session").arg(path));
-  auto kindOf = [](const QString& s) {
-    return s == "zero" ? views::AblationKind::Zero : s == "mean" ? views::AblationKind::Mean
-           : s == "uniform" ? views::AblationKind::Uniform : views::AblationKind::None;
-  };
   m_pendingEdits.clear();
-  for (const auto& v : o.value("edits").toArray()) {
-    QJsonObject e = v.toObject();
-    views::HeadEdit edit{e.value("layer").toInt(), e.value("head").toInt(), {}};
-    edit.state.ablation = kindOf(e.value("ablation").toString());
-    edit.state.alpha = static_cast<float>(e.value("alpha").toDouble(1.0));
-    m_pendingEdits.push_back(edit);
+  m_refusedEdits.clear();
+  m_reportRefused = true;
+  const QJsonArray edits = o.value("edits").toArray();
+  for (int i = 0; i < edits.size(); ++i) {
+    QJsonObject e = edits[i].toObject();
+    views::HeadEdit edit{e.value("layer").toInt(-1), e.value("head").toInt(-1), {}};
+    const QString what = tr("edit %1 (layer %2, head %3)").arg(i + 1).arg(edit.layer).arg(edit.head);
+    const QString kind = e.value("ablation").toString("none");
+    bool known = false;
+    for (auto k : {views::AblationKind::None, views::AblationKind::Zero, views::AblationKind::Mean, views::AblationKind::Uniform})
+      if (views::ablationName(k) == kind) edit.state.ablation = k, known = true;
+    const double alpha = e.value("alpha").toDouble(1.0);
+    if (edit.layer < 0 || edit.head < 0) m_refusedEdits << what + tr(": no layer or head");
+    else if (!known) m_refusedEdits << what + tr(": unknown ablation '%1' (none, zero, mean or uniform)").arg(kind);
+    else if (!std::isfinite(alpha) || alpha < 0 || alpha > 4) m_refusedEdits << what + tr(": α = %1 outside [0, 4]").arg(alpha);
+    else edit.state.alpha = static_cast<float>(alpha), m_pendingEdits.push_back(edit);
   }
   const QString kind = o.value("ablation_kind").toString();
   for (int i = 0; i < m_kind->count(); ++i)

@@ -17,7 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "headlab/core/demo_vlm.h"
+#include "headlab/core/model_session.h"
 #include "headlab/core/errors.h"
 #include "headlab/core/incremental_runner.h"
 #include "headlab/core/model_loader.h"
@@ -100,29 +100,13 @@ void SessionController::openModel(const QString& spec, const QString& tokenizer)
       QMetaObject::invokeMethod(this, [this, f, text] { emit progress(f, text); }, Qt::QueuedConnection);
       return !m_cancel.load();
     };
-    // Weights are created outside inference mode so that autograd can use them later (attribution
-    // patching, DuoAttention's gate optimisation); forwards still run in inference mode.
-    const std::string path = spec.toStdString();
-    LoadedModel loaded;
-    std::unique_ptr<VisionLanguageModel> vlm;
-    {
-      c10::InferenceMode off(false);
-      if (path == "demo-vlm" || isLlavaFolder(path)) {
-        const std::string folder = path == "demo-vlm" ? ensureDemoVlm(opt.progress) : path;
-        vlm = loadLlava(folder);
-        vlm->to(parseDevice(device), parseDtype(dtype));
-        loaded.tokenizer = loadTokenizer(folder);
-        loaded.source = folder;
-        loaded.format = "llava";
-      } else {
-        loaded = loadModel(path, opt);
-      }
-    }
-    if (!loaded.tokenizer) throw TokenizerError(loaded.source + ": no tokenizer found next to the model");
+    SessionOptions so;
+    so.load = opt;
+    ModelSession opened = openModelSession(spec.toStdString(), so);
     auto& w = *m_worker;
     w.runner.reset();
-    w.loaded = std::move(loaded);
-    w.vlm = std::move(vlm);
+    w.loaded = std::move(opened.loaded);
+    w.vlm = std::move(opened.vlm);
     w.pixels = at::Tensor();
     w.vhr.clear();
     w.runner = std::make_unique<IncrementalRunner>(*w.model());
@@ -312,33 +296,14 @@ void SessionController::runProbe(const QString& name, const QString& paramsJson)
       grid.name = q(name.toStdString() + ": " + g["name"].get<std::string>());
       for (const auto& v : g["values"]) grid.values.push_back(v.get<float>());
     }
-    QString summary;
-    if (r.contains("sink_1")) summary = QString("Sink_1 = %1% of heads").arg(r["sink_1"].get<double>(), 0, 'f', 1);
-    if (r.contains("best")) summary = QString("best induction head L%1H%2 (%3)").arg(r["best"]["induction"]["layer"].get<int>())
-                                          .arg(r["best"]["induction"]["head"].get<int>()).arg(r["best"]["induction"]["score"].get<double>(), 0, 'f', 3);
-    if (r.contains("niah_accuracy")) summary = QString("NIAH accuracy %1, %2 retrieval heads").arg(r["niah_accuracy"].get<double>(), 0, 'f', 2)
-                                                   .arg(r["retrieval_heads"].get<int64_t>());
-    if (r.contains("vhd_raw") && !grid.values.empty()) {
-      const auto best = std::max_element(grid.values.begin(), grid.values.end()) - grid.values.begin();
-      summary = QString("top vision-aware head L%1H%2 (VHD %3), %4 filtered as outliers")
-                    .arg(best / grid.heads).arg(best % grid.heads).arg(grid.values[best], 0, 'f', 3).arg(r["filtered_heads"].get<int64_t>());
-    }
-    // A curve for the probes that have one.
+    // The probe's own headline and curve: nothing here knows which probe ran.
+    const plugins::ProbeSummary told = probe->summarize(r);
+    const QString summary = q(told.line);
     std::vector<double> xs, ys;
     QString title, xLabel, yLabel;
-    if (r.contains("sink_k")) {
-      ys = r["sink_k"].get<std::vector<double>>();
-      for (size_t k = 0; k < ys.size(); ++k) xs.push_back(static_cast<double>(k));
-      title = "Sink_k", xLabel = "key position k", yLabel = "% of heads with alpha > eps";
-    } else if (r.contains("per_test")) {
-      std::map<double, std::pair<double, int>> byDepth;  // depth -> (recalled, tests)
-      for (const auto& t : r["per_test"]) {
-        auto& d = byDepth[t["depth"].get<double>()];
-        d.first += t["counted"].get<bool>() ? 1.0 : 0.0;
-        ++d.second;
-      }
-      for (const auto& [depth, v] : byDepth) xs.push_back(depth), ys.push_back(v.first / v.second);
-      title = "NIAH accuracy", xLabel = "needle depth (%)", yLabel = "accuracy (ROUGE-1 recall > 0.5)";
+    if (!told.curves.empty()) {
+      const plugins::ProbeCurve& c = told.curves.front();
+      xs = c.x, ys = c.y, title = q(c.title), xLabel = q(c.xLabel), yLabel = q(c.yLabel);
     }
     QMetaObject::invokeMethod(this, [this, title, xs, ys, xLabel, yLabel] { emit probeCurve(title, xs, ys, xLabel, yLabel); },
                               Qt::QueuedConnection);
@@ -453,7 +418,8 @@ void SessionController::runPatching(const views::PatchingRequestView& v) {
     d.valueLabel = "0 = corrupted, 1 = clean";  // short: the colour scale is as tall as the map
     d.title = QString("%1 patching, %2").arg(v.sweep, q(res.method));
     const QString summary = QString("logit(%1) - logit(%2): clean %3, corrupted %4; %5 forwards")
-                                .arg(v.answer, v.wrong).arg(res.cleanMetric, 0, 'f', 3).arg(res.corruptedMetric, 0, 'f', 3).arg(res.forwards);
+                                .arg(v.answer, v.wrong).arg(res.cleanMetric, 0, 'f', 3).arg(res.corruptedMetric, 0, 'f', 3).arg(res.forwards) +
+                          (res.warnings.empty() ? QString() : QString("\nwarning: %1").arg(q(res.warnings.front())));
     QMetaObject::invokeMethod(this, [this, d, heads, summary] { emit patchingFinished(d, heads, summary); }, Qt::QueuedConnection);
   });
 }

@@ -1,5 +1,9 @@
 #include "probe_util.h"
 
+#include <algorithm>
+#include <cstdarg>
+#include <cstdio>
+
 #include <c10/core/InferenceMode.h>
 
 #include <cctype>
@@ -146,6 +150,26 @@ void redistributeVisualSinks(at::Tensor& pattern, const at::Tensor& rows, const 
   at::Tensor freed = onSinks * (1.0 - p);
   at::Tensor edited = pattern * (1.0 - sinkMask * (1.0 - p)) + freed * (pattern * other) / onOther.clamp_min(1e-30);
   pattern = apply * edited + (1.0 - apply) * pattern;
+}
+
+std::string formatText(const char* format, ...) {
+  va_list args;
+  va_start(args, format);
+  char buffer[512];
+  std::vsnprintf(buffer, sizeof buffer, format, args);
+  va_end(args);
+  return buffer;
+}
+
+std::string bestHeadText(const nlohmann::json& grid, int digits) {
+  const auto values = grid["values"].get<std::vector<double>>();
+  if (values.empty()) return "none";
+  const auto best = std::max_element(values.begin(), values.end()) - values.begin();
+  const int64_t heads = grid["heads"].get<int64_t>();
+  char text[64];
+  std::snprintf(text, sizeof text, "L%lldH%lld (%.*f)", static_cast<long long>(best / heads), static_cast<long long>(best % heads), digits,
+                values[static_cast<size_t>(best)]);
+  return text;
 }
 
 }  // namespace headlab::plugins

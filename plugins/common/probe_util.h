@@ -40,11 +40,9 @@ at::Tensor copyEvents(const at::Tensor& top1, int64_t generated, const std::vect
 void redistributeVisualSinks(at::Tensor& pattern, const at::Tensor& rows, const std::vector<int64_t>& sinks, int64_t imageBegin,
                              int64_t imageEnd, double p);
 
-void registerSinksProbes(ProbeRegistry& r);      // sinks, hidden-sinks
-void registerInductionProbe(ProbeRegistry& r);   // induction
-void registerMassiveProbe(ProbeRegistry& r);     // massive
-void registerStreamingProbe(ProbeRegistry& r);   // streaming
-void registerRetrievalProbe(ProbeRegistry& r);   // retrieval
-void registerVisionProbes(ProbeRegistry& r);     // vhd, var, look
+// printf into a std::string (summary lines).
+std::string formatText(const char* format, ...) __attribute__((format(printf, 1, 2)));
+// "L3H2 (0.812)": the largest cell of a result's grid, for summary lines.
+std::string bestHeadText(const nlohmann::json& grid, int digits = 3);
 
 }  // namespace headlab::plugins

@@ -73,6 +73,15 @@ class InductionProbe : public Probe {
             {"exclude_bos", false, "transformer_lens score: ignore attention to the first token"},
             {"exclude_current_token", false, "transformer_lens score: ignore attention to the query's own position"}};
   }
+  ProbeSummary summarize(const nlohmann::json& r) const override {
+    const auto& b = r["best"];
+    return {formatText("best induction head L%lldH%lld (%.3f); best previous-token head L%lldH%lld (%.3f)",
+                       b["induction"]["layer"].get<long long>(), b["induction"]["head"].get<long long>(), b["induction"]["score"].get<double>(),
+                       b["previous_token"]["layer"].get<long long>(), b["previous_token"]["head"].get<long long>(),
+                       b["previous_token"]["score"].get<double>()),
+            {}};
+  }
+
   nlohmann::json run(ProbeContext& ctx) override {
     nlohmann::json p = mergeParams(*this, ctx.params);
     const auto& c = ctx.model.config();
@@ -150,6 +159,6 @@ class InductionProbe : public Probe {
 };
 }  // namespace
 
-void registerInductionProbe(ProbeRegistry& r) { r.add("induction", [] { return std::make_unique<InductionProbe>(); }); }
+void registerProbes_induction(ProbeRegistry& r) { r.add("induction", [] { return std::make_unique<InductionProbe>(); }); }
 
 }  // namespace headlab::plugins

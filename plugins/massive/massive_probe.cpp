@@ -31,6 +31,14 @@ class MassiveProbe : public Probe {
             {"aggregate", "mean", "per-layer top-3 magnitudes over the prompts: mean (as locuslab/massive-activations) or max"},
             {"prompts", nlohmann::json::array(), "prompt set (empty = built-in)"}};
   }
+  ProbeSummary summarize(const nlohmann::json& r) const override {
+    double top = 0;
+    long long at = 0;
+    for (const auto& l : r["layers"])
+      if (!l["top3_abs"].empty() && l["top3_abs"][0].get<double>() > top) top = l["top3_abs"][0], at = l["layer"];
+    return {formatText("%zu massive activations; largest |a| = %.1f (layer %lld)", r["massive_activations"].size(), top, at), {}};
+  }
+
   nlohmann::json run(ProbeContext& ctx) override {
     nlohmann::json p = mergeParams(*this, ctx.params);
     const double absT = p["abs_threshold"], ratio = p["ratio"];
@@ -133,6 +141,6 @@ class MassiveProbe : public Probe {
 };
 }  // namespace
 
-void registerMassiveProbe(ProbeRegistry& r) { r.add("massive", [] { return std::make_unique<MassiveProbe>(); }); }
+void registerProbes_massive(ProbeRegistry& r) { r.add("massive", [] { return std::make_unique<MassiveProbe>(); }); }
 
 }  // namespace headlab::plugins

@@ -80,6 +80,22 @@ class RetrievalProbe : public Probe {
             {"prefill_chunk", 512, "prompt tokens per prefill step (bounds memory)"}};
   }
 
+  ProbeSummary summarize(const nlohmann::json& r) const override {
+    ProbeSummary s;
+    s.line = formatText("NIAH accuracy %.2f over %lld tests, %lld retrieval heads (score > %g)", r["niah_accuracy"].get<double>(),
+                        r["tests"].get<long long>(), r["retrieval_heads"].get<long long>(), r["params"]["head_threshold"].get<double>());
+    std::map<double, std::pair<double, int>> byDepth;  // depth -> (recalled, tests)
+    for (const auto& t : r["per_test"]) {
+      auto& d = byDepth[t["depth"].get<double>()];
+      d.first += t["counted"].get<bool>() ? 1.0 : 0.0;
+      ++d.second;
+    }
+    ProbeCurve c{"NIAH accuracy", "needle depth (%)", "accuracy (ROUGE-1 recall > 0.5)", {}, {}};
+    for (const auto& [depth, v] : byDepth) c.x.push_back(depth), c.y.push_back(v.first / v.second);
+    s.curves.push_back(std::move(c));
+    return s;
+  }
+
   nlohmann::json run(ProbeContext& ctx) override {
     nlohmann::json p = mergeParams(*this, ctx.params);
     if (!ctx.tokenizer) throw InputError("the retrieval probe needs a tokenizer");
@@ -280,6 +296,6 @@ class RetrievalProbe : public Probe {
   }
 };
 
-void registerRetrievalProbe(ProbeRegistry& r) { r.add("retrieval", [] { return std::make_unique<RetrievalProbe>(); }); }
+void registerProbes_retrieval(ProbeRegistry& r) { r.add("retrieval", [] { return std::make_unique<RetrievalProbe>(); }); }
 
 }  // namespace headlab::plugins

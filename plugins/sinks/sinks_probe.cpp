@@ -35,6 +35,16 @@ class SinksProbe : public Probe {
              "prompts shorter than T: skip (the reference measures sequences of exactly T tokens), refuse, or keep (measured at their own length)"},
             {"prompts", nlohmann::json::array(), "prompt set (empty = built-in)"}};
   }
+  ProbeSummary summarize(const nlohmann::json& r) const override {
+    ProbeSummary s;
+    s.line = formatText("Sink_1 = %.1f%% of heads (alpha > %g on the first token), %lld prompts of %lld tokens", r["sink_1"].get<double>(),
+                        r["params"]["eps"].get<double>(), r["prompts_used"].get<long long>(), r["sequence_length"].get<long long>());
+    ProbeCurve c{"Sink_k", "key position k", "% of heads with alpha > eps", {}, r["sink_k"].get<std::vector<double>>()};
+    for (size_t k = 0; k < c.y.size(); ++k) c.x.push_back(static_cast<double>(k));
+    s.curves.push_back(std::move(c));
+    return s;
+  }
+
   nlohmann::json run(ProbeContext& ctx) override {
     nlohmann::json p = mergeParams(*this, ctx.params);
     const double eps = p["eps"];
@@ -128,6 +138,12 @@ class HiddenSinksProbe : public Probe {
             {"max_tokens", 64, "prompts are cut to this many tokens"},
             {"prompts", nlohmann::json::array(), "prompt set (empty = built-in)"}};
   }
+  ProbeSummary summarize(const nlohmann::json& r) const override {
+    return {formatText("%zu hidden sinks ((prompt, head, key) with s_j > %g after the first sink)", r["hidden_sinks"].size(),
+                       r["params"]["threshold"].get<double>()),
+            {}};
+  }
+
   nlohmann::json run(ProbeContext& ctx) override {
     nlohmann::json p = mergeParams(*this, ctx.params);
     const double threshold = p["threshold"];
@@ -159,7 +175,7 @@ class HiddenSinksProbe : public Probe {
 };
 }  // namespace
 
-void registerSinksProbes(ProbeRegistry& r) {
+void registerProbes_sinks(ProbeRegistry& r) {
   r.add("sinks", [] { return std::make_unique<SinksProbe>(); });
   r.add("hidden-sinks", [] { return std::make_unique<HiddenSinksProbe>(); });
 }

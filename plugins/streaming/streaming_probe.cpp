@@ -47,6 +47,17 @@ class StreamingProbe : public Probe {
             {"gate_l1", 0.05, "weight of mean|alpha| in the gate loss"},
             {"prompts", nlohmann::json::array(), "prompt set (empty = built-in)"}};
   }
+  ProbeSummary summarize(const nlohmann::json& r) const override {
+    const auto values = r["grid"]["values"].get<std::vector<double>>();
+    const auto lowest = std::min_element(values.begin(), values.end()) - values.begin();
+    const int64_t heads = r["grid"]["heads"].get<int64_t>();
+    return {formatText("most local head %s; most far-reaching L%lldH%lld (%.3f); sink %lld + recent %lld tokens",
+                       bestHeadText(r["grid"]).c_str(), static_cast<long long>(lowest / heads), static_cast<long long>(lowest % heads),
+                       values.empty() ? 0.0 : values[static_cast<size_t>(lowest)], r["sink_used"].get<long long>(),
+                       r["recent_used"].get<long long>()),
+            {}};
+  }
+
   nlohmann::json run(ProbeContext& ctx) override {
     nlohmann::json p = mergeParams(*this, ctx.params);
     auto prompts = promptsFrom(p);
@@ -206,6 +217,6 @@ class StreamingProbe : public Probe {
 };
 }  // namespace
 
-void registerStreamingProbe(ProbeRegistry& r) { r.add("streaming", [] { return std::make_unique<StreamingProbe>(); }); }
+void registerProbes_streaming(ProbeRegistry& r) { r.add("streaming", [] { return std::make_unique<StreamingProbe>(); }); }
 
 }  // namespace headlab::plugins

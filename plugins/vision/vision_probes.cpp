@@ -119,6 +119,12 @@ class VhdProbe : public Probe {
             {"vhr_alpha", 2.0, "VHR scale on the selected heads"},
             {"vhr_layers", nlohmann::json::array(), "layers VHR reinforces (empty = the second layer and the last 14)"}};
   }
+  ProbeSummary summarize(const nlohmann::json& r) const override {
+    return {formatText("top vision-aware head %s, %lld filtered as outliers", bestHeadText(r["grid"]).c_str(),
+                       r["filtered_heads"].get<long long>()),
+            {}};
+  }
+
   nlohmann::json run(ProbeContext& ctx) override {
     nlohmann::json p = mergeParams(*this, ctx.params);
     VisionLanguageModel& vlm = requireVlm(ctx, name());
@@ -214,6 +220,12 @@ class VarProbe : public Probe {
             {"min_image_attention", 0.2, "image-centric: attention on the image >= this"},
             {"p", 0.6, "VAR keeps this fraction of the attention to sinks"}};
   }
+  ProbeSummary summarize(const nlohmann::json& r) const override {
+    return {formatText("most image-centric rows %s; next token %s -> %s", bestHeadText(r["grid"]).c_str(),
+                       r["next_token_before"]["token"].get<std::string>().c_str(), r["next_token_after"]["token"].get<std::string>().c_str()),
+            {}};
+  }
+
   nlohmann::json run(ProbeContext& ctx) override {
     nlohmann::json p = mergeParams(*this, ctx.params);
     VisionLanguageModel& vlm = requireVlm(ctx, name());
@@ -296,6 +308,12 @@ class LookProbe : public Probe {
             {"layer", kLookDefaultLayer, "layer of the map (default 14, as mllms_know reads LLaVA-1.5; the default is clamped to the model's last layer; -1 = the middle layer)"},
             {"general_prompt", "Write a general description of the image.", "divide the map by this prompt's map (empty = off)"}};
   }
+  ProbeSummary summarize(const nlohmann::json& r) const override {
+    return {formatText("image attention at layer %lld; most on the image: %s", r["map"]["layer"].get<long long>(),
+                       bestHeadText(r["grid"]).c_str()),
+            {}};
+  }
+
   nlohmann::json run(ProbeContext& ctx) override {
     nlohmann::json p = mergeParams(*this, ctx.params);
     VisionLanguageModel& vlm = requireVlm(ctx, name());
@@ -359,7 +377,7 @@ class LookProbe : public Probe {
 
 }  // namespace
 
-void registerVisionProbes(ProbeRegistry& r) {
+void registerProbes_vision(ProbeRegistry& r) {
   r.add("vhd", [] { return std::make_unique<VhdProbe>(); });
   r.add("var", [] { return std::make_unique<VarProbe>(); });
   r.add("look", [] { return std::make_unique<LookProbe>(); });

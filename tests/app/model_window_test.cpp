@@ -3,6 +3,10 @@
 #include <c10/core/InferenceMode.h>
 
 #include <gtest/gtest.h>
+#include <QFile>
+#include <QJsonObject>
+#include <QJsonDocument>
+#include <QJsonArray>
 
 #include <QAction>
 #include <QLabel>
@@ -286,6 +290,41 @@ TEST_F(ModelWindowTest, SavedSessionReopensToTheSameState) {
   EXPECT_FLOAT_EQ(other.headGrid()->state(3, 2).alpha, 2.5f);
   EXPECT_EQ(other.currentHead(), 2);
   EXPECT_EQ(other.sessionJson(), window.sessionJson());
+}
+
+// A session file with bad edits opens with the good ones applied and every bad one listed (issue #19:
+// they used to be dropped, or applied with any α, silently).
+TEST_F(ModelWindowTest, ASessionsBadEditsAreRefusedWithTheirReasons) {
+  window.headGrid()->toggleAblation(1, 1);
+  QTemporaryDir dir;
+  const QString path = dir.filePath("s.headlab.json");
+  ASSERT_TRUE(window.saveSession(path));
+  QFile f(path);
+  ASSERT_TRUE(f.open(QIODevice::ReadOnly));
+  QJsonObject o = QJsonDocument::fromJson(f.readAll()).object();
+  f.close();
+  QJsonArray edits = o.value("edits").toArray();
+  ASSERT_EQ(edits.size(), 1);
+  edits.append(QJsonObject{{"layer", 2}, {"head", 0}, {"ablation", "bogus"}, {"alpha", 1.0}});
+  edits.append(QJsonObject{{"layer", 2}, {"head", 1}, {"ablation", "none"}, {"alpha", 1e30}});
+  edits.append(QJsonObject{{"layer", 2}, {"head", 2}, {"ablation", "none"}, {"alpha", -5.0}});
+  edits.append(QJsonObject{{"layer", 7}, {"head", 99}, {"ablation", "zero"}, {"alpha", 1.0}});
+  o["edits"] = edits;
+  ASSERT_TRUE(f.open(QIODevice::WriteOnly | QIODevice::Truncate));
+  f.write(QJsonDocument(o).toJson());
+  f.close();
+
+  MainWindow other;
+  other.show();
+  other.openSession(path);
+  ASSERT_TRUE(QTest::qWaitFor([&] { return other.headGrid()->editedCount() == 1 && other.refusedEdits().size() == 4; }, 20000))
+      << other.refusedEdits().join(" | ").toStdString();
+  EXPECT_EQ(other.headGrid()->state(1, 1).ablation, views::AblationKind::Zero);
+  const QString all = other.refusedEdits().join(" | ");
+  EXPECT_TRUE(all.contains("unknown ablation 'bogus'")) << all.toStdString();
+  EXPECT_TRUE(all.contains("outside [0, 4]")) << all.toStdString();
+  EXPECT_TRUE(all.contains("layer 7, head 99")) << all.toStdString();
+  EXPECT_TRUE(other.statusBar()->currentMessage().contains("4 edit(s) refused")) << other.statusBar()->currentMessage().toStdString();
 }
 
 }  // namespace headlab::app

@@ -5,7 +5,7 @@
 #include <csignal>
 #include <thread>
 
-#include "isolated_call.h"
+#include "traces/isolated_call.h"
 
 namespace headlab {
 

@@ -148,6 +148,29 @@ TEST(PatchingTest, AttributionCorrelatesWithExactPatching) {
   }
 }
 
+// A gap that is small against the spread of the logits amplifies noise in the normalised grid:
+// the result says so (and its JSON), and says nothing when the gap is large.
+TEST(PatchingTest, WarnsWhenTheCleanCorruptedGapIsSmallAgainstTheLogitScale) {
+  auto model = test::plantedCircuitModel();
+  PatchingResult large = patchBatched(model, plantedRequest(SweepKind::Heads));
+  ASSERT_GT(large.logitScale, 0.0);
+  ASSERT_GT(std::abs(large.cleanMetric - large.corruptedMetric), kSmallGapFraction * large.logitScale);
+  EXPECT_TRUE(large.warnings.empty());
+  EXPECT_FALSE(large.toJson().contains("warnings"));
+
+  // The same prompt twice: a gap of 0, every normalised value 0 / 0 (reported as 0).
+  PatchingRequest r = plantedRequest(SweepKind::Heads);
+  r.corrupted = r.clean;
+  for (bool attribution : {false, true}) {
+    PatchingResult small = attribution ? patchAttribution(model, r) : patchBatched(model, r);
+    const double gap = std::abs(small.cleanMetric - small.corruptedMetric);
+    ASSERT_LT(gap, kSmallGapFraction * small.logitScale) << "gap " << gap << ", logit scale " << small.logitScale;
+    ASSERT_EQ(small.warnings.size(), 1u);
+    EXPECT_NE(small.warnings[0].find("may mislead"), std::string::npos) << small.warnings[0];
+    EXPECT_EQ(small.toJson()["warnings"].size(), 1u);
+  }
+}
+
 TEST(PatchingTest, RejectsMismatchedLengthsAndBadTokens) {
   auto model = test::randomModel("gpt2");
   PatchingRequest r = plantedRequest(SweepKind::Heads);

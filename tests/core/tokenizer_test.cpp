@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -68,7 +70,8 @@ TEST(TokenizerTest, Llama3SequencePostProcessorAddsBos) {
       {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": false, "use_regex": true},
       {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<|begin_of_text|>", "type_id": 0}},
                                                {"Sequence": {"id": "A", "type_id": 0}}]}]})");
-  const auto dir = std::filesystem::temp_directory_path() / "headlab_llama32_tokenizer";
+  // One folder per process: ctest runs this test alone and inside FidelityOfProbesAndTokenizers, at once.
+  const auto dir = std::filesystem::temp_directory_path() / ("headlab_llama32_tokenizer_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   std::ofstream((dir / "tokenizer.json").string()) << j.dump();
   std::filesystem::remove(dir / "tokenizer_config.json");

@@ -94,7 +94,7 @@ TEST_F(TraceTest, InterruptedCaptureLeavesNoFileAndKeepsAnExistingOne) {
     TraceOptions o;
     o.force = true;
     TraceWriter w(path("keep.h5"), o);
-    EXPECT_THROW(captureToTrace(model, {1, 2, 3, 4}, hooks, w, [](int done, int) { return done < 2; }), CancelledError);
+    EXPECT_THROW(captureToTrace(model, {1, 2, 3, 4}, hooks, w, [](double fraction, const std::string&) { return fraction < 0.5; }), CancelledError);
   }
   std::ifstream in(path("keep.h5"));
   std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());

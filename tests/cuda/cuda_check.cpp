@@ -18,7 +18,7 @@
 #include "headlab/core/tokenizer.h"
 #include "headlab/core/vision_language.h"
 #include "headlab/plugins/probe_plugin.h"
-#include "../../core/src/architectures.h"
+#include "archs/architectures.h"
 #include "../support/random_model.h"
 
 using namespace headlab;

@@ -18,20 +18,31 @@ fi
 mkdir -p "$OUTDIR/generated"
 # The probes' built-in prompt set, as plugins/CMakeLists.txt generates it.
 { printf 'R"HLPROMPTS('; cat resources/prompts/sinks.txt; printf ')HLPROMPTS"\n'; } > "$OUTDIR/generated/sinks_prompts.inc"
-SRC="hooked_transformer hooks model_config model_weights tensor_store generate patching/sweep_layouts patching/patching_common patching/batched patching/per_forward patching/path patching/attribution interventions incremental_runner
-     vision_language arch_llama arch_gpt2 arch_registry arch_decoder arch_qwen3 arch_olmo2 arch_gemma arch_phi3 arch_neox arch_clip dtypes safetensors llama2c_checkpoint tokenizer_score_bpe tokenizer_text"
-PLUGINS="registry.cpp common/probe_util.cpp induction/induction_probe.cpp massive/massive_probe.cpp retrieval/retrieval_probe.cpp
-         sinks/sinks_probe.cpp streaming/streaming_probe.cpp vision/vision_probes.cpp"
+# The runtime sources (libtorch and nlohmann-json only), as core/sources.cmake lists them.
+SRC=$(sed -n '/^set(HEADLAB_CORE_RUNTIME_SOURCES/,/^)/p' core/sources.cmake | grep -o 'src/[a-z_/0-9]*\.cpp' | sed 's|^src/||; s|\.cpp$||')
+[ -n "$SRC" ] || { echo "core/sources.cmake: no HEADLAB_CORE_RUNTIME_SOURCES list found" >&2; exit 1; }
+# The probe folders, as plugins/CMakeLists.txt finds them, and their generated registration calls.
+PROBE_SOURCES=$(cd plugins && ls */*_probe*.cpp | sort)
+PROBE_FOLDERS=$(for f in $PROBE_SOURCES; do dirname "$f"; done | uniq)
+{ for d in $PROBE_FOLDERS; do echo "void registerProbes_$d(ProbeRegistry& r);"; done
+  echo "inline void registerEveryProbeFolder(ProbeRegistry& r) {"
+  for d in $PROBE_FOLDERS; do echo "  registerProbes_$d(r);"; done
+  echo "}"; } > "$OUTDIR/generated/probe_registrations.inc"
+PLUGINS="registry.cpp common/probe_util.cpp $PROBE_SOURCES"
 pids=()
+JOBS=${JOBS:-$(nproc)}
+throttle() { while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n; done; }  # at most JOBS compilers at once
 for f in $SRC; do
-  g++ -std=c++17 -O1 -D_GLIBCXX_USE_CXX11_ABI="$ABI" -Icore/include -I"${NLOHMANN_INCLUDE:-/usr/include}" -I"$INC" \
+  throttle
+  g++ -std=c++17 -O1 -D_GLIBCXX_USE_CXX11_ABI="$ABI" -Icore/include -Icore/src -I"${NLOHMANN_INCLUDE:-/usr/include}" -I"$INC" \
     -I"$INC/torch/csrc/api/include" -c "core/src/$f.cpp" -o "$OUTDIR/${f//\//_}.o" & pids+=($!)
 done
 for f in $PLUGINS; do
+  throttle
   g++ -std=c++17 -O1 -D_GLIBCXX_USE_CXX11_ABI="$ABI" -Icore/include -Iplugins/include -I"$OUTDIR/generated" -I"${NLOHMANN_INCLUDE:-/usr/include}" \
     -I"$INC" -I"$INC/torch/csrc/api/include" -c "plugins/$f" -o "$OUTDIR/plugin_$(basename "$f" .cpp).o" & pids+=($!)
 done
-g++ -std=c++17 -O1 -D_GLIBCXX_USE_CXX11_ABI="$ABI" -Icore/include -Iplugins/include -I"${NLOHMANN_INCLUDE:-/usr/include}" -I"$INC" \
+g++ -std=c++17 -O1 -D_GLIBCXX_USE_CXX11_ABI="$ABI" -Icore/include -Icore/src -Iplugins/include -I"${NLOHMANN_INCLUDE:-/usr/include}" -I"$INC" \
   -I"$INC/torch/csrc/api/include" -c tests/cuda/cuda_check.cpp -o "$OUTDIR/cuda_check.o" & pids+=($!)
 for p in "${pids[@]}"; do wait "$p"; done
 g++ -o "$OUTDIR/cuda_check" "$OUTDIR"/*.o -L"$LIB" -Wl,-rpath,"$LIB" -Wl,--no-as-needed ${CUDA_LIBS--ltorch_cuda -lc10_cuda} -ltorch -ltorch_cpu -lc10

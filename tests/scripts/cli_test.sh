@@ -51,6 +51,9 @@ done
 rm -f "${TMPDIR:-/tmp}/patch_$$.json"
 out=$("$CLI" patch "${P[@]}" --sweep path --receiver 4.2 --input v --json 2>/dev/null | /usr/bin/python3 -c 'import json,sys; j=json.load(sys.stdin); v=j["values"]; print(j["method"], j["shape"], sum(x is None for x in v))')
 check "path patching sender grid (layer 4 heads are not senders)" "$out" "path-v [5, 8] 8"
+# The text summary ranks only computed cells: the receiver's own layer (NaN) never comes first.
+out=$("$CLI" patch "${P[@]}" --sweep path --receiver 4.2 --input v 2>/dev/null | sed -n 2p)
+[[ "$out" == *"sender_layer "[0-3]","* ]] && [[ "$out" != *nan* ]] && echo "ok   path summary ranks senders only" || { echo "FAIL path summary: $out"; fail=1; }
 err=$("$CLI" patch "${P[@]}" --corrupted "Tim had a ball" --sweep heads 2>&1 >/dev/null); rc=$?
 [ $rc -ne 0 ] && [[ "$err" == *"patching needs equal lengths"* ]] && echo "ok   mismatched lengths" || { echo "FAIL mismatched lengths: $err"; fail=1; }
 

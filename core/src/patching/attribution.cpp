@@ -5,11 +5,12 @@
 
 #include <algorithm>
 
+#include "headlab/core/errors.h"
 #include "patching_common.h"
 
 namespace headlab {
 
-PatchingResult patchAttribution(HookedTransformer& m, const PatchingRequest& r) {
+PatchingResult patchAttribution(HookedTransformer& m, const PatchingRequest& r, const Progress& progress) {
   using namespace patching;
   validate(m, r);
   const SweepShape s = shapeOf(m, r);
@@ -37,8 +38,10 @@ PatchingResult patchAttribution(HookedTransformer& m, const PatchingRequest& r) 
         a = a + d[l];
       }));
   }
+  if (progress && !progress(1.0 / 3, "corrupted run")) throw CancelledError();
   at::Tensor logits = runPrompt(m, r.corrupted, r.corruptedEmbeds);
   at::Tensor metric = logits[0][-1][r.answer] - logits[0][-1][r.wrong];
+  if (progress && !progress(2.0 / 3, "backward")) throw CancelledError();
   metric.backward();
   hs.clear();
   PatchingResult res;
@@ -51,6 +54,7 @@ PatchingResult patchAttribution(HookedTransformer& m, const PatchingRequest& r) 
   res.cleanMetric = clean.metric;
   res.corruptedMetric = metric.item<double>();
   res.forwards = 2;
+  judgeGap(res, clean.logitScale);
   const double span = res.cleanMetric - res.corruptedMetric;
   at::Tensor grid = at::zeros(shape, at::kDouble);
   double* cells = grid.data_ptr<double>();

@@ -12,7 +12,7 @@ using namespace patching;
 
 // Every layer runs once: the rows patched at earlier layers flow on, and layer l's own patches
 // join the batch there (their rows start from the cached residual stream of layer l).
-void runPipelined(HookedTransformer& m, const PatchingRequest& r, const Prepared& p, PatchingResult& res, const PatchProgress& progress) {
+void runPipelined(HookedTransformer& m, const PatchingRequest& r, const Prepared& p, PatchingResult& res, const Progress& progress) {
   const SweepShape s = shapeOf(m, r);
   const int64_t L = s.layers, T = s.positions;
   at::Tensor resid;  // [rows so far, pos, d_model]
@@ -47,7 +47,7 @@ void runPipelined(HookedTransformer& m, const PatchingRequest& r, const Prepared
     auto hs = installPatches(m, li, mine, p.source, padded);
     resid = m.block(li, resid);
     ++res.forwards;
-    if (progress && !progress(static_cast<double>(l + 1) / L)) throw CancelledError();
+    if (progress && !progress(static_cast<double>(l + 1) / L, "layer " + std::to_string(l))) throw CancelledError();
   }
   at::Tensor metrics = metricsOf(m.unembed(resid.slice(1, resid.size(1) - 1)), r.answer, r.wrong).cpu();  // [rows]
   double* grid = res.grid.data_ptr<double>();
@@ -55,7 +55,7 @@ void runPipelined(HookedTransformer& m, const PatchingRequest& r, const Prepared
 }
 
 // One layer at a time, its patches in chunks of maxBatch rows.
-void runPerLayer(HookedTransformer& m, const PatchingRequest& r, const Prepared& p, PatchingResult& res, const PatchProgress& progress) {
+void runPerLayer(HookedTransformer& m, const PatchingRequest& r, const Prepared& p, PatchingResult& res, const Progress& progress) {
   const SweepShape s = shapeOf(m, r);
   double* grid = res.grid.data_ptr<double>();
   for (int64_t l = 0; l < s.layers; ++l) {
@@ -70,12 +70,12 @@ void runPerLayer(HookedTransformer& m, const PatchingRequest& r, const Prepared&
       ++res.forwards;
       for (int64_t b = 0; b < B; ++b) grid[chunk[static_cast<size_t>(b)].cell] = normalise(metrics[b].item<double>(), res);
     }
-    if (progress && !progress(static_cast<double>(l + 1) / s.layers)) throw CancelledError();
+    if (progress && !progress(static_cast<double>(l + 1) / s.layers, "layer " + std::to_string(l))) throw CancelledError();
   }
 }
 }  // namespace
 
-PatchingResult patchBatched(HookedTransformer& m, const PatchingRequest& r, const PatchProgress& progress) {
+PatchingResult patchBatched(HookedTransformer& m, const PatchingRequest& r, const Progress& progress) {
   c10::InferenceMode guard;
   const SweepShape s = patching::shapeOf(m, r);
   Prepared p = prepare(m, r, hooksOf(r.sweep, s));

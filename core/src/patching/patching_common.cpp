@@ -1,6 +1,8 @@
 #include "patching_common.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdio>
 
 #include "headlab/core/errors.h"
 
@@ -34,7 +36,9 @@ RunCache runAndCache(HookedTransformer& m, const std::vector<int64_t>& tokens, c
     for (int l = 0; l < L; ++l)
       hs.push_back(H.add(H.idOf(l, h), [&slot, l](at::Tensor& t, const HookContext&) { slot[static_cast<size_t>(l)] = t.clone(); }));
   }
-  c.metric = metricOf(runPrompt(m, tokens, embeds), answer, wrong);
+  const at::Tensor logits = runPrompt(m, tokens, embeds);
+  c.metric = metricOf(logits, answer, wrong);
+  c.logitScale = logits.select(1, -1).to(at::kDouble).std().item<double>();
   return c;
 }
 
@@ -88,9 +92,23 @@ Prepared prepare(HookedTransformer& m, const PatchingRequest& r, const std::vect
   res.corruptedMetric = corrupted.metric;
   res.grid = at::zeros(shape, at::kDouble);
   res.forwards = 2;
+  judgeGap(res, clean.logitScale);
   p.target = denoise ? std::move(corrupted) : std::move(clean);
   p.source = denoise ? std::move(clean) : std::move(corrupted);
   return p;
+}
+
+void judgeGap(PatchingResult& r, double logitScale) {
+  r.logitScale = logitScale;
+  const double gap = std::abs(r.cleanMetric - r.corruptedMetric);
+  if (gap < kSmallGapFraction * logitScale) {
+    char text[256];
+    std::snprintf(text, sizeof text,
+                  "the clean-corrupted logit difference gap is %.3g, under %.0f%% of the logits' spread (%.3g): normalised values "
+                  "divide small differences by it and may mislead; compare the raw metrics",
+                  gap, 100 * kSmallGapFraction, logitScale);
+    r.warnings.push_back(text);
+  }
 }
 
 double normalise(double metric, const PatchingResult& r) {
@@ -168,6 +186,7 @@ nlohmann::json PatchingResult::toJson(const std::vector<std::string>& tokenStrin
                       {"forwards", forwards},
                       {"values", flat}};
   if (!tokenStrings.empty()) j["pos_labels"] = tokenStrings;
+  if (!warnings.empty()) j["warnings"] = warnings;
   return j;
 }
 

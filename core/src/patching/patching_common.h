@@ -15,6 +15,7 @@ namespace headlab::patching {
 struct RunCache {
   std::map<LayerHook, std::vector<at::Tensor>> acts;
   double metric = 0;
+  double logitScale = 0;  // standard deviation of the last position's logits
   const at::Tensor& at(LayerHook h, int64_t layer) const { return acts.at(h)[static_cast<size_t>(layer)]; }
 };
 
@@ -40,6 +41,8 @@ struct Prepared {
 };
 Prepared prepare(HookedTransformer& m, const PatchingRequest& r, const std::vector<LayerHook>& hooks);
 double normalise(double metric, const PatchingResult& r);
+// Sets r.logitScale and the small-gap warning from the metrics already in r.
+void judgeGap(PatchingResult& r, double logitScale);
 
 // Mask [rows, ...] selecting, for row b, the slice of `hook`'s activation that rows[b] replaces; its
 // shape broadcasts against the activation (last axis 1). Rows patching another hook select nothing.

@@ -46,7 +46,7 @@ at::Tensor receiverInputs(HookedTransformer& m, const Prepared& p, int sl, int r
 }  // namespace
 
 PatchingResult patchPath(HookedTransformer& m, const PatchingRequest& r, int receiverLayer, int receiverHead, PathInput input,
-                         const PatchProgress& progress) {
+                         const Progress& progress) {
   c10::InferenceMode guard;
   const auto& c = m.config();
   if (receiverLayer < 1 || receiverLayer >= c.n_layers)
@@ -80,7 +80,7 @@ PatchingResult patchPath(HookedTransformer& m, const PatchingRequest& r, int rec
     }
     res.forwards += 2;
     for (int64_t h = 0; h < H; ++h) res.grid[sl][h] = normalise(metrics[h].item<double>(), res);
-    if (progress && !progress(static_cast<double>(sl + 1) / receiverLayer)) throw CancelledError();
+    if (progress && !progress(static_cast<double>(sl + 1) / receiverLayer, "senders of layer " + std::to_string(sl))) throw CancelledError();
   }
   return res;
 }

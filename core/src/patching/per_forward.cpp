@@ -6,7 +6,7 @@
 
 namespace headlab {
 
-PatchingResult patchPerForward(HookedTransformer& m, const PatchingRequest& r, const PatchProgress& progress) {
+PatchingResult patchPerForward(HookedTransformer& m, const PatchingRequest& r, const Progress& progress) {
   using namespace patching;
   c10::InferenceMode guard;
   const SweepShape s = shapeOf(m, r);
@@ -23,7 +23,7 @@ PatchingResult patchPerForward(HookedTransformer& m, const PatchingRequest& r, c
       grid[patch.cell] = normalise(metricOf(runPrompt(m, tokens, embeds), r.answer, r.wrong), res);
       ++res.forwards;
     }
-    if (progress && !progress(static_cast<double>(l + 1) / s.layers)) throw CancelledError();
+    if (progress && !progress(static_cast<double>(l + 1) / s.layers, "layer " + std::to_string(l))) throw CancelledError();
   }
   return res;
 }

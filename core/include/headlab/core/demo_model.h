@@ -6,6 +6,8 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+
+#include "headlab/core/progress.h"
 #include <random>
 #include <string>
 #include <vector>
@@ -61,12 +63,12 @@ class DemoTasks {
 
 // Returns the demo model folder, training it first when it is missing or does not load.
 // progress(fraction, stage) returning false cancels (CancelledError; nothing is left behind).
-std::string ensureDemoModel(const std::function<bool(double, const std::string&)>& progress = {},
+std::string ensureDemoModel(const Progress& progress = {},
                             const DemoTrainingOptions& options = {});
 std::string demoCacheDir();  // $XDG_CACHE_HOME/headlab/demo or ~/.cache/headlab/demo
 // Trains into `folder` (written atomically: a temporary sibling renamed into place).
 void trainDemoModel(const std::string& folder, const DemoTrainingOptions& options,
-                    const std::function<bool(double, const std::string&)>& progress = {});
+                    const Progress& progress = {});
 
 class HookedTransformer;
 class Tokenizer;

@@ -7,6 +7,8 @@
 
 #include <cstdint>
 #include <functional>
+
+#include "headlab/core/progress.h"
 #include <random>
 #include <string>
 #include <vector>
@@ -43,9 +45,9 @@ class DemoVlmTasks {
 std::string demoVlmCacheDir();  // $XDG_CACHE_HOME/headlab/demo-vlm or ~/.cache/headlab/demo-vlm
 // Trains into `folder` atomically (temporary sibling, then rename). progress returning false cancels.
 void trainDemoVlm(const std::string& folder, const DemoVlmOptions& options,
-                  const std::function<bool(double, const std::string&)>& progress = {});
+                  const Progress& progress = {});
 // The cached folder, trained first when missing, corrupt or from another recipe.
-std::string ensureDemoVlm(const std::function<bool(double, const std::string&)>& progress = {},
+std::string ensureDemoVlm(const Progress& progress = {},
                           const DemoVlmOptions& options = {});
 
 // Greedy one-word answers on held-out scenes: exact-answer accuracy. `prepareHook` runs before each

@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "headlab/core/progress.h"
 #include "headlab/core/hooked_transformer.h"
 #include "headlab/core/tokenizer.h"
 
@@ -19,7 +20,7 @@ struct LoadOptions {
   // Refuse a CPU load whose weights would take more than this; 0: the memory the system has available.
   uint64_t maxBytes = 0;
   // Long preparation (training the demo model on first use): fraction, stage; false cancels.
-  std::function<bool(double, const std::string&)> progress;
+  Progress progress;
 };
 
 struct LoadedModel {

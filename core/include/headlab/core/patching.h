@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "headlab/core/hooks.h"
+#include "headlab/core/progress.h"
 
 namespace headlab {
 
@@ -109,18 +110,26 @@ struct PatchingResult {
   std::vector<std::string> axes;
   std::vector<SweepAxis> gridAxes;        // the same axes with their sizes and labels
   double cleanMetric = 0, corruptedMetric = 0;
+  // The spread of the clean run's last-position logits (their standard deviation): the scale a
+  // clean-corrupted gap is judged against.
+  double logitScale = 0;
+  // Why the normalised grid may mislead (a gap small against the logit scale amplifies noise);
+  // also in the JSON ("warnings") and on the CLI's stderr. Empty when there is nothing to say.
+  std::vector<std::string> warnings;
   int64_t forwards = 0;                   // model invocations used
   nlohmann::json toJson(const std::vector<std::string>& tokenStrings = {}) const;
 };
 
 std::ostream& operator<<(std::ostream& os, SweepKind k);  // its name (test output)
 
-using PatchProgress = std::function<bool(double fraction)>;
+// A clean-corrupted gap below this fraction of the logit scale gets a warning: normalised values
+// are then differences of a few hundredths of a logit divided by that small gap.
+constexpr double kSmallGapFraction = 0.1;
 
 // Throws InputError for mismatched lengths, empty prompts or token ids out of range.
-PatchingResult patchBatched(HookedTransformer& model, const PatchingRequest& req, const PatchProgress& progress = {});
+PatchingResult patchBatched(HookedTransformer& model, const PatchingRequest& req, const Progress& progress = {});
 // The reference loop: one full forward per patch, as TransformerLens does it.
-PatchingResult patchPerForward(HookedTransformer& model, const PatchingRequest& req, const PatchProgress& progress = {});
+PatchingResult patchPerForward(HookedTransformer& model, const PatchingRequest& req, const Progress& progress = {});
 // Path patching (Wang et al., IOI): the effect of a sender head on one receiver head through the
 // receiver's query, key or value input only. For every sender (layer < receiver layer): run the
 // target prompt with the sender's z taken from the source run and every other head frozen at the
@@ -131,9 +140,9 @@ PatchingResult patchPerForward(HookedTransformer& model, const PatchingRequest& 
 enum class PathInput { Q, K, V };
 PathInput pathInputFromString(const std::string& s);  // "q", "k", "v"; throws InputError
 PatchingResult patchPath(HookedTransformer& model, const PatchingRequest& req, int receiverLayer, int receiverHead, PathInput input,
-                         const PatchProgress& progress = {});
+                         const Progress& progress = {});
 
 // First-order estimate (a_clean - a_corrupt) . dmetric/da at the corrupted run: 2 forwards, 1 backward.
-PatchingResult patchAttribution(HookedTransformer& model, const PatchingRequest& req);
+PatchingResult patchAttribution(HookedTransformer& model, const PatchingRequest& req, const Progress& progress = {});
 
 }  // namespace headlab

@@ -3,6 +3,8 @@
 #include <ATen/ATen.h>
 
 #include <functional>
+
+#include "headlab/core/progress.h"
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -94,6 +96,6 @@ uint64_t estimateCaptureBytes(const HookedTransformer& model, const std::vector<
 // `progress(done, total)` returning false cancels (CancelledError; the writer then discards).
 // `embeds` ([1, pos, d_model], optional): layer 0's input instead of embedding `tokens` (an image prompt).
 void captureToTrace(HookedTransformer& model, const std::vector<int64_t>& tokens, const std::vector<std::string>& hooks,
-                    TraceWriter& writer, const std::function<bool(int, int)>& progress = {}, const at::Tensor& embeds = {});
+                    TraceWriter& writer, const Progress& progress = {}, const at::Tensor& embeds = {});
 
 }  // namespace headlab

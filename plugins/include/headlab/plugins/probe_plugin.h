@@ -8,6 +8,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "headlab/core/progress.h"
+
 namespace at {
 class Tensor;
 }
@@ -28,8 +30,8 @@ struct ProbeParameter {
 };
 
 // Reports progress in [0, 1] with a stage text; returning false asks the probe to stop
-// (it then throws CancelledError).
-using ProgressFn = std::function<bool(double fraction, const std::string& stage)>;
+// (it then throws CancelledError). The same type as every other long operation's.
+using ProgressFn = headlab::Progress;
 
 struct ProbeContext {
   HookedTransformer& model;  // for a vision-language model: its decoder
@@ -41,6 +43,23 @@ struct ProbeContext {
   const at::Tensor* pixels = nullptr;
 };
 
+// A curve a result holds (Sink_k over k, accuracy over needle depth), drawn by the window.
+struct ProbeCurve {
+  std::string title, xLabel, yLabel;
+  std::vector<double> x, y;
+};
+
+// What the window, the CLI and the report show of any probe's result without knowing the probe:
+// one line and its curves. The head grids are read generically (headGrids).
+struct ProbeSummary {
+  std::string line;
+  std::vector<ProbeCurve> curves;
+};
+
+// Every [layers, heads] grid of a result, top level first ("grid" first): key and the grid JSON
+// {"name", "layers", "heads", "values"}.
+std::vector<std::pair<std::string, nlohmann::json>> headGrids(const nlohmann::json& result);
+
 class Probe {
  public:
   virtual ~Probe() = default;
@@ -49,11 +68,15 @@ class Probe {
   virtual std::vector<ProbeParameter> parameters() const = 0;
   // Returns the result as JSON: {"probe", "params", "grid": {"name", "layers", "heads", "values"}, ...}.
   virtual nlohmann::json run(ProbeContext& ctx) = 0;
+  // The headline of a result this probe returned. The default names the largest cell of "grid".
+  virtual ProbeSummary summarize(const nlohmann::json& result) const;
 };
 
 using ProbeFactory = std::function<std::unique_ptr<Probe>()>;
 
-// The registry the probe folders add themselves to.
+// The registry the probe folders add themselves to: each folder defines
+// `void registerProbes_<folder>(ProbeRegistry&)`, and plugins/CMakeLists.txt generates the calls from
+// the folders it finds, so a new probe edits no shared file.
 class ProbeRegistry {
  public:
   static ProbeRegistry& instance();

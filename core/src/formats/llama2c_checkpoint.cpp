@@ -42,15 +42,10 @@ uint64_t numelOf(const std::vector<int64_t>& s) {
   for (auto d : s) n *= static_cast<uint64_t>(d);
   return n;
 }
-}  // namespace
-
-Llama2cFile readLlama2c(const std::string& path) {
-  auto file = std::make_shared<MappedFile>(path);
-  ByteReader r(file->data(), file->size(), path);
-  Llama2cFile out;
-  Llama2cHeader& h = out.header;
+// The header, legacy (7 int32) or v1 (magic, version, 7 int32, shared flag, padded to 256 bytes).
+// Returns the offset of the first tensor.
+uint64_t readHeader(ByteReader& r, Llama2cHeader& h, const std::string& path) {
   uint32_t first = r.read<uint32_t>("magic or dim");
-  uint64_t offset = 0;
   auto readParams = [&] {
     h.dim = r.read<int32_t>("dim");
     h.hidden_dim = r.read<int32_t>("hidden_dim");
@@ -60,6 +55,7 @@ Llama2cFile readLlama2c(const std::string& path) {
     h.vocab_size = r.read<int32_t>("vocab_size");
     h.seq_len = r.read<int32_t>("seq_len");
   };
+  uint64_t offset = 0;
   if (first == kV1Magic) {
     int32_t version = r.read<int32_t>("version");
     if (version != 1) throw IoError(path + ": llama2.c version " + std::to_string(version) + " unsupported (expected 1)");
@@ -78,10 +74,12 @@ Llama2cFile readLlama2c(const std::string& path) {
     offset = 7 * 4;
   }
   validateHeader(h, path);
+  return offset;
+}
 
-  const int64_t L = h.n_layers, headDim = h.dim / h.n_heads;
-  Layout layout{h};
-  std::vector<std::pair<std::string, bool>> order;  // (key, per-layer)
+// The tensors in file order: (key, per layer). Legacy files hold RoPE tables after the norms.
+std::vector<std::pair<std::string, bool>> tensorOrder(const Llama2cHeader& h) {
+  std::vector<std::pair<std::string, bool>> order;
   if (h.version == 1) {
     order = {{"attn_norm", true}, {"ffn_norm", true}, {"output_norm", false}, {"token_embd", false},
              {"attn_q", true}, {"attn_k", true}, {"attn_v", true}, {"attn_output", true},
@@ -92,6 +90,19 @@ Llama2cFile readLlama2c(const std::string& path) {
              {"ffn_down", true}, {"ffn_up", true}, {"output_norm", false}, {"rope_tables", false}};
   }
   if (!h.shared_classifier) order.emplace_back("output", false);
+  return order;
+}
+}  // namespace
+
+Llama2cFile readLlama2c(const std::string& path) {
+  auto file = std::make_shared<MappedFile>(path);
+  ByteReader r(file->data(), file->size(), path);
+  Llama2cFile out;
+  Llama2cHeader& h = out.header;
+  uint64_t offset = readHeader(r, h, path);
+  const int64_t L = h.n_layers, headDim = h.dim / h.n_heads;
+  Layout layout{h};
+  const auto order = tensorOrder(h);
 
   // Check the total size against the file before any tensor is described.
   uint64_t total = offset;

@@ -10,12 +10,7 @@ namespace headlab::arch {
 ModelConfig neoxConfigFromHf(const nlohmann::json& cfg, const std::string& where) {
   ModelConfig c;
   c.arch = "gpt_neox";
-  c.d_model = require<int64_t>(cfg, "hidden_size", where);
-  c.d_mlp = require<int64_t>(cfg, "intermediate_size", where);
-  c.n_layers = require<int64_t>(cfg, "num_hidden_layers", where);
-  c.n_heads = require<int64_t>(cfg, "num_attention_heads", where);
-  c.n_kv_heads = c.n_heads;
-  c.d_head = c.n_heads > 0 ? c.d_model / c.n_heads : 0;
+  readSizes(cfg, {"hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size"}, c, where);
   c.d_vocab = require<int64_t>(cfg, "vocab_size", where);
   c.n_ctx = optional<int64_t>(cfg, "max_position_embeddings", 2048, where);
   c.norm = NormKind::LayerNorm;

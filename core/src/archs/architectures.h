@@ -118,4 +118,16 @@ T optional(const nlohmann::json& cfg, const char* key, T fallback, const std::st
   return require<T>(cfg, key, where);
 }
 
+// The sizes of a multi-head-attention model without GQA, named in each format's own words:
+// d_model, n_layers, n_heads (n_kv_heads = n_heads, d_head = d_model / n_heads) and d_mlp
+// (`mlpFallback` > 0: optional, that value when absent).
+struct SizeKeys {
+  const char* dModel;
+  const char* nLayers;
+  const char* nHeads;
+  const char* dMlp;
+  int64_t mlpFallback = 0;
+};
+void readSizes(const nlohmann::json& cfg, const SizeKeys& keys, ModelConfig& c, const std::string& where);
+
 }  // namespace headlab::arch

@@ -319,7 +319,7 @@ uint64_t estimateCaptureBytes(const HookedTransformer& model, const std::vector<
 }
 
 void captureToTrace(HookedTransformer& model, const std::vector<int64_t>& tokens, const std::vector<std::string>& hooks,
-                    TraceWriter& writer, const std::function<bool(int, int)>& progress, const at::Tensor& embeds) {
+                    TraceWriter& writer, const Progress& progress, const at::Tensor& embeds) {
   c10::InferenceMode guard;
   std::vector<HookHandle> handles;
   int done = 0;
@@ -328,7 +328,7 @@ void captureToTrace(HookedTransformer& model, const std::vector<int64_t>& tokens
     handles.push_back(model.hooks().add(name, [&, name](at::Tensor& t, const HookContext&) {
       writer.writeActivation(name, t);  // streamed: nothing is kept after this returns
       ++done;
-      if (progress && !progress(done, total)) throw CancelledError();
+      if (progress && !progress(static_cast<double>(done) / total, std::to_string(done) + "/" + std::to_string(total))) throw CancelledError();
     }));
   }
   if (embeds.defined()) {

@@ -271,7 +271,7 @@ void save(const std::string& folder, const ModelConfig& c, const ModelWeights& w
 }  // namespace
 
 void trainDemoModel(const std::string& folder, const DemoTrainingOptions& o,
-                    const std::function<bool(double, const std::string&)>& progress) {
+                    const Progress& progress) {
   training::writeFolderAtomically(folder, [&](const std::string& temp) {
     at::manual_seed(o.seed);
     std::mt19937_64 rng(o.seed);
@@ -352,7 +352,7 @@ DemoEvaluation evaluateDemo(HookedTransformer& model, const Tokenizer& tok, int 
   return e;
 }
 
-std::string ensureDemoModel(const std::function<bool(double, const std::string&)>& progress, const DemoTrainingOptions& options) {
+std::string ensureDemoModel(const Progress& progress, const DemoTrainingOptions& options) {
   return training::ensureCached(
       demoCacheDir(), kRecipe, [](const std::string& dir) { loadModel(dir); },
       [&](const std::string& dir) { trainDemoModel(dir, options, progress); });

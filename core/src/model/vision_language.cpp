@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 
-#include "architectures.h"
+#include "archs/architectures.h"
 #include "headlab/core/checkpoint_formats.h"
 #include "headlab/core/errors.h"
 #include "headlab/core/tensor_store.h"

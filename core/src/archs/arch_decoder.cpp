@@ -148,4 +148,13 @@ std::vector<bool> slidingLayersFromHf(const nlohmann::json& cfg, int64_t nLayers
   return out;
 }
 
+void readSizes(const nlohmann::json& cfg, const SizeKeys& keys, ModelConfig& c, const std::string& where) {
+  c.d_model = require<int64_t>(cfg, keys.dModel, where);
+  c.n_layers = require<int64_t>(cfg, keys.nLayers, where);
+  c.n_heads = require<int64_t>(cfg, keys.nHeads, where);
+  c.n_kv_heads = c.n_heads;
+  c.d_head = c.n_heads > 0 ? c.d_model / c.n_heads : 0;
+  c.d_mlp = keys.mlpFallback > 0 ? optional<int64_t>(cfg, keys.dMlp, keys.mlpFallback, where) : require<int64_t>(cfg, keys.dMlp, where);
+}
+
 }  // namespace headlab::arch

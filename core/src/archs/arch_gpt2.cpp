@@ -10,12 +10,8 @@ namespace headlab::arch {
 ModelConfig gpt2ConfigFromHf(const nlohmann::json& cfg, const std::string& where) {
   ModelConfig c;
   c.arch = "gpt2";
-  c.d_model = require<int64_t>(cfg, "n_embd", where);
-  c.n_layers = require<int64_t>(cfg, "n_layer", where);
-  c.n_heads = require<int64_t>(cfg, "n_head", where);
-  c.n_kv_heads = c.n_heads;
-  c.d_head = c.n_heads > 0 ? c.d_model / c.n_heads : 0;
-  c.d_mlp = optional<int64_t>(cfg, "n_inner", 4 * c.d_model, where);
+  const int64_t width = require<int64_t>(cfg, "n_embd", where);
+  readSizes(cfg, {"n_embd", "n_layer", "n_head", "n_inner", 4 * width}, c, where);
   c.d_vocab = require<int64_t>(cfg, "vocab_size", where);
   c.n_ctx = optional<int64_t>(cfg, "n_positions", optional<int64_t>(cfg, "n_ctx", 1024, where), where);
   c.norm = NormKind::LayerNorm;
@@ -76,12 +72,9 @@ ModelWeights gpt2WeightsFromHf(ModelConfig& c, const TensorStore& st) {
 ModelConfig gpt2ConfigFromGguf(const nlohmann::json& meta, const TensorStore& store, const std::string& where) {
   ModelConfig c;
   c.arch = "gpt2";
-  c.d_model = require<int64_t>(meta, "gpt2.embedding_length", where);
-  c.n_layers = require<int64_t>(meta, "gpt2.block_count", where);
-  c.n_heads = require<int64_t>(meta, "gpt2.attention.head_count", where);
-  c.n_kv_heads = c.n_heads;
-  c.d_head = c.n_heads > 0 ? c.d_model / c.n_heads : 0;
-  c.d_mlp = optional<int64_t>(meta, "gpt2.feed_forward_length", 4 * c.d_model, where);
+  const int64_t width = require<int64_t>(meta, "gpt2.embedding_length", where);
+  readSizes(meta, {"gpt2.embedding_length", "gpt2.block_count", "gpt2.attention.head_count", "gpt2.feed_forward_length", 4 * width}, c,
+            where);
   c.n_ctx = require<int64_t>(meta, "gpt2.context_length", where);
   c.norm = NormKind::LayerNorm;
   c.norm_eps = optional<double>(meta, "gpt2.attention.layer_norm_epsilon", 1e-5, where);

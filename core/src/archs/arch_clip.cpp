@@ -13,12 +13,7 @@ ModelConfig clipConfigFromHf(const nlohmann::json& vc, VisionTowerConfig& v, con
     throw ConfigError(where + ": image_size " + std::to_string(v.image_size) + " is not a multiple of patch_size " + std::to_string(v.patch_size));
   ModelConfig enc;
   enc.arch = "clip_vision";
-  enc.d_model = require<int64_t>(vc, "hidden_size", where);
-  enc.d_mlp = require<int64_t>(vc, "intermediate_size", where);
-  enc.n_layers = require<int64_t>(vc, "num_hidden_layers", where);
-  enc.n_heads = require<int64_t>(vc, "num_attention_heads", where);
-  enc.n_kv_heads = enc.n_heads;
-  enc.d_head = enc.n_heads > 0 ? enc.d_model / enc.n_heads : 0;
+  readSizes(vc, {"hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size"}, enc, where);
   enc.d_vocab = 1;
   enc.n_ctx = v.patches() + 1;
   enc.norm = NormKind::LayerNorm;

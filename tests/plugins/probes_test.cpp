@@ -2,6 +2,7 @@
 // probe code runs end to end; the expected numbers are computed by hand in the comments.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <fstream>
 
 #include <c10/core/InferenceMode.h>
@@ -49,6 +50,53 @@ TEST_F(ProbesTest, RegistryListsTheBuiltInProbes) {
   for (const char* n : {"sinks", "hidden-sinks", "massive", "streaming", "induction"})
     EXPECT_NE(std::find(names.begin(), names.end(), n), names.end()) << n;
   EXPECT_THROW(ProbeRegistry::instance().create("nope"), InputError);
+}
+
+// Every probe folder registers itself (plugins/CMakeLists.txt generates the calls): folders in
+// alphabetical order, each folder's probes in its own order.
+TEST_F(ProbesTest, EveryProbeFolderRegistersItself) {
+  EXPECT_EQ(ProbeRegistry::instance().names(),
+            (std::vector<std::string>{"induction", "massive", "retrieval", "sinks", "hidden-sinks", "streaming", "vhd", "var", "look"}));
+}
+
+// The window and the CLI show a probe's own summary and curves, whatever the probe.
+TEST_F(ProbesTest, SummariesStateTheResultsOwnNumbers) {
+  nlohmann::json sinks = run("sinks", {{"prompts", {"Once upon a time there was a girl"}}, {"short_prompts", "keep"}});
+  plugins::ProbeSummary s = ProbeRegistry::instance().create("sinks")->summarize(sinks);
+  char expected[64];
+  std::snprintf(expected, sizeof expected, "Sink_1 = %.1f%% of heads", sinks["sink_1"].get<double>());
+  EXPECT_EQ(s.line.rfind(expected, 0), 0u) << s.line;
+  ASSERT_EQ(s.curves.size(), 1u);
+  EXPECT_EQ(s.curves[0].y, sinks["sink_k"].get<std::vector<double>>());
+  EXPECT_EQ(s.curves[0].x.size(), s.curves[0].y.size());
+
+  nlohmann::json ind = run("induction", {{"seq_len", 6}, {"batch", 2}});
+  const auto& best = ind["best"]["induction"];
+  const std::string line = ProbeRegistry::instance().create("induction")->summarize(ind).line;
+  EXPECT_NE(line.find("best induction head L" + std::to_string(best["layer"].get<int>()) + "H" + std::to_string(best["head"].get<int>())),
+            std::string::npos)
+      << line;
+
+  // The default names the largest cell of "grid".
+  struct GridOnly : plugins::Probe {
+    std::string name() const override { return "grid-only"; }
+    std::string description() const override { return ""; }
+    std::vector<plugins::ProbeParameter> parameters() const override { return {}; }
+    nlohmann::json run(ProbeContext&) override { return {}; }
+  } probe;
+  nlohmann::json r = {{"grid", {{"name", "score"}, {"layers", 2}, {"heads", 3}, {"values", {0.1, 0.2, 0.3, 0.9, 0.5, 0.6}}}}};
+  EXPECT_EQ(probe.summarize(r).line, "largest score: L1H0 (0.900)");
+}
+
+TEST(ProbeResultTest, HeadGridsFindsEveryGridGridFirst) {
+  nlohmann::json r = {{"a_grid", {{"name", "a"}, {"layers", 1}, {"heads", 2}, {"values", {1, 2}}}},
+                      {"grid", {{"name", "main"}, {"layers", 1}, {"heads", 2}, {"values", {3, 4}}}},
+                      {"layers", {{{"layer", 0}}}},
+                      {"map", {{"layer", 0}, {"values", {1}}}}};
+  auto grids = plugins::headGrids(r);
+  ASSERT_EQ(grids.size(), 2u);
+  EXPECT_EQ(grids[0].first, "grid");
+  EXPECT_EQ(grids[1].first, "a_grid");
 }
 
 TEST_F(ProbesTest, SinksFindBosAndASinkBeyondIt) {

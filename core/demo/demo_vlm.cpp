@@ -195,20 +195,9 @@ void save(const std::string& folder, const Shapes& s, const Trainable& t, const 
 }  // namespace
 
 namespace {
-void train(const std::string& temp, const DemoVlmOptions& o, const std::function<bool(double, const std::string&)>& progress);
-}  // namespace
-
-void trainDemoVlm(const std::string& folder, const DemoVlmOptions& o, const std::function<bool(double, const std::string&)>& progress) {
-  training::writeFolderAtomically(folder, [&](const std::string& temp) { train(temp, o, progress); });
-}
-
-namespace {
-void train(const std::string& temp, const DemoVlmOptions& o, const std::function<bool(double, const std::string&)>& progress) {
-  at::manual_seed(o.seed);
-  DemoVlmTasks tasks(o.seed + 1);
-  const Shapes s;
-  const int64_t V = static_cast<int64_t>(DemoVlmTasks::vocabulary().size());
-  Trainable t;
+// Random initial weights (GPT-2-style scales) and the list of trainable tensors (pointers into t,
+// which therefore stays where it is); draws from the global generator in a fixed order.
+void initialWeights(Trainable& t, const Shapes& s, int64_t V) {
   auto r = [](std::vector<int64_t> shape, double std) {
     return (at::randn(shape) * std).requires_grad_(true);
   };
@@ -245,6 +234,24 @@ void train(const std::string& temp, const DemoVlmOptions& o, const std::function
       t.params.push_back(p);
   for (auto& L : t.text.layers)
     for (at::Tensor* p : {&L.ln1_w, &L.ln2_w, &L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_in, &L.w_out}) t.params.push_back(p);
+}
+
+void train(const std::string& temp, const DemoVlmOptions& o, const Progress& progress);
+}  // namespace
+
+void trainDemoVlm(const std::string& folder, const DemoVlmOptions& o, const Progress& progress) {
+  training::writeFolderAtomically(folder, [&](const std::string& temp) { train(temp, o, progress); });
+}
+
+namespace {
+void train(const std::string& temp, const DemoVlmOptions& o, const Progress& progress) {
+  at::manual_seed(o.seed);
+  DemoVlmTasks tasks(o.seed + 1);
+  const Shapes s;
+  const int64_t V = static_cast<int64_t>(DemoVlmTasks::vocabulary().size());
+  Trainable t;
+  initialWeights(t, s, V);
+  const int64_t Dv = s.dVision, D = s.dModel, N = (kImage / kPatch) * (kImage / kPatch);
 
   // The model shares the parameter tensors, so the training forward is the runtime's forward.
   VisionTowerConfig vc;
@@ -304,7 +311,7 @@ void train(const std::string& temp, const DemoVlmOptions& o, const std::function
 }
 }  // namespace
 
-std::string ensureDemoVlm(const std::function<bool(double, const std::string&)>& progress, const DemoVlmOptions& options) {
+std::string ensureDemoVlm(const Progress& progress, const DemoVlmOptions& options) {
   return training::ensureCached(
       demoVlmCacheDir(), kVlmRecipe, [](const std::string& dir) { loadLlava(dir); },
       [&](const std::string& dir) { trainDemoVlm(dir, options, progress); });

@@ -6,9 +6,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "architectures.h"
+#include "archs/architectures.h"
 #include "headlab/core/checkpoint_formats.h"
-#include "headlab/core/demo_model.h"
 #include "headlab/core/errors.h"
 
 namespace headlab {
@@ -99,9 +98,11 @@ std::unique_ptr<Tokenizer> findLlama2cTokenizer(const std::string& modelPath, in
 }  // namespace
 
 LoadedModel loadModel(const std::string& spec, const LoadOptions& opt) {
-  if (spec.empty()) throw InputError("no model given (expected a folder, .gguf, .bin or demo)");
+  if (spec.empty()) throw InputError("no model given (expected a folder, .gguf or .bin)");
+  if (spec == "demo" || spec == "demo-vlm")
+    throw InputError("'" + spec + "' names a demo model: open it with openModelSession (headlab_session), which trains it on first use");
   LoadedModel out;
-  out.source = spec == "demo" ? ensureDemoModel(opt.progress) : resolveModelPath(spec);
+  out.source = resolveModelPath(spec);
   out.format = detectFormat(out.source);
   ModelConfig config;
   ModelWeights weights;

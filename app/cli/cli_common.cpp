@@ -1,0 +1,101 @@
+#include "cli_common.h"
+
+#include <algorithm>
+#include <iostream>
+#include <sstream>
+
+#include <QImage>
+
+#include "headlab/core/errors.h"
+#include "headlab/core/tokenizer.h"
+#include "headlab/core/vision_language.h"
+
+namespace headlab::cli {
+
+at::Tensor readImage(const std::string& path, const headlab::VisionTowerConfig& c) {
+  QImage img(QString::fromStdString(path));
+  if (img.isNull()) throw headlab::IoError(path + ": cannot read the image (PNG, JPEG, BMP or PPM expected)");
+  img = img.convertToFormat(QImage::Format_RGB888);
+  std::vector<uint8_t> rgb;
+  rgb.reserve(static_cast<size_t>(img.width()) * img.height() * 3);
+  for (int y = 0; y < img.height(); ++y) {
+    const uchar* row = img.constScanLine(y);
+    rgb.insert(rgb.end(), row, row + img.width() * 3);
+  }
+  return headlab::clipPreprocess(rgb, img.width(), img.height(), c);
+}
+
+headlab::LoadOptions loadOptions(const Args& a) {
+  headlab::LoadOptions o;
+  o.tokenizerPath = a.get("tokenizer");
+  o.device = a.get("device", "cpu");
+  o.dtype = a.get("dtype", "float32");
+  o.maxBytes = static_cast<uint64_t>(a.integer("max-model-mb", 0)) << 20;
+  return o;
+}
+
+OpenedModel openAny(const Args& a, bool tokenizerRequired) {
+  headlab::SessionOptions so;
+  so.load = loadOptions(a);
+  so.tokenizerRequired = false;  // checked below, with the CLI's own advice
+  const std::string spec = a.require("model");
+  if (spec == "demo-vlm" || spec == "demo")
+    so.load.progress = [](double f, const std::string& stage) {
+      std::cerr << "\r" << static_cast<int>(f * 100) << "% " << stage << "        " << std::flush;
+      return true;
+    };
+  OpenedModel o = headlab::openModelSession(spec, so);
+  if (o.vlm) {
+    if (a.has("image")) o.pixels = readImage(a.get("image"), o.vlm->visionConfig());
+  } else {
+    for (const char* flag : {"image", "corrupted-image"})
+      if (a.has(flag))
+        throw headlab::InputError(std::string("--") + flag + " needs a vision-language model (a LLaVA folder or demo-vlm); " + spec + " is not one");
+  }
+  if (tokenizerRequired && !o.loaded.tokenizer) throw headlab::TokenizerError(o.loaded.source + ": no tokenizer found; pass --tokenizer");
+  return o;
+}
+
+// The prompt as ids: --ids "0,0,2,1" (taken as given, no tokenizer needed), else --prompt encoded
+// with BOS by the model's tokenizer.
+// "0,5,7" (commas or spaces) as token ids; `flag` names the option in errors.
+std::vector<int64_t> parseIds(const std::string& text, const std::string& flag) {
+  std::vector<int64_t> ids;
+  std::string list = text;
+  std::replace(list.begin(), list.end(), ',', ' ');
+  std::istringstream in(list);
+  for (std::string item; in >> item;) {
+    size_t used = 0;
+    long long id = -1;
+    try {
+      id = std::stoll(item, &used);
+    } catch (const std::exception&) {
+    }
+    if (used != item.size() || id < 0) throw headlab::InputError(flag + ": '" + item + "' is not a token id (expected e.g. " + flag + " 0,0,2,1)");
+    ids.push_back(id);
+  }
+  if (ids.empty()) throw headlab::InputError("empty prompt (" + flag + " \"\")");
+  return ids;
+}
+
+// A prompt given as text (--TEXT, encoded with BOS) or as ids (--TEXT-ids, or --ids for --prompt).
+std::vector<int64_t> promptIds(const Args& a, const headlab::Tokenizer* tok, const std::string& textKey) {
+  const std::string idsKey = textKey == "prompt" ? "ids" : textKey + "-ids";
+  if (a.has(idsKey)) return parseIds(a.get(idsKey), "--" + idsKey);
+  const std::string prompt = a.require(textKey);
+  if (prompt.empty()) throw headlab::InputError("empty prompt (--" + textKey + " \"\")");
+  if (!tok) throw headlab::TokenizerError("no tokenizer found; pass --tokenizer, or give the prompt as ids with --" + idsKey + " 0,5,7");
+  return tok->encode(prompt, true);
+}
+
+// --answer / --wrong: "#id" needs no tokenizer; a piece or word needs one.
+int64_t answerToken(const Args& a, const headlab::Tokenizer* tok, const std::string& key) {
+  const std::string v = a.require(key);
+  if (!tok) {
+    if (v.size() < 2 || v[0] != '#') throw headlab::TokenizerError("no tokenizer found: give --" + key + " as a token id, e.g. #42");
+    return parseIds(v.substr(1), "--" + key).at(0);
+  }
+  return headlab::resolveSingleToken(*tok, v);
+}
+
+}  // namespace headlab::cli

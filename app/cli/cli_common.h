@@ -1,0 +1,34 @@
+// What the headlab-cli commands share: opening the model the user named, prompts as text or ids,
+// answer tokens, images. Results on stdout, logs and progress on stderr (PRODUCT.md §6).
+#pragma once
+#include <ATen/ATen.h>
+
+#include <string>
+#include <vector>
+
+#include "cli_args.h"
+#include "headlab/core/model_session.h"
+
+namespace headlab::cli {
+
+// Reads an image file (any format Qt reads) and preprocesses it for the model's vision tower.
+at::Tensor readImage(const std::string& path, const VisionTowerConfig& c);
+LoadOptions loadOptions(const Args& a);  // --tokenizer, --device, --dtype, --max-model-mb
+
+// Any model the CLI takes (openModelSession): a text model, or a vision-language one (a LLaVA
+// folder or demo-vlm, trained on first use) with the image of --image. Text commands run on its decoder.
+using OpenedModel = ModelSession;
+OpenedModel openAny(const Args& a, bool tokenizerRequired = true);
+
+// "0,5,7" (commas or spaces) as token ids; `flag` names the option in errors.
+std::vector<int64_t> parseIds(const std::string& text, const std::string& flag);
+// The prompt as ids: --ids "0,0,2,1" (taken as given, no tokenizer needed), else --prompt (textKey)
+// encoded with BOS by the model's tokenizer.
+std::vector<int64_t> promptIds(const Args& a, const Tokenizer* tok, const std::string& textKey = "prompt");
+// --answer / --wrong: one token of the vocabulary (" Paris") or an id ("#42").
+int64_t answerToken(const Args& a, const Tokenizer* tok, const std::string& key);
+
+int cmdPatch(const Args& a);  // patch_command.cpp
+int cmdProbe(const Args& a);  // probe_command.cpp
+
+}  // namespace headlab::cli
