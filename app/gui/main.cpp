@@ -14,6 +14,56 @@
 #include "main_window.h"
 #include "session_controller.h"
 
+namespace {
+// Scripted set-up for screenshots and demos, applied once the first prompt has run: ablations
+// ("4.1,3.0"), a selected head ("4.1"), a patching sweep ("clean|corrupted|answer|wrong|sweep") and a probe.
+void scheduleScriptedSetup(headlab::app::MainWindow& window, const QString& ablations, const QString& selection, const QString& probeName,
+                           const QString& patch) {
+  const QStringList patchSpec = patch.split('|');
+  auto* once = new QMetaObject::Connection;
+  *once = QObject::connect(window.session(), &headlab::app::SessionController::promptReady, &window, [&window, ablations, selection, probeName, patchSpec, once] {
+    QObject::disconnect(*once);
+    delete once;
+    for (const QString& spec : ablations.split(',', Qt::SkipEmptyParts))
+      window.headGrid()->toggleAblation(spec.section('.', 0, 0).toInt(), spec.section('.', 1, 1).toInt());
+    if (!selection.isEmpty()) window.selectHead(selection.section('.', 0, 0).toInt(), selection.section('.', 1, 1).toInt());
+    if (patchSpec.size() == 5) {
+      window.findChild<QDockWidget*>("patchingDock")->raise();
+      window.patchingPanel()->setRequest({patchSpec[0], patchSpec[1], patchSpec[2], patchSpec[3], patchSpec[4], "exact"});
+      emit window.patchingPanel()->runRequested(window.patchingPanel()->request());
+    }
+    if (!probeName.isEmpty()) {
+      window.runProbeOnPrompt(probeName);  // probes that take a prompt run on the window's prompt
+    }
+  });
+}
+
+// Taken 4 s after start, or with a probe once it has finished (at most 120 s): what the window
+// shows is also printed, so that scripts can check the picture's content.
+void scheduleScreenshot(headlab::app::MainWindow& window, const QString& path, bool waitForProbe, bool modelGiven) {
+  auto shoot = [&window, path] {
+    static bool taken = false;
+    if (taken) return;
+    taken = true;
+    const bool ok = window.grab().save(path);
+    std::fprintf(stderr, ok ? "screenshot: %s\n" : "error: cannot write screenshot %s\n", qPrintable(path));
+    std::fprintf(stderr, "shown: head grid coloured by '%s'; image overlay %s; status '%s'\n", qPrintable(window.headGrid()->scores().name),
+                 window.imageView()->hasOverlay() ? qPrintable("'" + window.imageView()->attention().caption + "'") : "none",
+                 qPrintable(window.statusBar()->currentMessage()));
+    QApplication::exit(ok ? 0 : 1);
+  };
+  if (waitForProbe) {
+    QObject::connect(window.session(), &headlab::app::SessionController::probeFinished, &window,
+                     [&window, shoot] { QTimer::singleShot(500, &window, shoot); });
+    QObject::connect(window.session(), &headlab::app::SessionController::failed, &window,
+                     [&window, shoot] { QTimer::singleShot(500, &window, shoot); });
+    QTimer::singleShot(120000, &window, shoot);
+  } else {
+    QTimer::singleShot(modelGiven ? 4000 : 1500, &window, shoot);
+  }
+}
+}  // namespace
+
 int main(int argc, char** argv) {
   QApplication app(argc, argv);
   QApplication::setApplicationName("HeadLab");
@@ -33,11 +83,21 @@ int main(int argc, char** argv) {
   QCommandLineOption patch("patch", "Run a patching sweep once the prompt has run: clean|corrupted|answer|wrong|sweep.", "SPEC");
   QCommandLineOption device("device", "Where models run: cpu (default) or cuda[:n].", "D", "cpu");
   QCommandLineOption dtype("dtype", "The decoder's dtype: float32 (default), bfloat16 or float16.", "T", "float32");
-  parser.addOptions({model, prompt, image, screenshot, ablate, select, probe, patch, device, dtype});
+  QCommandLineOption size("size", "Window size, e.g. 1280x760 (the default is the last session's, else 1400x900).", "WxH");
+  parser.addOptions({model, prompt, image, screenshot, ablate, select, probe, patch, device, dtype, size});
   parser.process(app);
 
   headlab::app::MainWindow window;
   window.session()->setDevice(parser.value(device), parser.value(dtype));
+  if (parser.isSet(size)) {
+    const QStringList wh = parser.value(size).split('x');
+    const int w = wh.size() == 2 ? wh[0].toInt() : 0, h = wh.size() == 2 ? wh[1].toInt() : 0;
+    if (w < 400 || h < 300) {
+      std::fprintf(stderr, "error: --size %s: expected WIDTHxHEIGHT, at least 400x300\n", qPrintable(parser.value(size)));
+      return 2;
+    }
+    window.resize(w, h);
+  }
   window.show();
   if (parser.isSet(model)) {
     QString p = parser.value(prompt);
@@ -46,51 +106,8 @@ int main(int argc, char** argv) {
     if (p.isEmpty() && parser.value(model) == "demo-vlm") p = "what colour is at top left ?";
     window.openModel(parser.value(model), p, parser.value(image));
   }
-  if (parser.isSet(ablate) || parser.isSet(select) || parser.isSet(probe) || parser.isSet(patch)) {
-    // Scripted set-up for screenshots and demos: applied once the first prompt has run.
-    const QString ablations = parser.value(ablate), selection = parser.value(select), probeName = parser.value(probe);
-    const QStringList patchSpec = parser.value(patch).split('|');
-    auto* once = new QMetaObject::Connection;
-    *once = QObject::connect(window.session(), &headlab::app::SessionController::promptReady, &window, [&window, ablations, selection, probeName, patchSpec, once] {
-      QObject::disconnect(*once);
-      delete once;
-      for (const QString& spec : ablations.split(',', Qt::SkipEmptyParts))
-        window.headGrid()->toggleAblation(spec.section('.', 0, 0).toInt(), spec.section('.', 1, 1).toInt());
-      if (!selection.isEmpty()) window.selectHead(selection.section('.', 0, 0).toInt(), selection.section('.', 1, 1).toInt());
-      if (patchSpec.size() == 5) {
-        window.findChild<QDockWidget*>("patchingDock")->raise();
-        window.patchingPanel()->setRequest({patchSpec[0], patchSpec[1], patchSpec[2], patchSpec[3], patchSpec[4], "exact"});
-        emit window.patchingPanel()->runRequested(window.patchingPanel()->request());
-      }
-      if (!probeName.isEmpty()) {
-        window.runProbeOnPrompt(probeName);  // probes that take a prompt run on the window's prompt
-      }
-    });
-  }
-  if (parser.isSet(screenshot)) {
-    // Taken 4 s after start, or with --probe once the probe has finished (at most 120 s): what
-    // the window shows is also printed, so that scripts can check the picture's content.
-    const QString path = parser.value(screenshot);
-    auto shoot = [&window, path] {
-      static bool taken = false;
-      if (taken) return;
-      taken = true;
-      const bool ok = window.grab().save(path);
-      std::fprintf(stderr, ok ? "screenshot: %s\n" : "error: cannot write screenshot %s\n", qPrintable(path));
-      std::fprintf(stderr, "shown: head grid coloured by '%s'; image overlay %s; status '%s'\n", qPrintable(window.headGrid()->scores().name),
-                   window.imageView()->hasOverlay() ? qPrintable("'" + window.imageView()->attention().caption + "'") : "none",
-                   qPrintable(window.statusBar()->currentMessage()));
-      QApplication::exit(ok ? 0 : 1);
-    };
-    if (parser.isSet(probe)) {
-      QObject::connect(window.session(), &headlab::app::SessionController::probeFinished, &window,
-                       [&window, shoot] { QTimer::singleShot(500, &window, shoot); });
-      QObject::connect(window.session(), &headlab::app::SessionController::failed, &window,
-                       [&window, shoot] { QTimer::singleShot(500, &window, shoot); });
-      QTimer::singleShot(120000, &window, shoot);
-    } else {
-      QTimer::singleShot(parser.isSet(model) ? 4000 : 1500, &window, shoot);
-    }
-  }
+  if (parser.isSet(ablate) || parser.isSet(select) || parser.isSet(probe) || parser.isSet(patch))
+    scheduleScriptedSetup(window, parser.value(ablate), parser.value(select), parser.value(probe), parser.value(patch));
+  if (parser.isSet(screenshot)) scheduleScreenshot(window, parser.value(screenshot), parser.isSet(probe), parser.isSet(model));
   return app.exec();
 }

@@ -216,7 +216,7 @@ void MainWindow::showPatchingResult(const views::HeatmapData& grid, const views:
     m_score->setCurrentIndex(m_score->count() - 1);
     applyScoreChoice();
   }
-  statusBar()->showMessage(tr("patching finished: %1").arg(summary));
+  statusBar()->showMessage(tr("patching finished: %1").arg(summary.section(QLatin1Char('\n'), 0, 0)));  // the panel shows the rest
 }
 
 // Ctrl+arrows move the selected head.

@@ -39,6 +39,7 @@ views::HeadScores grid(int L, int H, const QString& name) {
 // joined, "L3 H2", "attn L1"). Values are left to the caller.
 views::HeatmapData sweepHeatmap(const PatchingResult& res, const std::vector<std::string>& positions) {
   views::HeatmapData d;
+  d.rowName.clear();  // the default names a pattern's query axis
   const auto& axes = res.gridAxes;
   std::vector<std::string> rows{""};
   for (size_t a = 0; a + 1 < axes.size(); ++a) {

@@ -26,7 +26,7 @@ class SinksProbe : public Probe {
   std::string name() const override { return "sinks"; }
   std::string description() const override {
     return "Attention sinks: alpha[l,h,k] = mean attention key k receives; Sink_k = percent of heads with alpha > eps. "
-           "Range [0, 1] per head, [0, 100] per key; Sink_0 near 100 means almost every head dumps attention on the first token.";
+           "Range [0, 1] per head, [0, 100] per key; Sink_1 (the first token, key position 0 on the curve) near 100 means almost every head dumps attention on it.";
   }
   std::vector<ProbeParameter> parameters() const override {
     return {{"eps", 0.3, "threshold on alpha (Gu et al.)"},

@@ -341,6 +341,11 @@ TEST_F(ModelWindowTest, HeadPatchingSweepFromTheDialogLandsInTheGridAndAHeatmap)
   EXPECT_EQ(shown.rows, 5);
   EXPECT_EQ(shown.cols, 8);
   EXPECT_TRUE(shown.valueLabel.contains("0 = corrupted, 1 = clean"));
+  // Axis names and labels come from the sweep's layout (not the attention map's "query"/"key").
+  EXPECT_EQ(shown.rowName, "layer");
+  EXPECT_EQ(shown.colName, "head");
+  EXPECT_EQ(shown.rowLabels.front(), "L0");
+  EXPECT_EQ(shown.colLabels.back(), "H7");
   for (int l = 0; l < 5; ++l)
     for (int h = 0; h < 8; ++h)
       EXPECT_FLOAT_EQ(window.headGrid()->data(window.headGrid()->index(l, h), Qt::UserRole).toFloat(), shown.at(l, h));

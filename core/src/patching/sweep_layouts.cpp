@@ -129,6 +129,8 @@ const char* toString(SweepKind k) { return k.layout().name; }
 
 std::ostream& operator<<(std::ostream& os, SweepKind k) { return os << k.layout().name; }
 
+std::ostream& operator<<(std::ostream& os, PatchDirection d) { return os << (d == PatchDirection::Denoising ? "denoising" : "noising"); }
+
 SweepKind sweepKindFromString(const std::string& s) {
   for (SweepKind k : sweepKinds())
     if (s == k.layout().name) return k;

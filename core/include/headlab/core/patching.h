@@ -120,7 +120,8 @@ struct PatchingResult {
   nlohmann::json toJson(const std::vector<std::string>& tokenStrings = {}) const;
 };
 
-std::ostream& operator<<(std::ostream& os, SweepKind k);  // its name (test output)
+std::ostream& operator<<(std::ostream& os, SweepKind k);        // its name (test output)
+std::ostream& operator<<(std::ostream& os, PatchDirection d);   // "denoising" / "noising"
 
 // A clean-corrupted gap below this fraction of the logit scale gets a warning: normalised values
 // are then differences of a few hundredths of a logit divided by that small gap.
