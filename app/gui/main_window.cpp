@@ -201,6 +201,12 @@ void MainWindow::connectPatching() {
     m_session->runPatching(r);
   });
   connect(m_session, &SessionController::patchingFinished, this, &MainWindow::showPatchingResult);
+  connect(m_patching, &views::PatchingPanel::cancelRequested, m_session, &SessionController::cancel);
+  connect(m_session, &SessionController::patchingProgress, m_patching, &views::PatchingPanel::setProgress);
+  connect(m_session, &SessionController::patchingCancelled, this, [this] {
+    m_patching->setMessage(tr("cancelled"));
+    statusBar()->showMessage(tr("patching cancelled"));
+  });
 }
 
 void MainWindow::showPatchingResult(const views::HeatmapData& grid, const views::HeadScores& heads, const QString& summary) {

@@ -372,6 +372,7 @@ void SessionController::runPatching(const views::PatchingRequestView& v) {
     }
     corruptedImage = rgbImage(image);
   }
+  m_cancel = false;
   post([this, v, corruptedImage] {
     auto& w = *m_worker;
     if (!w.model()) throw InputError("open a model first");
@@ -403,7 +404,19 @@ void SessionController::runPatching(const views::PatchingRequestView& v) {
     r.wrong = resolveSingleToken(tok, v.wrong.toStdString());
     r.sweep = sweepKindFromString(v.sweep.toStdString());
     HookedTransformer& model = *w.model();
-    PatchingResult res = v.method == "attribution" ? patchAttribution(model, r) : patchBatched(model, r);
+    // Progress per layer; Cancel (the panel's button) stops the sweep at the next layer.
+    auto progress = [this](double f, const std::string& stage) {
+      const QString text = QString::fromStdString(stage);
+      QMetaObject::invokeMethod(this, [this, f, text] { emit patchingProgress(f, text); }, Qt::QueuedConnection);
+      return !m_cancel.load();
+    };
+    PatchingResult res;
+    try {
+      res = v.method == "attribution" ? patchAttribution(model, r, progress) : patchBatched(model, r, progress);
+    } catch (const CancelledError&) {
+      QMetaObject::invokeMethod(this, [this] { emit patchingCancelled(); }, Qt::QueuedConnection);
+      return;
+    }
     at::Tensor g = res.grid.to(at::kCPU, at::kFloat).contiguous();
     const int64_t L = model.config().n_layers, H = model.config().n_heads;
     const auto positions = positionLabels(tok, r.clean, w.vlm ? &w.vlm->visionConfig() : nullptr, imageBegin, imageEnd);

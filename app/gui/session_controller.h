@@ -72,6 +72,8 @@ class SessionController : public QObject {
   // grid: the sweep as a 2-D heatmap (rows: layers, layer.head or component layer); heads: the
   // [layer, head] grid for the head grid's colours (heads sweep only, else empty).
   void patchingFinished(const headlab::views::HeatmapData& grid, const headlab::views::HeadScores& heads, const QString& summary);
+  void patchingProgress(double fraction, const QString& stage);
+  void patchingCancelled();
   void captureEstimate(qint64 bytes, int hooks);
   // Progress of long work in [0, 1] with its stage text (the demo model's training).
   void progress(double fraction, const QString& stage);

@@ -335,12 +335,16 @@ TEST_F(ModelWindowTest, HeadPatchingSweepFromTheDialogLandsInTheGridAndAHeatmap)
   views::PatchingPanel* panel = window.patchingPanel();
   panel->setRequest({"Lily had a red ball. Lily gave the ball to", "Tim had a red ball. Tim gave the ball to", " Lily", " Tim", "heads", "exact"});
   QSignalSpy done(window.session(), &SessionController::patchingFinished);
+  QSignalSpy progress(window.session(), &SessionController::patchingProgress);
   QTest::mouseClick(panel->runButton(), Qt::LeftButton);
+  EXPECT_TRUE(panel->cancelButton()->isEnabled()) << "a running sweep can be cancelled";
   ASSERT_TRUE(QTest::qWaitFor([&] { return done.count() == 1; }, 30000)) << window.statusBar()->currentMessage().toStdString();
   const auto& shown = panel->heatmap()->data();
   EXPECT_EQ(shown.rows, 5);
   EXPECT_EQ(shown.cols, 8);
   EXPECT_TRUE(shown.valueLabel.contains("0 = corrupted, 1 = clean"));
+  EXPECT_GE(progress.count(), 1) << "the sweep reports its layers";
+  EXPECT_FALSE(panel->cancelButton()->isEnabled()) << "nothing to cancel once it has finished";
   // Axis names and labels come from the sweep's layout (not the attention map's "query"/"key").
   EXPECT_EQ(shown.rowName, "layer");
   EXPECT_EQ(shown.colName, "head");

@@ -3,6 +3,7 @@
 #include <c10/core/InferenceMode.h>
 
 #include <algorithm>
+#include <functional>
 
 #include "headlab/core/errors.h"
 #include "headlab/core/patching.h"
@@ -168,6 +169,30 @@ TEST(PatchingTest, WarnsWhenTheCleanCorruptedGapIsSmallAgainstTheLogitScale) {
     ASSERT_EQ(small.warnings.size(), 1u);
     EXPECT_NE(small.warnings[0].find("may mislead"), std::string::npos) << small.warnings[0];
     EXPECT_EQ(small.toJson()["warnings"].size(), 1u);
+  }
+}
+
+// Every engine reports progress with a stage, and stops with CancelledError when told to.
+TEST(PatchingTest, EveryEngineReportsProgressAndCancels) {
+  auto model = test::plantedCircuitModel();
+  const PatchingRequest r = plantedRequest(SweepKind::Heads);
+  std::vector<std::pair<double, std::string>> seen;
+  auto record = [&seen](double f, const std::string& stage) { return seen.emplace_back(f, stage), true; };
+  auto stop = [](double, const std::string&) { return false; };
+  using Run = std::function<PatchingResult(const Progress&)>;
+  const std::vector<std::pair<std::string, Run>> engines = {
+      {"batched", [&](const Progress& p) { return patchBatched(model, r, p); }},
+      {"per forward", [&](const Progress& p) { return patchPerForward(model, r, p); }},
+      {"attribution", [&](const Progress& p) { return patchAttribution(model, r, p); }},
+      {"path", [&](const Progress& p) { return patchPath(model, r, 1, 0, PathInput::V, p); }}};
+  for (const auto& [name, run] : engines) {
+    seen.clear();
+    run(record);
+    ASSERT_FALSE(seen.empty()) << name;
+    EXPECT_FALSE(seen.front().second.empty()) << name << ": a stage text";
+    for (size_t i = 1; i < seen.size(); ++i) EXPECT_GE(seen[i].first, seen[i - 1].first) << name;
+    EXPECT_LE(seen.back().first, 1.0) << name;
+    EXPECT_THROW(run(stop), CancelledError) << name;
   }
 }
 

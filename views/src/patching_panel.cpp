@@ -16,8 +16,10 @@ namespace headlab::views {
 PatchingPanel::PatchingPanel(QWidget* parent)
     : QWidget(parent), m_clean(new QLineEdit), m_corrupted(new QLineEdit), m_answer(new QLineEdit), m_wrong(new QLineEdit),
       m_corruptedImage(new QLineEdit), m_imageRow(new QWidget), m_sweep(new QComboBox), m_method(new QComboBox),
-      m_run(new QPushButton(tr("Run sweep"))), m_message(new QLabel), m_heatmap(new HeatmapView) {
+      m_run(new QPushButton(tr("Run sweep"))), m_cancel(new QPushButton(tr("Cancel"))), m_message(new QLabel), m_heatmap(new HeatmapView) {
   m_run->setObjectName("patchRun");
+  m_cancel->setObjectName("patchCancel");
+  m_cancel->setEnabled(false);
   m_sweep->setObjectName("patchSweep");
   m_sweep->addItem("heads");  // until the app sets the core's table
   m_method->addItems({"exact", "attribution"});
@@ -49,6 +51,7 @@ PatchingPanel::PatchingPanel(QWidget* parent)
   row->addWidget(m_sweep);
   row->addWidget(m_method);
   row->addWidget(m_run);
+  row->addWidget(m_cancel);
   form->addRow(tr("sweep"), row);
   auto* left = new QVBoxLayout;
   left->addLayout(form);
@@ -58,6 +61,7 @@ PatchingPanel::PatchingPanel(QWidget* parent)
   layout->addLayout(left, 1);
   layout->addWidget(m_heatmap, 2);
   connect(m_run, &QPushButton::clicked, this, [this] { emit runRequested(request()); });
+  connect(m_cancel, &QPushButton::clicked, this, [this] { emit cancelRequested(); });
 }
 
 void PatchingPanel::setSweepKinds(const QStringList& names, const QStringList& summaries) {
@@ -91,18 +95,26 @@ void PatchingPanel::setRequest(const PatchingRequestView& r) {
 
 void PatchingPanel::setRunning(bool running) {
   m_run->setEnabled(!running);
+  m_cancel->setEnabled(running);
   if (running) m_message->setText(tr("running…"));
+}
+
+void PatchingPanel::setProgress(double fraction, const QString& stage) {
+  if (m_run->isEnabled()) return;  // a late report of a sweep that has ended
+  m_message->setText(tr("running… %1% (%2)").arg(static_cast<int>(fraction * 100)).arg(stage));
 }
 
 void PatchingPanel::setResult(const HeatmapData& grid, const QString& summary) {
   m_heatmap->setData(grid);
   m_message->setText(summary);
   m_run->setEnabled(true);
+  m_cancel->setEnabled(false);
 }
 
 void PatchingPanel::setMessage(const QString& text) {
   m_message->setText(text);
   m_run->setEnabled(true);
+  m_cancel->setEnabled(false);
 }
 
 }  // namespace headlab::views

@@ -30,6 +30,8 @@ class PatchingPanel : public QWidget {
   PatchingRequestView request() const;
   void setRequest(const PatchingRequestView& r);
   void setRunning(bool running);
+  // While a sweep runs: its progress in the message line (the Cancel button asks it to stop).
+  void setProgress(double fraction, const QString& stage);
   // The sweep kinds offered (the core's layout table), each with a one-line tooltip; keeps the
   // selection when its name is still offered.
   void setSweepKinds(const QStringList& names, const QStringList& summaries);
@@ -39,9 +41,11 @@ class PatchingPanel : public QWidget {
   void setImageInputs(bool enabled);
   HeatmapView* heatmap() const { return m_heatmap; }
   QPushButton* runButton() const { return m_run; }
+  QPushButton* cancelButton() const { return m_cancel; }
 
  signals:
   void runRequested(const headlab::views::PatchingRequestView& request);
+  void cancelRequested();
 
  private:
   QLineEdit *m_clean, *m_corrupted, *m_answer, *m_wrong, *m_corruptedImage;
@@ -50,6 +54,7 @@ class PatchingPanel : public QWidget {
   bool m_imageInputs = false;
   QComboBox *m_sweep, *m_method;
   QPushButton* m_run;
+  QPushButton* m_cancel;
   QLabel* m_message;
   HeatmapView* m_heatmap;
 };
