@@ -44,19 +44,11 @@ PatchingResult patchAttribution(HookedTransformer& m, const PatchingRequest& r, 
   if (progress && !progress(2.0 / 3, "backward")) throw CancelledError();
   metric.backward();
   hs.clear();
-  PatchingResult res;
-  res.sweep = r.sweep;
+  PatchingResult res = emptyResult(m, r, clean.metric, metric.item<double>(), clean.logitScale);
   res.method = "attribution";
   res.direction = PatchDirection::Denoising;
-  res.gridAxes = r.sweep.layout().axes(s);
-  std::vector<int64_t> shape;
-  for (const SweepAxis& a : res.gridAxes) res.axes.push_back(a.name), shape.push_back(a.size);
-  res.cleanMetric = clean.metric;
-  res.corruptedMetric = metric.item<double>();
-  res.forwards = 2;
-  judgeGap(res, clean.logitScale);
   const double span = res.cleanMetric - res.corruptedMetric;
-  at::Tensor grid = at::zeros(shape, at::kDouble);
+  at::Tensor grid = res.grid;
   double* cells = grid.data_ptr<double>();
   for (size_t l = 0; l < L; ++l) {
     std::map<LayerHook, at::Tensor> estimate;  // [1, ...] as the activation

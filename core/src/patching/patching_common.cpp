@@ -82,20 +82,26 @@ Prepared prepare(HookedTransformer& m, const PatchingRequest& r, const std::vect
   RunCache corrupted = runAndCache(m, r.corrupted, r.corruptedEmbeds, r.answer, r.wrong, hooks);
   const bool denoise = r.direction == PatchDirection::Denoising;
   Prepared p;
-  PatchingResult& res = p.result;
+  p.result = emptyResult(m, r, clean.metric, corrupted.metric, clean.logitScale);
+  p.target = denoise ? std::move(corrupted) : std::move(clean);
+  p.source = denoise ? std::move(clean) : std::move(corrupted);
+  return p;
+}
+
+PatchingResult emptyResult(const HookedTransformer& m, const PatchingRequest& r, double cleanMetric, double corruptedMetric,
+                           double logitScale) {
+  PatchingResult res;
   res.sweep = r.sweep;
   res.direction = r.direction;
   res.gridAxes = r.sweep.layout().axes(shapeOf(m, r));
   std::vector<int64_t> shape;
   for (const SweepAxis& a : res.gridAxes) res.axes.push_back(a.name), shape.push_back(a.size);
-  res.cleanMetric = clean.metric;
-  res.corruptedMetric = corrupted.metric;
+  res.cleanMetric = cleanMetric;
+  res.corruptedMetric = corruptedMetric;
   res.grid = at::zeros(shape, at::kDouble);
   res.forwards = 2;
-  judgeGap(res, clean.logitScale);
-  p.target = denoise ? std::move(corrupted) : std::move(clean);
-  p.source = denoise ? std::move(clean) : std::move(corrupted);
-  return p;
+  judgeGap(res, logitScale);
+  return res;
 }
 
 void judgeGap(PatchingResult& r, double logitScale) {

@@ -40,6 +40,9 @@ struct Prepared {
   PatchingResult result;
 };
 Prepared prepare(HookedTransformer& m, const PatchingRequest& r, const std::vector<LayerHook>& hooks);
+// A result with the sweep's axes, a zero grid, both runs' metrics and the small-gap judgement.
+PatchingResult emptyResult(const HookedTransformer& m, const PatchingRequest& r, double cleanMetric, double corruptedMetric,
+                           double logitScale);
 double normalise(double metric, const PatchingResult& r);
 // Sets r.logitScale and the small-gap warning from the metrics already in r.
 void judgeGap(PatchingResult& r, double logitScale);
