@@ -14,6 +14,7 @@
 
 #include "headlab/core/checkpoint_formats.h"
 #include "headlab/core/errors.h"
+#include "headlab/core/hf_export.h"
 #include "headlab/core/generate.h"
 #include "headlab/core/tokenizer.h"
 #include "headlab/core/hooked_transformer.h"
@@ -251,22 +252,7 @@ void save(const std::string& folder, const ModelConfig& c, const ModelWeights& w
   std::ofstream(fs::path(folder) / "config.json") << cfg.dump(2);
   std::ofstream(fs::path(folder) / "tokenizer.json") << tokenizerJson().dump(1);
   std::ofstream(fs::path(folder) / "training.json") << training.dump(1);
-  std::map<std::string, at::Tensor> t;
-  t["transformer.wte.weight"] = w.embed;
-  t["transformer.wpe.weight"] = w.pos_embed;
-  t["transformer.ln_f.weight"] = w.lnf_w, t["transformer.ln_f.bias"] = w.lnf_b;
-  for (int64_t l = 0; l < c.n_layers; ++l) {
-    const auto& L = w.layers[l];
-    const std::string p = "transformer.h." + std::to_string(l) + ".";
-    t[p + "ln_1.weight"] = L.ln1_w, t[p + "ln_1.bias"] = L.ln1_b, t[p + "ln_2.weight"] = L.ln2_w, t[p + "ln_2.bias"] = L.ln2_b;
-    // Conv1D stores [in, out]: the transpose of nn.Linear.
-    t[p + "attn.c_attn.weight"] = at::cat({L.wq, L.wk, L.wv}, 0).t();
-    t[p + "attn.c_attn.bias"] = at::cat({L.bq, L.bk, L.bv});
-    t[p + "attn.c_proj.weight"] = L.wo.t(), t[p + "attn.c_proj.bias"] = L.bo;
-    t[p + "mlp.c_fc.weight"] = L.w_in.t(), t[p + "mlp.c_fc.bias"] = L.b_in;
-    t[p + "mlp.c_proj.weight"] = L.w_out.t(), t[p + "mlp.c_proj.bias"] = L.b_out;
-  }
-  writeSafetensors((fs::path(folder) / "model.safetensors").string(), t);
+  writeSafetensors((fs::path(folder) / "model.safetensors").string(), hfTensors(c, w));
 }
 }  // namespace
 

@@ -14,6 +14,7 @@
 
 #include "headlab/core/checkpoint_formats.h"
 #include "headlab/core/errors.h"
+#include "headlab/core/hf_export.h"
 #include "headlab/core/tokenizer.h"
 #include "headlab/core/vision_language.h"
 #include "training_util.h"
@@ -152,45 +153,12 @@ nlohmann::json llavaConfig(const Shapes& s) {
             {"patch_size", kPatch}, {"hidden_act", "quick_gelu"}, {"layer_norm_eps", 1e-5}, {"num_channels", 3}}}};
 }
 
-void save(const std::string& folder, const Shapes& s, const Trainable& t, const nlohmann::json& training) {
+void save(const std::string& folder, const Shapes& s, const VisionLanguageModel& vlm, const nlohmann::json& training) {
   fs::create_directories(folder);
   std::ofstream(fs::path(folder) / "config.json") << llavaConfig(s).dump(2);
   std::ofstream(fs::path(folder) / "tokenizer.json") << tokenizerJson().dump(1);
   std::ofstream(fs::path(folder) / "training.json") << training.dump(1);
-  std::map<std::string, at::Tensor> w;
-  const std::string vp = "vision_tower.vision_model.";
-  w[vp + "embeddings.patch_embedding.weight"] = t.emb.patch.reshape({s.dVision, 3, kPatch, kPatch});
-  w[vp + "embeddings.class_embedding"] = t.emb.class_token;
-  w[vp + "embeddings.position_embedding.weight"] = t.emb.positions;
-  w[vp + "pre_layrnorm.weight"] = t.emb.pre_ln_w, w[vp + "pre_layrnorm.bias"] = t.emb.pre_ln_b;
-  w[vp + "post_layernorm.weight"] = t.vision.lnf_w, w[vp + "post_layernorm.bias"] = t.vision.lnf_b;
-  for (size_t l = 0; l < t.vision.layers.size(); ++l) {
-    const auto& L = t.vision.layers[l];
-    const std::string p = vp + "encoder.layers." + std::to_string(l) + ".";
-    w[p + "layer_norm1.weight"] = L.ln1_w, w[p + "layer_norm1.bias"] = L.ln1_b;
-    w[p + "layer_norm2.weight"] = L.ln2_w, w[p + "layer_norm2.bias"] = L.ln2_b;
-    w[p + "self_attn.q_proj.weight"] = L.wq, w[p + "self_attn.q_proj.bias"] = L.bq;
-    w[p + "self_attn.k_proj.weight"] = L.wk, w[p + "self_attn.k_proj.bias"] = L.bk;
-    w[p + "self_attn.v_proj.weight"] = L.wv, w[p + "self_attn.v_proj.bias"] = L.bv;
-    w[p + "self_attn.out_proj.weight"] = L.wo, w[p + "self_attn.out_proj.bias"] = L.bo;
-    w[p + "mlp.fc1.weight"] = L.w_in, w[p + "mlp.fc1.bias"] = L.b_in;
-    w[p + "mlp.fc2.weight"] = L.w_out, w[p + "mlp.fc2.bias"] = L.b_out;
-  }
-  w["multi_modal_projector.linear_1.weight"] = t.proj.w1, w["multi_modal_projector.linear_1.bias"] = t.proj.b1;
-  w["multi_modal_projector.linear_2.weight"] = t.proj.w2, w["multi_modal_projector.linear_2.bias"] = t.proj.b2;
-  const std::string lp = "language_model.model.";
-  w[lp + "embed_tokens.weight"] = t.text.embed;
-  w[lp + "norm.weight"] = t.text.lnf_w;
-  w["language_model.lm_head.weight"] = t.text.unembed;
-  for (size_t l = 0; l < t.text.layers.size(); ++l) {
-    const auto& L = t.text.layers[l];
-    const std::string p = lp + "layers." + std::to_string(l) + ".";
-    w[p + "input_layernorm.weight"] = L.ln1_w, w[p + "post_attention_layernorm.weight"] = L.ln2_w;
-    w[p + "self_attn.q_proj.weight"] = L.wq, w[p + "self_attn.k_proj.weight"] = L.wk;
-    w[p + "self_attn.v_proj.weight"] = L.wv, w[p + "self_attn.o_proj.weight"] = L.wo;
-    w[p + "mlp.gate_proj.weight"] = L.w_gate, w[p + "mlp.up_proj.weight"] = L.w_in, w[p + "mlp.down_proj.weight"] = L.w_out;
-  }
-  writeSafetensors((fs::path(folder) / "model.safetensors").string(), w);
+  writeSafetensors((fs::path(folder) / "model.safetensors").string(), llavaHfTensors(vlm));
 }
 }  // namespace
 
@@ -307,7 +275,7 @@ void train(const std::string& temp, const DemoVlmOptions& o, const Progress& pro
   nlohmann::json training = {{"recipe", kVlmRecipe}, {"seed", o.seed}, {"steps", o.steps}, {"batch", o.batch},
                              {"lr", o.lr},         {"seconds", seconds}, {"loss_curve", losses}};
   c10::AutoGradMode noGrad(false);
-  save(temp, s, t, training);
+  save(temp, s, vlm, training);
 }
 }  // namespace
 

@@ -1,6 +1,8 @@
 // CLIP's ViT tower as LLaVA reads it (modeling_clip): a non-causal pre-LN encoder over a class token
 // and the image patches, with learned positions and quick-GELU; and LLaVA-1.5's two-layer GELU
 // projector and feature selection (modeling_llava).
+#include <ATen/ATen.h>
+
 #include "architectures.h"
 
 namespace headlab::arch {
@@ -27,35 +29,71 @@ ModelConfig clipConfigFromHf(const nlohmann::json& vc, VisionTowerConfig& v, con
   return enc;
 }
 
+namespace {
+// CLIPEncoderLayer's tensors after "encoder.layers.{l}.": the field and its size along [out, in] in
+// units of the tower's width ('D') or MLP width ('F'), 0 for a vector. Read and written from here.
+struct ClipLayerTensor {
+  const char* name;
+  at::Tensor LayerWeights::*field;
+  char out, in;
+};
+const ClipLayerTensor kClipLayer[] = {
+    {"layer_norm1.weight", &LayerWeights::ln1_w, 'D', 0},         {"layer_norm1.bias", &LayerWeights::ln1_b, 'D', 0},
+    {"self_attn.q_proj.weight", &LayerWeights::wq, 'D', 'D'},     {"self_attn.q_proj.bias", &LayerWeights::bq, 'D', 0},
+    {"self_attn.k_proj.weight", &LayerWeights::wk, 'D', 'D'},     {"self_attn.k_proj.bias", &LayerWeights::bk, 'D', 0},
+    {"self_attn.v_proj.weight", &LayerWeights::wv, 'D', 'D'},     {"self_attn.v_proj.bias", &LayerWeights::bv, 'D', 0},
+    {"self_attn.out_proj.weight", &LayerWeights::wo, 'D', 'D'},   {"self_attn.out_proj.bias", &LayerWeights::bo, 'D', 0},
+    {"layer_norm2.weight", &LayerWeights::ln2_w, 'D', 0},         {"layer_norm2.bias", &LayerWeights::ln2_b, 'D', 0},
+    {"mlp.fc1.weight", &LayerWeights::w_in, 'F', 'D'},            {"mlp.fc1.bias", &LayerWeights::b_in, 'F', 0},
+    {"mlp.fc2.weight", &LayerWeights::w_out, 'D', 'F'},           {"mlp.fc2.bias", &LayerWeights::b_out, 'D', 0},
+};
+const char* const kPatch = "embeddings.patch_embedding.weight";
+const char* const kClass = "embeddings.class_embedding";
+const char* const kPositions = "embeddings.position_embedding.weight";
+const char* const kPreNormWeight = "pre_layrnorm.weight";  // sic: CLIP's own spelling
+const char* const kPreNormBias = "pre_layrnorm.bias";
+const char* const kPostNormWeight = "post_layernorm.weight";
+const char* const kPostNormBias = "post_layernorm.bias";
+std::string clipLayer(const std::string& prefix, int64_t l, const char* rest) {
+  return prefix + "encoder.layers." + std::to_string(l) + "." + rest;
+}
+}  // namespace
+
 ModelWeights clipWeightsFromHf(const TensorStore& store, const std::string& vp, const ModelConfig& enc, const VisionTowerConfig& v,
                                VisionLanguageModel::Embeddings& e) {
   const int64_t Dv = enc.d_model, Fv = enc.d_mlp, N = v.patches();
-  e.patch = store.get(vp + "embeddings.patch_embedding.weight", {Dv, v.channels, v.patch_size, v.patch_size}).reshape({Dv, -1});
-  e.class_token = store.get(vp + "embeddings.class_embedding", {Dv});
-  e.positions = store.get(vp + "embeddings.position_embedding.weight", {N + 1, Dv});
-  e.pre_ln_w = store.get(vp + "pre_layrnorm.weight", {Dv});
-  e.pre_ln_b = store.get(vp + "pre_layrnorm.bias", {Dv});
+  auto size = [&](char unit) { return unit == 'D' ? Dv : Fv; };
+  e.patch = store.get(vp + kPatch, {Dv, v.channels, v.patch_size, v.patch_size}).reshape({Dv, -1});
+  e.class_token = store.get(vp + kClass, {Dv});
+  e.positions = store.get(vp + kPositions, {N + 1, Dv});
+  e.pre_ln_w = store.get(vp + kPreNormWeight, {Dv});
+  e.pre_ln_b = store.get(vp + kPreNormBias, {Dv});
   ModelWeights vw;
   // The tower has no token embedding or unembedding (LLaVA reads a hidden state, not logits):
   // placeholders that only fix device and dtype.
   vw.embed = at::zeros({1, Dv});
   vw.unembed = vw.embed;
-  vw.lnf_w = store.has(vp + "post_layernorm.weight") ? store.get(vp + "post_layernorm.weight", {Dv}) : at::ones({Dv});
-  vw.lnf_b = store.has(vp + "post_layernorm.bias") ? store.get(vp + "post_layernorm.bias", {Dv}) : at::zeros({Dv});
+  vw.lnf_w = store.has(vp + kPostNormWeight) ? store.get(vp + kPostNormWeight, {Dv}) : at::ones({Dv});
+  vw.lnf_b = store.has(vp + kPostNormBias) ? store.get(vp + kPostNormBias, {Dv}) : at::zeros({Dv});
   for (int64_t l = 0; l < enc.n_layers; ++l) {
-    const std::string p = vp + "encoder.layers." + std::to_string(l) + ".";
     LayerWeights L;
-    L.ln1_w = store.get(p + "layer_norm1.weight", {Dv}), L.ln1_b = store.get(p + "layer_norm1.bias", {Dv});
-    L.wq = store.get(p + "self_attn.q_proj.weight", {Dv, Dv}), L.bq = store.get(p + "self_attn.q_proj.bias", {Dv});
-    L.wk = store.get(p + "self_attn.k_proj.weight", {Dv, Dv}), L.bk = store.get(p + "self_attn.k_proj.bias", {Dv});
-    L.wv = store.get(p + "self_attn.v_proj.weight", {Dv, Dv}), L.bv = store.get(p + "self_attn.v_proj.bias", {Dv});
-    L.wo = store.get(p + "self_attn.out_proj.weight", {Dv, Dv}), L.bo = store.get(p + "self_attn.out_proj.bias", {Dv});
-    L.ln2_w = store.get(p + "layer_norm2.weight", {Dv}), L.ln2_b = store.get(p + "layer_norm2.bias", {Dv});
-    L.w_in = store.get(p + "mlp.fc1.weight", {Fv, Dv}), L.b_in = store.get(p + "mlp.fc1.bias", {Fv});
-    L.w_out = store.get(p + "mlp.fc2.weight", {Dv, Fv}), L.b_out = store.get(p + "mlp.fc2.bias", {Dv});
+    for (const auto& t : kClipLayer)
+      L.*t.field = t.in == 0 ? store.get(clipLayer(vp, l, t.name), {size(t.out)})
+                             : store.get(clipLayer(vp, l, t.name), {size(t.out), size(t.in)});
     vw.layers.push_back(std::move(L));
   }
   return vw;
+}
+
+void clipTensors(const ModelWeights& tower, const VisionLanguageModel::Embeddings& e, const VisionTowerConfig& v, const std::string& vp,
+                 TensorMap& out) {
+  out[vp + kPatch] = e.patch.reshape({e.patch.size(0), v.channels, v.patch_size, v.patch_size});
+  out[vp + kClass] = e.class_token;
+  out[vp + kPositions] = e.positions;
+  out[vp + kPreNormWeight] = e.pre_ln_w, out[vp + kPreNormBias] = e.pre_ln_b;
+  out[vp + kPostNormWeight] = tower.lnf_w, out[vp + kPostNormBias] = tower.lnf_b;
+  for (int64_t l = 0; l < static_cast<int64_t>(tower.layers.size()); ++l)
+    for (const auto& t : kClipLayer) out[clipLayer(vp, l, t.name)] = tower.layers[l].*t.field;
 }
 
 void llavaFeatureConfig(const nlohmann::json& cfg, const ModelConfig& enc, VisionTowerConfig& v, const std::string& where) {
@@ -72,11 +110,24 @@ void llavaFeatureConfig(const nlohmann::json& cfg, const ModelConfig& enc, Visio
   if (pact != "gelu") throw ConfigError(where + ": projector_hidden_act '" + pact + "' unsupported (expected gelu)");
 }
 
+namespace {
+// LlavaMultiModalProjector: linear_1 [D, Dv], GELU, linear_2 [D, D].
+const char* const kLinear1Weight = "linear_1.weight";
+const char* const kLinear1Bias = "linear_1.bias";
+const char* const kLinear2Weight = "linear_2.weight";
+const char* const kLinear2Bias = "linear_2.bias";
+}  // namespace
+
 VisionLanguageModel::Projector llavaProjectorFromHf(const TensorStore& store, const std::string& pp, int64_t D, int64_t Dv) {
   VisionLanguageModel::Projector pr;
-  pr.w1 = store.get(pp + "linear_1.weight", {D, Dv}), pr.b1 = store.get(pp + "linear_1.bias", {D});
-  pr.w2 = store.get(pp + "linear_2.weight", {D, D}), pr.b2 = store.get(pp + "linear_2.bias", {D});
+  pr.w1 = store.get(pp + kLinear1Weight, {D, Dv}), pr.b1 = store.get(pp + kLinear1Bias, {D});
+  pr.w2 = store.get(pp + kLinear2Weight, {D, D}), pr.b2 = store.get(pp + kLinear2Bias, {D});
   return pr;
+}
+
+void llavaProjectorTensors(const VisionLanguageModel::Projector& pr, const std::string& pp, TensorMap& out) {
+  out[pp + kLinear1Weight] = pr.w1, out[pp + kLinear1Bias] = pr.b1;
+  out[pp + kLinear2Weight] = pr.w2, out[pp + kLinear2Bias] = pr.b2;
 }
 
 }  // namespace headlab::arch

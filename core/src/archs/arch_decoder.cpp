@@ -92,6 +92,31 @@ ModelWeights loadDecoder(ModelConfig& c, const TensorStore& st, const DecoderNam
   return w;
 }
 
+TensorMap decoderTensors(const ModelWeights& w, const DecoderNames& n) {
+  TensorMap out;
+  auto put = [&](const std::string& pattern, int64_t l, const at::Tensor& t) {
+    if (!pattern.empty() && t.defined()) out[atLayer(pattern, l)] = t;
+  };
+  auto scale = [&](const at::Tensor& t) { return n.normPlusOne && t.defined() ? t - 1.0f : t; };
+  out[n.embed] = w.embed;
+  out[n.finalNorm] = scale(w.lnf_w);
+  if (!w.unembed.is_same(w.embed)) out[n.output] = w.unembed;
+  for (int64_t l = 0; l < static_cast<int64_t>(w.layers.size()); ++l) {
+    const LayerWeights& L = w.layers[l];
+    put(n.ln1, l, scale(L.ln1_w)), put(n.ln2, l, scale(L.ln2_w));
+    put(n.attnPost, l, scale(L.attn_post_w)), put(n.mlpPost, l, scale(L.mlp_post_w));
+    put(n.qNorm, l, scale(L.q_norm_w)), put(n.kNorm, l, scale(L.k_norm_w));
+    if (!n.qkv.empty()) put(n.qkv, l, at::cat({L.wq, L.wk, L.wv}, 0));
+    else put(n.q, l, L.wq), put(n.k, l, L.wk), put(n.v, l, L.wv);
+    put(n.o, l, L.wo);
+    put(n.qBias, l, L.bq), put(n.kBias, l, L.bk), put(n.vBias, l, L.bv), put(n.oBias, l, L.bo);
+    if (!n.gateUp.empty()) put(n.gateUp, l, at::cat({L.w_gate, L.w_in}, 0));
+    else put(n.gate, l, L.w_gate), put(n.up, l, L.w_in);
+    put(n.down, l, L.w_out);
+  }
+  return out;
+}
+
 ModelConfig decoderConfigFromHf(const nlohmann::json& cfg, const std::string& where) {
   ModelConfig c;
   c.arch = require<std::string>(cfg, "model_type", where);

@@ -41,7 +41,9 @@ ModelConfig gemmaConfigFromHf(const nlohmann::json& cfg, const std::string& wher
   return c;
 }
 
-ModelWeights gemmaWeightsFromHf(ModelConfig& c, const TensorStore& store) {
+namespace {
+// Gemma's tensor names, read and written.
+DecoderNames hfNames(const ModelConfig& c) {
   DecoderNames n = hfDecoderNames();
   n.normPlusOne = true;
   if (c.post_norms) {  // Gemma 2 / 3: four norms per layer
@@ -49,7 +51,11 @@ ModelWeights gemmaWeightsFromHf(ModelConfig& c, const TensorStore& store) {
     n.attnPost = "model.layers.{}.post_attention_layernorm.weight", n.mlpPost = "model.layers.{}.post_feedforward_layernorm.weight";
   }
   if (c.qk_norm != QkNorm::None) n.qNorm = "model.layers.{}.self_attn.q_norm.weight", n.kNorm = "model.layers.{}.self_attn.k_norm.weight";
-  return loadDecoder(c, store, n);
+  return n;
 }
+}  // namespace
+
+ModelWeights gemmaWeightsFromHf(ModelConfig& c, const TensorStore& store) { return loadDecoder(c, store, hfNames(c)); }
+TensorMap gemmaWeightsToHf(const ModelConfig& c, const ModelWeights& w) { return decoderTensors(w, hfNames(c)); }
 
 }  // namespace headlab::arch

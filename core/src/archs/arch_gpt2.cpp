@@ -2,6 +2,8 @@
 // (llama.cpp's convert_hf_to_gguf) the Conv1D matrices are transposed to [out, in] and named
 // token_embd / position_embd / blk.N.attn_qkv / attn_output / ffn_up / ffn_down, with output.weight a
 // copy of the embedding.
+#include <ATen/ATen.h>
+
 #include "architectures.h"
 #include "headlab/core/errors.h"
 
@@ -34,11 +36,32 @@ ModelConfig gpt2ConfigFromHf(const nlohmann::json& cfg, const std::string& where
   return c;
 }
 
+namespace {
+// GPT2LMHeadModel's layer tensors besides the fused c_attn, after "h.{l}.": the field, and its size
+// along [out, in] in units of d_model ('D') or d_mlp ('F'), 0 for a vector. Conv1D matrices are
+// stored transposed ([in, out]). Read and written from this one table.
+struct Gpt2LayerTensor {
+  const char* name;
+  at::Tensor LayerWeights::*field;
+  char out, in;
+};
+const Gpt2LayerTensor kGpt2Layer[] = {
+    {"ln_1.weight", &LayerWeights::ln1_w, 'D', 0},        {"ln_1.bias", &LayerWeights::ln1_b, 'D', 0},
+    {"attn.c_proj.weight", &LayerWeights::wo, 'D', 'D'},  {"attn.c_proj.bias", &LayerWeights::bo, 'D', 0},
+    {"ln_2.weight", &LayerWeights::ln2_w, 'D', 0},        {"ln_2.bias", &LayerWeights::ln2_b, 'D', 0},
+    {"mlp.c_fc.weight", &LayerWeights::w_in, 'F', 'D'},   {"mlp.c_fc.bias", &LayerWeights::b_in, 'F', 0},
+    {"mlp.c_proj.weight", &LayerWeights::w_out, 'D', 'F'}, {"mlp.c_proj.bias", &LayerWeights::b_out, 'D', 0},
+};
+const char* const kQkvWeight = "attn.c_attn.weight";
+const char* const kQkvBias = "attn.c_attn.bias";
+std::string gpt2Layer(const std::string& prefix, int64_t l, const char* rest) { return prefix + "h." + std::to_string(l) + "." + rest; }
+}  // namespace
+
 ModelWeights gpt2WeightsFromHf(ModelConfig& c, const TensorStore& st) {
   // Hugging Face's GPT2LMHeadModel prefixes "transformer."; the original gpt2 upload does not.
   const std::string p = st.has("transformer.wte.weight") ? "transformer." : "";
   const int64_t D = c.d_model, F = c.d_mlp;
-  auto layer = [&](int64_t l, const char* rest) { return p + "h." + std::to_string(l) + "." + rest; };
+  auto size = [&](char unit) { return unit == 'D' ? D : F; };
   ModelWeights w;
   w.embed = st.get(p + "wte.weight", {c.d_vocab, D});
   w.pos_embed = st.get(p + "wpe.weight", {c.n_ctx, D});
@@ -47,26 +70,33 @@ ModelWeights gpt2WeightsFromHf(ModelConfig& c, const TensorStore& st) {
   w.unembed = c.tied_embeddings || !st.has("lm_head.weight") ? w.embed : st.get("lm_head.weight", {c.d_vocab, D});
   for (int64_t l = 0; l < c.n_layers; ++l) {
     LayerWeights L;
-    L.ln1_w = st.get(layer(l, "ln_1.weight"), {D});
-    L.ln1_b = st.get(layer(l, "ln_1.bias"), {D});
+    for (const auto& t : kGpt2Layer)
+      L.*t.field = t.in == 0 ? st.get(gpt2Layer(p, l, t.name), {size(t.out)})
+                             : st.get(gpt2Layer(p, l, t.name), {size(t.in), size(t.out)}).t().contiguous();
     // Conv1D stores [in, out]; split the fused q|k|v columns and transpose to [out, in].
-    at::Tensor qkv = st.get(layer(l, "attn.c_attn.weight"), {D, 3 * D});
-    at::Tensor qkvBias = st.get(layer(l, "attn.c_attn.bias"), {3 * D});
-    auto cols = qkv.split(D, 1);
-    auto bias = qkvBias.split(D, 0);
+    auto cols = st.get(gpt2Layer(p, l, kQkvWeight), {D, 3 * D}).split(D, 1);
+    auto bias = st.get(gpt2Layer(p, l, kQkvBias), {3 * D}).split(D, 0);
     L.wq = cols[0].t().contiguous(), L.wk = cols[1].t().contiguous(), L.wv = cols[2].t().contiguous();
     L.bq = bias[0].contiguous(), L.bk = bias[1].contiguous(), L.bv = bias[2].contiguous();
-    L.wo = st.get(layer(l, "attn.c_proj.weight"), {D, D}).t().contiguous();
-    L.bo = st.get(layer(l, "attn.c_proj.bias"), {D});
-    L.ln2_w = st.get(layer(l, "ln_2.weight"), {D});
-    L.ln2_b = st.get(layer(l, "ln_2.bias"), {D});
-    L.w_in = st.get(layer(l, "mlp.c_fc.weight"), {D, F}).t().contiguous();
-    L.b_in = st.get(layer(l, "mlp.c_fc.bias"), {F});
-    L.w_out = st.get(layer(l, "mlp.c_proj.weight"), {F, D}).t().contiguous();
-    L.b_out = st.get(layer(l, "mlp.c_proj.bias"), {D});
     w.layers.push_back(std::move(L));
   }
   return w;
+}
+
+TensorMap gpt2WeightsToHf(const ModelConfig& c, const ModelWeights& w) {
+  const std::string p = "transformer.";
+  TensorMap out;
+  out[p + "wte.weight"] = w.embed;
+  out[p + "wpe.weight"] = w.pos_embed;
+  out[p + "ln_f.weight"] = w.lnf_w, out[p + "ln_f.bias"] = w.lnf_b;
+  if (!c.tied_embeddings && !w.unembed.is_same(w.embed)) out["lm_head.weight"] = w.unembed;
+  for (size_t l = 0; l < w.layers.size(); ++l) {
+    const LayerWeights& L = w.layers[l];
+    for (const auto& t : kGpt2Layer) out[gpt2Layer(p, l, t.name)] = t.in == 0 ? L.*t.field : (L.*t.field).t().contiguous();
+    out[gpt2Layer(p, l, kQkvWeight)] = at::cat({L.wq, L.wk, L.wv}, 0).t().contiguous();
+    out[gpt2Layer(p, l, kQkvBias)] = at::cat({L.bq, L.bk, L.bv});
+  }
+  return out;
 }
 
 ModelConfig gpt2ConfigFromGguf(const nlohmann::json& meta, const TensorStore& store, const std::string& where) {

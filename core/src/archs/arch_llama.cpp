@@ -45,6 +45,7 @@ ModelConfig llamaConfigFromHf(const nlohmann::json& cfg, const std::string& wher
 }
 
 ModelWeights llamaWeightsFromHf(ModelConfig& c, const TensorStore& store) { return loadDecoder(c, store, hfDecoderNames()); }
+TensorMap llamaWeightsToHf(const ModelConfig&, const ModelWeights& w) { return decoderTensors(w, hfDecoderNames()); }
 
 ModelConfig llamaConfigFromGguf(const nlohmann::json& meta, const TensorStore& store, const std::string& where) {
   std::string a = require<std::string>(meta, "general.architecture", where);

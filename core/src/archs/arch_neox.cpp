@@ -1,6 +1,8 @@
 // GPT-NeoX / Pythia: LayerNorm with biases, parallel residual (use_parallel_residual), rotary on the
 // first rotary_pct of each head (rotate-half), exact GELU, fused query_key_value whose rows are
 // grouped per head as [head, (q, k, v), d_head], and an untied embed_out (modeling_gpt_neox).
+#include <ATen/ATen.h>
+
 #include <cmath>
 
 #include "architectures.h"
@@ -30,31 +32,67 @@ ModelConfig neoxConfigFromHf(const nlohmann::json& cfg, const std::string& where
   return c;
 }
 
+namespace {
+// GPTNeoXForCausalLM's layer tensors besides the fused query_key_value, after "gpt_neox.layers.{l}.":
+// the field and its size along [out, in] in units of d_model ('D') or d_mlp ('F'), 0 for a vector.
+struct NeoxLayerTensor {
+  const char* name;
+  at::Tensor LayerWeights::*field;
+  char out, in;
+};
+const NeoxLayerTensor kNeoxLayer[] = {
+    {"input_layernorm.weight", &LayerWeights::ln1_w, 'D', 0},          {"input_layernorm.bias", &LayerWeights::ln1_b, 'D', 0},
+    {"post_attention_layernorm.weight", &LayerWeights::ln2_w, 'D', 0}, {"post_attention_layernorm.bias", &LayerWeights::ln2_b, 'D', 0},
+    {"attention.dense.weight", &LayerWeights::wo, 'D', 'D'},           {"attention.dense.bias", &LayerWeights::bo, 'D', 0},
+    {"mlp.dense_h_to_4h.weight", &LayerWeights::w_in, 'F', 'D'},       {"mlp.dense_h_to_4h.bias", &LayerWeights::b_in, 'F', 0},
+    {"mlp.dense_4h_to_h.weight", &LayerWeights::w_out, 'D', 'F'},      {"mlp.dense_4h_to_h.bias", &LayerWeights::b_out, 'D', 0},
+};
+const char* const kQkvWeight = "attention.query_key_value.weight";
+const char* const kQkvBias = "attention.query_key_value.bias";
+const char* const kEmbed = "gpt_neox.embed_in.weight";
+const char* const kOutput = "embed_out.weight";
+const char* const kFinalNormWeight = "gpt_neox.final_layer_norm.weight";
+const char* const kFinalNormBias = "gpt_neox.final_layer_norm.bias";
+std::string neoxLayer(int64_t l, const char* rest) { return "gpt_neox.layers." + std::to_string(l) + "." + rest; }
+}  // namespace
+
 ModelWeights neoxWeightsFromHf(ModelConfig& c, const TensorStore& st) {
   const int64_t D = c.d_model, F = c.d_mlp, H = c.n_heads, dh = c.d_head;
-  auto layer = [](int64_t l, const char* rest) { return "gpt_neox.layers." + std::to_string(l) + "." + rest; };
-  if (!st.has("embed_out.weight")) c.tied_embeddings = true;
+  auto size = [&](char unit) { return unit == 'D' ? D : F; };
+  if (!st.has(kOutput)) c.tied_embeddings = true;
   ModelWeights w;
-  w.embed = st.get("gpt_neox.embed_in.weight", {c.d_vocab, D});
-  w.unembed = c.tied_embeddings ? w.embed : st.get("embed_out.weight", {c.d_vocab, D});
-  w.lnf_w = st.get("gpt_neox.final_layer_norm.weight", {D});
-  w.lnf_b = st.get("gpt_neox.final_layer_norm.bias", {D});
+  w.embed = st.get(kEmbed, {c.d_vocab, D});
+  w.unembed = c.tied_embeddings ? w.embed : st.get(kOutput, {c.d_vocab, D});
+  w.lnf_w = st.get(kFinalNormWeight, {D});
+  w.lnf_b = st.get(kFinalNormBias, {D});
   for (int64_t l = 0; l < c.n_layers; ++l) {
     LayerWeights L;
-    L.ln1_w = st.get(layer(l, "input_layernorm.weight"), {D}), L.ln1_b = st.get(layer(l, "input_layernorm.bias"), {D});
-    L.ln2_w = st.get(layer(l, "post_attention_layernorm.weight"), {D}), L.ln2_b = st.get(layer(l, "post_attention_layernorm.bias"), {D});
+    for (const auto& t : kNeoxLayer)
+      L.*t.field = t.in == 0 ? st.get(neoxLayer(l, t.name), {size(t.out)}) : st.get(neoxLayer(l, t.name), {size(t.out), size(t.in)});
     // Rows [head, (q, k, v), d_head]: regroup into q | k | v, each [head * d_head, D].
-    at::Tensor qkv = st.get(layer(l, "attention.query_key_value.weight"), {3 * D, D}).view({H, 3, dh, D});
-    at::Tensor qkvBias = st.get(layer(l, "attention.query_key_value.bias"), {3 * D}).view({H, 3, dh});
+    at::Tensor qkv = st.get(neoxLayer(l, kQkvWeight), {3 * D, D}).view({H, 3, dh, D});
+    at::Tensor qkvBias = st.get(neoxLayer(l, kQkvBias), {3 * D}).view({H, 3, dh});
     L.wq = qkv.select(1, 0).reshape({D, D}).contiguous(), L.bq = qkvBias.select(1, 0).reshape({D}).contiguous();
     L.wk = qkv.select(1, 1).reshape({D, D}).contiguous(), L.bk = qkvBias.select(1, 1).reshape({D}).contiguous();
     L.wv = qkv.select(1, 2).reshape({D, D}).contiguous(), L.bv = qkvBias.select(1, 2).reshape({D}).contiguous();
-    L.wo = st.get(layer(l, "attention.dense.weight"), {D, D}), L.bo = st.get(layer(l, "attention.dense.bias"), {D});
-    L.w_in = st.get(layer(l, "mlp.dense_h_to_4h.weight"), {F, D}), L.b_in = st.get(layer(l, "mlp.dense_h_to_4h.bias"), {F});
-    L.w_out = st.get(layer(l, "mlp.dense_4h_to_h.weight"), {D, F}), L.b_out = st.get(layer(l, "mlp.dense_4h_to_h.bias"), {D});
     w.layers.push_back(std::move(L));
   }
   return w;
+}
+
+TensorMap neoxWeightsToHf(const ModelConfig& c, const ModelWeights& w) {
+  const int64_t D = c.d_model, H = c.n_heads, dh = c.d_head;
+  TensorMap out;
+  out[kEmbed] = w.embed;
+  if (!w.unembed.is_same(w.embed)) out[kOutput] = w.unembed;
+  out[kFinalNormWeight] = w.lnf_w, out[kFinalNormBias] = w.lnf_b;
+  for (int64_t l = 0; l < static_cast<int64_t>(w.layers.size()); ++l) {
+    const LayerWeights& L = w.layers[l];
+    for (const auto& t : kNeoxLayer) out[neoxLayer(l, t.name)] = L.*t.field;
+    out[neoxLayer(l, kQkvWeight)] = at::stack({L.wq.view({H, dh, D}), L.wk.view({H, dh, D}), L.wv.view({H, dh, D})}, 1).reshape({3 * D, D});
+    out[neoxLayer(l, kQkvBias)] = at::stack({L.bq.view({H, dh}), L.bk.view({H, dh}), L.bv.view({H, dh})}, 1).reshape({3 * D});
+  }
+  return out;
 }
 
 }  // namespace headlab::arch

@@ -16,12 +16,18 @@ ModelConfig olmo2ConfigFromHf(const nlohmann::json& cfg, const std::string& wher
   return c;
 }
 
-ModelWeights olmo2WeightsFromHf(ModelConfig& c, const TensorStore& store) {
+namespace {
+// OLMo-2's tensor names, read and written.
+DecoderNames hfNames(const ModelConfig&) {
   DecoderNames n = hfDecoderNames();
   n.ln1 = n.ln2 = "";
   n.attnPost = "model.layers.{}.post_attention_layernorm.weight", n.mlpPost = "model.layers.{}.post_feedforward_layernorm.weight";
   n.qNorm = "model.layers.{}.self_attn.q_norm.weight", n.kNorm = "model.layers.{}.self_attn.k_norm.weight";
-  return loadDecoder(c, store, n);
+  return n;
 }
+}  // namespace
+
+ModelWeights olmo2WeightsFromHf(ModelConfig& c, const TensorStore& store) { return loadDecoder(c, store, hfNames(c)); }
+TensorMap olmo2WeightsToHf(const ModelConfig& c, const ModelWeights& w) { return decoderTensors(w, hfNames(c)); }
 
 }  // namespace headlab::arch

@@ -17,11 +17,17 @@ ModelConfig phi3ConfigFromHf(const nlohmann::json& cfg, const std::string& where
   return c;
 }
 
-ModelWeights phi3WeightsFromHf(ModelConfig& c, const TensorStore& store) {
+namespace {
+// Phi-3's tensor names, read and written.
+DecoderNames hfNames(const ModelConfig&) {
   DecoderNames n = hfDecoderNames();
   n.q = n.k = n.v = n.gate = n.up = "";
   n.qkv = "model.layers.{}.self_attn.qkv_proj.weight", n.gateUp = "model.layers.{}.mlp.gate_up_proj.weight";
-  return loadDecoder(c, store, n);
+  return n;
 }
+}  // namespace
+
+ModelWeights phi3WeightsFromHf(ModelConfig& c, const TensorStore& store) { return loadDecoder(c, store, hfNames(c)); }
+TensorMap phi3WeightsToHf(const ModelConfig& c, const ModelWeights& w) { return decoderTensors(w, hfNames(c)); }
 
 }  // namespace headlab::arch

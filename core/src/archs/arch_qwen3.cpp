@@ -22,10 +22,16 @@ ModelConfig qwen3ConfigFromHf(const nlohmann::json& cfg, const std::string& wher
   return c;
 }
 
-ModelWeights qwen3WeightsFromHf(ModelConfig& c, const TensorStore& store) {
+namespace {
+// Qwen3's tensor names, read and written.
+DecoderNames hfNames(const ModelConfig&) {
   DecoderNames n = hfDecoderNames();
   n.qNorm = "model.layers.{}.self_attn.q_norm.weight", n.kNorm = "model.layers.{}.self_attn.k_norm.weight";
-  return loadDecoder(c, store, n);
+  return n;
 }
+}  // namespace
+
+ModelWeights qwen3WeightsFromHf(ModelConfig& c, const TensorStore& store) { return loadDecoder(c, store, hfNames(c)); }
+TensorMap qwen3WeightsToHf(const ModelConfig& c, const ModelWeights& w) { return decoderTensors(w, hfNames(c)); }
 
 }  // namespace headlab::arch

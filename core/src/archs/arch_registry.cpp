@@ -3,19 +3,20 @@
 #include <algorithm>
 
 #include "architectures.h"
+#include "headlab/core/hf_export.h"
 
 namespace headlab::arch {
 
 const std::vector<ArchSpec>& architectures() {
   static const std::vector<ArchSpec> table = {
-      {"gpt2", {"gpt2"}, {"gpt2"}, gpt2ConfigFromHf, gpt2WeightsFromHf, gpt2ConfigFromGguf, gpt2WeightsFromGguf},
+      {"gpt2", {"gpt2"}, {"gpt2"}, gpt2ConfigFromHf, gpt2WeightsFromHf, gpt2ConfigFromGguf, gpt2WeightsFromGguf, gpt2WeightsToHf},
       {"llama", {"llama", "mistral", "qwen2"}, {"llama", "mistral", "qwen2"}, llamaConfigFromHf, llamaWeightsFromHf,
-       llamaConfigFromGguf, llamaWeightsFromGguf},
-      {"qwen3", {"qwen3"}, {}, qwen3ConfigFromHf, qwen3WeightsFromHf, nullptr, nullptr},
-      {"olmo2", {"olmo2"}, {}, olmo2ConfigFromHf, olmo2WeightsFromHf, nullptr, nullptr},
-      {"gemma", {"gemma", "gemma2", "gemma3_text"}, {}, gemmaConfigFromHf, gemmaWeightsFromHf, nullptr, nullptr},
-      {"phi3", {"phi3"}, {}, phi3ConfigFromHf, phi3WeightsFromHf, nullptr, nullptr},
-      {"gpt_neox", {"gpt_neox"}, {}, neoxConfigFromHf, neoxWeightsFromHf, nullptr, nullptr},
+       llamaConfigFromGguf, llamaWeightsFromGguf, llamaWeightsToHf},
+      {"qwen3", {"qwen3"}, {}, qwen3ConfigFromHf, qwen3WeightsFromHf, nullptr, nullptr, qwen3WeightsToHf},
+      {"olmo2", {"olmo2"}, {}, olmo2ConfigFromHf, olmo2WeightsFromHf, nullptr, nullptr, olmo2WeightsToHf},
+      {"gemma", {"gemma", "gemma2", "gemma3_text"}, {}, gemmaConfigFromHf, gemmaWeightsFromHf, nullptr, nullptr, gemmaWeightsToHf},
+      {"phi3", {"phi3"}, {}, phi3ConfigFromHf, phi3WeightsFromHf, nullptr, nullptr, phi3WeightsToHf},
+      {"gpt_neox", {"gpt_neox"}, {}, neoxConfigFromHf, neoxWeightsFromHf, nullptr, nullptr, neoxWeightsToHf},
   };
   return table;
 }
@@ -71,3 +72,23 @@ void refuseUnimplemented(const nlohmann::json& cfg, const std::vector<MathsKey>&
 }
 
 }  // namespace headlab::arch
+
+namespace headlab {
+
+std::map<std::string, at::Tensor> hfTensors(const ModelConfig& c, const ModelWeights& w) {
+  const arch::ArchSpec* spec = arch::findHfArch(c.arch);
+  if (!spec || !spec->weightsToHf)
+    throw ConfigError("writing model_type '" + c.arch + "' under Hugging Face names is not implemented (supported: " +
+                      arch::hfModelTypeList() + ")");
+  return spec->weightsToHf(c, w);
+}
+
+std::map<std::string, at::Tensor> llavaHfTensors(const VisionLanguageModel& m) {
+  arch::TensorMap out;
+  arch::clipTensors(m.vision().weights(), m.embeddings(), m.visionConfig(), "vision_tower.vision_model.", out);
+  arch::llavaProjectorTensors(m.projector(), "multi_modal_projector.", out);
+  for (auto& [name, t] : hfTensors(m.language().config(), m.language().weights())) out["language_model." + name] = t;
+  return out;
+}
+
+}  // namespace headlab

@@ -2,6 +2,7 @@
 #pragma once
 #include <nlohmann/json.hpp>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,8 @@
 #include "headlab/core/vision_language.h"
 
 namespace headlab::arch {
+
+using TensorMap = std::map<std::string, at::Tensor>;
 
 // One architecture family: the config.json model_type values and GGUF general.architecture values
 // it reads, and its readers (null where the family has no such layout). The weight readers may
@@ -24,6 +27,8 @@ struct ArchSpec {
   ModelWeights (*weightsFromHf)(ModelConfig& c, const TensorStore& store);
   ModelConfig (*configFromGguf)(const nlohmann::json& meta, const TensorStore& store, const std::string& where);
   ModelWeights (*weightsFromGguf)(ModelConfig& c, const TensorStore& store);
+  // The inverse of weightsFromHf, from the same name table (null where not written yet).
+  TensorMap (*weightsToHf)(const ModelConfig& c, const ModelWeights& w);
 };
 // Every supported family, in one table (arch_registry.cpp).
 const std::vector<ArchSpec>& architectures();
@@ -57,6 +62,9 @@ struct DecoderNames {
 };
 DecoderNames hfDecoderNames();  // LlamaForCausalLM's names, the base the other families edit
 ModelWeights loadDecoder(ModelConfig& c, const TensorStore& store, const DecoderNames& names);
+// The inverse of loadDecoder: fused rows concatenated, Gemma's scales stored as w - 1, the output
+// matrix only when untied.
+TensorMap decoderTensors(const ModelWeights& w, const DecoderNames& names);
 // The keys every Llama-style config.json shares (sizes, RMSNorm eps, RoPE base and rope_scaling, tying, ids).
 ModelConfig decoderConfigFromHf(const nlohmann::json& cfg, const std::string& where);
 Activation activationFromHf(const std::string& name, const std::string& where);
@@ -69,6 +77,7 @@ void ggufVocabularyAndIds(const nlohmann::json& meta, const TensorStore& store, 
 // LLaMA family (llama, mistral, qwen2): arch_llama.cpp
 ModelConfig llamaConfigFromHf(const nlohmann::json& cfg, const std::string& where);
 ModelWeights llamaWeightsFromHf(ModelConfig& c, const TensorStore& store);
+TensorMap llamaWeightsToHf(const ModelConfig& c, const ModelWeights& w);
 ModelConfig llamaConfigFromGguf(const nlohmann::json& meta, const TensorStore& store, const std::string& where);
 ModelConfig llamaConfigFromLlama2c(const Llama2cHeader& h);
 // GGUF tensor names; llama2.c tensors are given the same names by the reader.
@@ -79,26 +88,35 @@ RopeScaling ropeScalingFromHf(const nlohmann::json& cfg, int64_t maxPositions, c
 // One config reader and one weight reader per family, each in its arch_<family>.cpp.
 ModelConfig qwen3ConfigFromHf(const nlohmann::json& cfg, const std::string& where);
 ModelWeights qwen3WeightsFromHf(ModelConfig& c, const TensorStore& store);
+TensorMap qwen3WeightsToHf(const ModelConfig& c, const ModelWeights& w);
 ModelConfig olmo2ConfigFromHf(const nlohmann::json& cfg, const std::string& where);
 ModelWeights olmo2WeightsFromHf(ModelConfig& c, const TensorStore& store);
+TensorMap olmo2WeightsToHf(const ModelConfig& c, const ModelWeights& w);
 ModelConfig gemmaConfigFromHf(const nlohmann::json& cfg, const std::string& where);
 ModelWeights gemmaWeightsFromHf(ModelConfig& c, const TensorStore& store);
+TensorMap gemmaWeightsToHf(const ModelConfig& c, const ModelWeights& w);
 ModelConfig phi3ConfigFromHf(const nlohmann::json& cfg, const std::string& where);
 ModelWeights phi3WeightsFromHf(ModelConfig& c, const TensorStore& store);
+TensorMap phi3WeightsToHf(const ModelConfig& c, const ModelWeights& w);
 ModelConfig neoxConfigFromHf(const nlohmann::json& cfg, const std::string& where);
 ModelWeights neoxWeightsFromHf(ModelConfig& c, const TensorStore& store);
+TensorMap neoxWeightsToHf(const ModelConfig& c, const ModelWeights& w);
 
 // LLaVA's CLIP tower and projector: arch_clip.cpp (loadLlava in vision_language.cpp puts them together).
 ModelConfig clipConfigFromHf(const nlohmann::json& visionConfig, VisionTowerConfig& v, const std::string& where);
 ModelWeights clipWeightsFromHf(const TensorStore& store, const std::string& prefix, const ModelConfig& enc, const VisionTowerConfig& v,
                                VisionLanguageModel::Embeddings& embeddings);
+void clipTensors(const ModelWeights& tower, const VisionLanguageModel::Embeddings& embeddings, const VisionTowerConfig& v,
+                 const std::string& prefix, TensorMap& out);
 // vision_feature_layer, vision_feature_select_strategy, the image token and the projector's activation.
 void llavaFeatureConfig(const nlohmann::json& cfg, const ModelConfig& enc, VisionTowerConfig& v, const std::string& where);
 VisionLanguageModel::Projector llavaProjectorFromHf(const TensorStore& store, const std::string& prefix, int64_t dModel, int64_t dVision);
+void llavaProjectorTensors(const VisionLanguageModel::Projector& projector, const std::string& prefix, TensorMap& out);
 
 // GPT-2: arch_gpt2.cpp
 ModelConfig gpt2ConfigFromHf(const nlohmann::json& cfg, const std::string& where);
 ModelWeights gpt2WeightsFromHf(ModelConfig& c, const TensorStore& store);
+TensorMap gpt2WeightsToHf(const ModelConfig& c, const ModelWeights& w);
 ModelConfig gpt2ConfigFromGguf(const nlohmann::json& meta, const TensorStore& store, const std::string& where);
 ModelWeights gpt2WeightsFromGguf(ModelConfig& c, const TensorStore& store);
 

@@ -52,6 +52,10 @@ class VisionLanguageModel {
   const VisionTowerConfig& visionConfig() const { return m_config; }
   HookedTransformer& vision() { return *m_vision; }
   HookedTransformer& language() { return *m_language; }
+  const HookedTransformer& vision() const { return *m_vision; }
+  const HookedTransformer& language() const { return *m_language; }
+  const Embeddings& embeddings() const { return m_embeddings; }
+  const Projector& projector() const { return m_projector; }
 
   // pixels [batch, channels, size, size], already normalised -> the tower's hidden state at the
   // feature layer, [batch, patches(+1), d_vision].
