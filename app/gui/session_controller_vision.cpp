@@ -31,15 +31,15 @@ void SessionController::setImage(const QImage& image) {
   }
   post([this, rgb = rgbImage(image)] {
     auto& w = *m_worker;
-    if (!w.vlm) throw InputError("the open model has no vision tower: open a LLaVA folder or demo-vlm to use images");
-    w.pixels = clipPreprocess(rgb.bytes, rgb.width, rgb.height, w.vlm->visionConfig()).to(w.model()->device());
+    if (!w.session.vlm) throw InputError("the open model has no vision tower: open a LLaVA folder or demo-vlm to use images");
+    w.session.pixels = clipPreprocess(rgb.bytes, rgb.width, rgb.height, *w.visionConfig()).to(w.model()->device());
     QMetaObject::invokeMethod(this, [this] { emit imageAccepted(); }, Qt::QueuedConnection);
   });
 }
 
 void SessionController::clearImage() {
   post([this] {
-    m_worker->pixels = at::Tensor();
+    m_worker->session.pixels = at::Tensor();
     QMetaObject::invokeMethod(this, [this] { emit imageAccepted(); }, Qt::QueuedConnection);
   });
 }
@@ -49,14 +49,14 @@ void SessionController::computeVhr() {
   // same heads: alpha = 2 on heads above the layer median, chosen at the first generation step.
   auto& w = *m_worker;
   w.vhr.clear();
-  if (!w.vlm || !w.pixels.defined() || w.promptIds.empty()) {
+  if (!w.session.vlm || !w.session.pixels.defined() || w.promptIds.empty()) {
     QMetaObject::invokeMethod(this, [this] { emit vhrApplied(false, tr("VHR needs an image prompt: load an image and run a prompt")); },
                               Qt::QueuedConnection);
     return;
   }
   auto probe = plugins::ProbeRegistry::instance().create("vhd");
-  plugins::ProbeContext ctx{*w.model(), w.loaded.tokenizer.get(), {{"tokens", w.promptIds}, {"vhr", true}}, {}};
-  ctx.vlm = w.vlm.get(), ctx.pixels = &w.pixels;
+  plugins::ProbeContext ctx{*w.model(), &w.tokenizer(), {{"tokens", w.promptIds}, {"vhr", true}}, {}};
+  ctx.vlm = w.session.vlm.get(), ctx.pixels = &w.session.pixels;
   nlohmann::json r = probe->run(ctx)["vhr"];
   QStringList parts;
   for (const auto& layer : r["heads"]) {

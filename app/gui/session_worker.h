@@ -12,6 +12,7 @@
 #include "headlab/core/incremental_runner.h"
 #include "headlab/core/interventions.h"
 #include "headlab/core/model_loader.h"
+#include "headlab/core/model_session.h"
 #include "headlab/core/vision_language.h"
 #include "session_controller.h"
 
@@ -27,9 +28,7 @@ struct RgbImage {
 RgbImage rgbImage(const QImage& image);  // GUI thread (session_controller_vision.cpp)
 
 struct SessionController::Worker {
-  LoadedModel loaded;                        // a text model (model set), or a VLM's tokenizer and source
-  std::unique_ptr<VisionLanguageModel> vlm;  // set for LLaVA folders and demo-vlm
-  at::Tensor pixels;                         // [1, 3, S, S], CLIP-normalised; undefined = no image
+  ModelSession session;                      // the open model; its pixels: the window's image (undefined = none)
   std::vector<int64_t> promptIds;            // the prompt before the image is spliced in
   at::Tensor embeds;                         // layer 0's input of the current image prompt
   int64_t imageBegin = -1, imageEnd = -1;    // its image span
@@ -42,7 +41,9 @@ struct SessionController::Worker {
   int layer = 0;
   int64_t targetId = -1;
 
-  HookedTransformer* model() const { return vlm ? &vlm->language() : loaded.model.get(); }
+  HookedTransformer* model() const { return session.vlm ? &session.vlm->language() : session.loaded.model.get(); }
+  const Tokenizer& tokenizer() const { return *session.loaded.tokenizer; }
+  const VisionTowerConfig* visionConfig() const { return session.vlm ? &session.vlm->visionConfig() : nullptr; }
   // The edits from the head grid, then VHR's scales.
   std::vector<Intervention> allInterventions() const {
     std::vector<Intervention> out = ivs;
