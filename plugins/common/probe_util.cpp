@@ -135,23 +135,6 @@ bool reportProgress(ProbeContext& ctx, double fraction, const std::string& stage
 
 namespace headlab::plugins {
 
-void redistributeVisualSinks(at::Tensor& pattern, const at::Tensor& rows, const std::vector<int64_t>& sinks, int64_t imageBegin,
-                             int64_t imageEnd, double p) {
-  const int64_t K = pattern.size(-1);
-  at::Tensor isSink = at::zeros({K}, at::kBool), isImage = at::zeros({K}, at::kBool);
-  isImage.slice(0, imageBegin, imageEnd).fill_(true);
-  for (int64_t k : sinks)  // text sinks (BOS) are scaled too and give their budget to the image
-    if (k >= 0 && k < K) isSink[k] = true;
-  at::Tensor other = isImage.logical_and(isSink.logical_not()).to(pattern.scalar_type());  // [K]
-  at::Tensor sinkMask = isSink.to(pattern.scalar_type());
-  at::Tensor onSinks = (pattern * sinkMask).sum(-1, true);    // [B, H, Q, 1]
-  at::Tensor onOther = (pattern * other).sum(-1, true);
-  at::Tensor apply = rows.unsqueeze(-1).logical_and(onOther > 0).to(pattern.scalar_type());
-  at::Tensor freed = onSinks * (1.0 - p);
-  at::Tensor edited = pattern * (1.0 - sinkMask * (1.0 - p)) + freed * (pattern * other) / onOther.clamp_min(1e-30);
-  pattern = apply * edited + (1.0 - apply) * pattern;
-}
-
 std::string formatText(const char* format, ...) {
   va_list args;
   va_start(args, format);

@@ -32,14 +32,6 @@ double rouge1Recall(const std::string& candidate, const std::string& reference);
 at::Tensor copyEvents(const at::Tensor& top1, int64_t generated, const std::vector<int64_t>& prompt, int64_t needleBegin,
                       int64_t needleEnd);
 
-// VAR (Kang et al., PROBES.md §4.2) on one attention tensor [batch, head, q, k]: in the rows where
-// `rows` [batch, head, q] is true, attention to the `sinks` keys (visual sinks in the image span and
-// text sinks such as BOS) is multiplied by p and the freed mass goes to the non-sink keys of
-// [imageBegin, imageEnd) in proportion to their attention. Rows
-// whose image keys are all sinks are left as they are. Every row still sums to what it summed to.
-void redistributeVisualSinks(at::Tensor& pattern, const at::Tensor& rows, const std::vector<int64_t>& sinks, int64_t imageBegin,
-                             int64_t imageEnd, double p);
-
 // printf into a std::string (summary lines).
 std::string formatText(const char* format, ...) __attribute__((format(printf, 1, 2)));
 // "L3H2 (0.812)": the largest cell of a result's grid, for summary lines.

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numeric>
 
 #include "../common/probe_util.h"
 #include "headlab/core/errors.h"
@@ -271,14 +272,16 @@ class VarProbe : public Probe {
     // Pass 2: VAR on the image-centric rows.
     at::Tensor after;
     {
-      std::vector<HookHandle> hs;
-      for (int l = 0; l < L; ++l)
-        hs.push_back(m.hooks().add(m.hooks().idOf(l, LayerHook::Pattern), [&, l](at::Tensor& pat, const HookContext&) {
-          if (sinks[l].empty() || !centric[l].any().item<bool>()) return;
-          at::Tensor edited = pat.to(at::kCPU, at::kFloat).clone();
-          redistributeVisualSinks(edited, centric[l], sinks[l], in.imageBegin, in.imageEnd, keep);
-          pat = edited.to(pat.device(), pat.scalar_type());
-        }));
+      std::vector<int> everyHead(static_cast<size_t>(H));
+      std::iota(everyHead.begin(), everyHead.end(), 0);
+      std::vector<Intervention> var;
+      for (int l = 0; l < L; ++l) {
+        if (sinks[l].empty() || !centric[l].any().item<bool>()) continue;
+        Intervention iv{InterventionKind::VarRedistribute, l, everyHead};
+        iv.alpha = keep, iv.keys = sinks[l], iv.receiverBegin = in.imageBegin, iv.receiverEnd = in.imageEnd, iv.rows = centric[l];
+        var.push_back(std::move(iv));
+      }
+      std::vector<HookHandle> hs = install(m, var);
       after = vlm.forward(in)[0][-1].to(at::kCPU, at::kFloat);
     }
     return {{"probe", name()},

@@ -115,6 +115,43 @@ TEST_F(InterventionsTest, PatternEditsKeepRowsSummingToOne) {
   EXPECT_GT(pattern[0][2][8].slice(0, 4, 6).sum().item<float>(), plain[0][2][8].slice(0, 4, 6).sum().item<float>());
 }
 
+// VAR is ACT's edit on chosen rows with the image span as receiver: in row 6 of head 1 the sink key 0
+// keeps half its attention and the freed half goes to keys 2..4 in proportion; other rows, other
+// heads and the keys outside the span are untouched, and every row still sums to one.
+TEST_F(InterventionsTest, VarIsActOnChosenRowsWithTheImageAsReceiver) {
+  at::Tensor plain, edited;
+  {
+    auto cap = model.hooks().add("blocks.2.attn.hook_pattern", [&](at::Tensor& p, const HookContext&) { plain = p.clone(); });
+    model.forward(tokens);
+  }
+  Intervention var{InterventionKind::VarRedistribute, 2, {1}};
+  var.alpha = 0.5, var.keys = {0}, var.receiverBegin = 2, var.receiverEnd = 5;
+  var.rows = at::zeros({1, 4, 9}, at::kBool);
+  var.rows[0][1][6] = true;
+  EXPECT_EQ(var.describe()["kind"], "var");
+  EXPECT_EQ(var.describe()["rows_edited"], 1);
+  auto h = install(model, var);
+  auto cap = model.hooks().add("blocks.2.attn.hook_pattern", [&](at::Tensor& p, const HookContext&) { edited = p.clone(); });
+  model.forward(tokens);
+  for (int b = 0; b < 2; ++b) {
+    at::Tensor before = plain[b][1][6], after = edited[b][1][6];
+    const double freed = 0.5 * before[0].item<double>(), span = before.slice(0, 2, 5).sum().item<double>();
+    EXPECT_NEAR(after[0].item<double>(), 0.5 * before[0].item<double>(), 1e-6);
+    for (int k = 2; k < 5; ++k)
+      EXPECT_NEAR(after[k].item<double>(), before[k].item<double>() * (1 + freed / span), 1e-6) << "key " << k;
+    EXPECT_TRUE(at::equal(after.slice(0, 5), before.slice(0, 5))) << "keys outside the span keep their attention";
+    EXPECT_TRUE(at::equal(edited[b][1][7], plain[b][1][7])) << "an unchosen row is untouched";
+    EXPECT_TRUE(at::equal(edited[b][0], plain[b][0])) << "another head is untouched";
+  }
+  EXPECT_TRUE(at::allclose(edited.sum(-1), at::ones({2, 4, 9}), 1e-5, 1e-6));
+  try {
+    interventionKindFromString("vra");
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("pasta or var"), std::string::npos) << e.what();
+  }
+}
+
 TEST_F(InterventionsTest, KvGroupAblationEqualsAblatingEveryQueryHeadOfTheGroup) {
   at::Tensor group, heads;
   {

@@ -11,6 +11,7 @@
 #include "headlab/core/checkpoint_formats.h"
 #include "headlab/core/errors.h"
 #include "headlab/core/generate.h"
+#include "headlab/core/interventions.h"
 #include "headlab/core/model_loader.h"
 #include "headlab/core/patching.h"
 #include "headlab/core/vision_language.h"
@@ -405,7 +406,7 @@ TEST(VarRedistributionTest, SinkMassMovesToTheOtherImageTokensAndRowsStillSumToO
   at::Tensor A = at::tensor(std::vector<float>{0.1f, 0.5f, 0.2f, 0.2f, 0.0f, 0.2f, 0.4f, 0.1f, 0.1f, 0.2f}).view({1, 1, 2, 5});
   at::Tensor original = A.clone();
   at::Tensor rows = at::tensor(std::vector<uint8_t>{1, 0}).to(at::kBool).view({1, 1, 2});
-  plugins::redistributeVisualSinks(A, rows, {1}, 1, 4, 0.6);
+  redistributeSinks(A, {0}, {{1}, 0.6, 1, 4, rows});
   // Sink keeps 0.6 * 0.5 = 0.3; the freed 0.2 goes to keys 2 and 3 in proportion (0.2 : 0.2).
   EXPECT_NEAR(A[0][0][0][1].item<double>(), 0.3, 1e-6);
   EXPECT_NEAR(A[0][0][0][2].item<double>(), 0.3, 1e-6);
@@ -421,7 +422,7 @@ TEST(VarRedistributionTest, SinkMassMovesToTheOtherImageTokensAndRowsStillSumToO
 TEST(VarRedistributionTest, TextSinksAreScaledAndGiveTheirBudgetToTheImage) {
   at::Tensor A = at::tensor(std::vector<float>{0.5f, 0.1f, 0.2f, 0.1f, 0.1f}).view({1, 1, 1, 5});
   at::Tensor rows = at::ones({1, 1, 1}, at::kBool);
-  plugins::redistributeVisualSinks(A, rows, {0, 1}, 1, 4, 0.6);
+  redistributeSinks(A, {0}, {{0, 1}, 0.6, 1, 4, rows});
   test::expectTensorClose(A.flatten(), at::tensor(std::vector<float>{0.30f, 0.06f, 0.36f, 0.18f, 0.10f}), 1e-6, "VAR row");
 }
 

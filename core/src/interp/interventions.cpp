@@ -1,6 +1,8 @@
 #include "headlab/core/interventions.h"
 
+#include <algorithm>
 #include <cmath>
+#include <iterator>
 
 #include "headlab/core/errors.h"
 #include "headlab/core/hooked_transformer.h"
@@ -8,7 +10,8 @@
 namespace headlab {
 
 namespace {
-constexpr const char* kKindNames[] = {"zero", "mean", "resample", "uniform", "scale", "act", "pasta"};
+// In InterventionKind's order.
+constexpr const char* kKindNames[] = {"zero", "mean", "resample", "uniform", "scale", "act", "pasta", "var"};
 
 at::Tensor headIndex(const std::vector<int>& heads, const at::Tensor& like) {
   return at::tensor(std::vector<int64_t>(heads.begin(), heads.end()), at::TensorOptions().dtype(at::kLong).device(like.device()));
@@ -28,17 +31,22 @@ at::Tensor visibleKeys(int64_t q, int64_t k, int64_t posOffset, int64_t window, 
 const char* toString(InterventionKind k) { return kKindNames[static_cast<int>(k)]; }
 
 InterventionKind interventionKindFromString(const std::string& s) {
-  for (int i = 0; i < 7; ++i)
+  std::string expected;
+  for (size_t i = 0; i < std::size(kKindNames); ++i) {
     if (s == kKindNames[i]) return static_cast<InterventionKind>(i);
-  throw InputError("unknown intervention kind '" + s + "' (expected zero, mean, resample, uniform, scale, act or pasta)");
+    expected += std::string(i == 0 ? "" : i + 1 == std::size(kKindNames) ? " or " : ", ") + kKindNames[i];
+  }
+  throw InputError("unknown intervention kind '" + s + "' (expected " + expected + ")");
 }
 
 nlohmann::json Intervention::describe() const {
   nlohmann::json j = {{"kind", toString(kind)}, {"layer", layer}, {"heads", heads},
                       {"granularity", kvGroup ? "kv_group" : "query_head"}};
-  if (kind == InterventionKind::Scale || kind == InterventionKind::Pasta || kind == InterventionKind::ActRedistribute)
-    j["alpha"] = alpha;
+  const bool redistributes = kind == InterventionKind::ActRedistribute || kind == InterventionKind::VarRedistribute;
+  if (kind == InterventionKind::Scale || kind == InterventionKind::Pasta || redistributes) j["alpha"] = alpha;
   if (!keys.empty()) j["keys"] = keys;
+  if (redistributes && (receiverBegin != 0 || receiverEnd != -1)) j["receivers"] = {receiverBegin, receiverEnd};
+  if (rows.defined()) j["rows_edited"] = rows.sum().item<int64_t>();
   return j;
 }
 
@@ -82,20 +90,23 @@ void uniformPattern(at::Tensor& pattern, const std::vector<int>& heads, int64_t 
   pattern.index_copy_(1, idx, uniform.expand({pattern.size(0), static_cast<int64_t>(heads.size()), -1, -1}).contiguous());
 }
 
-void redistributeSinks(at::Tensor& pattern, const std::vector<int>& heads, const std::vector<int64_t>& sinks, double beta) {
+void redistributeSinks(at::Tensor& pattern, const std::vector<int>& heads, const SinkRedistribution& r) {
   at::Tensor idx = headIndex(heads, pattern);
   at::Tensor a = pattern.index_select(1, idx);  // [batch, h, q, k]
-  at::Tensor sinkMask = at::zeros({a.size(3)}, a.options().dtype(at::kBool));
-  for (int64_t s : sinks)
-    if (s >= 0 && s < a.size(3)) sinkMask[s] = true;
-  at::Tensor sinkPart = a * sinkMask;
-  at::Tensor rest = a - sinkPart;
-  at::Tensor freed = (1.0 - beta) * sinkPart.sum(-1, true);
-  at::Tensor restSum = rest.sum(-1, true);
-  // Rows with no non-sink mass keep their attention (nothing to give the mass to).
-  at::Tensor canGive = restSum > 0;
-  at::Tensor edited = sinkPart * beta + rest + freed * rest / restSum.clamp_min(1e-30);
-  pattern.index_copy_(1, idx, at::where(canGive, edited, a));
+  const int64_t K = a.size(3);
+  auto keyMask = at::TensorOptions().dtype(at::kBool).device(a.device());
+  at::Tensor isSink = at::zeros({K}, keyMask), receives = at::zeros({K}, keyMask);
+  for (int64_t s : r.sinks)
+    if (s >= 0 && s < K) isSink[s] = true;
+  receives.slice(0, std::min(std::max<int64_t>(r.receiverBegin, 0), K), r.receiverEnd < 0 ? K : std::min(r.receiverEnd, K)).fill_(true);
+  at::Tensor sinkPart = a * isSink;
+  at::Tensor toOthers = a * receives.logical_and(isSink.logical_not());
+  at::Tensor freed = (1.0 - r.keep) * sinkPart.sum(-1, true);
+  at::Tensor otherSum = toOthers.sum(-1, true);
+  at::Tensor edited = sinkPart * r.keep + (a - sinkPart) + freed * toOthers / otherSum.clamp_min(1e-30);
+  at::Tensor apply = otherSum > 0;  // [batch, h, q, 1]: rows with somewhere to give the mass
+  if (r.rows.defined()) apply = apply.logical_and(r.rows.to(a.device()).index_select(1, idx).unsqueeze(-1));
+  pattern.index_copy_(1, idx, at::where(apply, edited, a));
 }
 
 void steerScores(at::Tensor& scores, const std::vector<int>& heads, const std::vector<int64_t>& emphasised, double alpha) {
@@ -143,11 +154,11 @@ std::vector<HookHandle> install(HookedTransformer& model, const Intervention& iv
         uniformPattern(p, heads, ctx.posOffset, window);
       }));
       break;
-    case InterventionKind::ActRedistribute: {
-      auto keys = iv.keys;
-      double beta = iv.alpha;
-      out.push_back(hooks.add(hooks.idOf(iv.layer, LayerHook::Pattern), [heads, keys, beta](at::Tensor& p, const HookContext&) {
-        redistributeSinks(p, heads, keys, beta);
+    case InterventionKind::ActRedistribute:
+    case InterventionKind::VarRedistribute: {
+      const SinkRedistribution r{iv.keys, iv.alpha, iv.receiverBegin, iv.receiverEnd, iv.rows};
+      out.push_back(hooks.add(hooks.idOf(iv.layer, LayerHook::Pattern), [heads, r](at::Tensor& p, const HookContext&) {
+        redistributeSinks(p, heads, r);
       }));
       break;
     }

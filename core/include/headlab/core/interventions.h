@@ -22,6 +22,7 @@ enum class InterventionKind {
   Scale,          // hook_z *= alpha (reweight; VHR)
   ActRedistribute,// pattern[:, sinks] *= beta, freed mass to non-sink keys (ACT)
   Pasta,          // scores of non-emphasised keys += log(alpha) (PASTA)
+  VarRedistribute,// ACT's edit on chosen rows, freed mass to the image's non-sink keys (VAR)
 };
 const char* toString(InterventionKind k);
 InterventionKind interventionKindFromString(const std::string& s);  // throws InputError
@@ -33,7 +34,9 @@ struct Intervention {
   bool kvGroup = false;       // under GQA: the heads are kv heads; every query head of each group is edited
   double alpha = 1.0;         // Scale factor, PASTA alpha (default 0.01), ACT beta (default 0.4)
   at::Tensor source;          // Mean / Resample: z values [pos or 1, head, d_head] or [batch, pos, head, d_head]
-  std::vector<int64_t> keys;  // ACT sink keys / PASTA emphasised keys (absolute positions)
+  std::vector<int64_t> keys;  // ACT / VAR sink keys, PASTA emphasised keys (absolute positions)
+  int64_t receiverBegin = 0, receiverEnd = -1;  // ACT / VAR: keys that take the freed mass (-1: to the last)
+  at::Tensor rows;            // VAR: [batch|1, n_heads, q] bool, the query rows edited (undefined: all)
 
   nlohmann::json describe() const;
 };
@@ -47,9 +50,18 @@ void scaleHeads(at::Tensor& z, const std::vector<int>& heads, double alpha);
 void replaceHeads(at::Tensor& z, const std::vector<int>& heads, const at::Tensor& source);
 // Uniform over keys j with qpos - window < j <= qpos (qpos = posOffset + row). window 0 = no window.
 void uniformPattern(at::Tensor& pattern, const std::vector<int>& heads, int64_t posOffset, int64_t window = 0);
-// ACT: A[:, sinks] *= beta; the freed mass goes to the row's non-sink keys in proportion to their
-// attention. Rows whose only visible keys are sinks are left as they are (row 0 stays A[0,0] = 1).
-void redistributeSinks(at::Tensor& pattern, const std::vector<int>& heads, const std::vector<int64_t>& sinks, double beta);
+// Sink redistribution, ACT's and VAR's one edit: in the chosen rows, attention to the `sinks` keys is
+// multiplied by `keep` (ACT's beta, VAR's p) and the freed mass goes to the non-sink keys of
+// [receiverBegin, receiverEnd) in proportion to their attention. ACT: every row, every key receives;
+// VAR: the image-centric rows, the image's keys receive. Rows with no receiving mass are left as they
+// are (row 0 stays A[0,0] = 1), so every row still sums to what it summed to.
+struct SinkRedistribution {
+  std::vector<int64_t> sinks;
+  double keep = 0.4;
+  int64_t receiverBegin = 0, receiverEnd = -1;  // -1: to the last key
+  at::Tensor rows;                              // [batch|1, n_heads, q] bool over all query heads; undefined: every row
+};
+void redistributeSinks(at::Tensor& pattern, const std::vector<int>& heads, const SinkRedistribution& r);
 // PASTA: add log(alpha) to the scores of every key not in `emphasised`.
 void steerScores(at::Tensor& scores, const std::vector<int>& heads, const std::vector<int64_t>& emphasised, double alpha);
 
