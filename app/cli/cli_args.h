@@ -8,6 +8,13 @@
 
 namespace headlab::cli {
 
+// A command line that does not parse (unknown option, missing value): exit status 2, where a
+// failure of the work itself (headlab::Error) is 1.
+class UsageError : public std::invalid_argument {
+ public:
+  using std::invalid_argument::invalid_argument;
+};
+
 class Args {
  public:
   // `flags` take no value; every other "--name" takes the next argument.
@@ -23,10 +30,10 @@ class Args {
       if (flags.count(name)) {
         m_values[name] = "1";
       } else if (options.count(name)) {
-        if (i + 1 >= argv.size()) throw std::invalid_argument("option --" + name + " needs a value");
+        if (i + 1 >= argv.size()) throw UsageError("option --" + name + " needs a value");
         m_values[name] = argv[++i];
       } else {
-        throw std::invalid_argument("unknown option --" + name);
+        throw UsageError("unknown option --" + name);
       }
     }
   }
@@ -36,7 +43,7 @@ class Args {
     return it == m_values.end() ? fallback : it->second;
   }
   std::string require(const std::string& k) const {
-    if (!has(k)) throw std::invalid_argument("missing --" + k);
+    if (!has(k)) throw UsageError("missing --" + k);
     return get(k);
   }
   long long integer(const std::string& k, long long fallback) const {
@@ -44,10 +51,10 @@ class Args {
     try {
       size_t used;
       long long v = std::stoll(get(k), &used);
-      if (used != get(k).size()) throw std::invalid_argument("");
+      if (used != get(k).size()) throw UsageError("");
       return v;
     } catch (const std::exception&) {
-      throw std::invalid_argument("--" + k + " expects an integer, got '" + get(k) + "'");
+      throw UsageError("--" + k + " expects an integer, got '" + get(k) + "'");
     }
   }
   const std::vector<std::string>& positional() const { return m_positional; }

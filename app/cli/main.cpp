@@ -68,7 +68,7 @@ std::string readText(const Args& a) {
     ss << in.rdbuf();
     return ss.str();
   }
-  throw std::invalid_argument("missing --text or --text-file");
+  throw UsageError("missing --text or --text-file");
 }
 
 int cmdTokenize(const Args& a) {
@@ -227,7 +227,7 @@ int main(int argc, char** argv) {
       if (cmd == std::string(c.name).substr(0, std::string(c.name).find(' '))) return c.run(a);
     std::cerr << "error: unknown command '" << cmd << "' (see headlab-cli --help)\n";
     return 2;
-  } catch (const std::invalid_argument& e) {
+  } catch (const UsageError& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 2;
   } catch (const std::exception& e) {

@@ -124,7 +124,7 @@ int cmdPatchPairs(const Args& a, OpenedModel& o, const std::string& method) {
     try {
       p = nlohmann::json::parse(line);
       for (const char* k : {"clean", "corrupted", "answer", "wrong"})
-        if (!p.contains(k) || !p[k].is_string()) throw std::invalid_argument(std::string("missing string '") + k + "'");
+        if (!p.contains(k) || !p[k].is_string()) throw headlab::InputError(std::string("missing string '") + k + "'");
     } catch (const std::exception& e) {
       throw headlab::InputError(a.get("pairs") + ":" + std::to_string(lineNo) + ": " + e.what() + " (expected {\"clean\", \"corrupted\", \"answer\", \"wrong\"})");
     }
