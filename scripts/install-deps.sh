@@ -18,7 +18,7 @@ PACKAGES=(
   xvfb xauth poppler-utils
   # fuzzing (libFuzzer and the sanitizers' runtimes come with clang's runtime package)
   clang-14 libclang-rt-14-dev
-  python3 python3-h5py python3-numpy python3-torch
+  python3 python3-h5py python3-nltk python3-numpy python3-torch
 )
 
 missing=()

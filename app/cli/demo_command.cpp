@@ -261,7 +261,9 @@ nlohmann::json demoProbes(HookedTransformer& model, const Tokenizer& tok, DemoTa
                                            {"lengths", {40, 52}},
                                            {"depths", {0, 25, 50, 75, 100}},
                                            {"max_new_tokens", 3},
-                                           {"mask_top_k", -1},
+                                           {"adaptive", true},
+                                           {"random_exclude_top", 0},
+                                           {"random_per_test", false},
                                            {"random_draws", 10}});
 
   return results;
@@ -389,7 +391,7 @@ std::string textModelHtml(const LoadedModel& m, const nlohmann::json& training, 
     h << " Masking the top " << mask["k"] << " heads" << (mask["k_rule"] == "given" ? "" : " (the smallest K that halves recall; redundant retrieval heads share the work)")
       << " (" << mask["kind"].get<std::string>() << " attention, decoding only) takes NIAH accuracy from "
       << fmt(100 * mask["accuracy_unmasked"].get<double>(), 1) << "% to " << fmt(100 * mask["accuracy_top_k_masked"].get<double>(), 1)
-      << "%; masking " << mask["k"] << " random heads" << (mask["random_pool"] == "others" ? " drawn from the other heads" : "")
+      << "%; masking " << mask["k"] << " random heads drawn from the other heads"
       << " gives " << fmt(100 * mask["accuracy_random_k_masked"].get<double>(), 1) << "% (mean of " << mask["random_draws"].size()
       << " draws).";
   h << "</p>";

@@ -88,33 +88,6 @@ nlohmann::json gridJson(const std::string& name, const at::Tensor& grid) {
           {"values", std::vector<double>(g.data_ptr<double>(), g.data_ptr<double>() + g.numel())}};
 }
 
-namespace {
-std::vector<std::string> unigrams(const std::string& s) {
-  std::vector<std::string> out;
-  std::string cur;
-  for (char c : s + " ") {
-    if (std::isalnum(static_cast<unsigned char>(c))) {
-      cur += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    } else if (std::isspace(static_cast<unsigned char>(c)) && !cur.empty()) {
-      out.push_back(cur);
-      cur.clear();
-    }
-  }
-  return out;
-}
-}  // namespace
-
-double rouge1Recall(const std::string& candidate, const std::string& reference) {
-  auto ref = unigrams(reference), cand = unigrams(candidate);
-  if (ref.empty()) return 0;
-  std::map<std::string, int> have;
-  for (const auto& w : cand) ++have[w];
-  int hit = 0;
-  for (const auto& w : ref)
-    if (have[w]-- > 0) ++hit;
-  return static_cast<double>(hit) / static_cast<double>(ref.size());
-}
-
 at::Tensor copyEvents(const at::Tensor& top1, int64_t generated, const std::vector<int64_t>& prompt, int64_t needleBegin,
                       int64_t needleEnd) {
   at::Tensor keys = top1.to(at::kLong).cpu();

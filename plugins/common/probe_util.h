@@ -25,8 +25,6 @@ nlohmann::json gridJson(const std::string& name, const at::Tensor& grid);
 bool reportProgress(ProbeContext& ctx, double fraction, const std::string& stage);  // throws CancelledError
 
 // Retrieval scoring (PROBES.md §2), kept pure so it is tested on hand-built cases:
-// ROUGE-1 recall of the reference's lower-cased alphanumeric unigrams found in the candidate.
-double rouge1Recall(const std::string& candidate, const std::string& reference);
 // 1 where a head's top-1 key (top1 [layer, head]) lies in [needleBegin, needleEnd) and the prompt
 // token there equals the token just generated, else 0: [layer, head] float64.
 at::Tensor copyEvents(const at::Tensor& top1, int64_t generated, const std::vector<int64_t>& prompt, int64_t needleBegin,

@@ -17,6 +17,7 @@
 #include "headlab/core/vision_language.h"
 #include "headlab/plugins/probe_plugin.h"
 #include "../../plugins/common/probe_util.h"
+#include "../../plugins/retrieval/retrieval_scoring.h"
 #include "random_model.h"
 #include "shared_path.h"
 #include "tensor_assert.h"
@@ -517,6 +518,25 @@ TEST(GgmlQuantTest, QuantisedStories260kGeneratesTheReferenceText) {
 }  // namespace headlab
 
 namespace headlab {
+
+// The retrieval probe's answer gate against rouge_score's ROUGE-1 with use_stemmer=True, as the
+// retrieval-head reference scores answers: NLTK's Porter stemmer on every word of the paper's
+// examples, NLTK's changes, the built-in prompts (tests/reference/probe_references.py), and the
+// recall of answer pairs ("purple-basil" vs "purple basil", "He takes walks." vs "take walk").
+TEST(ProbeFidelityTest, RougeRecallMatchesRougeScoreWithNltksPorterStemmer) {
+  const char* dir = std::getenv("HEADLAB_REFERENCE_DIR");
+  ASSERT_NE(dir, nullptr);
+  const nlohmann::json ref = readJsonFile(std::string(dir) + "/probes/rouge_reference.json");
+  ASSERT_GT(ref["stems"].size(), 300u);
+  int wrong = 0;
+  for (const auto& [word, stem] : ref["stems"].items())
+    if (plugins::porterStem(word) != stem.get<std::string>() && ++wrong <= 10)
+      ADD_FAILURE() << "stem(" << word << ") = " << plugins::porterStem(word) << ", NLTK gives " << stem.get<std::string>();
+  EXPECT_EQ(wrong, 0);
+  for (const auto& c : ref["recall"])
+    EXPECT_DOUBLE_EQ(plugins::rouge1Recall(c["prediction"], c["target"]), c["recall"].get<double>())
+        << "target '" << c["target"].get<std::string>() << "', prediction '" << c["prediction"].get<std::string>() << "'";
+}
 
 // The induction probe's TransformerLens scores against tests/reference/probe_references.py on the same
 // hand-built patterns (random causal rows, two sequences with repeated tokens inside R, so duplicates

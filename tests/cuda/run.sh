@@ -22,8 +22,8 @@ mkdir -p "$OUTDIR/generated"
 SRC=$(sed -n '/^set(HEADLAB_CORE_RUNTIME_SOURCES/,/^)/p' core/sources.cmake | grep -o 'src/[a-z_/0-9]*\.cpp' | sed 's|^src/||; s|\.cpp$||')
 [ -n "$SRC" ] || { echo "core/sources.cmake: no HEADLAB_CORE_RUNTIME_SOURCES list found" >&2; exit 1; }
 # The probe folders, as plugins/CMakeLists.txt finds them, and their generated registration calls.
-PROBE_SOURCES=$(cd plugins && ls */*_probe*.cpp | sort)
-PROBE_FOLDERS=$(for f in $PROBE_SOURCES; do dirname "$f"; done | uniq)
+PROBE_FOLDERS=$(cd plugins && ls */*_probe*.cpp | xargs -n1 dirname | sort -u)
+PROBE_SOURCES=$(cd plugins && for d in $PROBE_FOLDERS; do ls "$d"/*.cpp | sort; done)
 { for d in $PROBE_FOLDERS; do echo "void registerProbes_$d(ProbeRegistry& r);"; done
   echo "inline void registerEveryProbeFolder(ProbeRegistry& r) {"
   for d in $PROBE_FOLDERS; do echo "  registerProbes_$d(r);"; done

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
+#include <unistd.h>
 
 #include <c10/core/InferenceMode.h>
 
@@ -12,6 +13,7 @@
 #include "headlab/core/tokenizer.h"
 #include "headlab/plugins/probe_plugin.h"
 #include "../../plugins/common/probe_util.h"
+#include "../../plugins/retrieval/retrieval_scoring.h"
 #include "random_model.h"
 #include "shared_path.h"
 
@@ -342,6 +344,101 @@ TEST(RetrievalScoringTest, CopyEventsCountOnlyMatchingKeysInsideTheNeedle) {
   EXPECT_EQ(ev[1][1].item<double>(), 1.0);
   // One copy of a 3-token needle is worth 1/3 for that test.
   EXPECT_NEAR((ev * (1.0 / 3)).sum().item<double>(), 2.0 / 3, 1e-12);
+}
+
+// The copy span is the answer (the reference's real_needle) found in the prompt ids, not the needle
+// sentence: with text before the context and the answer also in the haystack, the span is the
+// answer's tokens inside the needle.
+TEST_F(ProbesTest, RetrievalAnswerSpanIsTheAnswerInsideTheNeedle) {
+  const std::string lead = "Read the book. ", hay = "Tom grew purple basil in his garden. ", needle = "The secret ingredient is purple basil.";
+  const std::vector<int64_t> prompt = tok->encode(lead + hay + needle + " What is it?", true);
+  const int64_t needleBegin = static_cast<int64_t>(tok->encode(lead + hay, true).size()) - 1;
+  const auto [b, e] = answerSpan(*tok, prompt, "purple basil", needleBegin, static_cast<int64_t>(prompt.size()));
+  const std::vector<int64_t> span(prompt.begin() + b, prompt.begin() + e);
+  EXPECT_EQ(tok->decode(span).find("purple basil") != std::string::npos, true) << tok->decode(span);
+  EXPECT_LE(e - b, static_cast<int64_t>(tok->encode(" purple basil", false).size())) << "the answer's tokens, not the sentence's";
+  EXPECT_GE(b, needleBegin) << "the occurrence inside the needle, not the haystack's";
+  EXPECT_THROW(answerSpan(*tok, prompt, "green mint", 0, 0), InputError);
+}
+
+// An ideal copying head scores 1 (the reference's 1 / |answer| per copied token): the model is made
+// to emit the answer's tokens (the final norm's output set to their unembedding rows) while head L1H2
+// looks, at each step, at the prompt position holding the token it emits. Decoding starts from the
+// last prompt token, so all three answer tokens are scored.
+TEST_F(ProbesTest, RetrievalIdealCopyingHeadScoresOne) {
+  std::vector<int64_t> prompt = tok->encode("Once upon a time there was a cat. The code is", true);
+  const std::vector<int64_t> answer{300, 301, 302};
+  const int64_t b = 5;
+  std::copy(answer.begin(), answer.end(), prompt.begin() + b);
+  int64_t step = 0;  // the decode step: one-row forwards seen by the final norm so far
+  auto pattern = model.hooks().add("blocks.1.attn.hook_pattern", [&](at::Tensor& p, const HookContext&) {
+    if (p.size(2) != 1 || step >= 3) return;
+    p.select(1, 2).zero_();
+    p.select(1, 2)[0][0][b + step] = 1.0f;
+  });
+  const at::Tensor U = model.weights().unembed;
+  auto force = model.hooks().add("ln_final.hook_normalized", [&](at::Tensor& x, const HookContext&) {
+    if (x.size(1) != 1) return;
+    if (step < 3) x.copy_((U[answer[step]] * 50.0f).view({1, 1, -1}));
+    ++step;
+  });
+  NiahDecoding d = decodeNiah(model, *tok, prompt, b, b + 3, {}, 3);
+  ASSERT_EQ(d.tokens, answer) << "the forcing hook must make the model emit the answer";
+  EXPECT_DOUBLE_EQ(d.score[1][2].item<double>(), 1.0);
+}
+
+// Under masking every generated token is produced with the masks on: the prompt less its last token
+// is prefilled unmasked, and the last prompt token runs masked (the reference's split).
+TEST_F(ProbesTest, RetrievalMaskedDecodingMasksTheFirstAnswerToken) {
+  c10::InferenceMode guard;
+  const std::vector<int64_t> prompt = tok->encode("Once upon a time there was a little girl named Lily. She", true);
+  std::vector<Intervention> masks;
+  for (int l = 0; l < model.config().n_layers; ++l) masks.push_back({InterventionKind::Zero, l, {0, 1, 2, 3}});
+  NiahDecoding masked = decodeNiah(model, *tok, prompt, 1, 2, masks, 1);
+  auto firstToken = [&](bool maskLast) {
+    KvCache cache;
+    model.forward(at::tensor(std::vector<int64_t>(prompt.begin(), prompt.end() - 1), at::kLong).unsqueeze(0), &cache);
+    std::vector<HookHandle> hs;
+    if (maskLast) hs = install(model, masks);
+    return model.forward(at::tensor(std::vector<int64_t>{prompt.back()}, at::kLong).unsqueeze(0), &cache)[0][-1].argmax().item<int64_t>();
+  };
+  const int64_t unmasked = firstToken(false);
+  ASSERT_NE(firstToken(true), unmasked) << "the masks must change this prediction for the test to mean anything";
+  EXPECT_EQ(masked.tokens.at(0), firstToken(true));
+}
+
+// The reference's head_score JSON: {"layer-head": [per-test scores]} is written, and a second run
+// appends its lists to the file's (this run's first, as the reference's head_counter += file).
+TEST_F(ProbesTest, RetrievalReadsAndWritesTheReferencesHeadScoreFile) {
+  const std::string file = ::testing::TempDir() + "head_score_" + std::to_string(::getpid()) + ".json";
+  std::remove(file.c_str());
+  const nlohmann::json params = {{"lengths", {60}}, {"depths", {0, 100}}, {"max_new_tokens", 2}, {"rouge_threshold", -1.0},
+                                 {"head_score_file", file}, {"template", "{context}Q: {question}\nA:"},
+                                 {"needles", {{{"needle", " The code is red."}, {"question", "The code?"}, {"answer", "red"}}}}};
+  const auto first = run("retrieval", params);
+  std::ifstream in(file);
+  const nlohmann::json written = nlohmann::json::parse(in);
+  EXPECT_EQ(written, first["head_score"]);
+  EXPECT_EQ(written.size(), static_cast<size_t>(model.config().n_layers * model.config().n_heads));
+  EXPECT_EQ(written["1-2"].size(), 2u) << "one score per counted test";
+  const auto second = run("retrieval", params);
+  std::ifstream again(file);
+  const nlohmann::json merged = nlohmann::json::parse(again);
+  EXPECT_EQ(merged["1-2"].size(), 4u);
+  EXPECT_EQ(merged["1-2"][2], written["1-2"][0]) << "the file's lists follow this run's";
+  std::remove(file.c_str());
+  std::ofstream(file) << R"({"9-0": [1.0]})";
+  EXPECT_THROW(run("retrieval", params), InputError) << "a head the model does not have";
+  std::remove(file.c_str());
+}
+
+TEST_F(ProbesTest, RetrievalRefusesANegativeMaskTopKAndPointsToAdaptive) {
+  try {
+    run("retrieval", {{"lengths", {60}}, {"depths", {0}}, {"mask_top_k", -1}});
+    FAIL() << "expected InputError";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("adaptive"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace headlab::plugins

@@ -67,7 +67,60 @@ def induction_reference(out, layers=3, heads=4):
                    "patterns": [[p.flatten().tolist() for p in per_layer] for per_layer in patterns], "cases": cases}, f)
 
 
+# Words that exercise every rule of the Porter stemmer and NLTK's changes to it (the paper's own
+# examples, NLTK's irregular forms, y after a vowel, ll, logi, alli, fulli), plus ordinary text.
+PORTER_WORDS = """caresses ponies ties cats caress feed agreed plastered bled motoring sing conflated troubled sized
+hopping tanned falling hissing fizzed failing filing happy sky skies enjoy spy fly tried spied cried died lies relational
+conditional rational valenci hesitanci digitizer conformabli radicalli differentli vileli analogousli vietnamization
+predication operator feudalism decisiveness hopefulness callousness formaliti sensitiviti sensibiliti triplicate formative
+formalize electriciti electrical hopeful goodness revival allowance inference airliner gyroscopic adjustable defensible
+irritant replacement adjustment dependent adoption homologou communism activate angulariti homologous effective bowdlerize
+probate rate cease controll roll dying lying tying innings inning outings news howe proceed exceed succeed generously
+archaeology fully hopefully carefully geology analogy yes eyes toy toys syzygy oats trees ivy private orrery troubles
+takes walks walked walking purple basil sandwich dolores park sunny lighthouse ingredient secret eaten eating bias news
+agreement agreeing meeting meetings feeling united unity university universal abilities ability possibly possible
+kindness wonderful beautifully quickly slowly happiness sadness running runner runs ran swimming swims anything
+everything nothing something sing sings singing hoped hoping hopes hope bowled owed owing sized sizing radical radically
+national nationally rationally conditionally generalization generalizations""".split()
+
+
+def rouge_tokens(text, stemmer):
+    """rouge_score.tokenize.tokenize(text, stemmer): lower-case, non-alphanumerics split, stem if longer than 3."""
+    import re
+    text = re.sub(r"[^a-z0-9]+", " ", text.lower())
+    tokens = re.split(r"\s+", text)
+    if stemmer:
+        tokens = [stemmer.stem(t) if len(t) > 3 else t for t in tokens]
+    return [t for t in tokens if re.match(r"^[a-z0-9]+$", t)]
+
+
+def rouge1_recall(target, prediction, stemmer):
+    """rouge_scorer.RougeScorer(['rouge1'], use_stemmer=True).score(target, prediction)['rouge1'].recall."""
+    import collections
+    t = collections.Counter(rouge_tokens(target, stemmer))
+    p = collections.Counter(rouge_tokens(prediction, stemmer))
+    overlap = sum(min(n, p[w]) for w, n in t.items())
+    return overlap / max(sum(t.values()), 1)
+
+
+def rouge_reference(out, prompts_file):
+    from nltk.stem import porter
+    stemmer = porter.PorterStemmer()  # rouge_score's choice: the default NLTK_EXTENSIONS mode
+    words = list(PORTER_WORDS)
+    with open(prompts_file) as f:
+        words += rouge_tokens(f.read(), None)
+    words = sorted(set(w for w in words if len(w) > 3))
+    pairs = [("purple basil", "purple-basil"), ("take walk", "He takes walks."), ("purple basil", "Purple basil, of course."),
+             ("eat a sandwich and sit in Dolores Park on a sunny day", "Eating sandwiches and sitting in the park."),
+             ("4 7 2", "4 9 2"), ("4 7 2", "4 4 4"), ("the secret ingredient", ""), ("", "anything"),
+             ("generalizations of universities", "generalization university")]
+    with open(os.path.join(out, "rouge_reference.json"), "w") as f:
+        json.dump({"stems": {w: stemmer.stem(w) for w in words},
+                   "recall": [{"target": t, "prediction": p, "recall": rouge1_recall(t, p, stemmer)} for t, p in pairs]}, f)
+
+
 def write_probe_references(out):
     d = os.path.join(out, "probes")
     os.makedirs(d, exist_ok=True)
     induction_reference(d)
+    rouge_reference(d, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../resources/prompts/sinks.txt"))
