@@ -262,7 +262,7 @@ nlohmann::json demoProbes(HookedTransformer& model, const Tokenizer& tok, DemoTa
                                            {"depths", {0, 25, 50, 75, 100}},
                                            {"max_new_tokens", 3},
                                            {"adaptive", true},
-                                           {"random_exclude_top", 0},
+                                           {"random_pool", "non_retrieval"},
                                            {"random_per_test", false},
                                            {"random_draws", 10}});
 
@@ -391,7 +391,7 @@ std::string textModelHtml(const LoadedModel& m, const nlohmann::json& training, 
     h << " Masking the top " << mask["k"] << " heads" << (mask["k_rule"] == "given" ? "" : " (the smallest K that halves recall; redundant retrieval heads share the work)")
       << " (" << mask["kind"].get<std::string>() << " attention, decoding only) takes NIAH accuracy from "
       << fmt(100 * mask["accuracy_unmasked"].get<double>(), 1) << "% to " << fmt(100 * mask["accuracy_top_k_masked"].get<double>(), 1)
-      << "%; masking " << mask["k"] << " random heads drawn from the other heads"
+      << "%; masking " << mask["k"] << " random heads drawn from the heads that are not retrieval heads"
       << " gives " << fmt(100 * mask["accuracy_random_k_masked"].get<double>(), 1) << "% (mean of " << mask["random_draws"].size()
       << " draws).";
   h << "</p>";

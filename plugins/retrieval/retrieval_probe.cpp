@@ -204,7 +204,9 @@ class RetrievalProbe : public Probe {
             {"mask_top_k", 0, "masking experiment: mask the K top heads, and K random heads (0 = skip)"},
             {"adaptive", false, "masking: the smallest K <= mask_top_k (or <= the number of retrieval heads when 0) that halves accuracy"},
             {"mask_kind", "uniform", "uniform (the paper's masking) or zero"},
-            {"random_exclude_top", 100, "random heads are drawn outside the top this many heads (the reference's 100; at least the top K)"},
+            {"random_pool", "outside_top", "random heads: outside_top (outside the top random_exclude_top heads, as the reference) or "
+                                           "non_retrieval (among the heads scoring <= head_threshold)"},
+            {"random_exclude_top", 100, "outside_top: random heads are drawn outside the top this many heads (the reference's 100; at least the top K)"},
             {"random_per_test", true, "draw new random heads for every test, as the reference does (false: one draw per repetition)"},
             {"random_draws", 1, "repetitions of the random masking, averaged"},
             {"seed", 0, "seed for the random heads"},
@@ -286,7 +288,7 @@ class RetrievalProbe : public Probe {
     const bool adaptive = p["adaptive"];
     if (maskTopK > 0 || adaptive) {
       const int64_t K = maskTopK > 0 ? maskTopK : std::max<int64_t>(1, out["retrieval_heads"].get<int64_t>());
-      out["masking"] = maskingExperiment(ctx, p, tests, order, K, adaptive);
+      out["masking"] = maskingExperiment(ctx, p, tests, order, K, adaptive, out["retrieval_heads"].get<int64_t>());
     }
     reportProgress(ctx, 1.0, "done");
     return out;
@@ -402,7 +404,7 @@ class RetrievalProbe : public Probe {
   }
 
   nlohmann::json maskingExperiment(ProbeContext& ctx, const nlohmann::json& p, const std::vector<NiahTest>& tests,
-                                   const at::Tensor& order, int64_t K, bool adaptive) {
+                                   const at::Tensor& order, int64_t K, bool adaptive, int64_t retrievalHeads) {
     // adaptive: the smallest k in [1, K] whose masking drops accuracy by at least 0.5.
     const int64_t H = ctx.model.config().n_heads, total = order.size(0);
     K = std::min(K, total);
@@ -421,8 +423,15 @@ class RetrievalProbe : public Probe {
     }
     K = static_cast<int64_t>(top.size());
     // The reference draws random heads outside its top 100; a small model has fewer heads, so the
-    // exclusion is capped to leave K heads to draw from, and never less than the top K.
-    const int64_t excluded = std::max<int64_t>(K, std::min<int64_t>(p["random_exclude_top"].get<int64_t>(), total - K));
+    // exclusion is capped to leave K heads to draw from, and never less than the top K. non_retrieval:
+    // outside every head that scores as a retrieval head.
+    const std::string poolKind = p["random_pool"];
+    if (poolKind != "outside_top" && poolKind != "non_retrieval")
+      throw InputError("retrieval: random_pool must be outside_top or non_retrieval, got '" + poolKind + "'");
+    const int64_t excluded = poolKind == "non_retrieval"
+                                 ? std::max<int64_t>(K, retrievalHeads)
+                                 : std::max<int64_t>(K, std::min<int64_t>(p["random_exclude_top"].get<int64_t>(), total - K));
+    if (excluded >= total) throw InputError("retrieval: no heads are left to draw random heads from (random_pool " + poolKind + ")");
     std::vector<int64_t> pool;
     for (int64_t i = excluded; i < total; ++i) pool.push_back(order[i].item<int64_t>());
     std::mt19937_64 rng(p["seed"].get<uint64_t>());
@@ -439,6 +448,7 @@ class RetrievalProbe : public Probe {
     return {{"kind", toString(kind)},
             {"k", K},
             {"applied", "decoding only (the last prompt token and every generated token)"},
+            {"random_pool", poolKind},
             {"random_excluded_top", excluded},
             {"random_per_test", p["random_per_test"]},
             {"accuracy_unmasked", base},

@@ -41,6 +41,7 @@
 #include "main_window.h"
 #include "session_controller.h"
 #include "shared_path.h"
+#include "tensor_assert.h"
 
 namespace headlab::app {
 
@@ -128,7 +129,7 @@ TEST_F(ModelWindowTest, HeatmapDataEqualsTheModelsHookPattern) {
   ASSERT_EQ(d.rows, static_cast<int>(ids.size()));
   ASSERT_EQ(d.cols, static_cast<int>(ids.size()));
   at::Tensor shown = at::from_blob(const_cast<float*>(d.values.data()), {d.rows, d.cols}, at::kFloat);
-  EXPECT_TRUE(at::allclose(shown, pattern, 0, 1e-6));
+  test::expectTensorClose(shown, pattern, 1e-06);
   EXPECT_FLOAT_EQ(window.heatmap()->cellValue(5, 0), pattern[5][0].item<float>());
 }
 

@@ -31,6 +31,7 @@
 #include "headlab/views/token_strip.h"
 #include "main_window.h"
 #include "session_controller.h"
+#include "tensor_assert.h"
 
 namespace headlab::app {
 
@@ -173,7 +174,7 @@ TEST_F(VlmWindowTest, ExportsTheImagePromptAsATraceWithTheImage) {
   // The stored attention is the image run's, not the placeholder tokens'.
   Reference ref = reference(1);
   at::Tensor stored = r.activation("blocks.1.attn.hook_pattern")[0];
-  EXPECT_TRUE(at::allclose(stored, ref.pattern, 1e-5, 1e-6));
+  test::expectTensorClose(stored, ref.pattern, 1e-4);
 }
 
 TEST_F(VlmWindowTest, ASessionReopensWithItsImageAndVhr) {

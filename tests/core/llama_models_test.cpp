@@ -8,6 +8,7 @@
 #include "headlab/core/generate.h"
 #include "headlab/core/model_loader.h"
 #include "shared_path.h"
+#include "tensor_assert.h"
 
 namespace headlab {
 
@@ -53,7 +54,7 @@ TEST(Stories260kLogitsTest, AllLayoutsGiveTheSameLogits) {
   auto hf = loadModel(sharedPath("models/stories260k-hf"));
   at::Tensor ids = at::tensor(std::vector<int64_t>{1, 403, 407, 261, 378, 300, 43, 71, 90}, at::kLong).unsqueeze(0);
   at::Tensor a = bin.model->forward(ids);
-  EXPECT_TRUE(at::allclose(a, gguf.model->forward(ids), 0, 1e-6));
+  test::expectTensorClose(a, gguf.model->forward(ids), 1e-06);
   EXPECT_LT((a - hf.model->forward(ids)).abs().max().item<double>(), 1e-4);
 }
 

@@ -11,6 +11,7 @@
 #include "headlab/core/h5.h"
 #include "headlab/core/trace.h"
 #include "random_model.h"
+#include "tensor_assert.h"
 
 namespace headlab {
 
@@ -79,7 +80,7 @@ TEST_F(TraceTest, Float16AndGzipStorageRoundTripWithinHalfPrecision) {
   TraceReader r(path("h.h5"));
   EXPECT_EQ(r.file().storageOf("/activations/blocks.0.attn.hook_pattern"), "float16");
   at::Tensor back = r.activation("blocks.0.attn.hook_pattern");
-  EXPECT_TRUE(at::allclose(back, pattern, 1e-3, 1e-4));
+  test::expectTensorClose(back, pattern, 1e-2);
   EXPECT_TRUE(at::equal(back, pattern.to(at::kHalf).to(at::kFloat)));
 }
 
@@ -131,7 +132,7 @@ TEST_F(TraceTest, CaptureStreamsEveryRequestedHook) {
   TraceReader r(path("c.h5"));
   EXPECT_EQ(r.activations().size(), 4u);
   at::Tensor p = r.activation("blocks.1.attn.hook_pattern");
-  EXPECT_TRUE(at::allclose(p.sum(-1), at::ones({1, 4, 7}), 1e-5, 1e-6));
+  test::expectTensorClose(p.sum(-1), at::ones({1, 4, 7}), 1e-4);
 }
 
 TEST_F(TraceTest, ReaderRejectsFilesThatAreNotTraces) {

@@ -30,14 +30,8 @@ ModelConfig clipConfigFromHf(const nlohmann::json& vc, VisionTowerConfig& v, con
 }
 
 namespace {
-// CLIPEncoderLayer's tensors after "encoder.layers.{l}.": the field and its size along [out, in] in
-// units of the tower's width ('D') or MLP width ('F'), 0 for a vector. Read and written from here.
-struct ClipLayerTensor {
-  const char* name;
-  at::Tensor LayerWeights::*field;
-  char out, in;
-};
-const ClipLayerTensor kClipLayer[] = {
+// CLIPEncoderLayer's tensors after "encoder.layers.{l}.", read and written from here.
+const std::vector<LayerTensorName> kClipLayer = {
     {"layer_norm1.weight", &LayerWeights::ln1_w, 'D', 0},         {"layer_norm1.bias", &LayerWeights::ln1_b, 'D', 0},
     {"self_attn.q_proj.weight", &LayerWeights::wq, 'D', 'D'},     {"self_attn.q_proj.bias", &LayerWeights::bq, 'D', 0},
     {"self_attn.k_proj.weight", &LayerWeights::wk, 'D', 'D'},     {"self_attn.k_proj.bias", &LayerWeights::bk, 'D', 0},
@@ -54,15 +48,12 @@ const char* const kPreNormWeight = "pre_layrnorm.weight";  // sic: CLIP's own sp
 const char* const kPreNormBias = "pre_layrnorm.bias";
 const char* const kPostNormWeight = "post_layernorm.weight";
 const char* const kPostNormBias = "post_layernorm.bias";
-std::string clipLayer(const std::string& prefix, int64_t l, const char* rest) {
-  return prefix + "encoder.layers." + std::to_string(l) + "." + rest;
-}
+std::string clipLayer(const std::string& prefix, int64_t l) { return prefix + "encoder.layers." + std::to_string(l) + "."; }
 }  // namespace
 
 ModelWeights clipWeightsFromHf(const TensorStore& store, const std::string& vp, const ModelConfig& enc, const VisionTowerConfig& v,
                                VisionLanguageModel::Embeddings& e) {
   const int64_t Dv = enc.d_model, Fv = enc.d_mlp, N = v.patches();
-  auto size = [&](char unit) { return unit == 'D' ? Dv : Fv; };
   e.patch = store.get(vp + kPatch, {Dv, v.channels, v.patch_size, v.patch_size}).reshape({Dv, -1});
   e.class_token = store.get(vp + kClass, {Dv});
   e.positions = store.get(vp + kPositions, {N + 1, Dv});
@@ -77,9 +68,7 @@ ModelWeights clipWeightsFromHf(const TensorStore& store, const std::string& vp, 
   vw.lnf_b = store.has(vp + kPostNormBias) ? store.get(vp + kPostNormBias, {Dv}) : at::zeros({Dv});
   for (int64_t l = 0; l < enc.n_layers; ++l) {
     LayerWeights L;
-    for (const auto& t : kClipLayer)
-      L.*t.field = t.in == 0 ? store.get(clipLayer(vp, l, t.name), {size(t.out)})
-                             : store.get(clipLayer(vp, l, t.name), {size(t.out), size(t.in)});
+    readLayerTensors(L, store, clipLayer(vp, l), kClipLayer, Dv, Fv);
     vw.layers.push_back(std::move(L));
   }
   return vw;
@@ -93,7 +82,7 @@ void clipTensors(const ModelWeights& tower, const VisionLanguageModel::Embedding
   out[vp + kPreNormWeight] = e.pre_ln_w, out[vp + kPreNormBias] = e.pre_ln_b;
   out[vp + kPostNormWeight] = tower.lnf_w, out[vp + kPostNormBias] = tower.lnf_b;
   for (int64_t l = 0; l < static_cast<int64_t>(tower.layers.size()); ++l)
-    for (const auto& t : kClipLayer) out[clipLayer(vp, l, t.name)] = tower.layers[l].*t.field;
+    writeLayerTensors(tower.layers[l], clipLayer(vp, l), kClipLayer, out);
 }
 
 void llavaFeatureConfig(const nlohmann::json& cfg, const ModelConfig& enc, VisionTowerConfig& v, const std::string& where) {

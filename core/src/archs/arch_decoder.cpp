@@ -12,6 +12,22 @@ std::string atLayer(const std::string& pattern, int64_t layer) {
   return pos == std::string::npos ? s : s.replace(pos, 2, std::to_string(layer));
 }
 
+void readLayerTensors(LayerWeights& L, const TensorStore& st, const std::string& prefix, const std::vector<LayerTensorName>& table,
+                      int64_t D, int64_t F, bool transposed) {
+  auto size = [&](char unit) { return unit == 'D' ? D : F; };
+  for (const auto& t : table) {
+    const std::string name = prefix + t.name;
+    if (t.in == 0) L.*t.field = st.get(name, {size(t.out)});
+    else if (transposed) L.*t.field = st.get(name, {size(t.in), size(t.out)}).t().contiguous();
+    else L.*t.field = st.get(name, {size(t.out), size(t.in)});
+  }
+}
+
+void writeLayerTensors(const LayerWeights& L, const std::string& prefix, const std::vector<LayerTensorName>& table, TensorMap& out,
+                       bool transposed) {
+  for (const auto& t : table) out[prefix + t.name] = transposed && t.in != 0 ? (L.*t.field).t().contiguous() : L.*t.field;
+}
+
 DecoderNames hfDecoderNames() {
   DecoderNames n;
   n.embed = "model.embed_tokens.weight", n.finalNorm = "model.norm.weight", n.output = "lm_head.weight";

@@ -9,6 +9,7 @@
 
 namespace headlab::arch {
 
+namespace {
 ModelConfig gemmaConfigFromHf(const nlohmann::json& cfg, const std::string& where) {
   ModelConfig c = decoderConfigFromHf(cfg, where);
   const int version = c.arch == "gemma" ? 1 : c.arch == "gemma2" ? 2 : 3;
@@ -41,7 +42,6 @@ ModelConfig gemmaConfigFromHf(const nlohmann::json& cfg, const std::string& wher
   return c;
 }
 
-namespace {
 // Gemma's tensor names, read and written.
 DecoderNames hfNames(const ModelConfig& c) {
   DecoderNames n = hfDecoderNames();
@@ -53,9 +53,12 @@ DecoderNames hfNames(const ModelConfig& c) {
   if (c.qk_norm != QkNorm::None) n.qNorm = "model.layers.{}.self_attn.q_norm.weight", n.kNorm = "model.layers.{}.self_attn.k_norm.weight";
   return n;
 }
-}  // namespace
 
 ModelWeights gemmaWeightsFromHf(ModelConfig& c, const TensorStore& store) { return loadDecoder(c, store, hfNames(c)); }
 TensorMap gemmaWeightsToHf(const ModelConfig& c, const ModelWeights& w) { return decoderTensors(w, hfNames(c)); }
+
+}  // namespace
+
+ArchSpec gemmaArch() { return {"gemma", {"gemma", "gemma2", "gemma3_text"}, {}, gemmaConfigFromHf, gemmaWeightsFromHf, nullptr, nullptr, gemmaWeightsToHf}; }
 
 }  // namespace headlab::arch

@@ -9,6 +9,7 @@
 
 namespace headlab::arch {
 
+namespace {
 ModelConfig gpt2ConfigFromHf(const nlohmann::json& cfg, const std::string& where) {
   ModelConfig c;
   c.arch = "gpt2";
@@ -36,16 +37,9 @@ ModelConfig gpt2ConfigFromHf(const nlohmann::json& cfg, const std::string& where
   return c;
 }
 
-namespace {
-// GPT2LMHeadModel's layer tensors besides the fused c_attn, after "h.{l}.": the field, and its size
-// along [out, in] in units of d_model ('D') or d_mlp ('F'), 0 for a vector. Conv1D matrices are
+// GPT2LMHeadModel's layer tensors besides the fused c_attn, after "h.{l}.". Conv1D matrices are
 // stored transposed ([in, out]). Read and written from this one table.
-struct Gpt2LayerTensor {
-  const char* name;
-  at::Tensor LayerWeights::*field;
-  char out, in;
-};
-const Gpt2LayerTensor kGpt2Layer[] = {
+const std::vector<LayerTensorName> kGpt2Layer = {
     {"ln_1.weight", &LayerWeights::ln1_w, 'D', 0},        {"ln_1.bias", &LayerWeights::ln1_b, 'D', 0},
     {"attn.c_proj.weight", &LayerWeights::wo, 'D', 'D'},  {"attn.c_proj.bias", &LayerWeights::bo, 'D', 0},
     {"ln_2.weight", &LayerWeights::ln2_w, 'D', 0},        {"ln_2.bias", &LayerWeights::ln2_b, 'D', 0},
@@ -54,14 +48,12 @@ const Gpt2LayerTensor kGpt2Layer[] = {
 };
 const char* const kQkvWeight = "attn.c_attn.weight";
 const char* const kQkvBias = "attn.c_attn.bias";
-std::string gpt2Layer(const std::string& prefix, int64_t l, const char* rest) { return prefix + "h." + std::to_string(l) + "." + rest; }
-}  // namespace
+std::string gpt2Layer(const std::string& prefix, int64_t l, const char* rest = "") { return prefix + "h." + std::to_string(l) + "." + rest; }
 
 ModelWeights gpt2WeightsFromHf(ModelConfig& c, const TensorStore& st) {
   // Hugging Face's GPT2LMHeadModel prefixes "transformer."; the original gpt2 upload does not.
   const std::string p = st.has("transformer.wte.weight") ? "transformer." : "";
-  const int64_t D = c.d_model, F = c.d_mlp;
-  auto size = [&](char unit) { return unit == 'D' ? D : F; };
+  const int64_t D = c.d_model;
   ModelWeights w;
   w.embed = st.get(p + "wte.weight", {c.d_vocab, D});
   w.pos_embed = st.get(p + "wpe.weight", {c.n_ctx, D});
@@ -70,9 +62,7 @@ ModelWeights gpt2WeightsFromHf(ModelConfig& c, const TensorStore& st) {
   w.unembed = c.tied_embeddings || !st.has("lm_head.weight") ? w.embed : st.get("lm_head.weight", {c.d_vocab, D});
   for (int64_t l = 0; l < c.n_layers; ++l) {
     LayerWeights L;
-    for (const auto& t : kGpt2Layer)
-      L.*t.field = t.in == 0 ? st.get(gpt2Layer(p, l, t.name), {size(t.out)})
-                             : st.get(gpt2Layer(p, l, t.name), {size(t.in), size(t.out)}).t().contiguous();
+    readLayerTensors(L, st, gpt2Layer(p, l), kGpt2Layer, D, c.d_mlp, /*transposed=*/true);
     // Conv1D stores [in, out]; split the fused q|k|v columns and transpose to [out, in].
     auto cols = st.get(gpt2Layer(p, l, kQkvWeight), {D, 3 * D}).split(D, 1);
     auto bias = st.get(gpt2Layer(p, l, kQkvBias), {3 * D}).split(D, 0);
@@ -92,7 +82,7 @@ TensorMap gpt2WeightsToHf(const ModelConfig& c, const ModelWeights& w) {
   if (!c.tied_embeddings && !w.unembed.is_same(w.embed)) out["lm_head.weight"] = w.unembed;
   for (size_t l = 0; l < w.layers.size(); ++l) {
     const LayerWeights& L = w.layers[l];
-    for (const auto& t : kGpt2Layer) out[gpt2Layer(p, l, t.name)] = t.in == 0 ? L.*t.field : (L.*t.field).t().contiguous();
+    writeLayerTensors(L, gpt2Layer(p, l), kGpt2Layer, out, /*transposed=*/true);
     out[gpt2Layer(p, l, kQkvWeight)] = at::cat({L.wq, L.wk, L.wv}, 0).t().contiguous();
     out[gpt2Layer(p, l, kQkvBias)] = at::cat({L.bq, L.bk, L.bv});
   }
@@ -141,5 +131,9 @@ ModelWeights gpt2WeightsFromGguf(ModelConfig& c, const TensorStore& st) {
   }
   return w;
 }
+
+}  // namespace
+
+ArchSpec gpt2Arch() { return {"gpt2", {"gpt2"}, {"gpt2"}, gpt2ConfigFromHf, gpt2WeightsFromHf, gpt2ConfigFromGguf, gpt2WeightsFromGguf, gpt2WeightsToHf}; }
 
 }  // namespace headlab::arch

@@ -135,4 +135,9 @@ RopeScaling ropeScalingFromHf(const nlohmann::json& cfg, int64_t maxPositions, c
   return r;
 }
 
+ArchSpec llamaArch() {
+  return {"llama", {"llama", "mistral", "qwen2"}, {"llama", "mistral", "qwen2"}, llamaConfigFromHf, llamaWeightsFromHf, llamaConfigFromGguf,
+          llamaWeightsFromGguf, llamaWeightsToHf};
+}
+
 }  // namespace headlab::arch

@@ -9,6 +9,7 @@
 
 namespace headlab::arch {
 
+namespace {
 ModelConfig neoxConfigFromHf(const nlohmann::json& cfg, const std::string& where) {
   ModelConfig c;
   c.arch = "gpt_neox";
@@ -32,15 +33,8 @@ ModelConfig neoxConfigFromHf(const nlohmann::json& cfg, const std::string& where
   return c;
 }
 
-namespace {
-// GPTNeoXForCausalLM's layer tensors besides the fused query_key_value, after "gpt_neox.layers.{l}.":
-// the field and its size along [out, in] in units of d_model ('D') or d_mlp ('F'), 0 for a vector.
-struct NeoxLayerTensor {
-  const char* name;
-  at::Tensor LayerWeights::*field;
-  char out, in;
-};
-const NeoxLayerTensor kNeoxLayer[] = {
+// GPTNeoXForCausalLM's layer tensors besides the fused query_key_value, after "gpt_neox.layers.{l}.".
+const std::vector<LayerTensorName> kNeoxLayer = {
     {"input_layernorm.weight", &LayerWeights::ln1_w, 'D', 0},          {"input_layernorm.bias", &LayerWeights::ln1_b, 'D', 0},
     {"post_attention_layernorm.weight", &LayerWeights::ln2_w, 'D', 0}, {"post_attention_layernorm.bias", &LayerWeights::ln2_b, 'D', 0},
     {"attention.dense.weight", &LayerWeights::wo, 'D', 'D'},           {"attention.dense.bias", &LayerWeights::bo, 'D', 0},
@@ -53,12 +47,10 @@ const char* const kEmbed = "gpt_neox.embed_in.weight";
 const char* const kOutput = "embed_out.weight";
 const char* const kFinalNormWeight = "gpt_neox.final_layer_norm.weight";
 const char* const kFinalNormBias = "gpt_neox.final_layer_norm.bias";
-std::string neoxLayer(int64_t l, const char* rest) { return "gpt_neox.layers." + std::to_string(l) + "." + rest; }
-}  // namespace
+std::string neoxLayer(int64_t l, const char* rest = "") { return "gpt_neox.layers." + std::to_string(l) + "." + rest; }
 
 ModelWeights neoxWeightsFromHf(ModelConfig& c, const TensorStore& st) {
   const int64_t D = c.d_model, F = c.d_mlp, H = c.n_heads, dh = c.d_head;
-  auto size = [&](char unit) { return unit == 'D' ? D : F; };
   if (!st.has(kOutput)) c.tied_embeddings = true;
   ModelWeights w;
   w.embed = st.get(kEmbed, {c.d_vocab, D});
@@ -67,8 +59,7 @@ ModelWeights neoxWeightsFromHf(ModelConfig& c, const TensorStore& st) {
   w.lnf_b = st.get(kFinalNormBias, {D});
   for (int64_t l = 0; l < c.n_layers; ++l) {
     LayerWeights L;
-    for (const auto& t : kNeoxLayer)
-      L.*t.field = t.in == 0 ? st.get(neoxLayer(l, t.name), {size(t.out)}) : st.get(neoxLayer(l, t.name), {size(t.out), size(t.in)});
+    readLayerTensors(L, st, neoxLayer(l), kNeoxLayer, D, F);
     // Rows [head, (q, k, v), d_head]: regroup into q | k | v, each [head * d_head, D].
     at::Tensor qkv = st.get(neoxLayer(l, kQkvWeight), {3 * D, D}).view({H, 3, dh, D});
     at::Tensor qkvBias = st.get(neoxLayer(l, kQkvBias), {3 * D}).view({H, 3, dh});
@@ -88,11 +79,15 @@ TensorMap neoxWeightsToHf(const ModelConfig& c, const ModelWeights& w) {
   out[kFinalNormWeight] = w.lnf_w, out[kFinalNormBias] = w.lnf_b;
   for (int64_t l = 0; l < static_cast<int64_t>(w.layers.size()); ++l) {
     const LayerWeights& L = w.layers[l];
-    for (const auto& t : kNeoxLayer) out[neoxLayer(l, t.name)] = L.*t.field;
+    writeLayerTensors(L, neoxLayer(l), kNeoxLayer, out);
     out[neoxLayer(l, kQkvWeight)] = at::stack({L.wq.view({H, dh, D}), L.wk.view({H, dh, D}), L.wv.view({H, dh, D})}, 1).reshape({3 * D, D});
     out[neoxLayer(l, kQkvBias)] = at::stack({L.bq.view({H, dh}), L.bk.view({H, dh}), L.bv.view({H, dh})}, 1).reshape({3 * D});
   }
   return out;
 }
+
+}  // namespace
+
+ArchSpec neoxArch() { return {"gpt_neox", {"gpt_neox"}, {}, neoxConfigFromHf, neoxWeightsFromHf, nullptr, nullptr, neoxWeightsToHf}; }
 
 }  // namespace headlab::arch

@@ -5,6 +5,7 @@
 
 namespace headlab::arch {
 
+namespace {
 ModelConfig olmo2ConfigFromHf(const nlohmann::json& cfg, const std::string& where) {
   ModelConfig c = decoderConfigFromHf(cfg, where);
   refuseUnimplemented(cfg, {{"mlp_bias", false, "biases in the gated MLP"}, {"clip_qkv", nullptr, "clipping of q, k and v"}}, where);
@@ -16,7 +17,6 @@ ModelConfig olmo2ConfigFromHf(const nlohmann::json& cfg, const std::string& wher
   return c;
 }
 
-namespace {
 // OLMo-2's tensor names, read and written.
 DecoderNames hfNames(const ModelConfig&) {
   DecoderNames n = hfDecoderNames();
@@ -25,9 +25,12 @@ DecoderNames hfNames(const ModelConfig&) {
   n.qNorm = "model.layers.{}.self_attn.q_norm.weight", n.kNorm = "model.layers.{}.self_attn.k_norm.weight";
   return n;
 }
-}  // namespace
 
 ModelWeights olmo2WeightsFromHf(ModelConfig& c, const TensorStore& store) { return loadDecoder(c, store, hfNames(c)); }
 TensorMap olmo2WeightsToHf(const ModelConfig& c, const ModelWeights& w) { return decoderTensors(w, hfNames(c)); }
+
+}  // namespace
+
+ArchSpec olmo2Arch() { return {"olmo2", {"olmo2"}, {}, olmo2ConfigFromHf, olmo2WeightsFromHf, nullptr, nullptr, olmo2WeightsToHf}; }
 
 }  // namespace headlab::arch

@@ -6,6 +6,7 @@
 
 namespace headlab::arch {
 
+namespace {
 ModelConfig phi3ConfigFromHf(const nlohmann::json& cfg, const std::string& where) {
   ModelConfig c = decoderConfigFromHf(cfg, where);
   refuseUnimplemented(cfg, {{"attention_bias", false, "attention biases"}}, where);
@@ -17,7 +18,6 @@ ModelConfig phi3ConfigFromHf(const nlohmann::json& cfg, const std::string& where
   return c;
 }
 
-namespace {
 // Phi-3's tensor names, read and written.
 DecoderNames hfNames(const ModelConfig&) {
   DecoderNames n = hfDecoderNames();
@@ -25,9 +25,12 @@ DecoderNames hfNames(const ModelConfig&) {
   n.qkv = "model.layers.{}.self_attn.qkv_proj.weight", n.gateUp = "model.layers.{}.mlp.gate_up_proj.weight";
   return n;
 }
-}  // namespace
 
 ModelWeights phi3WeightsFromHf(ModelConfig& c, const TensorStore& store) { return loadDecoder(c, store, hfNames(c)); }
 TensorMap phi3WeightsToHf(const ModelConfig& c, const ModelWeights& w) { return decoderTensors(w, hfNames(c)); }
+
+}  // namespace
+
+ArchSpec phi3Arch() { return {"phi3", {"phi3"}, {}, phi3ConfigFromHf, phi3WeightsFromHf, nullptr, nullptr, phi3WeightsToHf}; }
 
 }  // namespace headlab::arch

@@ -5,6 +5,7 @@
 
 namespace headlab::arch {
 
+namespace {
 ModelConfig qwen3ConfigFromHf(const nlohmann::json& cfg, const std::string& where) {
   ModelConfig c = decoderConfigFromHf(cfg, where);
   refuseUnimplemented(cfg, {{"mlp_bias", false, "biases in the gated MLP"}}, where);
@@ -22,16 +23,18 @@ ModelConfig qwen3ConfigFromHf(const nlohmann::json& cfg, const std::string& wher
   return c;
 }
 
-namespace {
 // Qwen3's tensor names, read and written.
 DecoderNames hfNames(const ModelConfig&) {
   DecoderNames n = hfDecoderNames();
   n.qNorm = "model.layers.{}.self_attn.q_norm.weight", n.kNorm = "model.layers.{}.self_attn.k_norm.weight";
   return n;
 }
-}  // namespace
 
 ModelWeights qwen3WeightsFromHf(ModelConfig& c, const TensorStore& store) { return loadDecoder(c, store, hfNames(c)); }
 TensorMap qwen3WeightsToHf(const ModelConfig& c, const ModelWeights& w) { return decoderTensors(w, hfNames(c)); }
+
+}  // namespace
+
+ArchSpec qwen3Arch() { return {"qwen3", {"qwen3"}, {}, qwen3ConfigFromHf, qwen3WeightsFromHf, nullptr, nullptr, qwen3WeightsToHf}; }
 
 }  // namespace headlab::arch

@@ -1,5 +1,6 @@
-// The table of architectures: one row per family. Loaders, messages and the vision-language
-// decoder check all read it, so a new family is one row here plus its arch_<family>.cpp.
+// The table of architectures: one row per family, each written in its arch_<family>.cpp. Loaders,
+// messages and the vision-language decoder check all read it, so a new family is its file plus one
+// entry here.
 #include <algorithm>
 
 #include "architectures.h"
@@ -8,16 +9,7 @@
 namespace headlab::arch {
 
 const std::vector<ArchSpec>& architectures() {
-  static const std::vector<ArchSpec> table = {
-      {"gpt2", {"gpt2"}, {"gpt2"}, gpt2ConfigFromHf, gpt2WeightsFromHf, gpt2ConfigFromGguf, gpt2WeightsFromGguf, gpt2WeightsToHf},
-      {"llama", {"llama", "mistral", "qwen2"}, {"llama", "mistral", "qwen2"}, llamaConfigFromHf, llamaWeightsFromHf,
-       llamaConfigFromGguf, llamaWeightsFromGguf, llamaWeightsToHf},
-      {"qwen3", {"qwen3"}, {}, qwen3ConfigFromHf, qwen3WeightsFromHf, nullptr, nullptr, qwen3WeightsToHf},
-      {"olmo2", {"olmo2"}, {}, olmo2ConfigFromHf, olmo2WeightsFromHf, nullptr, nullptr, olmo2WeightsToHf},
-      {"gemma", {"gemma", "gemma2", "gemma3_text"}, {}, gemmaConfigFromHf, gemmaWeightsFromHf, nullptr, nullptr, gemmaWeightsToHf},
-      {"phi3", {"phi3"}, {}, phi3ConfigFromHf, phi3WeightsFromHf, nullptr, nullptr, phi3WeightsToHf},
-      {"gpt_neox", {"gpt_neox"}, {}, neoxConfigFromHf, neoxWeightsFromHf, nullptr, nullptr, neoxWeightsToHf},
-  };
+  static const std::vector<ArchSpec> table = {gpt2Arch(), llamaArch(), qwen3Arch(), olmo2Arch(), gemmaArch(), phi3Arch(), neoxArch()};
   return table;
 }
 

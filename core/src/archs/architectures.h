@@ -30,7 +30,7 @@ struct ArchSpec {
   // The inverse of weightsFromHf, from the same name table (null where not written yet).
   TensorMap (*weightsToHf)(const ModelConfig& c, const ModelWeights& w);
 };
-// Every supported family, in one table (arch_registry.cpp).
+// Every supported family, in one table (arch_registry.cpp, from the rows below).
 const std::vector<ArchSpec>& architectures();
 const ArchSpec* findHfArch(const std::string& modelType);  // nullptr when unsupported
 const ArchSpec* findGgufArch(const std::string& ggufArch);
@@ -60,6 +60,20 @@ struct DecoderNames {
   std::string gateUp;                              // fused rows gate | up (Phi-3), instead of gate, up
   bool normPlusOne = false;                        // Gemma stores RMSNorm scales w and applies 1 + w
 };
+// One tensor of a layer in a family's file, read and written from the same row: its name after the
+// layer's prefix, the LayerWeights field, and its size along [out, in] in units of the width ('D') or
+// the MLP width ('F'); in = 0 for a vector.
+struct LayerTensorName {
+  const char* name;
+  at::Tensor LayerWeights::*field;
+  char out, in;
+};
+// Matrices are stored [out, in], or [in, out] when `transposed` (GPT-2's Conv1D).
+void readLayerTensors(LayerWeights& L, const TensorStore& store, const std::string& prefix, const std::vector<LayerTensorName>& table,
+                      int64_t D, int64_t F, bool transposed = false);
+void writeLayerTensors(const LayerWeights& L, const std::string& prefix, const std::vector<LayerTensorName>& table, TensorMap& out,
+                       bool transposed = false);
+
 DecoderNames hfDecoderNames();  // LlamaForCausalLM's names, the base the other families edit
 ModelWeights loadDecoder(ModelConfig& c, const TensorStore& store, const DecoderNames& names);
 // The inverse of loadDecoder: fused rows concatenated, Gemma's scales stored as w - 1, the output
@@ -85,23 +99,6 @@ ModelWeights llamaWeightsFromGguf(ModelConfig& c, const TensorStore& store);
 // config.json's rope_scaling (null, default, linear, llama3 or yarn; others refused with their name).
 RopeScaling ropeScalingFromHf(const nlohmann::json& cfg, int64_t maxPositions, const std::string& where);
 
-// One config reader and one weight reader per family, each in its arch_<family>.cpp.
-ModelConfig qwen3ConfigFromHf(const nlohmann::json& cfg, const std::string& where);
-ModelWeights qwen3WeightsFromHf(ModelConfig& c, const TensorStore& store);
-TensorMap qwen3WeightsToHf(const ModelConfig& c, const ModelWeights& w);
-ModelConfig olmo2ConfigFromHf(const nlohmann::json& cfg, const std::string& where);
-ModelWeights olmo2WeightsFromHf(ModelConfig& c, const TensorStore& store);
-TensorMap olmo2WeightsToHf(const ModelConfig& c, const ModelWeights& w);
-ModelConfig gemmaConfigFromHf(const nlohmann::json& cfg, const std::string& where);
-ModelWeights gemmaWeightsFromHf(ModelConfig& c, const TensorStore& store);
-TensorMap gemmaWeightsToHf(const ModelConfig& c, const ModelWeights& w);
-ModelConfig phi3ConfigFromHf(const nlohmann::json& cfg, const std::string& where);
-ModelWeights phi3WeightsFromHf(ModelConfig& c, const TensorStore& store);
-TensorMap phi3WeightsToHf(const ModelConfig& c, const ModelWeights& w);
-ModelConfig neoxConfigFromHf(const nlohmann::json& cfg, const std::string& where);
-ModelWeights neoxWeightsFromHf(ModelConfig& c, const TensorStore& store);
-TensorMap neoxWeightsToHf(const ModelConfig& c, const ModelWeights& w);
-
 // LLaVA's CLIP tower and projector: arch_clip.cpp (loadLlava in vision_language.cpp puts them together).
 ModelConfig clipConfigFromHf(const nlohmann::json& visionConfig, VisionTowerConfig& v, const std::string& where);
 ModelWeights clipWeightsFromHf(const TensorStore& store, const std::string& prefix, const ModelConfig& enc, const VisionTowerConfig& v,
@@ -113,12 +110,15 @@ void llavaFeatureConfig(const nlohmann::json& cfg, const ModelConfig& enc, Visio
 VisionLanguageModel::Projector llavaProjectorFromHf(const TensorStore& store, const std::string& prefix, int64_t dModel, int64_t dVision);
 void llavaProjectorTensors(const VisionLanguageModel::Projector& projector, const std::string& prefix, TensorMap& out);
 
-// GPT-2: arch_gpt2.cpp
-ModelConfig gpt2ConfigFromHf(const nlohmann::json& cfg, const std::string& where);
-ModelWeights gpt2WeightsFromHf(ModelConfig& c, const TensorStore& store);
-TensorMap gpt2WeightsToHf(const ModelConfig& c, const ModelWeights& w);
-ModelConfig gpt2ConfigFromGguf(const nlohmann::json& meta, const TensorStore& store, const std::string& where);
-ModelWeights gpt2WeightsFromGguf(ModelConfig& c, const TensorStore& store);
+// Each family's row of the table, written in its arch_<family>.cpp (its readers and writer are
+// private to that file; LLaMA's are declared above for llama2.c and LLaVA).
+ArchSpec gpt2Arch();
+ArchSpec llamaArch();
+ArchSpec qwen3Arch();
+ArchSpec olmo2Arch();
+ArchSpec gemmaArch();
+ArchSpec phi3Arch();
+ArchSpec neoxArch();
 
 // Reads a required config key, throwing ConfigError "where: missing key 'k'".
 template <typename T>
