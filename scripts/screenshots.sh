@@ -6,9 +6,13 @@ OUT=${1:-$ROOT/docs/screenshots}
 SHARED=${HEADLAB_SHARED:-$(cd "$ROOT/.." && pwd)/shared}
 APP=${HEADLAB_APP:-$ROOT/build/app/headlab}
 mkdir -p "$OUT"
+# A fresh settings folder: the window opens in its default layout, not the last session's.
+export XDG_CONFIG_HOME=$(mktemp -d)
+trap 'rm -rf "$XDG_CONFIG_HOME"' EXIT
 shot() {
   local name=$1; shift
-  xvfb-run -a -s "-screen 0 1600x1000x24" "$APP" "$@" --screenshot "$OUT/$name.png"
+  xvfb-run -a -s "-screen 0 1600x1000x24" "$APP" "$@" --size 1400x900 --screenshot "$OUT/$name.png"
+  xvfb-run -a -s "-screen 0 1600x1000x24" "$APP" "$@" --size 1280x760 --screenshot "$OUT/${name}_1280x760.png"
 }
 M=$SHARED/models/stories260k/stories260K.bin
 P="Once upon a time, there was a little girl named Lily. She loved to play outside"

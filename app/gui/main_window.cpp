@@ -30,11 +30,13 @@
 #include <QSplitter>
 #include <QStatusBar>
 #include <QTableView>
+#include <QTimer>
 #include <QToolBar>
 #include <QTreeWidget>
 #include <QVBoxLayout>
 #include <QRegularExpression>
 #include <QWheelEvent>
+#include <algorithm>
 #include <cmath>
 #include <QtConcurrent/QtConcurrent>
 
@@ -67,14 +69,15 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent), m_session(new Ses
   setAcceptDrops(true);
 
   // Centre: the selected head large, every head of its layer small.
-  auto* split = new QSplitter(Qt::Vertical, this);
-  m_heatmap = new views::HeatmapView(split);
-  m_multiples = new QWidget(split);
+  m_centre = new QSplitter(Qt::Vertical, this);
+  m_heatmap = new views::HeatmapView(m_centre);
+  m_heatmap->setObjectName("attentionMap");
+  m_multiples = new QWidget(m_centre);
   m_multiplesLayout = new QGridLayout(m_multiples);
   m_multiplesLayout->setSpacing(2);
-  split->setStretchFactor(0, 3);
-  split->setStretchFactor(1, 1);
-  setCentralWidget(split);
+  m_centre->setStretchFactor(0, 3);
+  m_centre->setStretchFactor(1, 1);
+  setCentralWidget(m_centre);
 
   buildDocks();
   buildToolbar();
@@ -93,9 +96,41 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent), m_session(new Ses
   connectPatching();
   buildShortcuts();
 
+  m_defaultDockState = saveState();
   QSettings settings;
   restoreGeometry(settings.value("window/geometry").toByteArray());
-  restoreState(settings.value("window/state").toByteArray());
+  m_sizeDocksOnShow = !restoreState(settings.value("window/state").toByteArray());
+}
+
+void MainWindow::showEvent(QShowEvent* e) {
+  QMainWindow::showEvent(e);
+  if (!m_sizeDocksOnShow) return;
+  m_sizeDocksOnShow = false;
+  QTimer::singleShot(0, this, [this] { resetLayout(); });  // once the window has its final size
+}
+
+void MainWindow::resetLayout() {
+  restoreState(m_defaultDockState);
+  for (auto* d : findChildren<QDockWidget*>()) {
+    d->setFloating(false);
+    d->setVisible(true);
+  }
+  dock("probeDock")->raise();
+  dock("modelDock")->raise();
+  // restoreState lays the docks out on the next turn of the event loop: size them after it.
+  QTimer::singleShot(0, this, [this] { sizeDocksForWindow(); });
+}
+
+void MainWindow::sizeDocksForWindow() {
+  // The prompt needs a line and a row of tokens; the probe and patching panels a few rows; the side
+  // columns their tables. What is left, most of the window, goes to the attention maps.
+  const int H = height(), W = width();
+  resizeDocks({dock("promptDock"), dock("probeDock")}, {90, std::clamp(H * 22 / 100, 150, 260)}, Qt::Vertical);
+  resizeDocks({dock("modelDock"), dock("headGridDock")}, {std::clamp(W * 19 / 100, 220, 320), std::clamp(W * 20 / 100, 230, 300)},
+              Qt::Horizontal);
+  resizeDocks({dock("headGridDock"), dock("logitsDock")}, {H * 30 / 100, H * 25 / 100}, Qt::Vertical);
+  const int centre = m_centre->height();
+  m_centre->setSizes({centre * 7 / 10, centre - centre * 7 / 10});
 }
 
 MainWindow::~MainWindow() = default;
@@ -128,10 +163,6 @@ void MainWindow::buildDocks() {
   probeDock->raise();
   tabifyDockWidget(dock("modelDock"), addDock("imageDock", tr("Image"), buildImagePanel(), Qt::LeftDockWidgetArea));
   dock("modelDock")->raise();
-  // The attention maps get the height: the prompt needs two rows of tokens, the probe table a few
-  // rows (both grow when dragged).
-  resizeDocks({dock("promptDock"), probeDock}, {120, 230}, Qt::Vertical);
-
 }
 
 // The head grid, the token strip, the attention map and the logits panel, wired to each other.
@@ -253,6 +284,8 @@ void MainWindow::runProbeOnPrompt(const QString& name) {
 QWidget* MainWindow::buildPromptPanel() {
   auto* w = new QWidget;
   auto* layout = new QVBoxLayout(w);
+  layout->setContentsMargins(6, 2, 6, 2);
+  layout->setSpacing(3);
   auto* row = new QHBoxLayout;
   m_prompt = new QLineEdit;
   m_prompt->setObjectName("promptEdit");
@@ -262,7 +295,7 @@ QWidget* MainWindow::buildPromptPanel() {
   row->addWidget(run);
   layout->addLayout(row);
   m_tokens = new views::TokenStrip;
-  m_tokens->setMaximumHeight(70);
+  m_tokens->setMaximumHeight(56);  // two rows of tokens; more scroll
   layout->addWidget(m_tokens);
   connect(m_prompt, &QLineEdit::returnPressed, this, [this] { runPrompt(m_prompt->text()); });
   connect(run, &QPushButton::clicked, this, [this] { runPrompt(m_prompt->text()); });
@@ -468,7 +501,7 @@ void MainWindow::showLayer(int layer, const std::vector<views::HeatmapData>& hea
     const int cols = std::max(1, static_cast<int>(std::ceil(std::sqrt(heads.size() * 2.0))));
     for (size_t h = 0; h < heads.size(); ++h) {
       auto* v = new views::HeatmapView(m_multiples);
-      v->setMinimumSize(70, 70);
+      v->setMinimumSize(48, 56);
       v->setCompact(true);
       v->setLogScale(m_log->isChecked());
       m_multiplesLayout->addWidget(v, static_cast<int>(h) / cols, static_cast<int>(h) % cols);

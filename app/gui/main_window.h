@@ -11,6 +11,7 @@ class QComboBox;
 class QDockWidget;
 class QGridLayout;
 class QLabel;
+class QSplitter;
 class QLineEdit;
 class QSlider;
 class QTableView;
@@ -82,11 +83,15 @@ class MainWindow : public QMainWindow {
   SessionController* session() const { return m_session; }
   const std::vector<views::HeatmapData>& layerPatterns() const { return m_layerPatterns; }
   int lastRecomputeFromLayer() const { return m_lastFrom; }
+  // View ▸ Reset layout: every dock back in its place, shown, and sized for the window's current size
+  // (the attention maps get most of the height).
+  void resetLayout();
 
  protected:
   void dragEnterEvent(QDragEnterEvent* e) override;
   void dropEvent(QDropEvent* e) override;
   void closeEvent(QCloseEvent* e) override;
+  void showEvent(QShowEvent* e) override;
   bool eventFilter(QObject* watched, QEvent* event) override;
 
  private:
@@ -97,6 +102,7 @@ class MainWindow : public QMainWindow {
   void startRuntimeCheck();
   void connectSession();
   void buildDocks();
+  void sizeDocksForWindow();
   void connectViews();
   void connectProbes();
   void connectPatching();
@@ -146,6 +152,9 @@ class MainWindow : public QMainWindow {
   QImage m_image;  // the square the model sees (centre crop of the loaded image)
   views::ImageSpan m_imageSpan;
   bool m_vision = false;
+  QByteArray m_defaultDockState;   // the docks as built, for Reset layout
+  bool m_sizeDocksOnShow = false;  // no saved layout: size the docks once the window has its size
+  QSplitter* m_centre = nullptr;   // the selected head over the small multiples
 
   int m_layer = 0, m_head = 0, m_layers = 0, m_heads = 0;
   std::vector<views::HeatmapData> m_layerPatterns;

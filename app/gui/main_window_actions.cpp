@@ -115,6 +115,9 @@ void MainWindow::buildMenus() {
   file->addAction(tr("&Quit"), QKeySequence::Quit, this, &QWidget::close);
   auto* viewMenu = menuBar()->addMenu(tr("&View"));
   for (auto* d : findChildren<QDockWidget*>()) viewMenu->addAction(d->toggleViewAction());
+  viewMenu->addSeparator();
+  QAction* reset = viewMenu->addAction(tr("Reset layout"), this, &MainWindow::resetLayout);
+  reset->setObjectName("resetLayoutAction");
 }
 
 }  // namespace headlab::app

@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <QAction>
+#include <QCoreApplication>
 #include <QDockWidget>
 #include <QLabel>
 #include <QTest>
@@ -27,6 +29,31 @@ TEST(MainWindowTest, StatusBarShowsTheBlasCheckWithoutBlockingTheGuiThread) {
   EXPECT_TRUE(QTest::qWaitFor([&] { return w.runtimeLabel()->text().contains("GFLOP/s"); }, 20000))
       << w.runtimeLabel()->text().toStdString();
   EXPECT_TRUE(w.runtimeLabel()->text().contains("threads"));
+}
+
+// Issue #19: at 1280x760 the attention map had 40 px. Now the docks take what they need and the map
+// most of the height; View > Reset layout brings back a closed dock and the same proportions.
+TEST(MainWindowTest, TheAttentionMapGetsTheRoomAt1280x760AndResetLayoutRestoresIt) {
+  MainWindow w;
+  w.resize(1280, 760);
+  w.show();
+  ASSERT_TRUE(QTest::qWaitForWindowExposed(&w));
+  w.resetLayout();
+  QTest::qWait(50);
+  QWidget* map = w.findChild<QWidget*>("attentionMap");
+  ASSERT_NE(map, nullptr);
+  EXPECT_GE(map->height(), 760 * 3 / 10) << "the selected head's map gets most of the centre";
+  EXPECT_GE(map->width(), 1280 / 2);
+  const int before = map->height();
+  w.dock("probeDock")->close();
+  w.dock("promptDock")->setFloating(true);
+  QAction* reset = w.findChild<QAction*>("resetLayoutAction");
+  ASSERT_NE(reset, nullptr);
+  reset->trigger();
+  QTest::qWait(50);
+  EXPECT_TRUE(w.dock("probeDock")->isVisible());
+  EXPECT_FALSE(w.dock("promptDock")->isFloating());
+  EXPECT_NEAR(map->height(), before, 4);
 }
 
 }  // namespace headlab::app

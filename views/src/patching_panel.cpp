@@ -25,7 +25,7 @@ PatchingPanel::PatchingPanel(QWidget* parent)
   m_method->addItems({"exact", "attribution"});
   m_clean->setPlaceholderText(tr("clean prompt"));
   m_corrupted->setPlaceholderText(tr("corrupted prompt (same number of tokens)"));
-  m_answer->setPlaceholderText(tr("answer token, e.g. ' Lily' or #317"));
+  m_answer->setPlaceholderText(tr("e.g. ' Lily' or #317"));
   m_wrong->setPlaceholderText(tr("wrong token"));
   m_message->setWordWrap(true);
   auto* form = m_form = new QFormLayout;
@@ -45,8 +45,13 @@ PatchingPanel::PatchingPanel(QWidget* parent)
   imageLayout->addWidget(browse);
   form->addRow(tr("corrupted image"), m_imageRow);
   form->setRowVisible(m_imageRow, false);
-  form->addRow(tr("answer"), m_answer);
-  form->addRow(tr("wrong"), m_wrong);
+  // The answer and the wrong token share a row: the panel stays short enough to leave the window's
+  // height to the attention maps.
+  auto* tokens = new QHBoxLayout;
+  tokens->addWidget(m_answer, 1);
+  tokens->addWidget(new QLabel(tr("wrong")));
+  tokens->addWidget(m_wrong, 1);
+  form->addRow(tr("answer"), tokens);
   auto* row = new QHBoxLayout;
   row->addWidget(m_sweep);
   row->addWidget(m_method);

@@ -40,10 +40,22 @@ ProbePanel::ProbePanel(QWidget* parent)
   m_run->setObjectName("probeRun");
   m_cancel->setObjectName("probeCancel");
   m_description->setWordWrap(true);
+  // A long description would make the dock tall: the label shows two or three lines, the whole text is
+  // in its tooltip and the combo's.
+  m_description->setSizePolicy(QSizePolicy::Preferred, QSizePolicy::Ignored);
+  m_description->setMinimumHeight(2 * m_description->fontMetrics().lineSpacing() + 2);
+  m_description->setMaximumHeight(3 * m_description->fontMetrics().lineSpacing() + 2);
+  m_description->setAlignment(Qt::AlignTop | Qt::AlignLeft);
   m_summary->setWordWrap(true);
   m_params->setMaximumHeight(90);
+  m_params->setMinimumHeight(3 * m_params->fontMetrics().lineSpacing());
   m_params->setToolTip(tr("Parameters as JSON; defaults filled in"));
   m_bar->setRange(0, 1000);
+  // The progress bar shows while a probe runs, the stage line while it has something to say (a stage,
+  // "cancelled", an error), the summary once there is one: idle, the panel is short.
+  m_bar->setVisible(false);
+  m_stage->setVisible(false);
+  m_summary->setVisible(false);
   m_table->setHorizontalHeaderLabels({tr("layer"), tr("head"), tr("score")});
   m_table->horizontalHeader()->setSectionResizeMode(QHeaderView::Stretch);
   m_table->verticalHeader()->hide();
@@ -75,11 +87,13 @@ ProbePanel::ProbePanel(QWidget* parent)
   connect(m_combo, &QComboBox::currentIndexChanged, this, [this](int i) {
     if (i < 0 || i >= static_cast<int>(m_probes.size())) return;
     m_description->setText(m_probes[i].description);
+    m_description->setToolTip(m_probes[i].description);
+    m_combo->setToolTip(m_probes[i].description);
     m_params->setPlainText(m_probes[i].defaultParams);
   });
   connect(m_run, &QPushButton::clicked, this, [this] { emit runRequested(currentProbe(), paramsText()); });
   connect(m_cancel, &QPushButton::clicked, this, [this] {
-    m_stage->setText(tr("cancelling…"));
+    setStage(tr("cancelling…"));
     emit cancelRequested();
   });
   connect(m_copy, &QPushButton::clicked, this, [this] { QApplication::clipboard()->setText(tableAsTsv()); });
@@ -109,16 +123,24 @@ void ProbePanel::setRunning(bool running) {
   m_running = running;
   m_run->setEnabled(!running);
   m_cancel->setEnabled(running);
-  if (running) m_bar->setValue(0), m_stage->setText(tr("starting…"));
+  m_bar->setVisible(running);
+  if (running) m_bar->setValue(0), setStage(tr("starting…"));
+}
+
+void ProbePanel::setStage(const QString& stage) {
+  m_stage->setText(stage);
+  m_stage->setVisible(!stage.isEmpty());
 }
 
 void ProbePanel::setProgress(double fraction, const QString& stage) {
   m_bar->setValue(static_cast<int>(fraction * 1000));
-  m_stage->setText(stage);
+  setStage(stage);
 }
 
 void ProbePanel::setResult(const HeadScores& s, const QString& summary) {
   m_summary->setText(summary);
+  m_summary->setVisible(!summary.isEmpty());
+  setStage({});
   m_table->setSortingEnabled(false);
   m_table->setRowCount(0);
   for (int l = 0; l < s.layers; ++l)

@@ -53,6 +53,7 @@ class ProbePanel : public QWidget {
   void headSelected(int layer, int head);
 
  private:
+  void setStage(const QString& stage);
   std::vector<ProbeInfo> m_probes;
   QComboBox* m_combo;
   QLabel* m_description;
