@@ -15,6 +15,7 @@
 #include <numeric>
 
 #include "../common/probe_util.h"
+#include "vision_scoring.h"
 #include "headlab/core/errors.h"
 #include "headlab/core/interventions.h"
 #include "headlab/core/tokenizer.h"
@@ -73,6 +74,14 @@ struct VhdResult {
   at::Tensor raw, filtered, ta, logits;  // [L, H] x3, [vocab]
 };
 
+}  // namespace
+
+at::Tensor vhdOutliers(const at::Tensor& vhd, const at::Tensor& ta) {
+  auto aboveLayerMeanPlusStd = [](const at::Tensor& x) { return x > x.mean(1, true) + x.std(1, /*unbiased=*/false, /*keepdim=*/true); };
+  return aboveLayerMeanPlusStd(vhd).logical_and(aboveLayerMeanPlusStd(ta));
+}
+
+namespace {
 VhdResult vhdAt(VisionLanguageModel& vlm, const VlmInput& image, const VlmInput& counterfactual, const nlohmann::json& p) {
   auto [zi, logits] = lastZ(vlm, image);
   auto [zt, unused] = lastZ(vlm, counterfactual);
@@ -80,12 +89,7 @@ VhdResult vhdAt(VisionLanguageModel& vlm, const VlmInput& image, const VlmInput&
   r.raw = distance(zi, zt, p["distance"]).to(at::kDouble);
   r.ta = zt.pow(2).sum(-1).to(at::kDouble);
   r.filtered = r.raw.clone();
-  if (p["outlier_filter"].get<bool>()) {
-    // Both conditions: VHD above its layer's mean + std and TA above the global mean + std.
-    at::Tensor vhdHigh = r.raw > (r.raw.mean(1, true) + r.raw.std(1, false, true));
-    at::Tensor taHigh = r.ta > (r.ta.mean() + r.ta.std(false));
-    r.filtered.masked_fill_(vhdHigh.logical_and(taHigh), 0.0);
-  }
+  if (p["outlier_filter"].get<bool>()) r.filtered.masked_fill_(vhdOutliers(r.raw, r.ta), 0.0);
   r.logits = logits;
   return r;
 }
@@ -112,7 +116,7 @@ class VhdProbe : public Probe {
     return {{"prompt", "Describe the image.", "text prompt; the image goes after BOS unless it holds the image token"},
             {"tokens", nlohmann::json::array(), "the prompt as token ids instead (may hold the image token)"},
             {"distance", "l2", "l2, cosine or relative (||a - b|| / ||b||)"},
-            {"outlier_filter", true, "zero heads with VHD > mean_l + std_l and TA > mean + std"},
+            {"outlier_filter", true, "zero heads with VHD > mean_l + std_l and TA > mean_l + std_l (per layer, Eq. 6)"},
             {"counterfactual", "text_only", "text_only (the paper) or same (the image run again: VHD must be 0)"},
             {"generate", 0, "greedy tokens to generate, with T-VHD for each"},
             {"topk", 3, "k of T-VHD = sum over layers of the top-k heads"},

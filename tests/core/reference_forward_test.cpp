@@ -18,6 +18,7 @@
 #include "headlab/plugins/probe_plugin.h"
 #include "../../plugins/common/probe_util.h"
 #include "../../plugins/retrieval/retrieval_scoring.h"
+#include "../../plugins/vision/vision_scoring.h"
 #include "random_model.h"
 #include "shared_path.h"
 #include "tensor_assert.h"
@@ -518,6 +519,18 @@ TEST(GgmlQuantTest, QuantisedStories260kGeneratesTheReferenceText) {
 }  // namespace headlab
 
 namespace headlab {
+
+// VHD's outlier filter, Eq. 6 of He et al.: a head is zeroed when its VHD and its text-only attention
+// norm TA both exceed its own layer's mean + std. Layer 1's TA is a hundred times layer 0's, so a global
+// TA threshold (the code before the fix) would never filter layer 0's outlier head 3.
+TEST(ProbeFidelityTest, VhdOutlierFilterUsesEachLayersMeanAndStd) {
+  const at::Tensor vhd = at::tensor(std::vector<double>{1, 1, 1, 5, 1, 1, 1, 5}).view({2, 4});
+  const at::Tensor ta = at::tensor(std::vector<double>{1, 1, 1, 3, 100, 100, 100, 300}).view({2, 4});
+  const at::Tensor expected = at::tensor(std::vector<uint8_t>{0, 0, 0, 1, 0, 0, 0, 1}).to(at::kBool).view({2, 4});
+  EXPECT_TRUE(at::equal(plugins::vhdOutliers(vhd, ta), expected)) << plugins::vhdOutliers(vhd, ta);
+  // Only one of the two conditions: not filtered.
+  EXPECT_FALSE(plugins::vhdOutliers(vhd, at::ones({2, 4}, at::kDouble)).any().item<bool>());
+}
 
 // The retrieval probe's answer gate against rouge_score's ROUGE-1 with use_stemmer=True, as the
 // retrieval-head reference scores answers: NLTK's Porter stemmer on every word of the paper's
