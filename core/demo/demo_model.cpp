@@ -199,9 +199,7 @@ ModelWeights initWeights(const ModelConfig& c, double posStd) {
 std::vector<at::Tensor*> parameters(ModelWeights& w) {
   std::vector<at::Tensor*> p{&w.embed, &w.pos_embed, &w.lnf_w, &w.lnf_b};
   for (auto& L : w.layers)
-    for (at::Tensor* t : {&L.ln1_w, &L.ln1_b, &L.ln2_w, &L.ln2_b, &L.wq, &L.wk, &L.wv, &L.wo, &L.bq, &L.bk, &L.bv, &L.bo,
-                          &L.w_in, &L.b_in, &L.w_out, &L.b_out})
-      p.push_back(t);
+    for (at::Tensor* t : definedLayerTensors(L)) p.push_back(t);
   return p;
 }
 

@@ -196,12 +196,9 @@ void initialWeights(Trainable& t, const Shapes& s, int64_t V) {
   for (at::Tensor* p : {&t.emb.patch, &t.emb.class_token, &t.emb.positions, &t.emb.pre_ln_w, &t.emb.pre_ln_b, &t.proj.w1, &t.proj.b1,
                         &t.proj.w2, &t.proj.b2, &t.text.embed, &t.text.lnf_w, &t.text.unembed})
     t.params.push_back(p);
-  for (auto& L : t.vision.layers)
-    for (at::Tensor* p : {&L.ln1_w, &L.ln1_b, &L.ln2_w, &L.ln2_b, &L.wq, &L.wk, &L.wv, &L.wo, &L.bq, &L.bk, &L.bv, &L.bo, &L.w_in,
-                          &L.b_in, &L.w_out, &L.b_out})
-      t.params.push_back(p);
-  for (auto& L : t.text.layers)
-    for (at::Tensor* p : {&L.ln1_w, &L.ln2_w, &L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_in, &L.w_out}) t.params.push_back(p);
+  for (auto* tower : {&t.vision, &t.text})
+    for (auto& L : tower->layers)
+      for (at::Tensor* p : definedLayerTensors(L)) t.params.push_back(p);
 }
 
 void train(const std::string& temp, const DemoVlmOptions& o, const Progress& progress);

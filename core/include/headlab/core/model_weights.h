@@ -33,6 +33,15 @@ void forEachLayerTensor(Layer& L, Fn&& fn) {
   fn("attn.q_ln.w", L.q_norm_w), fn("attn.k_ln.w", L.k_norm_w);
 }
 
+// The layer's defined tensors, in forEachLayerTensor's order (a trainer's parameter list).
+inline std::vector<at::Tensor*> definedLayerTensors(LayerWeights& L) {
+  std::vector<at::Tensor*> out;
+  forEachLayerTensor(L, [&out](const char*, at::Tensor& t) {
+    if (t.defined()) out.push_back(&t);
+  });
+  return out;
+}
+
 struct ModelWeights {
   at::Tensor embed;          // [d_vocab, d_model]
   at::Tensor pos_embed;      // [n_ctx, d_model] (learned positions only)
