@@ -150,7 +150,8 @@ PatchingViews patchingViews(const PatchingResult& res, const std::vector<std::st
   views::HeatmapData& d = out.map;
   d.values = values(g);
   d.minValue = std::min(0.0f, g.min().item<float>()), d.maxValue = std::max(1.0f, g.max().item<float>());
-  d.valueLabel = "0 = corrupted, 1 = clean";  // short: the colour scale is as tall as the map
+  d.valueLabel = "0 corrupt, 1 clean";  // short: the colour scale is as tall as the map
+  d.scale = views::ColourScale::Diverging;      // signed: below 0 and above 1 both happen
   d.title = QString("%1 patching, %2").arg(sweep, q(res.method));
   out.summary = QString("logit(%1) - logit(%2): clean %3, corrupted %4; %5 forwards")
                     .arg(answer, wrong).arg(res.cleanMetric, 0, 'f', 3).arg(res.corruptedMetric, 0, 'f', 3).arg(res.forwards) +

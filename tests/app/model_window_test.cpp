@@ -343,7 +343,8 @@ TEST_F(ModelWindowTest, HeadPatchingSweepFromTheDialogLandsInTheGridAndAHeatmap)
   const auto& shown = panel->heatmap()->data();
   EXPECT_EQ(shown.rows, 5);
   EXPECT_EQ(shown.cols, 8);
-  EXPECT_TRUE(shown.valueLabel.contains("0 = corrupted, 1 = clean"));
+  EXPECT_TRUE(shown.valueLabel.contains("0 corrupt, 1 clean"));
+  EXPECT_EQ(shown.scale, views::ColourScale::Diverging) << "patching is signed: a diverging map centred on 0";
   EXPECT_GE(progress.count(), 1) << "the sweep reports its layers";
   EXPECT_FALSE(panel->cancelButton()->isEnabled()) << "nothing to cancel once it has finished";
   // Axis names and labels come from the sweep's layout (not the attention map's "query"/"key").

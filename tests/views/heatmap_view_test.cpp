@@ -35,6 +35,33 @@ TEST(HeatmapViewTest, HoldsTheGivenWeightsCellByCell) {
   EXPECT_TRUE(v.tooltipAt(1, 0).contains("0.2500"));
 }
 
+// Signed results (patching) use a diverging map centred on 0: the range is symmetric about 0, 0 is
+// drawn white-ish, negatives red and positives blue; attention keeps viridis.
+TEST(HeatmapViewTest, SignedResultsUseADivergingMapCentredOnZero) {
+  HeatmapView v;
+  v.resize(400, 300);
+  HeatmapData d = triangle();
+  d.values = {-0.5f, 0, 0.2f, 1.0f, 0.4f, 0, -0.1f, 0.3f, 0.7f};
+  d.minValue = -0.5f, d.maxValue = 1.0f;
+  d.scale = ColourScale::Diverging;
+  v.setData(d);
+  auto* map = qobject_cast<QCPColorMap*>(v.plot()->plottable(0));
+  ASSERT_NE(map, nullptr);
+  EXPECT_DOUBLE_EQ(map->dataRange().lower, -1.0);
+  EXPECT_DOUBLE_EQ(map->dataRange().upper, 1.0);
+  auto colour = [&](double value) {
+    QRgb rgb;
+    map->gradient().colorize(&value, map->dataRange(), &rgb, 1);
+    return QColor(rgb);
+  };
+  EXPECT_GT(colour(0).lightness(), 230) << "0 is the light centre";
+  EXPECT_GT(colour(-1).red(), colour(-1).blue()) << "negative: red";
+  EXPECT_GT(colour(1).blue(), colour(1).red()) << "positive: blue";
+  v.setData(triangle());
+  EXPECT_DOUBLE_EQ(map->dataRange().lower, 0.0) << "attention keeps its [0, 1] viridis range";
+  EXPECT_LT(colour(0).lightness(), 100) << "viridis starts dark";
+}
+
 TEST(HeatmapViewTest, ExportsPngAndPdf) {
   QTemporaryDir dir;
   HeatmapView v;

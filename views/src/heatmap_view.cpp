@@ -7,6 +7,7 @@
 #include <QToolTip>
 #include <QVBoxLayout>
 #include <cmath>
+#include <iterator>
 
 namespace headlab::views {
 
@@ -18,6 +19,16 @@ QCPColorGradient viridis() {
   g.setColorStopAt(0.5, QColor(33, 145, 140));
   g.setColorStopAt(0.75, QColor(94, 201, 98));
   g.setColorStopAt(1.0, QColor(253, 231, 37));
+  g.setColorInterpolation(QCPColorGradient::ciRGB);
+  return g;
+}
+// ColorBrewer RdBu (11 classes), low values red, high blue, #f7f7f7 at the centre.
+QCPColorGradient rdBu() {
+  static const char* kStops[] = {"#67001f", "#b2182b", "#d6604d", "#f4a582", "#fddbc7", "#f7f7f7",
+                                 "#d1e5f0", "#92c5de", "#4393c3", "#2166ac", "#053061"};
+  QCPColorGradient g;
+  const int n = static_cast<int>(std::size(kStops));
+  for (int i = 0; i < n; ++i) g.setColorStopAt(static_cast<double>(i) / (n - 1), QColor(kStops[i]));
   g.setColorInterpolation(QCPColorGradient::ciRGB);
   return g;
 }
@@ -194,9 +205,14 @@ void HeatmapView::rebuild() {
   m_map->data()->setRange(QCPRange(0, std::max(0, m_data.cols - 1)), QCPRange(0, std::max(0, m_data.rows - 1)));
   for (int r = 0; r < m_data.rows; ++r)
     for (int c = 0; c < m_data.cols; ++c) m_map->data()->setCell(c, r, m_data.at(r, c));
-  m_map->setDataScaleType(m_log ? QCPAxis::stLogarithmic : QCPAxis::stLinear);
-  m_map->setDataRange(m_log ? QCPRange(1e-4, std::max(1e-3f, m_data.maxValue)) : QCPRange(m_data.minValue, m_data.maxValue));
-  m_scale->axis()->setLabel(m_log ? m_data.valueLabel + " (log)" : m_data.valueLabel);
+  // A diverging map is linear and centred on 0: its range is symmetric, so white means 0.
+  const bool diverging = m_data.scale == ColourScale::Diverging, log = m_log && !diverging;
+  const double extent = std::max(std::abs(m_data.minValue), std::abs(m_data.maxValue));
+  m_map->setGradient(diverging ? rdBu() : viridis());
+  m_map->setDataScaleType(log ? QCPAxis::stLogarithmic : QCPAxis::stLinear);
+  m_map->setDataRange(log ? QCPRange(1e-4, std::max(1e-3f, m_data.maxValue))
+                          : diverging ? QCPRange(-extent, extent) : QCPRange(m_data.minValue, m_data.maxValue));
+  m_scale->axis()->setLabel(log ? m_data.valueLabel + " (log)" : m_data.valueLabel);
   m_plot->xAxis->setTicker(QSharedPointer<QCPAxisTicker>(new TokenTicker(m_plot->xAxis, m_data.colLabels, m_data.cols)));
   m_plot->yAxis->setTicker(QSharedPointer<QCPAxisTicker>(new TokenTicker(m_plot->yAxis, m_data.rowLabels, m_data.rows)));
   m_plot->xAxis->setTickLabelRotation(60);

@@ -7,6 +7,11 @@
 namespace headlab::views {
 
 // A [rows, cols] matrix of weights with labels, row-major.
+// How values map to colours: sequential (viridis: attention, scores in [0, 1]) or diverging
+// (ColorBrewer's RdBu, white at 0 in the middle of a range symmetric about 0: signed results such as
+// patching, where red is below 0 and blue above).
+enum class ColourScale { Sequential, Diverging };
+
 struct HeatmapData {
   int rows = 0;
   int cols = 0;
@@ -14,7 +19,8 @@ struct HeatmapData {
   QStringList rowLabels;      // query tokens
   QStringList colLabels;      // key tokens
   QString title;
-  float minValue = 0.0f, maxValue = 1.0f;  // colour range (attention: 0..1)
+  float minValue = 0.0f, maxValue = 1.0f;  // colour range (attention: 0..1); Diverging widens it to [-m, m]
+  ColourScale scale = ColourScale::Sequential;
   QString valueLabel = "attention";
   QString rowName = "query", colName = "key";
   float at(int r, int c) const { return values[static_cast<size_t>(r) * cols + c]; }
