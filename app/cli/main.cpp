@@ -156,6 +156,15 @@ int cmdCapture(const Args& a) {
 
 int cmdDemo(const Args& a) { return headlab::cli::runDemo(a.get("out", "demo-report")); }
 
+// The registered probes, text or vision ones, in registration order.
+std::string probeNames(bool vision, const std::string& separator) {
+  std::string out;
+  auto& registry = headlab::plugins::ProbeRegistry::instance();
+  for (const auto& name : registry.names())
+    if (registry.create(name)->needsImage() == vision) out += (out.empty() ? "" : separator) + name;
+  return out;
+}
+
 // Every command once: its name, its --help lines and its function.
 struct Command {
   const char* name;
@@ -173,8 +182,8 @@ const std::vector<Command>& commands() {
       {"capture", "--model M (--prompt S | --ids 0,5,7) --hooks GLOB[,GLOB] --out trace.h5 [--force] [--gzip 0-9] [--fp16] [--max-mb N] [--image F]",
        cmdCapture},
       {"probe P", "--model M [--params JSON] [--prompts-file F] [--json] [--out results.h5] [--force]\n"
-                  "P: sinks, hidden-sinks, massive, streaming, retrieval, induction   (--list shows parameters)\n"
-                  "vision probes on a LLaVA folder or demo-vlm: probe vhd|var|look --model M --image F [--prompt S]",
+                  "P: " + probeNames(false, ", ") + "   (--list shows parameters)\n"
+                  "vision probes on a LLaVA folder or demo-vlm: probe " + probeNames(true, "|") + " --model M --image F [--prompt S]",
        cmdProbe},
       {"patch", "--model M --clean S --corrupted S --answer S --wrong S --sweep " + headlab::sweepKindList("|") + "\n"
                 "(--clean-ids / --corrupted-ids 0,5,7 and --answer/--wrong #id: no tokenizer needed)\n"

@@ -107,6 +107,7 @@ double tvhd(const at::Tensor& vhd, int64_t k) {
 
 class VhdProbe : public Probe {
  public:
+  bool needsImage() const override { return true; }
   std::string name() const override { return "vhd"; }
   std::string description() const override {
     return "Vision-aware head divergence: ||z(image + text) - z(text only)|| per head at the generation position, T-VHD per "
@@ -212,6 +213,7 @@ class VhdProbe : public Probe {
 
 class VarProbe : public Probe {
  public:
+  bool needsImage() const override { return true; }
   std::string name() const override { return "var"; }
   std::string description() const override {
     return "Visual attention sinks and VAR (Kang et al.): sink image tokens per layer, image-centric heads (sink portion <= rho, "
@@ -303,6 +305,7 @@ constexpr int64_t kLookDefaultLayer = 14;  // mllms_know's layer for LLaVA-1.5 7
 
 class LookProbe : public Probe {
  public:
+  bool needsImage() const override { return true; }
   std::string name() const override { return "look"; }
   std::string description() const override {
     return "Where the model looks: attention from a query position to the image tokens per head, and a map over the patch "

@@ -70,6 +70,8 @@ class Probe {
   virtual nlohmann::json run(ProbeContext& ctx) = 0;
   // The headline of a result this probe returned. The default names the largest cell of "grid".
   virtual ProbeSummary summarize(const nlohmann::json& result) const;
+  // A vision probe runs on a vision-language model and its image (ctx.vlm, ctx.pixels).
+  virtual bool needsImage() const { return false; }
 };
 
 using ProbeFactory = std::function<std::unique_ptr<Probe>()>;
