@@ -73,9 +73,9 @@ std::vector<at::Tensor> capturePatterns(HookedTransformer& model, const std::vec
   return out;
 }
 
-std::vector<int64_t> encodePrompt(const Tokenizer& tok, const std::string& text, int64_t maxTokens) {
+std::vector<int64_t> encodePrompt(const Tokenizer& tok, const std::string& text, int64_t maxTokens, bool bos) {
   if (text.empty()) throw InputError("empty prompt in the prompt set");
-  auto ids = tok.encode(text, true);
+  auto ids = tok.encode(text, bos);
   if (maxTokens > 0 && static_cast<int64_t>(ids.size()) > maxTokens) ids.resize(static_cast<size_t>(maxTokens));
   return ids;
 }

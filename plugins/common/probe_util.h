@@ -19,7 +19,7 @@ std::vector<std::string> promptsFrom(const nlohmann::json& params);
 // Post-softmax attention of every layer for one prompt: [layer] -> [head, q, k] (float32, cpu).
 std::vector<at::Tensor> capturePatterns(HookedTransformer& model, const std::vector<int64_t>& tokens);
 // Encodes with BOS and keeps at most maxTokens tokens. Throws InputError on an empty result.
-std::vector<int64_t> encodePrompt(const Tokenizer& tok, const std::string& text, int64_t maxTokens);
+std::vector<int64_t> encodePrompt(const Tokenizer& tok, const std::string& text, int64_t maxTokens, bool bos = true);
 // {"name", "layers", "heads", "values"} for a [layers, heads] tensor.
 nlohmann::json gridJson(const std::string& name, const at::Tensor& grid);
 bool reportProgress(ProbeContext& ctx, double fraction, const std::string& stage);  // throws CancelledError

@@ -26,7 +26,8 @@ class MassiveProbe : public Probe {
   std::vector<ProbeParameter> parameters() const override {
     return {{"abs_threshold", 100.0, "|a| must exceed this"},
             {"ratio", 1000.0, "|a| must be at least this times the median |h|"},
-            {"max_tokens", 64, "prompts are cut to this many tokens"},
+            {"max_tokens", 64, "prompts are cut to this many tokens (the sequence length)"},
+            {"bos", false, "prepend BOS (the reference measures BOS-free sequences; true: the start token is BOS)"},
             {"intervene", true, "also set the massive activations to 0 and to their mean and report the loss"},
             {"aggregate", "mean", "per-layer top-3 magnitudes over the prompts: mean (as locuslab/massive-activations) or max"},
             {"prompts", nlohmann::json::array(), "prompt set (empty = built-in)"}};
@@ -59,7 +60,7 @@ class MassiveProbe : public Probe {
     std::vector<Hit> found;
     for (size_t i = 0; i < prompts.size(); ++i) {
       reportProgress(ctx, static_cast<double>(i) / prompts.size(), "prompt " + std::to_string(i + 1));
-      auto ids = encodePrompt(*ctx.tokenizer, prompts[i], p["max_tokens"].get<int64_t>());
+      auto ids = encodePrompt(*ctx.tokenizer, prompts[i], p["max_tokens"].get<int64_t>(), p["bos"].get<bool>());
       std::vector<at::Tensor> resid(static_cast<size_t>(c.n_layers));
       {
         c10::InferenceMode guard;
@@ -102,15 +103,21 @@ class MassiveProbe : public Probe {
   nlohmann::json intervene(ProbeContext& ctx, const std::vector<std::string>& prompts, const nlohmann::json& p, const Hits& found) {
     int64_t first = found.front().layer;
     for (const auto& h : found) first = std::min(first, h.layer);
-    std::map<int64_t, std::pair<double, int>> sums;  // dim -> (sum, count) at the first layer
+    // As the reference sets them: to the mean over the prompt set, taken separately at the starting
+    // token and at the later positions (where the delimiter's massive activation sits).
+    std::map<std::pair<bool, int64_t>, std::pair<double, int>> sums;  // (first token?, dim) -> (sum, count) at `first`
     for (const auto& h : found)
-      if (h.layer == first) sums[h.dim].first += h.value, ++sums[h.dim].second;
-    nlohmann::json means = nlohmann::json::object();
-    for (auto& [d, sc] : sums) means[std::to_string(d)] = sc.first / sc.second;
+      if (h.layer == first) sums[{h.pos == 0, h.dim}].first += h.value, ++sums[{h.pos == 0, h.dim}].second;
+    nlohmann::json means = {{"first_token", nlohmann::json::object()}, {"later_positions", nlohmann::json::object()}};
+    for (auto& [key, sc] : sums) means[key.first ? "first_token" : "later_positions"][std::to_string(key.second)] = sc.first / sc.second;
+    auto meanAt = [&sums](int64_t pos, int64_t dim) {
+      const auto& sc = sums.at({pos == 0, dim});
+      return sc.first / sc.second;
+    };
     double nll[3] = {0, 0, 0};  // original, zero, mean
     for (size_t i = 0; i < prompts.size(); ++i) {
       reportProgress(ctx, 0.9, "intervening, prompt " + std::to_string(i + 1));
-      auto ids = encodePrompt(*ctx.tokenizer, prompts[i], p["max_tokens"].get<int64_t>());
+      auto ids = encodePrompt(*ctx.tokenizer, prompts[i], p["max_tokens"].get<int64_t>(), p["bos"].get<bool>());
       std::vector<std::pair<int64_t, int64_t>> cells;  // (pos, dim) massive in this prompt at `first`
       for (const auto& h : found)
         if (h.prompt == i && h.layer == first) cells.emplace_back(h.pos, h.dim);
@@ -121,7 +128,7 @@ class MassiveProbe : public Probe {
           hs.push_back(ctx.model.hooks().add(ctx.model.hooks().idOf(static_cast<int>(first), LayerHook::ResidPost),
                                              [&, mode](at::Tensor& t, const HookContext&) {
                                                for (auto [pos, dim] : cells)
-                                                 t[0][pos][dim] = mode == 1 ? 0.0 : sums[dim].first / sums[dim].second;
+                                                 t[0][pos][dim] = mode == 1 ? 0.0 : meanAt(pos, dim);
                                              }));
         at::Tensor ids1 = at::tensor(ids, at::kLong).unsqueeze(0);
         at::Tensor logp = at::log_softmax(ctx.model.forward(ids1)[0].to(at::kCPU, at::kFloat), -1);  // [pos, vocab]

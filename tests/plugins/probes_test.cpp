@@ -194,7 +194,7 @@ TEST_F(ProbesTest, MassiveActivationsFindTheDimensionAndToken) {
     t[0][0][7] = -5000.0;
     t[0][3][2] = 150.0;
   });
-  auto r = run("massive", {{"max_tokens", 16}, {"prompts", {"Once upon a time there was a little girl"}}});
+  auto r = run("massive", {{"max_tokens", 16}, {"bos", true}, {"prompts", {"Once upon a time there was a little girl"}}});
   ASSERT_EQ(r["massive_dims"].size(), 1u) << r["massive_activations"].dump();
   EXPECT_EQ(r["massive_dims"][0]["dim"], 7);
   // The residual stream carries it on: layer 2's output has it too (and nothing else passes).
@@ -209,13 +209,32 @@ TEST_F(ProbesTest, MassiveActivationsFindTheDimensionAndToken) {
   // it to its mean over the prompt set (one prompt: the value itself) changes nothing.
   const auto& iv = r["intervention"];
   EXPECT_EQ(iv["layer"], 1);
-  EXPECT_DOUBLE_EQ(iv["mean_values"]["7"].get<double>(), -5000.0);
+  EXPECT_DOUBLE_EQ(iv["mean_values"]["first_token"]["7"].get<double>(), -5000.0);
   EXPECT_DOUBLE_EQ(iv["nll_set_to_mean"].get<double>(), iv["nll_original"].get<double>());
   EXPECT_GT(std::abs(iv["nll_zeroed"].get<double>() - iv["nll_original"].get<double>()), 1e-3);
 }
 
 // The reference (locuslab/massive-activations) reports each layer's top-3 magnitudes as the mean
 // over prompts; the maximum stays available as aggregate = max.
+// "Set to mean" uses separate means at the starting token and at later positions, as the reference
+// does: the starting token carries -5000 and a later position +3000 on the same dimension, so one
+// shared mean (-1000) would change the loss where the separate means change nothing. Without BOS
+// (the reference's default) the starting token is the prompt's first word.
+TEST_F(ProbesTest, MassiveSetToMeanKeepsTheStartingTokensAndLaterPositionsMeansApart) {
+  auto h = model.hooks().add("blocks.1.hook_resid_post", [](at::Tensor& t, const HookContext&) {
+    at::manual_seed(9);
+    t = at::randn(t.sizes());
+    t[0][0][7] = -5000.0;
+    t[0][4][7] = 3000.0;
+  });
+  auto r = run("massive", {{"max_tokens", 16}, {"prompts", {"Once upon a time there was a little girl"}}});
+  const auto& iv = r["intervention"];
+  EXPECT_DOUBLE_EQ(iv["mean_values"]["first_token"]["7"].get<double>(), -5000.0);
+  EXPECT_DOUBLE_EQ(iv["mean_values"]["later_positions"]["7"].get<double>(), 3000.0);
+  EXPECT_DOUBLE_EQ(iv["nll_set_to_mean"].get<double>(), iv["nll_original"].get<double>());
+  EXPECT_NE(r["massive_activations"][0]["token"], "<s>") << "no BOS by default";
+}
+
 TEST_F(ProbesTest, MassiveTopThreeIsTheMeanOverPrompts) {
   int call = 0;
   auto h = model.hooks().add("blocks.0.hook_resid_post", [&call](at::Tensor& t, const HookContext&) {
