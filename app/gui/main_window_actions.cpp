@@ -50,6 +50,11 @@ void MainWindow::buildToolbar() {
   m_alpha->setMaximumWidth(160);
   m_alpha->setToolTip(tr("Reweight the selected head: α from 0 to 4"));
   tb->addWidget(m_alpha);
+  auto* alphaValue = new QLabel("1.00");
+  alphaValue->setObjectName("alphaValue");
+  alphaValue->setMinimumWidth(alphaValue->fontMetrics().horizontalAdvance("4.00 "));
+  tb->addWidget(alphaValue);
+  connect(m_alpha, &QSlider::valueChanged, alphaValue, [alphaValue](int v) { alphaValue->setText(QString::number(v / 100.0, 'f', 2)); });
   connect(m_alpha, &QSlider::valueChanged, this, [this](int v) {
     if (m_layers > 0) m_gridModel->setAlpha(m_layer, m_head, v / 100.0f);
   });

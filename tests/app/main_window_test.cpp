@@ -4,6 +4,7 @@
 #include <QCoreApplication>
 #include <QDockWidget>
 #include <QLabel>
+#include <QSlider>
 #include <QTest>
 
 #include "main_window.h"
@@ -54,6 +55,17 @@ TEST(MainWindowTest, TheAttentionMapGetsTheRoomAt1280x760AndResetLayoutRestoresI
   EXPECT_TRUE(w.dock("probeDock")->isVisible());
   EXPECT_FALSE(w.dock("promptDock")->isFloating());
   EXPECT_NEAR(map->height(), before, 4);
+}
+
+// The α slider says its value.
+TEST(MainWindowTest, TheAlphaSliderShowsItsValue) {
+  MainWindow w;
+  auto* slider = w.findChild<QSlider*>("alphaSlider");
+  auto* value = w.findChild<QLabel*>("alphaValue");
+  ASSERT_TRUE(slider && value);
+  EXPECT_EQ(value->text(), "1.00");
+  slider->setValue(250);
+  EXPECT_EQ(value->text(), "2.50");
 }
 
 }  // namespace headlab::app

@@ -1,5 +1,7 @@
 #include "headlab/views/logits_panel.h"
 
+#include <cmath>
+
 #include <QHeaderView>
 #include <QLabel>
 #include <QLineEdit>
@@ -26,6 +28,16 @@ LogitsPanel::LogitsPanel(QWidget* parent)
   connect(m_targetEdit, &QLineEdit::editingFinished, this, [this] { emit targetChanged(m_targetEdit->text()); });
 }
 
+namespace {
+// Probabilities and their changes as numbers that never hide a difference: four decimals down to
+// 1e-3, then two significant digits in e-notation ("+3.2e-06"), so a small Δ does not read +0.0000.
+QString probabilityText(double p) { return p == 0 ? QString("0") : p >= 1e-3 ? QString::number(p, 'f', 4) : QString::number(p, 'e', 1); }
+QString deltaText(double d) {
+  if (d == 0) return QString("±0");
+  return (d > 0 ? "+" : "") + (std::abs(d) >= 1e-3 ? QString::number(d, 'f', 4) : QString::number(d, 'e', 1));
+}
+}  // namespace
+
 void LogitsPanel::setPredictions(const std::vector<TokenProb>& top, const TokenProb& target) {
   m_top = top;
   m_target = target;
@@ -36,15 +48,16 @@ void LogitsPanel::setPredictions(const std::vector<TokenProb>& top, const TokenP
     auto* name = new QTableWidgetItem(QString("'%1'").arg(t.text));
     name->setToolTip(QString("id %1").arg(t.id));
     m_table->setItem(r, 0, name);
-    m_table->setItem(r, 1, new QTableWidgetItem(QString::number(t.baseline, 'f', 4)));
-    m_table->setItem(r, 2, new QTableWidgetItem(QString::number(t.intervened, 'f', 4)));
-    auto* d = new QTableWidgetItem(QString("%1%2").arg(delta >= 0 ? "+" : "").arg(delta, 0, 'f', 4));
-    d->setForeground(delta > 1e-4f ? QColor(33, 120, 60) : delta < -1e-4f ? QColor(170, 40, 40) : QColor(90, 90, 90));
+    m_table->setItem(r, 1, new QTableWidgetItem(probabilityText(t.baseline)));
+    m_table->setItem(r, 2, new QTableWidgetItem(probabilityText(t.intervened)));
+    auto* d = new QTableWidgetItem(deltaText(delta));
+    d->setToolTip(QString::number(delta, 'g', 9));
+    d->setForeground(delta > 0 ? QColor(33, 120, 60) : delta < 0 ? QColor(170, 40, 40) : QColor(90, 90, 90));
     m_table->setItem(r, 3, d);
   }
   if (target.id >= 0 && !target.text.isNull())
     m_targetLabel->setText(QString("'%1' (id %2): %3 → %4").arg(target.text).arg(target.id)
-                               .arg(target.baseline, 0, 'f', 4).arg(target.intervened, 0, 'f', 4));
+                               .arg(probabilityText(target.baseline), probabilityText(target.intervened)));
   else
     m_targetLabel->setText(m_targetEdit->text().isEmpty() ? QString() : tr("not a single token"));
 }
