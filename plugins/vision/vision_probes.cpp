@@ -316,7 +316,9 @@ class LookProbe : public Probe {
             {"tokens", nlohmann::json::array(), "the prompt as token ids instead (may hold the image token)"},
             {"query", -1, "query position (-1 = the last)"},
             {"layer", kLookDefaultLayer, "layer of the map (default 14, as mllms_know reads LLaVA-1.5; the default is clamped to the model's last layer; -1 = the middle layer)"},
-            {"general_prompt", "Write a general description of the image.", "divide the map by this prompt's map (empty = off)"}};
+            {"general_prompt", "Write a general description of the image.", "divide the map by this prompt's map (empty = off)"},
+            {"template", "{prompt}", "conversation template, applied to the prompt and the general prompt alike, e.g. "
+                                     "\"USER: <image>\\n{prompt} ASSISTANT:\" for LLaVA-1.5"}};
   }
   ProbeSummary summarize(const nlohmann::json& r) const override {
     return {formatText("image attention at layer %lld; most on the image: %s", r["map"]["layer"].get<long long>(),
@@ -334,20 +336,28 @@ class LookProbe : public Probe {
     // The default (14, also when the GUI passes the defaults back) fits any model; another value must exist.
     if (layer == kLookDefaultLayer) layer = std::min<int64_t>(layer, c.n_layers - 1);
     if (layer >= c.n_layers) throw InputError("layer " + std::to_string(layer) + " out of range [0, " + std::to_string(c.n_layers) + ")");
+    const std::string tmpl = p["template"];
+    if (tmpl.find("{prompt}") == std::string::npos) throw InputError("look: the template has no {prompt}");
+    auto templated = [&tmpl](const std::string& text) { return std::string(tmpl).replace(tmpl.find("{prompt}"), 8, text); };
     reportProgress(ctx, 0.0, "prompt");
-    auto [grid, map, span] = imageAttention(ctx, vlm, promptIds(ctx, p, "prompt"), p["query"], layer);
+    nlohmann::json qp = p;
+    qp["prompt"] = templated(p["prompt"]);
+    auto [grid, map, span] = imageAttention(ctx, vlm, promptIds(ctx, qp, "prompt"), p["query"], layer);
     const int64_t n = map.size(0);
     const int64_t side = static_cast<int64_t>(std::lround(std::sqrt(static_cast<double>(n))));
     nlohmann::json out = {{"probe", name()},
                           {"params", p},
                           {"image_span", {span.first, span.second}},
                           {"grid", gridJson("image_attention", grid)},
-                          {"map", {{"layer", layer}, {"side", side * side == n ? side : 0}, {"values", toVector(map)}}}};
+                          {"map", {{"layer", layer}, {"side", side * side == n ? side : 0}, {"values", toVector(map)}}},
+                          {"prompt_text", p["tokens"].empty() ? qp["prompt"] : nlohmann::json(nullptr)}};
     const std::string general = p["general_prompt"];
     if (!general.empty() && ctx.tokenizer) {
       reportProgress(ctx, 0.5, "general-description prompt");
       nlohmann::json gp = p;
-      gp["prompt"] = general;
+      gp["prompt"] = templated(general);
+      gp["tokens"] = nlohmann::json::array();  // the general prompt is text, whatever the question was given as
+      out["general_prompt_text"] = gp["prompt"];
       auto g = imageAttention(ctx, vlm, promptIds(ctx, gp, "prompt"), -1, layer);
       out["relative_map"] = {{"layer", layer}, {"values", toVector(map / std::get<1>(g).clamp_min(1e-12))}};
     }

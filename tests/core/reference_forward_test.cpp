@@ -14,6 +14,7 @@
 #include "headlab/core/interventions.h"
 #include "headlab/core/model_loader.h"
 #include "headlab/core/patching.h"
+#include "headlab/core/tokenizer.h"
 #include "headlab/core/vision_language.h"
 #include "headlab/plugins/probe_plugin.h"
 #include "../../plugins/common/probe_util.h"
@@ -381,6 +382,28 @@ TEST_F(VisionProbesTest, TVhdSumsTheTopHeadsOfEachLayer) {
   ASSERT_EQ(r["t_vhd"].size(), 2u);
   at::Tensor g = at::tensor(r["grid"]["values"].get<std::vector<double>>()).view({2, 4});
   EXPECT_NEAR(r["t_vhd"][0]["t_vhd"].get<double>(), std::get<0>(g.topk(2, 1)).sum().item<double>(), 1e-9);
+}
+
+// look reads the question and the general-description prompt through one conversation template (the
+// reference's), and the general prompt stays text when the question comes as token ids.
+TEST_F(VisionProbesTest, LookAppliesOneTemplateToTheQuestionAndTheGeneralPrompt) {
+  auto tok = loadTokenizer(std::string(std::getenv("HEADLAB_REFERENCE_DIR")) + "/llava/tokenizer.json");
+  auto probe = plugins::ProbeRegistry::instance().create("look");
+  plugins::ProbeContext ctx{vlm->language(), tok.get(),
+                            {{"layer", 1}, {"prompt", "what"}, {"general_prompt", "all"}, {"template", "USER: {prompt} ASSISTANT:"}},
+                            {}, vlm.get(), &pixels};
+  auto r = probe->run(ctx);
+  EXPECT_EQ(r["prompt_text"], "USER: what ASSISTANT:");
+  EXPECT_EQ(r["general_prompt_text"], "USER: all ASSISTANT:");
+  ASSERT_TRUE(r.contains("relative_map"));
+  ctx.params["tokens"] = tokens;
+  auto withIds = probe->run(ctx);
+  EXPECT_EQ(withIds["general_prompt_text"], "USER: all ASSISTANT:");
+  bool allOne = true;  // what dividing the question's map by itself (the general prompt run on the question's ids) gives
+  for (double v : withIds["relative_map"]["values"]) allOne = allOne && std::abs(v - 1.0) < 1e-6;
+  EXPECT_FALSE(allOne) << "the general map is its own prompt's, not the question's";
+  ctx.params["template"] = "no placeholder";
+  EXPECT_THROW(probe->run(ctx), InputError);
 }
 
 TEST_F(VisionProbesTest, LookMapIsTheHeadAverageOverThePatchGrid) {
