@@ -14,6 +14,7 @@
 #include "cli_common.h"
 #include "demo_command.h"
 #include "headlab/core/errors.h"
+#include "headlab/core/faithfulness.h"
 #include "headlab/core/generate.h"
 #include "headlab/core/model_loader.h"
 #include "headlab/core/patching.h"
@@ -154,6 +155,23 @@ int cmdCapture(const Args& a) {
   return 0;
 }
 
+// The faithfulness checks (headlab/core/faithfulness.h) on the prompt: one line each, exit 1 if any fails.
+int cmdCheck(const Args& a) {
+  auto o = openAny(a, !a.has("ids"));
+  if (o.vlm) throw headlab::InputError("check runs on a text model's decoder; " + a.get("model") + " is a vision-language model");
+  std::vector<int64_t> ids = a.has("ids") || a.has("prompt") ? promptIds(a, o.loaded.tokenizer.get())
+                                                            : o.loaded.tokenizer->encode("Once upon a time there was a little girl named Lily.", true);
+  const auto checks = headlab::runFaithfulnessChecks(*o.loaded.model, ids);
+  const nlohmann::json j = headlab::toJson(checks);
+  if (a.has("json")) {
+    std::cout << j.dump(2) << "\n";
+  } else {
+    for (const auto& c : checks) std::cout << (c.passed ? "ok    " : "FAIL  ") << c.name << ": " << c.detail << "\n";
+    std::cout << (j["passed"].get<bool>() ? "all checks passed" : "some checks failed") << " on " << ids.size() << " tokens\n";
+  }
+  return j["passed"].get<bool>() ? 0 : 1;
+}
+
 int cmdDemo(const Args& a) { return headlab::cli::runDemo(a.get("out", "demo-report")); }
 
 // The registered probes, text or vision ones, in registration order.
@@ -192,6 +210,7 @@ const std::vector<Command>& commands() {
                 "images (LLaVA folder or demo-vlm): --image F [--corrupted-image F]; --corrupted defaults to --clean\n"
                 "prompt pairs: --pairs F.jsonl (lines {\"clean\", \"corrupted\", \"answer\", \"wrong\"}) instead of --clean ...: mean, std, each pair",
        cmdPatch},
+      {"check", "--model M [--prompt S | --ids 0,5,7] [--json]   observed hooks, KV cache, determinism, bfloat16/float16 drift", cmdCheck},
       {"demo", "[--out DIR]           trains/loads the demo model, runs every probe, writes report.html", cmdDemo},
   };
   return table;

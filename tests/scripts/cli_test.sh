@@ -81,6 +81,9 @@ rm -f "${TMPDIR:-/tmp}/probe_$$.json"
 err=$("$CLI" probe sinks --model "$M/stories260K.gguf" --params '{"epsilon": 1}' 2>&1 >/dev/null); rc=$?
 [ $rc -ne 0 ] && [[ "$err" == *"has no parameter 'epsilon'"* ]] && echo "ok   unknown probe parameter" || { echo "FAIL unknown parameter: $err"; fail=1; }
 
+out=$("$CLI" check --model "$M/stories260K.bin" 2>&1); rc=$?
+[ $rc -eq 0 ] && [[ "$out" == *"all checks passed"* ]] && [[ "$out" == *"ok    kv_cache"* ]] && echo "ok   check passes on stories260K" || { echo "FAIL check: $out"; fail=1; }
+
 "$CLI" frobnicate >/dev/null 2>&1; rc=$?
 [ $rc -ne 0 ] && echo "ok   unknown command exits non-zero" || { echo "FAIL unknown command should exit non-zero"; fail=1; }
 exit $fail
