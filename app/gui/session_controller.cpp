@@ -345,7 +345,10 @@ void SessionController::runPatching(const views::PatchingRequestView& v) {
       return;
     }
     const auto positions = positionLabels(tok, r.clean, w.visionConfig(), imageBegin, imageEnd);
-    const adapt::PatchingViews pv = adapt::patchingViews(res, positions, v.sweep, v.answer, v.wrong);
+    adapt::PatchingViews pv = adapt::patchingViews(res, positions, v.sweep, v.answer, v.wrong);
+    // The sweep patches the unedited model: say so when the window shows an edited one.
+    if (const size_t edits = w.allInterventions().size(); edits > 0)
+      pv.summary += QString("\nnote: the sweep runs the unedited model; the window's %1 head edit(s) are not applied").arg(edits);
     QMetaObject::invokeMethod(this, [this, pv] { emit patchingFinished(pv.map, pv.heads, pv.summary); }, Qt::QueuedConnection);
   });
 }

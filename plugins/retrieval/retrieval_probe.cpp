@@ -183,7 +183,7 @@ class RetrievalProbe : public Probe {
  public:
   std::string name() const override { return "retrieval"; }
   std::string description() const override {
-    return "Retrieval heads: needle-in-a-haystack, top-1 key copy events inside the needle during greedy decoding, "
+    return "Retrieval heads: needle-in-a-haystack, top-1 key copy events inside the answer span during greedy decoding, "
            "ROUGE-1 recall > 0.5 gate; score in [0, 1], > 0.1 = retrieval head. Optional masking of the top-K vs K random heads.";
   }
   std::vector<ProbeParameter> parameters() const override {

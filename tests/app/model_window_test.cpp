@@ -356,6 +356,14 @@ TEST_F(ModelWindowTest, HeadPatchingSweepFromTheDialogLandsInTheGridAndAHeatmap)
     for (int h = 0; h < 8; ++h)
       EXPECT_FLOAT_EQ(window.headGrid()->data(window.headGrid()->index(l, h), Qt::UserRole).toFloat(), shown.at(l, h));
 
+  EXPECT_FALSE(done[0][2].toString().contains("not applied")) << "no edits, nothing to say";
+  // With a head edited in the window, the sweep (which patches the unedited model) says so.
+  window.headGrid()->setAlpha(3, 2, 2.5f);
+  QTest::mouseClick(panel->runButton(), Qt::LeftButton);
+  ASSERT_TRUE(QTest::qWaitFor([&] { return done.count() == 2; }, 30000));
+  EXPECT_TRUE(done[1][2].toString().contains("head edit(s) are not applied")) << done[1][2].toString().toStdString();
+  window.headGrid()->resetAll();
+
   // A corrupted prompt of another length is a clear message, not a crash.
   QSignalSpy failed(window.session(), &SessionController::failed);
   panel->setRequest({"Lily had a red ball.", "Tim had a big red ball and a cat.", " Lily", " Tim", "resid-pos", "exact"});
