@@ -24,20 +24,25 @@ seed() {  # target, files...
   local d=$B/corpus/$1; shift
   if [ "${FUZZ_SHORT:-0}" = 1 ]; then rm -rf "$d"; fi
   mkdir -p "$d"
-  for f in "$@"; do [ -f "$f" ] && cp "$f" "$d/"; done
+  # Named by their path, so the many config.json seeds do not overwrite each other.
+  for f in "$@"; do [ -f "$f" ] && cp "$f" "$d/$(basename "$(dirname "$f")")_$(basename "$f")"; done
   echo "$d"
 }
 M=$SHARED/models
+# The reference models the main build's tests write (when they exist): quantised GGUF files of every
+# ggml type, GPT-2's GGUF layout, and a config.json of every family and rope_scaling type.
+REF=${HEADLAB_REFERENCE_DIR:-$ROOT/build/tests/ReferenceModels}
+REF_CONFIGS=$(ls "$REF"/{rope_*,qwen2,qwen3,olmo2,gemma,gemma2,gemma3_text,phi3,gpt_neox,gpt2,mistral}/config.json 2>/dev/null | grep -v _edited_ || true)
 declare -A SEEDS=(
   [safetensors]="$M/stories260k-hf/model.safetensors"
-  [gguf]="$M/stories260k/stories260K.gguf"
+  [gguf]="$M/stories260k/stories260K.gguf $REF/quants/stories260K_Q4_0.gguf $REF/quants/kquant_llama.gguf $REF/gpt2_gguf/gpt2.gguf"
   [llama2c]="$M/stories260k/stories260K.bin $M/stories260k/stories260K_v1.bin"
   [tokenizer_json]="$M/stories260k-hf/tokenizer.json"
   [llama2c_tokenizer]="$M/stories260k/tok512.bin"
   [sentencepiece]="$M/llama2-tokenizer/tokenizer.model"
   [gpt2_vocab]=""
   [trace]="$ROOT/fuzz/regressions/trace/*.h5"
-  [hf_config]="$M/stories260k-hf/config.json"
+  [hf_config]="$M/stories260k-hf/config.json $REF_CONFIGS"
 )
 # The config target loads its fuzzed config.json against real weights (a scratch copy of these).
 export HEADLAB_FUZZ_WEIGHTS=$M/stories260k-hf/model.safetensors

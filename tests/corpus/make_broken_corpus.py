@@ -89,8 +89,15 @@ hf("cfg_wrong_type", st_src, dict(cfg_src, hidden_size="64"), expect="key 'hidde
 hf("cfg_huge_context", st_src, dict(cfg_src, max_position_embeddings=5999999999999913),
    expect="n_ctx (max_position_embeddings) must be between 1 and 16777216, got 5999999999999913")
 # Keys that change the maths and are not implemented: refused by name, never ignored.
-hf("cfg_rope_dynamic", st_src, dict(cfg_src, rope_scaling={"rope_type": "dynamic", "factor": 2.0}),
-   expect="rope_type 'dynamic' is not implemented (implemented: default, linear, llama3, yarn)")
+hf("cfg_rope_unknown", st_src, dict(cfg_src, rope_scaling={"rope_type": "mrope", "factor": 2.0}),
+   expect="rope_type 'mrope' is not implemented (implemented: default, linear, llama3, yarn, dynamic, longrope)")
+hf("cfg_rope_longrope_short_list", st_src, dict(cfg_src, rope_scaling={"rope_type": "longrope", "factor": 2.0, "short_factor": [1.0],
+                                                                         "long_factor": [1.0, 2.0, 3.0, 4.0]}),
+   expect="short_factor and long_factor need one entry per rotary pair (4), got 1 and 4")
+hf("cfg_rope_longrope_zero_factor", st_src, dict(cfg_src, rope_scaling={"rope_type": "longrope", "factor": 2.0, "short_factor": [1.0] * 4,
+                                                                          "long_factor": [1.0, 0.0, 3.0, 4.0]}),
+   expect="short_factor and long_factor must be positive and finite")
+hf("cfg_rope_dynamic_no_factor", st_src, dict(cfg_src, rope_scaling={"rope_type": "dynamic"}), expect="rope_scaling: missing key 'factor'")
 hf("cfg_rope_llama3_incomplete", st_src, dict(cfg_src, rope_scaling={"rope_type": "llama3", "factor": 8.0}),
    expect="rope_scaling: missing key 'low_freq_factor'")
 hf("cfg_mlp_bias", st_src, dict(cfg_src, mlp_bias=True), expect="mlp_bias = true changes the computation and is not implemented")

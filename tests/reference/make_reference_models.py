@@ -294,14 +294,26 @@ def llama_from_embeddings(w, cfg, h):
     return llama_decoder(w, h, emb.cos(), emb.sin(), H, KV, dh, L, 1e-6, w["lm_head.weight"])
 
 
-def rope_inv_freq(dim, base, scaling, max_positions):
+def rope_inv_freq(dim, base, scaling, max_positions, length=0, original_max=None):
     """Inverse RoPE frequencies and the cos/sin scale, from the rope_scaling definitions of
-    transformers' modeling_rope_utils (linear, llama3, yarn), written out here independently."""
+    transformers' modeling_rope_utils (linear, llama3, yarn, dynamic, longrope), written out here
+    independently. length: the positions a forward covers (max(position_ids) + 1), which dynamic and
+    longrope read; original_max: the config's top-level original_max_position_embeddings (Phi-3)."""
     inv = 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.float64) / dim))
     if not scaling:
         return inv, 1.0
     kind = scaling.get("rope_type", scaling.get("type"))
+    if kind == "longrope":
+        old = original_max or max_positions
+        factor = max_positions / original_max if original_max else scaling["factor"]
+        mscale = scaling.get("attention_factor") or (1.0 if factor <= 1 else math.sqrt(1 + math.log(factor) / math.log(old)))
+        ext = torch.tensor(scaling["long_factor"] if length > old else scaling["short_factor"], dtype=torch.float64)
+        return inv / ext, mscale
     factor = scaling["factor"]
+    if kind == "dynamic":
+        if length > max_positions:  # NTK: the base grows with the length covered
+            base = base * (factor * length / max_positions - (factor - 1)) ** (dim / (dim - 2))
+        return 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.float64) / dim)), 1.0
     if kind == "linear":
         return inv / factor, 1.0
     if kind == "llama3":
@@ -337,15 +349,19 @@ def rope_inv_freq(dim, base, scaling, max_positions):
     raise ValueError(kind)
 
 
-def llama_scaled(scaling, model_type="llama", tie_in_lm_head=False):
+def llama_scaled(scaling, model_type="llama", tie_in_lm_head=False, C=128, original_max=None):
     """A LLaMA with d_head 16 (eight frequencies, so each rope_scaling regime moves some of them), or
-    with its tied matrix stored only as lm_head.weight (TinyStories-656K's layout)."""
-    D, H, KV, L, V, C, F = 64, 4, 2, 2, 60, 128, 48
+    with its tied matrix stored only as lm_head.weight (TinyStories-656K's layout). forward(ids,
+    lengths=None): lengths[p] is the length the forward that computed position p covered, so a KV-cache
+    decode (keys rotated when they were computed) can be written as one forward."""
+    D, H, KV, L, V, F = 64, 4, 2, 2, 60, 48
     dh = D // H
     cfg = {"model_type": model_type, "hidden_size": D, "intermediate_size": F, "num_hidden_layers": L,
            "num_attention_heads": H, "num_key_value_heads": KV, "vocab_size": V, "max_position_embeddings": C,
            "rms_norm_eps": 1e-6, "rope_theta": 10000.0, "hidden_act": "silu", "tie_word_embeddings": tie_in_lm_head,
            "rope_scaling": scaling}
+    if original_max:
+        cfg["original_max_position_embeddings"] = original_max
     w = {"model.norm.weight": 1 + rnd(D, s=0.1)}
     embed = rnd(V, D, s=1.0)
     w["lm_head.weight" if tie_in_lm_head else "model.embed_tokens.weight"] = embed
@@ -359,13 +375,15 @@ def llama_scaled(scaling, model_type="llama", tie_in_lm_head=False):
                   p + "mlp.gate_proj.weight": rnd(F, D), p + "mlp.up_proj.weight": rnd(F, D), p + "mlp.down_proj.weight": rnd(D, F)})
     unembed = embed if tie_in_lm_head else w["lm_head.weight"]
 
-    def forward(ids):
+    def forward(ids, lengths=None):
         T = ids.shape[0]
-        inv, mscale = rope_inv_freq(dh, 10000.0, scaling, C)
-        freqs = torch.outer(torch.arange(T, dtype=torch.float64), inv)
-        emb = torch.cat((freqs, freqs), dim=-1)
-        cos, sin = (emb.cos() * mscale).float(), (emb.sin() * mscale).float()
-        return llama_decoder(w, embed[ids], cos, sin, H, KV, dh, L, 1e-6, unembed)
+        cos, sin = [], []
+        for p in range(T):
+            inv, mscale = rope_inv_freq(dh, 10000.0, scaling, C, lengths[p] if lengths else T, original_max)
+            emb = torch.cat((p * inv, p * inv))
+            cos.append(emb.cos() * mscale)
+            sin.append(emb.sin() * mscale)
+        return llama_decoder(w, embed[ids], torch.stack(cos).float(), torch.stack(sin).float(), H, KV, dh, L, 1e-6, unembed)
 
     return cfg, w, forward, V
 
@@ -414,6 +432,15 @@ def main(out):
         for kind in ("Q8_0", "Q4_0"):
             quantize_gguf.main(os.path.join(shared, "models", "stories260k", "stories260K.gguf"),
                                os.path.join(out, "quants", "stories260K_%s.gguf" % kind), kind)
+    # Rope types whose frequencies follow the length (last, so the draws above stay as they were): the
+    # 24-token prompt runs past the original context of 16, half of it (the KV-cache test's prefill) does not.
+    factors = [1.0, 1.5, 2.0, 3.0, 5.0, 8.0, 13.0, 21.0]
+    length_dependent = (("rope_dynamic", {"rope_type": "dynamic", "factor": 4.0}, 16, None),
+                        ("rope_longrope", {"type": "longrope", "short_factor": [1.0 + 0.1 * i for i in range(8)], "long_factor": factors},
+                         64, 16))
+    for name, scaling, C, original in length_dependent:
+        cfg, weights, forward, V = llama_scaled(scaling, C=C, original_max=original)
+        write_reference(out, name, cfg, weights, forward, V, 24, decoded=True)
     print("reference models written to", out)
 
 
@@ -473,7 +500,9 @@ def real_model_references(shared, out):
                    "nanosort_pattern_shape": list(pattern.shape)}, f)
 
 
-def write_reference(out, name, cfg, weights, forward, V, T):
+def write_reference(out, name, cfg, weights, forward, V, T, decoded=False):
+    """decoded: also write the logits of KV-cache decoding (half the prompt at once, then one token per
+    step), for rope types whose frequencies follow the length, where those differ from the full forward."""
     d = os.path.join(out, name)
     os.makedirs(d, exist_ok=True)
     with open(os.path.join(d, "config.json"), "w") as f:
@@ -486,6 +515,10 @@ def write_reference(out, name, cfg, weights, forward, V, T):
     ref = {"arch": cfg["model_type"], "tokens": ids.tolist(), "shape": list(logits.shape), "logits": logits.flatten().tolist()}
     if patterns is not None:  # [layer, head, query, key]
         ref.update({"patterns": patterns.flatten().tolist(), "patterns_shape": list(patterns.shape)})
+    if decoded:
+        half = T // 2
+        with torch.no_grad():
+            ref["decoded_logits"] = forward(ids, [half] * half + list(range(half + 1, T + 1))).flatten().tolist()
     with open(os.path.join(d, "reference.json"), "w") as f:
         json.dump(ref, f)
 

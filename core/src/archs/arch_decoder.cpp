@@ -150,7 +150,7 @@ ModelConfig decoderConfigFromHf(const nlohmann::json& cfg, const std::string& wh
   c.gated_mlp = true;
   c.rope = RopeLayout::RotateHalf;
   c.rope_theta = optional<double>(cfg, "rope_theta", 10000.0, where);
-  c.rope_scaling = ropeScalingFromHf(cfg, c.n_ctx, where);
+  readRopeScalingFromHf(cfg, c, where);
   c.tied_embeddings = optional<bool>(cfg, "tie_word_embeddings", false, where);
   c.bos_token_id = optional<int64_t>(cfg, "bos_token_id", -1, where);
   c.eos_token_id = cfg.contains("eos_token_id") && cfg["eos_token_id"].is_number_integer() ? cfg["eos_token_id"].get<int64_t>() : -1;

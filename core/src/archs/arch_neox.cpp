@@ -23,7 +23,7 @@ ModelConfig neoxConfigFromHf(const nlohmann::json& cfg, const std::string& where
   c.rope = RopeLayout::RotateHalf;
   c.rotary_dim = static_cast<int64_t>(static_cast<double>(c.d_head) * optional<double>(cfg, "rotary_pct", 0.25, where));
   c.rope_theta = optional<double>(cfg, "rotary_emb_base", optional<double>(cfg, "rope_theta", 10000.0, where), where);
-  c.rope_scaling = ropeScalingFromHf(cfg, c.n_ctx, where);
+  readRopeScalingFromHf(cfg, c, where);
   c.parallel_residual = optional<bool>(cfg, "use_parallel_residual", true, where);
   c.tied_embeddings = optional<bool>(cfg, "tie_word_embeddings", false, where);
   c.bos_token_id = optional<int64_t>(cfg, "bos_token_id", -1, where);

@@ -7,7 +7,11 @@
 namespace headlab::arch {
 
 namespace {
-ModelConfig phi3ConfigFromHf(const nlohmann::json& cfg, const std::string& where) {
+ModelConfig phi3ConfigFromHf(const nlohmann::json& cfgIn, const std::string& where) {
+  // Phi3Config always has original_max_position_embeddings (4096 unless given), which longrope reads.
+  nlohmann::json cfg = cfgIn;
+  if (!cfg.contains("original_max_position_embeddings") || cfg["original_max_position_embeddings"].is_null())
+    cfg["original_max_position_embeddings"] = 4096;
   ModelConfig c = decoderConfigFromHf(cfg, where);
   refuseUnimplemented(cfg, {{"attention_bias", false, "attention biases"}}, where);
   c.act = activationFromHf(optional<std::string>(cfg, "hidden_act", "silu", where), where);

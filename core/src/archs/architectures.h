@@ -96,8 +96,9 @@ ModelConfig llamaConfigFromGguf(const nlohmann::json& meta, const TensorStore& s
 ModelConfig llamaConfigFromLlama2c(const Llama2cHeader& h);
 // GGUF tensor names; llama2.c tensors are given the same names by the reader.
 ModelWeights llamaWeightsFromGguf(ModelConfig& c, const TensorStore& store);
-// config.json's rope_scaling (null, default, linear, llama3 or yarn; others refused with their name).
-RopeScaling ropeScalingFromHf(const nlohmann::json& cfg, int64_t maxPositions, const std::string& where);
+// config.json's rope_scaling (null, default, linear, llama3, yarn, dynamic, longrope; others refused with
+// their name) into c.rope_scaling, read after c.n_ctx (max_position_embeddings); dynamic widens n_ctx.
+void readRopeScalingFromHf(const nlohmann::json& cfg, ModelConfig& c, const std::string& where);
 
 // LLaVA's CLIP tower and projector: arch_clip.cpp (loadLlava in vision_language.cpp puts them together).
 ModelConfig clipConfigFromHf(const nlohmann::json& visionConfig, VisionTowerConfig& v, const std::string& where);

@@ -44,11 +44,11 @@ void HookedTransformer::growRopeTables(int64_t positions) const {
   if (m_config.rope_local_theta > 0) std::tie(m_ropeLocalCos, m_ropeLocalSin) = ropeTables(positions, true);
 }
 
-std::pair<at::Tensor, at::Tensor> HookedTransformer::ropeTables(int64_t positions, bool local) const {
+std::pair<at::Tensor, at::Tensor> HookedTransformer::ropeTables(int64_t positions, bool local, int64_t length) const {
   const int64_t half = m_config.rotaryDim() / 2;
   std::vector<float> cosv(positions * half), sinv(positions * half);
-  const std::vector<float> inverseFrequencies = ropeInverseFrequencies(m_config, local);
-  // YaRN scales cos and sin (so q.k by its square); 1 for every other rope type and for local tables.
+  const std::vector<float> inverseFrequencies = ropeInverseFrequencies(m_config, local, length);
+  // YaRN and LongRope scale cos and sin (so q.k by its square); 1 for every other rope type and for local tables.
   const float scale = local && m_config.rope_local_theta > 0 ? 1.0f : static_cast<float>(m_config.rope_scaling.attention_factor);
   for (int64_t i = 0; i < half; ++i) {
     const float freq = inverseFrequencies[i];
@@ -99,8 +99,15 @@ at::Tensor HookedTransformer::rope(const at::Tensor& x, int64_t posOffset, bool 
   const int64_t T = x.size(1), rot = m_config.rotaryDim(), half = rot / 2;
   growRopeTables(posOffset + T);
   const bool ownLocal = local && m_config.rope_local_theta > 0;
-  at::Tensor c = (ownLocal ? m_ropeLocalCos : m_ropeCos).slice(0, posOffset, posOffset + T).view({1, T, 1, half}).to(x.scalar_type());
-  at::Tensor s = (ownLocal ? m_ropeLocalSin : m_ropeSin).slice(0, posOffset, posOffset + T).view({1, T, 1, half}).to(x.scalar_type());
+  at::Tensor cosTable = ownLocal ? m_ropeLocalCos : m_ropeCos, sinTable = ownLocal ? m_ropeLocalSin : m_ropeSin;
+  const RopeScaling& scaling = m_config.rope_scaling;
+  if (!ownLocal && scaling.dependsOnLength() && posOffset + T > scaling.original_max_positions) {
+    // Dynamic / LongRope past the original context: this forward's frequencies follow its length, as
+    // transformers' rotary module recomputes them per call; keys already in a KV cache keep theirs.
+    std::tie(cosTable, sinTable) = ropeTables(posOffset + T, false, posOffset + T);
+  }
+  at::Tensor c = cosTable.slice(0, posOffset, posOffset + T).view({1, T, 1, half}).to(x.scalar_type());
+  at::Tensor s = sinTable.slice(0, posOffset, posOffset + T).view({1, T, 1, half}).to(x.scalar_type());
   at::Tensor xr = x.slice(-1, 0, rot);
   at::Tensor out;
   if (m_config.rope == RopeLayout::Interleaved) {

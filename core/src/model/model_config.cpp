@@ -36,6 +36,17 @@ void ModelConfig::validate(const std::string& where) const {
             "rope_scaling.high_freq_factor must exceed low_freq_factor");
     require(rope_scaling.kind == RopeScalingKind::Linear || rope_scaling.original_max_positions > 0,
             "rope_scaling.original_max_position_embeddings must be positive");
+    if (rope_scaling.kind == RopeScalingKind::LongRope) {
+      const size_t pairs = static_cast<size_t>(rotaryDim() / 2);
+      require(rope_scaling.short_factor.size() == pairs && rope_scaling.long_factor.size() == pairs,
+              "rope_scaling short_factor and long_factor need one entry per rotary pair (" + std::to_string(pairs) + "), got " +
+                  std::to_string(rope_scaling.short_factor.size()) + " and " + std::to_string(rope_scaling.long_factor.size()));
+      for (const auto* list : {&rope_scaling.short_factor, &rope_scaling.long_factor})
+        for (double f : *list) require(f > 0 && std::isfinite(f), "rope_scaling short_factor and long_factor must be positive and finite");
+    }
+    require(rope_scaling.kind != RopeScalingKind::Dynamic || rotaryDim() > 2, "dynamic rope_scaling needs a rotary dimension above 2");
+    require(rope_scaling.attention_factor > 0 && std::isfinite(rope_scaling.attention_factor),
+            "rope_scaling attention factor must be positive and finite, got " + std::to_string(rope_scaling.attention_factor));
   }
   require(sliding_window >= 0, "sliding_window must be >= 0, got " + std::to_string(sliding_window));
   require(sliding_layers.empty() || static_cast<int64_t>(sliding_layers.size()) == n_layers,
@@ -44,17 +55,31 @@ void ModelConfig::validate(const std::string& where) const {
   require(attn_softcap >= 0 && final_softcap >= 0 && attn_scale >= 0, "soft-caps and the attention scale must be >= 0");
 }
 
-std::vector<float> ropeInverseFrequencies(const ModelConfig& c, bool local) {
+std::vector<float> ropeInverseFrequencies(const ModelConfig& c, bool local, int64_t length) {
   const int64_t half = c.rotaryDim() / 2;
   const bool ownLocal = local && c.rope_local_theta > 0;
-  const float theta = static_cast<float>(ownLocal ? c.rope_local_theta : c.rope_theta);
   const RopeScaling s = ownLocal ? RopeScaling{} : c.rope_scaling;
+  const bool beyondOriginal = s.dependsOnLength() && length > s.original_max_positions;
+  double base = ownLocal ? c.rope_local_theta : c.rope_theta;
+  if (s.kind == RopeScalingKind::Dynamic && beyondOriginal) {
+    // NTK-aware: the base grows with the length covered (transformers' _compute_dynamic_ntk_parameters).
+    const double dim = static_cast<double>(2 * half);
+    base *= std::pow(s.factor * static_cast<double>(length) / static_cast<double>(s.original_max_positions) - (s.factor - 1), dim / (dim - 2));
+  }
+  const float theta = static_cast<float>(base);
   const float factor = static_cast<float>(s.factor);
   std::vector<float> inv(half);
   for (int64_t i = 0; i < half; ++i)
     inv[i] = 1.0f / std::pow(theta, static_cast<float>(2 * i) / static_cast<float>(2 * half));
   switch (s.kind) {
     case RopeScalingKind::None: break;
+    case RopeScalingKind::Dynamic: break;  // the base above
+    case RopeScalingKind::LongRope: {
+      const std::vector<double>& ext = beyondOriginal ? s.long_factor : s.short_factor;
+      for (int64_t i = 0; i < half; ++i)
+        inv[i] = 1.0f / (static_cast<float>(ext[i]) * std::pow(theta, static_cast<float>(2 * i) / static_cast<float>(2 * half)));
+      break;
+    }
     case RopeScalingKind::Linear:
       for (float& f : inv) f /= factor;
       break;
@@ -120,6 +145,8 @@ const char* toString(RopeScalingKind k) {
     case RopeScalingKind::Linear: return "linear";
     case RopeScalingKind::Llama3: return "llama3";
     case RopeScalingKind::Yarn: return "yarn";
+    case RopeScalingKind::Dynamic: return "dynamic";
+    case RopeScalingKind::LongRope: return "longrope";
   }
   return "?";
 }
@@ -155,6 +182,7 @@ nlohmann::json configToJson(const ModelConfig& c) {
   // Keys that only appear when they apply, so configs without them print as before.
   if (c.rope_scaling.kind != RopeScalingKind::None)
     j["rope_scaling"] = {{"type", toString(c.rope_scaling.kind)}, {"factor", c.rope_scaling.factor}};
+  if (c.rope_scaling.dependsOnLength()) j["rope_scaling"]["original_max_position_embeddings"] = c.rope_scaling.original_max_positions;
   if (c.sliding_window > 0 && !c.sliding_layers.empty()) {
     std::vector<int64_t> layers;
     for (int64_t l = 0; l < c.n_layers; ++l)

@@ -68,7 +68,8 @@ class HookedTransformer {
   at::Tensor rope(const at::Tensor& x, int64_t posOffset, bool local = false) const;
   // Extends the RoPE tables to cover `positions` (at most n_ctx).
   void growRopeTables(int64_t positions) const;
-  std::pair<at::Tensor, at::Tensor> ropeTables(int64_t positions, bool local) const;  // cos, sin [positions, rotary_dim / 2]
+  // cos, sin [positions, rotary_dim / 2]; length: see ropeInverseFrequencies (0: within the original context)
+  std::pair<at::Tensor, at::Tensor> ropeTables(int64_t positions, bool local, int64_t length = 0) const;
   static constexpr int64_t kInitialRopePositions = 4096;
   at::Tensor attention(int layer, const at::Tensor& x, KvCache* cache, int64_t posOffset, bool lastRowOnly = false);
   at::Tensor mlp(int layer, const at::Tensor& x, int64_t posOffset);

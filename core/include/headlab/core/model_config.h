@@ -20,15 +20,23 @@ enum class QkNorm { None, PerHead, Projection };
 // RoPE frequency scaling (config.json's rope_scaling), as transformers' modeling_rope_utils defines it.
 // Linear divides every frequency by `factor`; Llama3 divides the low frequencies, keeps the high ones and
 // blends in between; Yarn blends per frequency between original and divided (beta_fast/beta_slow
-// rotations) and multiplies cos and sin by attention_factor. Other rope types are refused on load.
-enum class RopeScalingKind { None, Linear, Llama3, Yarn };
+// rotations) and multiplies cos and sin by attention_factor. Dynamic (NTK) and LongRope depend on the
+// length of the sequence a forward covers: past original_max_positions, Dynamic raises the base with
+// the length and LongRope switches from short_factor to long_factor (and LongRope scales cos and sin by
+// attention_factor at every length). Other rope types are refused on load.
+enum class RopeScalingKind { None, Linear, Llama3, Yarn, Dynamic, LongRope };
 struct RopeScaling {
   RopeScalingKind kind = RopeScalingKind::None;
   double factor = 1.0;
   double low_freq_factor = 1.0, high_freq_factor = 4.0;  // llama3
   int64_t original_max_positions = 0;                     // llama3 and yarn
   double beta_fast = 32.0, beta_slow = 1.0;               // yarn
-  double attention_factor = 1.0;                          // yarn: scales cos and sin
+  double attention_factor = 1.0;                          // yarn, longrope: scales cos and sin
+  std::vector<double> short_factor, long_factor;          // longrope: one divisor per rotary pair
+
+  // Dynamic and LongRope: the frequencies of a forward covering `length` positions differ from those
+  // of a shorter one once length exceeds original_max_positions.
+  bool dependsOnLength() const { return kind == RopeScalingKind::Dynamic || kind == RopeScalingKind::LongRope; }
 };
 
 struct ModelConfig {
@@ -89,6 +97,9 @@ const char* toString(RopeScalingKind k);
 // Per rotary pair i (rotaryDim() / 2 of them): the inverse frequency after rope_scaling, in float32
 // as transformers and llama2.c compute it.
 // local: the sliding layers' frequencies (rope_local_theta, no scaling) where the model has them.
-std::vector<float> ropeInverseFrequencies(const ModelConfig& c, bool local = false);
+// length: the number of positions the forward covers (its last position + 1), which Dynamic and
+// LongRope scaling read as transformers does (`max(position_ids) + 1`); 0 for the frequencies within
+// the original context.
+std::vector<float> ropeInverseFrequencies(const ModelConfig& c, bool local = false, int64_t length = 0);
 
 }  // namespace headlab
