@@ -24,6 +24,7 @@
 #include "shared_path.h"
 #include "tensor_assert.h"
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
@@ -36,7 +37,10 @@ TEST_P(ReferenceForwardTest, LogitsMatchTheIndependentForward) {
   ASSERT_NE(dir, nullptr) << "run through ctest (the MakeReferenceModels fixture writes the models)";
   const std::string folder = std::string(dir) + "/" + GetParam();
   c10::InferenceMode guard;
-  LoadedModel m = loadModel(folder);
+  // <family>_gguf folders hold the family in llama.cpp's layout too (model.gguf): that file is the one tested.
+  const bool gguf = std::filesystem::exists(folder + "/model.gguf");
+  LoadedModel m = loadModel(gguf ? folder + "/model.gguf" : folder);
+  EXPECT_EQ(m.format, gguf ? "gguf" : "hf");
   auto ref = readJsonFile(folder + "/reference.json");
   EXPECT_EQ(m.model->config().arch, ref.value("arch", GetParam()));
   auto tokens = ref["tokens"].get<std::vector<int64_t>>();
@@ -73,10 +77,13 @@ TEST_P(ReferenceForwardTest, LogitsMatchTheIndependentForward) {
 // which the 24-token prompt passes and the KV-cache test's prefill does not); tied_in_lm_head: a tied matrix stored only as lm_head.weight; the
 // families of tests/reference/families.py with every quirk on (sliding windows shorter than the
 // prompt, soft-capping that bites, local RoPE bases, partial rotary, fused and per-head-interleaved
-// projections), logits and every layer's pattern.
+// projections), logits and every layer's pattern; <family>_gguf: the same families converted to
+// llama.cpp's GGUF layout by tests/reference/quantize_gguf.py (family_hf_to_gguf), with the quirks a
+// GGUF carries (Qwen3 without sliding, Gemma 2/3's query scale 1/sqrt(head_dim)).
 INSTANTIATE_TEST_SUITE_P(Architectures, ReferenceForwardTest,
                          ::testing::Values("gpt2", "mistral", "qwen2", "rope_linear", "rope_llama3", "rope_yarn", "rope_dynamic", "rope_longrope", "tied_in_lm_head",
-                                           "qwen3", "olmo2", "gemma", "gemma2", "gemma3_text", "phi3", "gpt_neox"));
+                                           "qwen3", "olmo2", "gemma", "gemma2", "gemma3_text", "phi3", "gpt_neox", "qwen3_gguf",
+                                           "olmo2_gguf", "gemma_gguf", "gemma2_gguf", "gemma3_text_gguf", "phi3_gguf", "gpt_neox_gguf"));
 
 namespace {
 // A copy of a reference folder with config.json keys replaced.
@@ -318,6 +325,54 @@ namespace headlab {
 
 // GPT-2 from GGUF, written as llama.cpp's converter writes it (transposed Conv1D matrices, its tensor
 // names, gpt2.* keys): the same logits as the Hugging Face reference.
+// Gemma in bfloat16: the RMSNorm scale 1 + w is formed in float32 from the stored bfloat16 w, as
+// transformers' GemmaRMSNorm does (it used to be baked in at load and rounded to bfloat16 once more).
+TEST(ArchitectureConfigTest, GemmaNormScaleIsOnePlusWInFloat32UnderBfloat16) {
+  c10::InferenceMode guard;
+  const std::string folder = std::string(std::getenv("HEADLAB_REFERENCE_DIR")) + "/gemma2";
+  LoadOptions bf16;
+  bf16.dtype = "bfloat16";
+  LoadedModel m = loadModel(folder, bf16);
+  EXPECT_EQ(m.model->config().norm_weight_offset, 1.0);
+  const at::Tensor w = m.model->weights().layers[0].ln1_w;
+  ASSERT_EQ(w.scalar_type(), at::kBFloat16);
+  at::Tensor residPre, normalized;
+  std::vector<HookHandle> hooks;
+  hooks.push_back(m.model->hooks().add(m.model->hooks().idOf(0, LayerHook::ResidPre), [&](at::Tensor& t, const HookContext&) { residPre = t.clone(); }));
+  hooks.push_back(m.model->hooks().add(m.model->hooks().idOf(0, LayerHook::Ln1Normalized), [&](at::Tensor& t, const HookContext&) { normalized = t.clone(); }));
+  m.model->forward(at::arange(12, at::kLong).unsqueeze(0));
+  const at::Tensor x = residPre.to(at::kFloat);
+  const at::Tensor expected = (x * at::rsqrt(x.pow(2).mean(-1, true) + m.model->config().norm_eps) * (w.to(at::kFloat) + 1.0)).to(at::kBFloat16);
+  EXPECT_TRUE(at::equal(normalized, expected)) << "max |diff| " << (normalized.to(at::kFloat) - expected.to(at::kFloat)).abs().max().item<float>();
+  // The old way (1 + w rounded to bfloat16 first) differs on this model.
+  const at::Tensor rounded = (x * at::rsqrt(x.pow(2).mean(-1, true) + m.model->config().norm_eps) * (w + 1).to(at::kFloat)).to(at::kBFloat16);
+  EXPECT_FALSE(at::equal(rounded, expected));
+}
+
+// Phi-3's LongRoPE in llama.cpp's layout (factors as rope_factors_long/short tensors, the original
+// context and attention factor as keys) gives the Hugging Face folder's logits, past the original context.
+TEST(GgufLayoutTest, Phi3LongRopeFromGgufMatchesTheHuggingFaceFolder) {
+  c10::InferenceMode guard;
+  const std::string dir = std::string(std::getenv("HEADLAB_REFERENCE_DIR")) + "/phi3_longrope";
+  LoadedModel hf = loadModel(dir), gguf = loadModel(dir + "/model.gguf");
+  const RopeScaling &a = hf.model->config().rope_scaling, &b = gguf.model->config().rope_scaling;
+  ASSERT_EQ(b.kind, RopeScalingKind::LongRope);
+  EXPECT_EQ(b.original_max_positions, 16);
+  ASSERT_EQ(b.long_factor.size(), 4u);
+  ASSERT_EQ(b.short_factor.size(), 4u);
+  for (size_t i = 0; i < 4; ++i) {  // GGUF holds them as float32, which is what the forward uses
+    EXPECT_FLOAT_EQ(static_cast<float>(b.long_factor[i]), static_cast<float>(a.long_factor[i]));
+    EXPECT_FLOAT_EQ(static_cast<float>(b.short_factor[i]), static_cast<float>(a.short_factor[i]));
+  }
+  EXPECT_NEAR(b.attention_factor, a.attention_factor, 1e-6);
+  EXPECT_NEAR(a.attention_factor, std::sqrt(1 + std::log(4.0) / std::log(16.0)), 1e-9);
+  at::Tensor tokens = at::arange(24, at::kLong).remainder(hf.model->config().d_vocab).unsqueeze(0);
+  test::expectTensorClose(gguf.model->forward(tokens), hf.model->forward(tokens), 1e-5, "Phi-3 LongRoPE, GGUF vs Hugging Face");
+  // Within the original context the short factors apply: a 12-token prompt's logits differ from the
+  // first 12 rows of the 24-token run (which used the long ones).
+  EXPECT_GT((hf.model->forward(tokens.slice(1, 0, 12)) - hf.model->forward(tokens).slice(1, 0, 12)).abs().max().item<float>(), 1e-3);
+}
+
 TEST(GgufLayoutTest, Gpt2FromGgufMatchesTheReference) {
   c10::InferenceMode guard;
   const std::string dir = std::getenv("HEADLAB_REFERENCE_DIR");

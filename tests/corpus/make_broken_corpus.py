@@ -142,6 +142,55 @@ norm_type = gguf_src.find(norm_name) + len(norm_name) + 4 + 8  # after n_dims (u
 gguf("gguf_quant_partial_block", gguf_src[:norm_type] + struct.pack("<I", 12) + gguf_src[norm_type + 4:],
      "Q4_K tensor has 64 elements, not a multiple of 256")
 
+# The new families' GGUF layouts: stories260K's file retargeted to another general.architecture (its
+# llama.* keys renamed), and tiny files with one key or tensor that the family's reader refuses.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference"))
+import numpy as np
+import quantize_gguf
+
+
+def retarget(arch, extra_keys=None):
+    r = quantize_gguf.Reader(gguf_src)
+    magic, version, n_tensors, n_kv = r.take("<4s"), r.take("<I"), r.take("<Q"), r.take("<Q")
+    kv = []
+    for _ in range(n_kv):
+        key = r.string().decode()
+        t = r.take("<I")
+        raw = r.value(t)
+        if key == "general.architecture":
+            raw = struct.pack("<Q", len(arch)) + arch.encode()
+        kv.append((key.replace("llama.", arch + ".", 1) if key.startswith("llama.") else key, t, raw))
+    for key, (t, v) in (extra_keys or {}).items():
+        kv.append((key, t, struct.pack(quantize_gguf.SCALAR[t], v)))
+    head = magic + struct.pack("<IQQ", version, n_tensors, len(kv))
+    head += b"".join(struct.pack("<Q", len(k)) + k.encode() + struct.pack("<I", t) + raw for k, t, raw in kv)
+    return head + gguf_src[r.p:]
+
+
+gguf("gguf_qwen3_missing_q_norm", retarget("qwen3"), "missing tensor 'blk.0.attn_q_norm.weight'")
+gguf("gguf_gemma2_missing_post_norm", retarget("gemma2"), "missing tensor 'blk.0.post_attention_norm.weight'")
+gguf("gguf_olmo2_sliding", retarget("olmo2", {"olmo2.attention.sliding_window": (4, 4)}),
+     "olmo2.attention.sliding_window (OLMo-3's sliding layers) is not implemented")
+gguf("gguf_gemma3_zero_pattern", retarget("gemma3", {"gemma3.attention.sliding_window": (4, 4), "gemma3.attention.sliding_window_pattern": (4, 0)}),
+     "gemma3.attention.sliding_window_pattern must be positive, got 0")
+gguf("gguf_gptneox_no_layernorm_eps", retarget("gptneox"), "missing key 'gptneox.attention.layer_norm_epsilon'")
+gguf("gguf_value_length", retarget("qwen3", {"qwen3.attention.key_length": (4, 8), "qwen3.attention.value_length": (4, 16)}),
+     "qwen3.attention.value_length 16 differs from key_length 8 (not implemented)")
+
+
+def tiny(arch, tensors):
+    """A GGUF holding only the tensors the reader needs before it refuses the file."""
+    meta = {"general.architecture": (8, arch), arch + ".embedding_length": (4, 8), arch + ".feed_forward_length": (4, 16),
+            arch + ".block_count": (4, 1), arch + ".attention.head_count": (4, 2), arch + ".context_length": (4, 64)}
+    tensors = dict(tensors, **{"token_embd.weight": np.zeros((10, 8), "<f4")})
+    return quantize_gguf.gguf_bytes(meta, [(n, list(reversed(x.shape)), 0, x.tobytes()) for n, x in tensors.items()])
+
+
+gguf("gguf_llama_rope_factors", tiny("llama", {"rope_factors_long.weight": np.ones(2, "<f4")}),
+     "tensors 'rope_factors_long/short.weight' (LongRoPE) are implemented for phi3 only, not llama")
+gguf("gguf_phi3_one_rope_factor", tiny("phi3", {"rope_factors_long.weight": np.ones(2, "<f4")}),
+     "rope_factors_long.weight and rope_factors_short.weight come together")
+
 # --- llama2.c ---
 def l2c(name, data, expect):
     case(name, "model", write(name + ".bin", data), expect)

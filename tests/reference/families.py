@@ -35,8 +35,10 @@ def gelu_tanh(x):
     return 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
 
 
-def make(family):
-    """(config, weights, forward) for one family; forward(ids) -> (logits [T, V], patterns [L, H, T, T])."""
+def make(family, gguf=False):
+    """(config, weights, forward) for one family; forward(ids) -> (logits [T, V], patterns [L, H, T, T]).
+    gguf: only the quirks a llama.cpp GGUF can carry (Qwen3 without its sliding window, Gemma 2/3 with
+    query_pre_attn_scalar = head_dim, the value llama.cpp assumes below the 27B models)."""
     D, H, KV, L, V, C, Fd = 64, 4, 2, 3, 80, 128, 96
     dh = 16
     cfg = {"model_type": family, "hidden_size": D, "intermediate_size": Fd, "num_hidden_layers": L,
@@ -51,16 +53,22 @@ def make(family):
         dh = 24  # head_dim decoupled from hidden_size / heads
         cfg.update({"head_dim": dh, "use_sliding_window": True, "sliding_window": 5, "max_window_layers": 1})
         window, sliding, rot, scale = 5, [l >= 1 for l in range(L)], dh, dh ** -0.5
+        if gguf:
+            cfg["use_sliding_window"], window, sliding = False, None, [False] * L
     if family in ("gemma", "gemma2", "gemma3_text"):
         cfg.update({"head_dim": dh, "tie_word_embeddings": True, "hidden_activation": "gelu_pytorch_tanh", "hidden_act": "gelu"})
         plus_one = True
     if family == "gemma2":
         cfg.update({"query_pre_attn_scalar": 24, "attn_logit_softcapping": 2.0, "final_logit_softcapping": 10.0, "sliding_window": 4})
         scale, attn_cap, final_cap, window, sliding = 24 ** -0.5, 2.0, 10.0, 4, [l % 2 == 0 for l in range(L)]
+        if gguf:
+            cfg["query_pre_attn_scalar"], scale = dh, dh ** -0.5
     if family == "gemma3_text":
         cfg.update({"query_pre_attn_scalar": 20, "sliding_window": 4, "sliding_window_pattern": 3, "rope_theta": 1e6,
                     "rope_local_base_freq": 100.0, "rope_scaling": {"rope_type": "linear", "factor": 2.0}})
         scale, window, sliding, local_base = 20 ** -0.5, 4, [(l + 1) % 3 != 0 for l in range(L)], 100.0
+        if gguf:
+            cfg["query_pre_attn_scalar"], scale = dh, dh ** -0.5
     if family == "phi3":
         cfg.update({"partial_rotary_factor": 0.5, "sliding_window": 6})
         rot, window, sliding = dh // 2, 6, [True] * L

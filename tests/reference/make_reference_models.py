@@ -441,6 +441,23 @@ def main(out):
     for name, scaling, C, original in length_dependent:
         cfg, weights, forward, V = llama_scaled(scaling, C=C, original_max=original)
         write_reference(out, name, cfg, weights, forward, V, 24, decoded=True)
+    # Every family in llama.cpp's GGUF layout, written by a converter of its own from convert_hf_to_gguf's
+    # rules, next to the HF folder it came from: the same reference logits from either file.
+    for name in families.FAMILIES:
+        cfg, weights, forward, V = families.make(name, gguf=True)
+        write_reference(out, name + "_gguf", cfg, weights, lambda ids, f=forward: f(ids), V, 24)
+        quantize_gguf.family_hf_to_gguf(os.path.join(out, name + "_gguf"), os.path.join(out, name + "_gguf", "model.gguf"))
+    # Phi-3 with LongRoPE (factors past an original context of 16), in both layouts: GGUF keeps the
+    # factors as tensors. The test compares the two loads; the HF maths is checked by rope_longrope.
+    cfg, weights, _, _ = families.make("phi3", gguf=True)
+    cfg.update({"max_position_embeddings": 64, "original_max_position_embeddings": 16,
+                "rope_scaling": {"type": "longrope", "short_factor": [1.0, 1.2, 1.4, 1.6], "long_factor": [1.0, 2.0, 4.0, 8.0]}})
+    d = os.path.join(out, "phi3_longrope")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump(cfg, f)
+    save_safetensors(os.path.join(d, "model.safetensors"), weights)
+    quantize_gguf.family_hf_to_gguf(d, os.path.join(d, "model.gguf"))
     print("reference models written to", out)
 
 

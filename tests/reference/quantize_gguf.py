@@ -1,7 +1,7 @@
 """Rewrites a GGUF file with its 2-D float32 weights quantised to Q8_0 or Q4_0 (ggml's reference
 round-to-nearest quantisers, quantize_row_q8_0_ref / quantize_row_q4_0_ref), rows that are not whole
 blocks kept in F32 as llama.cpp does. Usage: quantize_gguf.py IN.gguf OUT.gguf Q8_0|Q4_0"""
-import struct, sys
+import math, struct, sys
 import numpy as np
 
 SCALAR = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
@@ -196,3 +196,110 @@ def gpt2_hf_to_gguf(folder, out_path):
             "gpt2.attention.head_count": (4, cfg["n_head"]), "gpt2.attention.layer_norm_epsilon": (6, cfg["layer_norm_epsilon"])}
     with open(out_path, "wb") as f:
         f.write(gguf_bytes(meta, [(n, list(reversed(t.shape)), 0, np.ascontiguousarray(t, dtype="<f4").tobytes()) for n, t in out]))
+
+
+def _read_safetensors_f32(path):
+    import json
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        data = f.read()
+    out = {}
+    for name, e in header.items():
+        if name != "__metadata__":
+            a, b = e["data_offsets"]
+            out[name] = np.frombuffer(data[a:b], dtype="<f4").reshape(e["shape"])
+    return out
+
+
+# Hugging Face layer tensor names (after model.layers.{l}.) -> llama.cpp's (after blk.{l}.), from
+# gguf-py's tensor_mapping for each family's MODEL_ARCH tensor list.
+_DECODER_NAMES = {"input_layernorm": "attn_norm", "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k",
+                  "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output", "self_attn.q_norm": "attn_q_norm",
+                  "self_attn.k_norm": "attn_k_norm", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
+                  "mlp.down_proj": "ffn_down", "self_attn.qkv_proj": "attn_qkv", "mlp.gate_up_proj": "ffn_up"}
+
+
+def family_hf_to_gguf(folder, out_path):
+    """A Hugging Face folder of qwen3, olmo2, gemma, gemma2, gemma3_text, phi3 or gpt_neox written as
+    llama.cpp's convert_hf_to_gguf.py writes it (read from its model classes, not copied):
+    - names from gguf-py's tensor mapping; post_attention_layernorm is ffn_norm in Qwen3/Phi-3 but
+      post_attention_norm in Gemma 2/3 and OLMo-2, whose pre_feedforward_layernorm is ffn_norm;
+    - Gemma: every *norm.weight stored plus one, no lm_head (tied), query_pre_attn_scalar not written;
+      Gemma 3: rope.freq_base_swa from rope_local_base_freq; sliding_window_pattern is written only when
+      it is not llama.cpp's default of 6 (the converter never writes it; llama.cpp reads it when present);
+    - Phi-3: qkv_proj and gate_up_proj kept fused (attn_qkv, ffn_up), rope.dimension_count =
+      int(partial_rotary_factor * hidden) // heads, sliding_window, LongRoPE factors as tensors;
+    - GPT-NeoX: query_key_value's per-head [q, k, v] rows regrouped into q | k | v blocks."""
+    import json, os
+    cfg = json.load(open(os.path.join(folder, "config.json")))
+    t = _read_safetensors_f32(os.path.join(folder, "model.safetensors"))
+    mt = cfg["model_type"]
+    arch = {"gemma3_text": "gemma3", "gpt_neox": "gptneox"}.get(mt, mt)
+    D, H, L = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_hidden_layers"]
+    k = lambda s: arch + "." + s
+    meta = {"general.architecture": (8, arch), k("context_length"): (4, cfg["max_position_embeddings"]), k("embedding_length"): (4, D),
+            k("block_count"): (4, L), k("feed_forward_length"): (4, cfg["intermediate_size"]), k("attention.head_count"): (4, H)}
+    out = []
+    if mt == "gpt_neox":
+        dh = D // H
+        meta.update({k("rope.dimension_count"): (4, int(cfg["rotary_pct"] * dh)), k("use_parallel_residual"): (7, cfg.get("use_parallel_residual", True)),
+                     k("attention.layer_norm_epsilon"): (6, cfg["layer_norm_eps"]), k("rope.freq_base"): (6, float(cfg.get("rotary_emb_base", 10000)))})
+        out += [("token_embd.weight", t["gpt_neox.embed_in.weight"]), ("output_norm.weight", t["gpt_neox.final_layer_norm.weight"]),
+                ("output_norm.bias", t["gpt_neox.final_layer_norm.bias"]), ("output.weight", t["embed_out.weight"])]
+        names = {"input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm", "attention.dense": "attn_output",
+                 "mlp.dense_h_to_4h": "ffn_up", "mlp.dense_4h_to_h": "ffn_down"}
+        for l in range(L):
+            p = f"gpt_neox.layers.{l}."
+            for hf, gg in names.items():
+                out += [(f"blk.{l}.{gg}.weight", t[p + hf + ".weight"]), (f"blk.{l}.{gg}.bias", t[p + hf + ".bias"])]
+            w = t[p + "attention.query_key_value.weight"].reshape(H, 3, dh, D)
+            b = t[p + "attention.query_key_value.bias"].reshape(H, 3, dh)
+            out += [(f"blk.{l}.attn_qkv.weight", np.concatenate([w[:, i].reshape(-1, D) for i in range(3)])),
+                    (f"blk.{l}.attn_qkv.bias", np.concatenate([b[:, i].reshape(-1) for i in range(3)]))]
+    else:
+        meta.update({k("attention.head_count_kv"): (4, cfg.get("num_key_value_heads", H)), k("attention.layer_norm_rms_epsilon"): (6, cfg["rms_norm_eps"]),
+                     k("rope.freq_base"): (6, float(cfg.get("rope_theta", 10000.0)))})
+        if "head_dim" in cfg:
+            meta.update({k("attention.key_length"): (4, cfg["head_dim"]), k("attention.value_length"): (4, cfg["head_dim"])})
+        gemma = mt.startswith("gemma")
+        post = mt in ("gemma2", "gemma3_text", "olmo2")
+        if mt == "gemma2":
+            meta.update({k("attn_logit_softcapping"): (6, cfg["attn_logit_softcapping"]), k("final_logit_softcapping"): (6, cfg["final_logit_softcapping"]),
+                         k("attention.sliding_window"): (4, cfg["sliding_window"])})
+        if mt == "gemma3_text":
+            meta[k("attention.sliding_window")] = (4, cfg["sliding_window"])
+            meta[k("rope.freq_base_swa")] = (6, float(cfg.get("rope_local_base_freq", 10000.0)))
+            if cfg.get("sliding_window_pattern", 6) != 6:
+                meta[k("attention.sliding_window_pattern")] = (4, cfg["sliding_window_pattern"])
+            if cfg.get("final_logit_softcapping"):
+                meta[k("final_logit_softcapping")] = (6, cfg["final_logit_softcapping"])
+        scaling = cfg.get("rope_scaling") or {}
+        if scaling.get("rope_type", scaling.get("type")) == "linear":
+            meta.update({k("rope.scaling.type"): (8, "linear"), k("rope.scaling.factor"): (6, scaling["factor"])})
+        if mt == "phi3":
+            dims = int(cfg.get("partial_rotary_factor", 1.0) * D) // H
+            meta.update({k("rope.dimension_count"): (4, dims), k("attention.sliding_window"): (4, cfg.get("sliding_window") or 0),
+                         k("rope.scaling.original_context_length"): (4, cfg.get("original_max_position_embeddings", 4096))})
+            if scaling.get("rope_type", scaling.get("type")) in ("longrope", "su"):
+                orig = cfg.get("original_max_position_embeddings", 4096)
+                s = cfg["max_position_embeddings"] / orig
+                meta[k("rope.scaling.attn_factor")] = (6, math.sqrt(1 + math.log(s) / math.log(orig)) if s > 1 else 1.0)
+                out += [("rope_factors_long.weight", np.array(scaling["long_factor"], dtype="<f4")),
+                        ("rope_factors_short.weight", np.array(scaling["short_factor"], dtype="<f4"))]
+        plus = (lambda n, x: x + 1 if n.endswith("norm.weight") else x) if gemma else (lambda n, x: x)
+        out += [("token_embd.weight", t["model.embed_tokens.weight"]), ("output_norm.weight", plus("norm.weight", t["model.norm.weight"]))]
+        if "lm_head.weight" in t and not gemma:
+            out.append(("output.weight", t["lm_head.weight"]))
+        names = dict(_DECODER_NAMES)
+        names["post_attention_layernorm"] = "post_attention_norm" if post else "ffn_norm"
+        names["pre_feedforward_layernorm"] = "ffn_norm"
+        names["post_feedforward_layernorm"] = "post_ffw_norm"
+        for name, x in t.items():
+            if not name.startswith("model.layers."):
+                continue
+            l, rest = name[len("model.layers."):].split(".", 1)
+            module, kind = rest.rsplit(".", 1)
+            out.append((f"blk.{l}.{names[module]}.{kind}", plus(name, x)))
+    with open(out_path, "wb") as f:
+        f.write(gguf_bytes(meta, [(n, list(reversed(x.shape)), 0, np.ascontiguousarray(x, dtype="<f4").tobytes()) for n, x in out]))

@@ -41,16 +41,25 @@ DecoderNames hfDecoderNames() {
   return n;
 }
 
+DecoderNames ggufDecoderNames() {
+  DecoderNames n;
+  n.embed = "token_embd.weight", n.finalNorm = "output_norm.weight", n.output = "output.weight";
+  n.ln1 = "blk.{}.attn_norm.weight", n.ln2 = "blk.{}.ffn_norm.weight";
+  n.q = "blk.{}.attn_q.weight", n.k = "blk.{}.attn_k.weight", n.v = "blk.{}.attn_v.weight", n.o = "blk.{}.attn_output.weight";
+  n.qBias = "blk.{}.attn_q.bias", n.kBias = "blk.{}.attn_k.bias", n.vBias = "blk.{}.attn_v.bias", n.oBias = "blk.{}.attn_output.bias";
+  n.gate = "blk.{}.ffn_gate.weight", n.up = "blk.{}.ffn_up.weight", n.down = "blk.{}.ffn_down.weight";
+  n.qNorm = "blk.{}.attn_q_norm.weight", n.kNorm = "blk.{}.attn_k_norm.weight";
+  n.attnPost = "blk.{}.post_attention_norm.weight", n.mlpPost = "blk.{}.post_ffw_norm.weight";
+  return n;
+}
+
 namespace {
 at::Tensor optionalTensor(const TensorStore& st, const std::string& name, const std::vector<int64_t>& shape) {
   return name.empty() ? at::Tensor() : st.getOptional(name, shape);
 }
 
-// A norm scale as the forward applies it: Gemma stores w and scales by 1 + w (in float32).
-at::Tensor normScale(const TensorStore& st, const std::string& name, int64_t size, bool plusOne) {
-  at::Tensor w = st.get(name, {size});
-  return plusOne ? w + 1.0f : w;
-}
+// A norm scale as stored (Gemma's w; the forward adds ModelConfig::norm_weight_offset in float32).
+at::Tensor normScale(const TensorStore& st, const std::string& name, int64_t size) { return st.get(name, {size}); }
 
 void readAttention(LayerWeights& L, const ModelConfig& c, const TensorStore& st, const DecoderNames& n, int64_t l) {
   const int64_t D = c.d_model, q = c.n_heads * c.d_head, kv = c.n_kv_heads * c.d_head;
@@ -69,8 +78,8 @@ void readAttention(LayerWeights& L, const ModelConfig& c, const TensorStore& st,
   L.bo = optionalTensor(st, atLayer(n.oBias, l), {D});
   if (c.qk_norm != QkNorm::None) {
     const bool perHead = c.qk_norm == QkNorm::PerHead;
-    L.q_norm_w = normScale(st, atLayer(n.qNorm, l), perHead ? c.d_head : q, n.normPlusOne);
-    L.k_norm_w = normScale(st, atLayer(n.kNorm, l), perHead ? c.d_head : kv, n.normPlusOne);
+    L.q_norm_w = normScale(st, atLayer(n.qNorm, l), perHead ? c.d_head : q);
+    L.k_norm_w = normScale(st, atLayer(n.kNorm, l), perHead ? c.d_head : kv);
   }
 }
 
@@ -94,13 +103,13 @@ ModelWeights loadDecoder(ModelConfig& c, const TensorStore& st, const DecoderNam
   if (!st.has(n.output)) c.tied_embeddings = true;
   ModelWeights w;
   w.embed = st.get(c.tied_embeddings && !st.has(n.embed) && st.has(n.output) ? n.output : n.embed, {c.d_vocab, D});
-  w.lnf_w = normScale(st, n.finalNorm, D, n.normPlusOne);
+  w.lnf_w = normScale(st, n.finalNorm, D);
   w.unembed = c.tied_embeddings ? w.embed : st.get(n.output, {c.d_vocab, D});
   for (int64_t l = 0; l < c.n_layers; ++l) {
     LayerWeights L;
-    if (c.pre_norms) L.ln1_w = normScale(st, atLayer(n.ln1, l), D, n.normPlusOne), L.ln2_w = normScale(st, atLayer(n.ln2, l), D, n.normPlusOne);
+    if (c.pre_norms) L.ln1_w = normScale(st, atLayer(n.ln1, l), D), L.ln2_w = normScale(st, atLayer(n.ln2, l), D);
     if (c.post_norms)
-      L.attn_post_w = normScale(st, atLayer(n.attnPost, l), D, n.normPlusOne), L.mlp_post_w = normScale(st, atLayer(n.mlpPost, l), D, n.normPlusOne);
+      L.attn_post_w = normScale(st, atLayer(n.attnPost, l), D), L.mlp_post_w = normScale(st, atLayer(n.mlpPost, l), D);
     readAttention(L, c, st, n, l);
     readMlp(L, c, st, n, l);
     w.layers.push_back(std::move(L));
@@ -108,12 +117,14 @@ ModelWeights loadDecoder(ModelConfig& c, const TensorStore& st, const DecoderNam
   return w;
 }
 
-TensorMap decoderTensors(const ModelWeights& w, const DecoderNames& n) {
+TensorMap decoderTensors(const ModelWeights& w, const DecoderNames& n, double normOffset) {
   TensorMap out;
   auto put = [&](const std::string& pattern, int64_t l, const at::Tensor& t) {
     if (!pattern.empty() && t.defined()) out[atLayer(pattern, l)] = t;
   };
-  auto scale = [&](const at::Tensor& t) { return n.normPlusOne && t.defined() ? t - 1.0f : t; };
+  // The scale the forward applies is t + normOffset; a file that stores w of 1 + w gets that minus one.
+  const double shift = normOffset - (n.normPlusOne ? 1.0 : 0.0);
+  auto scale = [&](const at::Tensor& t) { return shift != 0 && t.defined() ? t + shift : t; };
   out[n.embed] = w.embed;
   out[n.finalNorm] = scale(w.lnf_w);
   if (!w.unembed.is_same(w.embed)) out[n.output] = w.unembed;
@@ -154,6 +165,46 @@ ModelConfig decoderConfigFromHf(const nlohmann::json& cfg, const std::string& wh
   c.tied_embeddings = optional<bool>(cfg, "tie_word_embeddings", false, where);
   c.bos_token_id = optional<int64_t>(cfg, "bos_token_id", -1, where);
   c.eos_token_id = cfg.contains("eos_token_id") && cfg["eos_token_id"].is_number_integer() ? cfg["eos_token_id"].get<int64_t>() : -1;
+  return c;
+}
+
+ModelConfig decoderConfigFromGguf(const nlohmann::json& meta, const TensorStore& store, const std::string& where) {
+  std::string a = require<std::string>(meta, "general.architecture", where);
+  auto key = [&](const char* k) { return a + "." + k; };
+  const std::string scaling = optional<std::string>(meta, key("rope.scaling.type").c_str(), "none", where);
+  // Phi-3's LongRoPE is read by its own reader, from the factor tensors.
+  const bool phi3LongRope = a == "phi3" && scaling == "longrope";
+  if (scaling != "none" && scaling != "linear" && !phi3LongRope)
+    throw ConfigError(where + ": " + key("rope.scaling.type") + " '" + scaling + "' is not implemented (implemented: none, linear)");
+  if (a != "phi3" && (store.has("rope_factors_long.weight") || store.has("rope_factors_short.weight")))
+    throw ConfigError(where + ": tensors 'rope_factors_long/short.weight' (LongRoPE) are implemented for phi3 only, not " + a);
+  if (store.has("rope_freqs.weight"))
+    throw ConfigError(where + ": tensor 'rope_freqs.weight' (per-frequency RoPE factors, Llama 3.1 and later) is not implemented");
+  ModelConfig c;
+  c.arch = a;
+  c.d_model = require<int64_t>(meta, key("embedding_length").c_str(), where);
+  c.d_mlp = require<int64_t>(meta, key("feed_forward_length").c_str(), where);
+  c.n_layers = require<int64_t>(meta, key("block_count").c_str(), where);
+  c.n_heads = require<int64_t>(meta, key("attention.head_count").c_str(), where);
+  c.n_kv_heads = optional<int64_t>(meta, key("attention.head_count_kv").c_str(), c.n_heads, where);
+  // key_length: a head size decoupled from embedding_length / head_count (Qwen3, Gemma).
+  c.d_head = optional<int64_t>(meta, key("attention.key_length").c_str(), c.n_heads > 0 ? c.d_model / c.n_heads : 0, where);
+  const int64_t valueLength = optional<int64_t>(meta, key("attention.value_length").c_str(), c.d_head, where);
+  if (valueLength != c.d_head)
+    throw ConfigError(where + ": " + key("attention.value_length") + " " + std::to_string(valueLength) + " differs from key_length " +
+                      std::to_string(c.d_head) + " (not implemented)");
+  c.rotary_dim = optional<int64_t>(meta, key("rope.dimension_count").c_str(), 0, where);
+  c.rope_theta = optional<double>(meta, key("rope.freq_base").c_str(), 10000.0, where);
+  if (scaling == "linear") {
+    c.rope_scaling.kind = RopeScalingKind::Linear;
+    c.rope_scaling.factor = require<double>(meta, key("rope.scaling.factor").c_str(), where);
+  }
+  c.n_ctx = optional<int64_t>(meta, key("context_length").c_str(), 2048, where);
+  c.norm = NormKind::RmsNorm;
+  c.norm_eps = optional<double>(meta, key("attention.layer_norm_rms_epsilon").c_str(), 1e-5, where);
+  c.rope = RopeLayout::RotateHalf;  // llama.cpp's NEOX rope: every family but llama's own layout
+  c.sliding_window = optional<int64_t>(meta, key("attention.sliding_window").c_str(), 0, where);
+  ggufVocabularyAndIds(meta, store, c, where);
   return c;
 }
 

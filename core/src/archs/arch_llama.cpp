@@ -8,16 +8,6 @@
 namespace headlab::arch {
 
 namespace {
-DecoderNames ggufDecoderNames() {
-  DecoderNames n;
-  n.embed = "token_embd.weight", n.finalNorm = "output_norm.weight", n.output = "output.weight";
-  n.ln1 = "blk.{}.attn_norm.weight", n.ln2 = "blk.{}.ffn_norm.weight";
-  n.q = "blk.{}.attn_q.weight", n.k = "blk.{}.attn_k.weight", n.v = "blk.{}.attn_v.weight", n.o = "blk.{}.attn_output.weight";
-  n.qBias = "blk.{}.attn_q.bias", n.kBias = "blk.{}.attn_k.bias", n.vBias = "blk.{}.attn_v.bias", n.oBias = "blk.{}.attn_output.bias";
-  n.gate = "blk.{}.ffn_gate.weight", n.up = "blk.{}.ffn_up.weight", n.down = "blk.{}.ffn_down.weight";
-  return n;
-}
-
 // Keys of LLaMA-family configs that would change the forward and that this reader does not implement.
 const std::vector<MathsKey> kUnimplementedHfKeys = {
     {"mlp_bias", false, "biases in the gated MLP"},
@@ -66,34 +56,9 @@ ModelWeights llamaWeightsFromHf(ModelConfig& c, const TensorStore& store) { retu
 TensorMap llamaWeightsToHf(const ModelConfig&, const ModelWeights& w) { return decoderTensors(w, hfDecoderNames()); }
 
 ModelConfig llamaConfigFromGguf(const nlohmann::json& meta, const TensorStore& store, const std::string& where) {
-  std::string a = require<std::string>(meta, "general.architecture", where);
-  auto key = [&](const char* k) { return a + "." + k; };
-  const std::string scaling = optional<std::string>(meta, key("rope.scaling.type").c_str(), "none", where);
-  if (scaling != "none" && scaling != "linear")
-    throw ConfigError(where + ": " + key("rope.scaling.type") + " '" + scaling + "' is not implemented (implemented: none, linear)");
-  if (store.has("rope_freqs.weight"))
-    throw ConfigError(where + ": tensor 'rope_freqs.weight' (per-frequency RoPE factors, Llama 3.1 and later) is not implemented");
-  ModelConfig c;
-  c.arch = a;
-  c.d_model = require<int64_t>(meta, key("embedding_length").c_str(), where);
-  c.d_mlp = require<int64_t>(meta, key("feed_forward_length").c_str(), where);
-  c.n_layers = require<int64_t>(meta, key("block_count").c_str(), where);
-  c.n_heads = require<int64_t>(meta, key("attention.head_count").c_str(), where);
-  c.n_kv_heads = optional<int64_t>(meta, key("attention.head_count_kv").c_str(), c.n_heads, where);
-  c.d_head = c.n_heads > 0 ? c.d_model / c.n_heads : 0;
-  c.rotary_dim = optional<int64_t>(meta, key("rope.dimension_count").c_str(), 0, where);
-  c.rope_theta = optional<double>(meta, key("rope.freq_base").c_str(), 10000.0, where);
-  if (scaling == "linear") {
-    c.rope_scaling.kind = RopeScalingKind::Linear;
-    c.rope_scaling.factor = require<double>(meta, key("rope.scaling.factor").c_str(), where);
-  }
-  c.n_ctx = optional<int64_t>(meta, key("context_length").c_str(), 2048, where);
-  c.norm = NormKind::RmsNorm;
-  c.norm_eps = optional<double>(meta, key("attention.layer_norm_rms_epsilon").c_str(), 1e-5, where);
+  ModelConfig c = decoderConfigFromGguf(meta, store, where);
   // llama.cpp permutes llama q/k rows to interleaved pairs; qwen2 keeps Hugging Face's halves.
-  c.rope = a == "qwen2" ? RopeLayout::RotateHalf : RopeLayout::Interleaved;
-  c.sliding_window = optional<int64_t>(meta, key("attention.sliding_window").c_str(), 0, where);
-  ggufVocabularyAndIds(meta, store, c, where);
+  c.rope = c.arch == "qwen2" ? RopeLayout::RotateHalf : RopeLayout::Interleaved;
   c.validate(where);
   return c;
 }

@@ -86,8 +86,52 @@ TensorMap neoxWeightsToHf(const ModelConfig& c, const ModelWeights& w) {
   return out;
 }
 
+// llama.cpp's gptneox: LayerNorm keys, use_parallel_residual, rope.dimension_count for the partial rotary.
+ModelConfig neoxConfigFromGguf(const nlohmann::json& meta, const TensorStore& store, const std::string& where) {
+  ModelConfig c = decoderConfigFromGguf(meta, store, where);
+  c.arch = "gpt_neox";
+  c.norm = NormKind::LayerNorm;
+  c.norm_eps = require<double>(meta, "gptneox.attention.layer_norm_epsilon", where);
+  c.act = Activation::Gelu;  // Pythia's hidden_act; the GGUF does not say (llama.cpp runs its tanh approximation)
+  c.gated_mlp = false;
+  c.parallel_residual = optional<bool>(meta, "gptneox.use_parallel_residual", true, where);
+  c.validate(where);
+  return c;
+}
+
+// The converter regroups query_key_value's per-head rows into q | k | v blocks (attn_qkv).
+const std::vector<LayerTensorName> kNeoxGgufLayer = {
+    {"attn_norm.weight", &LayerWeights::ln1_w, 'D', 0},   {"attn_norm.bias", &LayerWeights::ln1_b, 'D', 0},
+    {"ffn_norm.weight", &LayerWeights::ln2_w, 'D', 0},    {"ffn_norm.bias", &LayerWeights::ln2_b, 'D', 0},
+    {"attn_output.weight", &LayerWeights::wo, 'D', 'D'},  {"attn_output.bias", &LayerWeights::bo, 'D', 0},
+    {"ffn_up.weight", &LayerWeights::w_in, 'F', 'D'},     {"ffn_up.bias", &LayerWeights::b_in, 'F', 0},
+    {"ffn_down.weight", &LayerWeights::w_out, 'D', 'F'},  {"ffn_down.bias", &LayerWeights::b_out, 'D', 0},
+};
+
+ModelWeights neoxWeightsFromGguf(ModelConfig& c, const TensorStore& st) {
+  const int64_t D = c.d_model, F = c.d_mlp;
+  ModelWeights w;
+  w.embed = st.get("token_embd.weight", {c.d_vocab, D});
+  w.unembed = c.tied_embeddings ? w.embed : st.get("output.weight", {c.d_vocab, D});
+  w.lnf_w = st.get("output_norm.weight", {D});
+  w.lnf_b = st.get("output_norm.bias", {D});
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    LayerWeights L;
+    const std::string p = "blk." + std::to_string(l) + ".";
+    readLayerTensors(L, st, p, kNeoxGgufLayer, D, F);
+    auto qkv = st.get(p + "attn_qkv.weight", {3 * D, D}).split(D, 0);
+    auto qkvBias = st.get(p + "attn_qkv.bias", {3 * D}).split(D, 0);
+    L.wq = qkv[0].contiguous(), L.wk = qkv[1].contiguous(), L.wv = qkv[2].contiguous();
+    L.bq = qkvBias[0].contiguous(), L.bk = qkvBias[1].contiguous(), L.bv = qkvBias[2].contiguous();
+    w.layers.push_back(std::move(L));
+  }
+  return w;
+}
+
 }  // namespace
 
-ArchSpec neoxArch() { return {"gpt_neox", {"gpt_neox"}, {}, neoxConfigFromHf, neoxWeightsFromHf, nullptr, nullptr, neoxWeightsToHf}; }
+ArchSpec neoxArch() {
+  return {"gpt_neox", {"gpt_neox"}, {"gptneox"}, neoxConfigFromHf, neoxWeightsFromHf, neoxConfigFromGguf, neoxWeightsFromGguf, neoxWeightsToHf};
+}
 
 }  // namespace headlab::arch

@@ -29,8 +29,25 @@ DecoderNames hfNames(const ModelConfig&) {
 ModelWeights olmo2WeightsFromHf(ModelConfig& c, const TensorStore& store) { return loadDecoder(c, store, hfNames(c)); }
 TensorMap olmo2WeightsToHf(const ModelConfig& c, const ModelWeights& w) { return decoderTensors(w, hfNames(c)); }
 
+// llama.cpp's olmo2: no attn_norm / ffn_norm, post_attention_norm and post_ffw_norm, q/k norms over
+// the projection. Its sliding-window keys belong to OLMo-3, which is not implemented.
+ModelConfig olmo2ConfigFromGguf(const nlohmann::json& meta, const TensorStore& store, const std::string& where) {
+  ModelConfig c = decoderConfigFromGguf(meta, store, where);
+  if (c.sliding_window > 0 || meta.contains("olmo2.attention.sliding_window_pattern"))
+    throw ConfigError(where + ": olmo2.attention.sliding_window (OLMo-3's sliding layers) is not implemented");
+  c.arch = "olmo2";
+  c.pre_norms = false;
+  c.post_norms = true;
+  c.qk_norm = QkNorm::Projection;
+  c.validate(where);
+  return c;
+}
+ModelWeights olmo2WeightsFromGguf(ModelConfig& c, const TensorStore& store) { return loadDecoder(c, store, ggufDecoderNames()); }
+
 }  // namespace
 
-ArchSpec olmo2Arch() { return {"olmo2", {"olmo2"}, {}, olmo2ConfigFromHf, olmo2WeightsFromHf, nullptr, nullptr, olmo2WeightsToHf}; }
+ArchSpec olmo2Arch() {
+  return {"olmo2", {"olmo2"}, {"olmo2"}, olmo2ConfigFromHf, olmo2WeightsFromHf, olmo2ConfigFromGguf, olmo2WeightsFromGguf, olmo2WeightsToHf};
+}
 
 }  // namespace headlab::arch

@@ -33,8 +33,20 @@ DecoderNames hfNames(const ModelConfig&) {
 ModelWeights qwen3WeightsFromHf(ModelConfig& c, const TensorStore& store) { return loadDecoder(c, store, hfNames(c)); }
 TensorMap qwen3WeightsToHf(const ModelConfig& c, const ModelWeights& w) { return decoderTensors(w, hfNames(c)); }
 
+// llama.cpp's qwen3: its shared keys (key_length for the decoupled head_dim), attn_q_norm / attn_k_norm.
+ModelConfig qwen3ConfigFromGguf(const nlohmann::json& meta, const TensorStore& store, const std::string& where) {
+  ModelConfig c = decoderConfigFromGguf(meta, store, where);
+  c.arch = "qwen3";
+  c.qk_norm = QkNorm::PerHead;
+  c.validate(where);
+  return c;
+}
+ModelWeights qwen3WeightsFromGguf(ModelConfig& c, const TensorStore& store) { return loadDecoder(c, store, ggufDecoderNames()); }
+
 }  // namespace
 
-ArchSpec qwen3Arch() { return {"qwen3", {"qwen3"}, {}, qwen3ConfigFromHf, qwen3WeightsFromHf, nullptr, nullptr, qwen3WeightsToHf}; }
+ArchSpec qwen3Arch() {
+  return {"qwen3", {"qwen3"}, {"qwen3"}, qwen3ConfigFromHf, qwen3WeightsFromHf, qwen3ConfigFromGguf, qwen3WeightsFromGguf, qwen3WeightsToHf};
+}
 
 }  // namespace headlab::arch

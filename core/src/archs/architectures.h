@@ -58,7 +58,7 @@ struct DecoderNames {
   std::string qNorm, kNorm;                        // ModelConfig::qk_norm
   std::string gate, up, down;
   std::string gateUp;                              // fused rows gate | up (Phi-3), instead of gate, up
-  bool normPlusOne = false;                        // Gemma stores RMSNorm scales w and applies 1 + w
+  bool normPlusOne = false;                        // the file stores w of a 1 + w scale (Gemma in HF layout)
 };
 // One tensor of a layer in a family's file, read and written from the same row: its name after the
 // layer's prefix, the LayerWeights field, and its size along [out, in] in units of the width ('D') or
@@ -75,16 +75,25 @@ void writeLayerTensors(const LayerWeights& L, const std::string& prefix, const s
                        bool transposed = false);
 
 DecoderNames hfDecoderNames();  // LlamaForCausalLM's names, the base the other families edit
+// llama.cpp's names (blk.{}.attn_q.weight, …), every optional tensor included: q/k norms, post-norms
+// (post_attention_norm, post_ffw_norm); Gemma's scales are stored as 1 + w there (normPlusOne false).
+DecoderNames ggufDecoderNames();
 ModelWeights loadDecoder(ModelConfig& c, const TensorStore& store, const DecoderNames& names);
-// The inverse of loadDecoder: fused rows concatenated, Gemma's scales stored as w - 1, the output
-// matrix only when untied.
-TensorMap decoderTensors(const ModelWeights& w, const DecoderNames& names);
+// The inverse of loadDecoder: fused rows concatenated, the output matrix only when untied. normOffset:
+// the model's ModelConfig::norm_weight_offset (its weights hold scale - offset); norm tensors are
+// written as the file stores them (w for a normPlusOne file).
+TensorMap decoderTensors(const ModelWeights& w, const DecoderNames& names, double normOffset = 0);
 // The keys every Llama-style config.json shares (sizes, RMSNorm eps, RoPE base and rope_scaling, tying, ids).
 ModelConfig decoderConfigFromHf(const nlohmann::json& cfg, const std::string& where);
 Activation activationFromHf(const std::string& name, const std::string& where);
 // layer_types ("sliding_attention" / "full_attention" per layer) when the config lists them, else empty.
 std::vector<bool> slidingLayersFromHf(const nlohmann::json& cfg, int64_t nLayers, const std::string& where);
 std::string atLayer(const std::string& pattern, int64_t layer);
+// The keys every llama.cpp decoder shares ({arch}.embedding_length, .attention.key_length,
+// .rope.dimension_count, .rope.freq_base, linear rope scaling, .attention.sliding_window, …), with
+// rotate-half RoPE (llama.cpp's NEOX type; LLaMA's own files use interleaved pairs, set by its reader).
+// c.arch is general.architecture; the family readers set their model_type.
+ModelConfig decoderConfigFromGguf(const nlohmann::json& meta, const TensorStore& store, const std::string& where);
 // Every GGUF family: the vocabulary size from token_embd.weight, tying (no output.weight), BOS/EOS ids.
 void ggufVocabularyAndIds(const nlohmann::json& meta, const TensorStore& store, ModelConfig& c, const std::string& where);
 

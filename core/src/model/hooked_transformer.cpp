@@ -89,7 +89,9 @@ at::Tensor HookedTransformer::norm(const at::Tensor& x, const at::Tensor& w, con
   if (m_config.norm == NormKind::LayerNorm) {
     y = at::layer_norm(xf, {x.size(-1)}, w.to(at::kFloat), b.defined() ? b.to(at::kFloat) : at::Tensor(), eps);
   } else {
-    y = xf * at::rsqrt(xf.pow(2).mean(-1, true) + eps) * w.to(at::kFloat);
+    // Gemma's scale 1 + w is formed in float32 from the stored w, as transformers does in any dtype.
+    const at::Tensor scale = m_config.norm_weight_offset != 0 ? w.to(at::kFloat) + m_config.norm_weight_offset : w.to(at::kFloat);
+    y = xf * at::rsqrt(xf.pow(2).mean(-1, true) + eps) * scale;
   }
   return y.to(x.scalar_type());
 }

@@ -197,6 +197,7 @@ nlohmann::json configToJson(const ModelConfig& c) {
   if (c.rope != RopeLayout::None && c.rotaryDim() != c.d_head) j["rotary_dim"] = c.rotaryDim();
   if (c.attn_scale > 0) j["attn_scale"] = c.attn_scale;
   if (c.embed_scale != 1.0) j["embed_scale"] = c.embed_scale;
+  if (c.norm_weight_offset != 0) j["norm_weight_offset"] = c.norm_weight_offset;
   if (c.post_norms) j["post_norms"] = true;
   return j;
 }

@@ -67,6 +67,7 @@ struct ModelConfig {
   double rope_local_theta = 0;   // Gemma 3: RoPE base of the sliding layers, without rope_scaling (0: as the others)
   // Family quirks, all off by default.
   double embed_scale = 1.0;      // Gemma: embeddings times sqrt(d_model)
+  double norm_weight_offset = 0; // Gemma (HF layout): RMSNorm scales are offset + w, computed in float32
   double attn_scale = 0;         // scores scale; 0: 1/sqrt(d_head) (Gemma 2/3: query_pre_attn_scalar^-1/2)
   double attn_softcap = 0;       // Gemma 2: scores = cap * tanh(scores / cap) before the mask; 0 = off
   double final_softcap = 0;      // Gemma 2: logits = cap * tanh(logits / cap); 0 = off
