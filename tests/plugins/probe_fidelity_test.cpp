@@ -95,4 +95,33 @@ TEST(ProbeFidelityTest, InductionScoresMatchTransformerLensHeadDetector) {
   }
 }
 
+// DuoAttention's gate optimisation against an independent float64 run of the reference's recipe
+// (tests/reference/probe_references.py: duo_reference) on stories260K: the mixed branch takes the
+// teacher's attention output, the loss is on the hidden states after the final norm, train.py's
+// learning-rate warm-up/warm-down, gates clamped before each step and reported raw (some end just
+// outside [0, 1], as the reference saves them).
+TEST(ProbeFidelityTest, DuoAttentionGatesMatchTheReferenceRecipe) {
+  const auto ref = readJsonFile(std::string(std::getenv("HEADLAB_REFERENCE_DIR")) + "/probes/duo_reference.json");
+  LoadedModel m = loadModel(test::sharedPath("models/stories260k-hf"));  // outside inference mode: the gates train
+  nlohmann::json params = ref["params"];
+  params["optimize_gates"] = true;
+  params["prompt_ids"] = ref["prompt_ids"];
+  auto probe = plugins::ProbeRegistry::instance().create("streaming");
+  plugins::ProbeContext ctx{*m.model, m.tokenizer.get(), params, {}};
+  const nlohmann::json r = probe->run(ctx);
+  const auto gates = r["gates"]["grid"]["values"].get<std::vector<double>>();
+  test::expectTensorClose(at::tensor(gates), at::tensor(ref["gates"].get<std::vector<double>>()), 2e-4, "DuoAttention gates");
+  EXPECT_NEAR(r["gates"]["final_loss"].get<double>(), ref["losses"].back().get<double>(), 1e-5);
+  EXPECT_GT(*std::max_element(gates.begin(), gates.end()), 1.0);  // raw, not clipped
+  // The binarised file: gates >= 0.5 by default ...
+  const std::string binary = r["gates"]["tsv_binary"];
+  EXPECT_EQ(std::count(binary.begin(), binary.end(), '\n'), m.model->config().n_layers);
+  const auto full = std::count_if(gates.begin(), gates.end(), [](double g) { return g >= 0.5; });
+  EXPECT_EQ(r["gates"]["full_attention_kv_heads"].get<int64_t>(), full);
+  // ... or at a sparsity quantile: 0.25 of the 20 gates leaves the 15 largest.
+  params["gate_sparsity"] = 0.25;
+  plugins::ProbeContext again{*m.model, m.tokenizer.get(), params, {}};
+  EXPECT_EQ(probe->run(again)["gates"]["full_attention_kv_heads"].get<int64_t>(), 15);
+}
+
 }  // namespace headlab

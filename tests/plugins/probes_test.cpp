@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <unistd.h>
 
@@ -289,6 +290,20 @@ TEST_F(ProbesTest, StreamingFractionCountsSinkAndRecentWindow) {
     EXPECT_NE(std::string(e.what()).find("full_attention_heads.tsv:2: 3 values, the model has 2 kv heads per layer"),
               std::string::npos) << e.what();
   }
+  // A released pattern: raw gates (clipped to [0, 1] on import, as load_attn_pattern does) and the
+  // config.json beside it, whose sink and recent sizes apply unless the parameters set them.
+  const std::string dir = ::testing::TempDir() + "/duo_pattern";
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir + "/full_attention_heads.tsv") << "1.2\t-0.1\n0.5\t0.25\n1\t0\n";
+  std::ofstream(dir + "/config.json") << R"({"sink_size": 3, "recent_size": 5, "lr": 0.02})";
+  auto released = run("streaming", {{"max_tokens", 64}, {"prompts", {text}}, {"import_tsv", dir + "/full_attention_heads.tsv"}});
+  EXPECT_EQ(released["sink_used"], 3);
+  EXPECT_EQ(released["recent_used"], 5);
+  EXPECT_DOUBLE_EQ(gridAt(released["imported"]["grid"], 0, 0), 1.0);
+  EXPECT_DOUBLE_EQ(gridAt(released["imported"]["grid"], 0, 1), 0.0);
+  auto overridden = run("streaming", {{"max_tokens", 64}, {"prompts", {text}}, {"import_tsv", dir + "/full_attention_heads.tsv"}, {"sink", 2}});
+  EXPECT_EQ(overridden["sink_used"], 2);
+  EXPECT_EQ(overridden["recent_used"], 5);
 }
 
 TEST_F(ProbesTest, DuoAttentionGatesKeepFullAttentionOnlyWhereTheHeadReachesFarBack) {
@@ -319,7 +334,8 @@ TEST_F(ProbesTest, DuoAttentionGatesKeepFullAttentionOnlyWhereTheHeadReachesFarB
     EXPECT_LT(gridAt(g["grid"], l, 1), 0.5) << "layer " << l << ": the local kv head becomes streaming";
   }
   EXPECT_EQ(g["full_attention_kv_heads"], 3);
-  EXPECT_EQ(g["tsv"], "1\t0\n1\t0\n1\t0\n");
+  EXPECT_EQ(g["tsv_binary"], "1\t0\n1\t0\n1\t0\n");
+  EXPECT_NE(g["tsv"], g["tsv_binary"]) << "tsv holds the raw gates";
 }
 
 TEST_F(ProbesTest, UnknownParameterIsAClearError) {

@@ -428,6 +428,7 @@ def main(out):
     shared = os.environ.get("HEADLAB_SHARED") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../../shared")
     if os.path.isdir(os.path.join(shared, "models")):
         real_model_references(shared, out)
+        probe_references.duo_reference(os.path.join(out, "probes"), shared)
         # stories260K's GGUF with its matrices quantised by ggml's reference quantisers.
         for kind in ("Q8_0", "Q4_0"):
             quantize_gguf.main(os.path.join(shared, "models", "stories260k", "stories260K.gguf"),

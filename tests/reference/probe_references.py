@@ -3,7 +3,7 @@ not copied), on hand-built attention patterns: the test injects the same pattern
 forward and compares every number.
 - induction / previous / duplicate: TransformerLens's head_detector.py (detection patterns from token
   equality; sum(A * P) / sum(A), or 1 - round(mean|A - P| * T, 3); exclude_bos, exclude_current_token)."""
-import json, os
+import json, math, os, sys
 import torch
 
 
@@ -124,3 +124,82 @@ def write_probe_references(out):
     os.makedirs(d, exist_ok=True)
     induction_reference(d)
     rouge_reference(d, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../resources/prompts/sinks.txt"))
+
+
+def duo_reference(out, shared, steps=30, lr=0.05, l1=0.05, sink=2, recent=4):
+    """DuoAttention's gate optimisation (mit-han-lab/duo-attention: train.py and patch/llama.py's
+    two-way forward), written out independently in float64 on stories260K (Hugging Face layout): the
+    teacher's per-head attention output z with full attention; the student's z = alpha * teacher z +
+    (1 - alpha) * its streaming attention (sink + recent keys); the distillation loss on the final
+    hidden states after the final norm (the last quarter of each prompt as the labels) plus reg *
+    mean|alpha|; torch's AdamW (weight decay 0) with train.py's LambdaLR; gates clamped before each step."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from make_reference_models import read_safetensors
+    folder = os.path.join(shared, "models", "stories260k-hf")
+    cfg = json.load(open(os.path.join(folder, "config.json")))
+    w = {k: v.double() for k, v in read_safetensors(os.path.join(folder, "model.safetensors")).items()}
+    D, H, KV, L = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_key_value_heads"], cfg["num_hidden_layers"]
+    dh, eps, G = D // H, cfg["rms_norm_eps"], H // KV
+    embed = w["model.embed_tokens.weight"]
+
+    def rms(x, g):
+        return g * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps))
+
+    def rope(x, T):  # rotate-half, x [T, heads, dh]
+        inv = 1.0 / (cfg["rope_theta"] ** (torch.arange(0, dh, 2, dtype=torch.float64) / dh))
+        f = torch.outer(torch.arange(T, dtype=torch.float64), inv)
+        cos, sin = torch.cat((f, f), -1).cos()[:, None], torch.cat((f, f), -1).sin()[:, None]
+        return x * cos + torch.cat((-x[..., dh // 2:], x[..., : dh // 2]), -1) * sin
+
+    def forward(ids, alpha=None, teacher_z=None):
+        T = len(ids)
+        h = embed[ids]
+        causal = torch.arange(T)[None, :] <= torch.arange(T)[:, None]
+        streaming = causal & ((torch.arange(T)[None, :] < sink) | (torch.arange(T)[:, None] - torch.arange(T)[None, :] < recent))
+        zs = []
+        for l in range(L):
+            p = f"model.layers.{l}."
+            x = rms(h, w[p + "input_layernorm.weight"])
+            q = rope((x @ w[p + "self_attn.q_proj.weight"].T).view(T, H, dh), T)
+            k = rope((x @ w[p + "self_attn.k_proj.weight"].T).view(T, KV, dh), T).repeat_interleave(G, 1)
+            v = (x @ w[p + "self_attn.v_proj.weight"].T).view(T, KV, dh).repeat_interleave(G, 1)
+            scores = torch.einsum("qhd,khd->hqk", q, k) / math.sqrt(dh)
+            mask = causal if alpha is None else streaming
+            z = torch.einsum("hqk,khd->qhd", scores.masked_fill(~mask, float("-inf")).softmax(-1), v)
+            if alpha is not None:
+                a = alpha[l].repeat_interleave(G)[None, :, None]
+                z = a * teacher_z[l] + (1 - a) * z
+            zs.append(z)
+            h = h + z.reshape(T, H * dh) @ w[p + "self_attn.o_proj.weight"].T
+            m = rms(h, w[p + "post_attention_layernorm.weight"])
+            h = h + (torch.nn.functional.silu(m @ w[p + "mlp.gate_proj.weight"].T) * (m @ w[p + "mlp.up_proj.weight"].T)) @ w[p + "mlp.down_proj.weight"].T
+        return rms(h, w["model.norm.weight"]), zs
+
+    g = torch.Generator().manual_seed(23)
+    prompts = [[1] + torch.randint(3, cfg["vocab_size"], (n,), generator=g).tolist() for n in (19, 23)]
+    teachers = []
+    with torch.no_grad():
+        for ids in prompts:
+            teachers.append(forward(ids))
+    alpha = torch.nn.Parameter(torch.ones(L, KV, dtype=torch.float64))
+    opt = torch.optim.AdamW([alpha], lr=lr, weight_decay=0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda=lambda s: min(1, max((s + 1) / (steps // 5), 0.1), max((steps - s) / (steps // 5), 0.1)))
+    losses = []
+    for step in range(steps):
+        with torch.no_grad():
+            alpha.clamp_(0, 1)
+        i = step % len(prompts)
+        ids, (target, teacher_z) = prompts[i], teachers[i]
+        T = len(ids)
+        hidden, _ = forward(ids, alpha, teacher_z)
+        frm = T - max(1, T // 4)
+        loss = (hidden[frm:] - target[frm:]).pow(2).mean() + l1 * alpha.abs().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses.append(loss.item())
+    gates = alpha.detach()
+    with open(os.path.join(out, "duo_reference.json"), "w") as f:
+        json.dump({"prompt_ids": prompts, "params": {"gate_steps": steps, "gate_lr": lr, "gate_l1": l1, "sink": sink, "recent": recent},
+                   "gates": gates.flatten().tolist(), "losses": losses}, f)
