@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <set>
 
 #include "../common/probe_util.h"
 #include "vision_scoring.h"
@@ -211,21 +212,35 @@ class VhdProbe : public Probe {
   }
 };
 
+// VAR (Kang et al., ICLR 2025, MICV-yonsei/VisAttnSink: src/logic/logic.py, src/model/llava.py). Three
+// steps per layer, inside one forward ("online": layer l sees the earlier layers already redistributed):
+// DimProspector marks a token as a sink when its RMS-normalised resid_pre exceeds tau in absolute value on
+// one of the sink dimensions (from first_layer on); HeadFork marks the image-centric rows of each head:
+// rows after the image with attention on the image >= summ and on the visual sinks <= rho of it (the
+// reference's portion, with its 1e-6 per image key); VAR scales every sink's attention (visual and text)
+// in those rows by p and gives the freed mass to the image's non-sink keys in proportion. Layers without a
+// visual sink are left alone, and the last layer is skipped (except_last_layer). The reference hard-codes
+// each model's sink dimensions (LLaMA-2-7B: 2533 and 1415, where BOS carries its massive activations);
+// HeadLab finds them the same way, as the dimensions where the first token exceeds tau, unless given.
 class VarProbe : public Probe {
  public:
   bool needsImage() const override { return true; }
   std::string name() const override { return "var"; }
   std::string description() const override {
-    return "Visual attention sinks and VAR (Kang et al.): sink image tokens per layer, image-centric heads (sink portion <= rho, "
-           "image attention >= 0.2) and the effect of redistributing their sink attention (p = 0.6).";
+    return "Visual attention sinks and VAR (Kang et al.): sink tokens per layer (on the sink dimensions), image-centric heads "
+           "(sink portion <= rho, image attention >= 0.2) and the effect of redistributing their sink attention (p = 0.6).";
   }
   std::vector<ProbeParameter> parameters() const override {
     return {{"prompt", "Describe the image.", "text prompt; the image goes after BOS unless it holds the image token"},
             {"tokens", nlohmann::json::array(), "the prompt as token ids instead (may hold the image token)"},
-            {"tau", 20.0, "a token is a sink when its RMS-normalised hidden state exceeds tau on some dimension"},
-            {"rho", 0.5, "image-centric: attention on sinks / attention on the image <= rho"},
-            {"min_image_attention", 0.2, "image-centric: attention on the image >= this"},
-            {"p", 0.6, "VAR keeps this fraction of the attention to sinks"}};
+            {"tau", 20.0, "a token is a sink when its RMS-normalised hidden state exceeds tau on a sink dimension"},
+            {"sink_dims", nlohmann::json::array(), "sink dimensions (empty = those where the first token exceeds tau; LLaMA-2-7B: [2533, 1415])"},
+            {"rho", 0.5, "image-centric: attention on visual sinks / attention on the image <= rho"},
+            {"min_image_attention", 0.2, "image-centric: attention on the image >= this (summ)"},
+            {"p", 0.6, "VAR keeps this fraction of the attention to sinks"},
+            {"first_layer", 2, "sinks are found and attention redistributed from this layer on (the reference's layers[2:])"},
+            {"except_last_layer", true, "leave the last layer alone, as the reference's configuration does"},
+            {"online", true, "select at each layer inside the redistributed forward (false: on the unedited forward)"}};
   }
   ProbeSummary summarize(const nlohmann::json& r) const override {
     return {formatText("most image-centric rows %s; next token %s -> %s", bestHeadText(r["grid"]).c_str(),
@@ -238,66 +253,125 @@ class VarProbe : public Probe {
     VisionLanguageModel& vlm = requireVlm(ctx, name());
     c10::InferenceMode guard;
     HookedTransformer& m = vlm.language();
-    const int64_t L = m.config().n_layers, H = m.config().n_heads;
+    const int64_t L = m.config().n_layers, H = m.config().n_heads, D = m.config().d_model;
     VlmInput in = vlm.prepare(promptIds(ctx, p, "prompt"), *ctx.pixels);
-    const int64_t T = static_cast<int64_t>(in.ids.size());
-    const double tau = p["tau"], rho = p["rho"], minImage = p["min_image_attention"], keep = p["p"];
-    // Pass 1: the sink image tokens of every layer (from its resid_pre) and the image-centric rows.
-    std::vector<std::vector<int64_t>> sinks(static_cast<size_t>(L)), textSinks(static_cast<size_t>(L));
-    std::vector<at::Tensor> centric(static_cast<size_t>(L));
-    nlohmann::json sinkJson = nlohmann::json::array();
+    Selection sel{p["tau"], p["rho"], p["min_image_attention"], p["p"], in.imageBegin, in.imageEnd, {}};
+    const int64_t firstLayer = p["first_layer"];
+    if (firstLayer < 0) throw InputError("var: first_layer must be >= 0, got " + std::to_string(firstLayer));
+    const bool exceptLast = p["except_last_layer"], online = p["online"];
+    auto finds = [&](int64_t l) { return l >= firstLayer; };
+    auto edits = [&](int64_t l) { return l >= firstLayer && !(exceptLast && l == L - 1); };
+    // The unedited forward: the next-token logits and, unless given, the sink dimensions.
+    sel.dims = p["sink_dims"].get<std::vector<int64_t>>();
+    for (int64_t d : sel.dims)
+      if (d < 0 || d >= D) throw InputError("var: sink dimension " + std::to_string(d) + " out of range [0, " + std::to_string(D) + ")");
+    const bool discover = sel.dims.empty();
+    std::set<int64_t> found;
+    at::Tensor before;
     {
       std::vector<HookHandle> hs;
+      for (int l = 0; l < L && discover; ++l)
+        if (finds(l))
+          hs.push_back(m.hooks().add(m.hooks().idOf(l, LayerHook::ResidPre), [&](at::Tensor& h, const HookContext&) {
+            at::Tensor first = normalisedMagnitude(h)[0];  // the first token [d_model]
+            for (int64_t d = 0; d < D; ++d)
+              if (first[d].item<double>() > sel.tau) found.insert(d);
+          }));
+      before = vlm.forward(in)[0][-1].to(at::kCPU, at::kFloat);
+    }
+    if (discover) sel.dims.assign(found.begin(), found.end());
+    // Selections per layer: made inside the redistributed forward (online), or on the unedited one.
+    std::vector<LayerSelection> layers(static_cast<size_t>(L));
+    auto selectionHooks = [&](bool apply) {
+      std::vector<HookHandle> hs;
       for (int l = 0; l < L; ++l) {
+        if (!finds(l)) continue;
         hs.push_back(m.hooks().add(m.hooks().idOf(l, LayerHook::ResidPre), [&, l](at::Tensor& h, const HookContext&) {
-          at::Tensor x = h[0].to(at::kCPU, at::kFloat);                              // [pos, d_model]
-          at::Tensor normed = x / (x.pow(2).mean(-1, true) + 1e-6).sqrt();            // no weight
-          at::Tensor peak = std::get<0>(normed.abs().max(-1));  // [pos]
-          for (int64_t i = 0; i < peak.size(0); ++i)
-            if (peak[i].item<double>() > tau) (i >= in.imageBegin && i < in.imageEnd ? sinks[l] : textSinks[l]).push_back(i);
+          layers[l].findSinks(normalisedMagnitude(h), sel);
         }));
-        hs.push_back(m.hooks().add(m.hooks().idOf(l, LayerHook::Pattern), [&, l](at::Tensor& pat, const HookContext&) {
-          at::Tensor a = pat.to(at::kCPU, at::kFloat);  // [1, H, T, T]
-          at::Tensor image = a.slice(3, in.imageBegin, in.imageEnd).sum(-1);
-          at::Tensor onSinks = at::zeros_like(image);
-          for (int64_t k : sinks[l]) onSinks += a.select(3, k);
-          at::Tensor rowsAfter = (at::arange(T) >= in.imageEnd).view({1, 1, T});
-          centric[l] = (image >= minImage).logical_and(onSinks <= rho * image).logical_and(rowsAfter);
-          if (l == L - 1) centric[l].zero_();  // VAR skips the last layer
+        if (!edits(l)) continue;
+        hs.push_back(m.hooks().add(m.hooks().idOf(l, LayerHook::Pattern), [&, l, apply](at::Tensor& pat, const HookContext&) {
+          layers[l].forkHeads(pat, sel);
+          if (apply) layers[l].redistribute(pat, sel);
         }));
       }
-      vlm.forward(in);
-    }
-    at::Tensor before = vlm.forward(in)[0][-1].to(at::kCPU, at::kFloat);
-    at::Tensor perHead = at::zeros({L, H}, at::kDouble);
-    for (int64_t l = 0; l < L; ++l) {
-      perHead[l] = centric[l][0].sum(-1).to(at::kDouble);
-      sinkJson.push_back({{"layer", l}, {"sink_tokens", sinks[l]}, {"text_sink_tokens", textSinks[l]}});
-      sinks[l].insert(sinks[l].end(), textSinks[l].begin(), textSinks[l].end());  // VAR scales both kinds
-    }
-    // Pass 2: VAR on the image-centric rows.
+      return hs;
+    };
     at::Tensor after;
-    {
-      std::vector<int> everyHead(static_cast<size_t>(H));
-      std::iota(everyHead.begin(), everyHead.end(), 0);
-      std::vector<Intervention> var;
-      for (int l = 0; l < L; ++l) {
-        if (sinks[l].empty() || !centric[l].any().item<bool>()) continue;
-        Intervention iv{InterventionKind::VarRedistribute, l, everyHead};
-        iv.alpha = keep, iv.keys = sinks[l], iv.receiverBegin = in.imageBegin, iv.receiverEnd = in.imageEnd, iv.rows = centric[l];
-        var.push_back(std::move(iv));
-      }
-      std::vector<HookHandle> hs = install(m, var);
+    if (online) {
+      auto hs = selectionHooks(true);
       after = vlm.forward(in)[0][-1].to(at::kCPU, at::kFloat);
+    } else {
+      {
+        auto hs = selectionHooks(false);
+        vlm.forward(in);
+      }
+      std::vector<HookHandle> hs;
+      for (int l = 0; l < L; ++l)
+        if (edits(l))
+          hs.push_back(m.hooks().add(m.hooks().idOf(l, LayerHook::Pattern), [&, l](at::Tensor& pat, const HookContext&) { layers[l].redistribute(pat, sel); }));
+      after = vlm.forward(in)[0][-1].to(at::kCPU, at::kFloat);
+    }
+    at::Tensor perHead = at::zeros({L, H}, at::kDouble);
+    nlohmann::json sinkJson = nlohmann::json::array();
+    for (int64_t l = 0; l < L; ++l) {
+      if (layers[l].centric.defined()) perHead[l] = layers[l].centric[0].sum(-1).to(at::kCPU, at::kDouble);
+      sinkJson.push_back({{"layer", l}, {"sink_tokens", layers[l].visual}, {"text_sink_tokens", layers[l].text}});
     }
     return {{"probe", name()},
             {"params", p},
             {"image_span", {in.imageBegin, in.imageEnd}},
+            {"sink_dims", sel.dims},
+            {"sink_dims_discovered", discover},
             {"sinks", sinkJson},
             {"grid", gridJson("image_centric_rows", perHead)},
             {"next_token_before", topToken(ctx, before)},
             {"next_token_after", topToken(ctx, after)},
             {"max_abs_logit_change", (after - before).abs().max().item<double>()}};
+  }
+
+ private:
+  struct Selection {
+    double tau, rho, summ, keep;
+    int64_t imageBegin, imageEnd;
+    std::vector<int64_t> dims;
+  };
+  // One layer's sinks (DimProspector) and image-centric rows (HeadFork), and VAR's edit of its pattern.
+  struct LayerSelection {
+    std::vector<int64_t> visual, text;
+    at::Tensor centric;  // [1, head, query] bool; undefined: no visual sink, the layer is left alone
+
+    void findSinks(const at::Tensor& magnitude, const Selection& s) {  // magnitude [pos, d_model]
+      visual.clear(), text.clear();
+      if (s.dims.empty()) return;
+      at::Tensor peak = std::get<0>(magnitude.index_select(1, at::tensor(s.dims, at::kLong)).max(-1));  // [pos]
+      for (int64_t i = 0; i < peak.size(0); ++i)
+        if (peak[i].item<double>() > s.tau) (i >= s.imageBegin && i < s.imageEnd ? visual : text).push_back(i);
+    }
+    void forkHeads(const at::Tensor& pattern, const Selection& s) {
+      centric = at::Tensor();
+      if (visual.empty()) return;
+      at::Tensor a = pattern.to(at::kCPU, at::kFloat);  // [1, H, T, T]
+      const int64_t T = a.size(2);
+      at::Tensor image = a.slice(3, s.imageBegin, s.imageEnd);
+      at::Tensor onSinks = a.index_select(3, at::tensor(visual, at::kLong)).sum(-1);
+      at::Tensor portion = onSinks / (image + 1e-6).sum(-1);
+      at::Tensor rowsAfter = (at::arange(T) >= s.imageEnd).view({1, 1, T});
+      centric = (portion <= s.rho).logical_and(image.sum(-1) >= s.summ).logical_and(rowsAfter);
+    }
+    void redistribute(at::Tensor& pattern, const Selection& s) const {
+      if (!centric.defined() || !centric.any().item<bool>()) return;
+      std::vector<int> everyHead(static_cast<size_t>(pattern.size(1)));
+      std::iota(everyHead.begin(), everyHead.end(), 0);
+      std::vector<int64_t> sinks = visual;
+      sinks.insert(sinks.end(), text.begin(), text.end());  // VAR scales both kinds
+      redistributeSinks(pattern, everyHead, SinkRedistribution{sinks, s.keep, s.imageBegin, s.imageEnd, centric});
+    }
+  };
+  // |RMSNorm(h)| without a weight, in float32 as the reference's DimProspector: [pos, d_model].
+  static at::Tensor normalisedMagnitude(const at::Tensor& h) {
+    at::Tensor x = h[0].to(at::kCPU, at::kFloat);
+    return (x * at::rsqrt(x.pow(2).mean(-1, true) + 1e-6)).abs();
   }
 };
 

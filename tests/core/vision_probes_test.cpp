@@ -245,9 +245,9 @@ TEST(VarRedistributionTest, TextSinksAreScaledAndGiveTheirBudgetToTheImage) {
 
 TEST_F(VisionProbesTest, VarFindsSinksAndKeepsTheModelWhenPIsOne) {
   // tau = 1.5 makes sinks of this random model's image tokens (tau = 20 is for trained LLaVA).
-  auto keep = run("var", {{"tau", 1.5}, {"p", 1.0}});
+  auto keep = run("var", {{"tau", 1.5}, {"p", 1.0}, {"first_layer", 0}});
   EXPECT_EQ(keep["max_abs_logit_change"].get<double>(), 0.0);
-  auto r = run("var", {{"tau", 1.5}});
+  auto r = run("var", {{"tau", 1.5}, {"first_layer", 0}});
   size_t sinks = 0;
   for (const auto& l : r["sinks"]) sinks += l["sink_tokens"].size();
   EXPECT_GT(sinks, 0u);
@@ -257,6 +257,35 @@ TEST_F(VisionProbesTest, VarFindsSinksAndKeepsTheModelWhenPIsOne) {
   if (rowsEdited > 0) EXPECT_GT(r["max_abs_logit_change"].get<double>(), 0.0);
   const auto strict = run("var", {});
   for (const auto& l : strict["sinks"]) EXPECT_TRUE(l["sink_tokens"].empty()) << "no token of a random model passes tau = 20";
+}
+
+// VAR as MICV-yonsei/VisAttnSink runs it, against an independent float64 reference on the tiny LLaVA
+// (tests/reference/make_reference_models.py: var_reference): sink dimensions found from the first token,
+// sinks only on those dimensions, HeadFork's portion with its 1e-6 per image key, layers without a visual
+// sink left alone, and the selection made online (layer 1 sees layer 0's redistribution) or on the
+// unedited forward; the two differ on this model, and each matches its reference.
+TEST_F(VisionProbesTest, VarMatchesTheReferenceOnlineAndOffline) {
+  const auto cases = readJsonFile(std::string(std::getenv("HEADLAB_REFERENCE_DIR")) + "/llava/var_reference.json");
+  ASSERT_EQ(cases.size(), 2u);
+  for (const auto& ref : cases) {
+    SCOPED_TRACE(ref["online"].get<bool>() ? "online" : "on the unedited forward");
+    auto r = run("var", {{"tau", ref["tau"]}, {"rho", ref["rho"]}, {"min_image_attention", ref["summ"]}, {"p", ref["p"]},
+                         {"first_layer", ref["first_layer"]}, {"except_last_layer", ref["except_last"]}, {"online", ref["online"]}});
+    EXPECT_EQ(r["sink_dims"], ref["sink_dims"]);
+    EXPECT_TRUE(r["sink_dims_discovered"].get<bool>());
+    for (size_t l = 0; l < ref["sinks"].size(); ++l) {
+      EXPECT_EQ(r["sinks"][l]["sink_tokens"], ref["sinks"][l][0]) << "layer " << l;
+      EXPECT_EQ(r["sinks"][l]["text_sink_tokens"], ref["sinks"][l][1]) << "layer " << l;
+    }
+    std::vector<double> grid;
+    for (const auto& row : ref["grid"]) for (double v : row) grid.push_back(v);
+    EXPECT_EQ(r["grid"]["values"].get<std::vector<double>>(), grid);
+    EXPECT_NEAR(r["max_abs_logit_change"].get<double>(), ref["max_abs_logit_change"].get<double>(), 1e-4);
+  }
+  // Given sink dimensions are used as they are; one out of range is refused.
+  auto given = run("var", {{"tau", 1.5}, {"first_layer", 0}, {"sink_dims", {0}}});
+  EXPECT_FALSE(given["sink_dims_discovered"].get<bool>());
+  EXPECT_THROW(run("var", {{"sink_dims", {1 << 20}}}), InputError);
 }
 
 }  // namespace headlab

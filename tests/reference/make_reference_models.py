@@ -252,10 +252,116 @@ def llava_main(out):
         pos = ids.index(image_token)
         x = torch.cat([emb[torch.tensor(ids[:pos])], img, emb[torch.tensor(ids[pos + 1:])]])
         logits = llama_from_embeddings(tw, cfg["text_config"], x)
+        # VAR on the spliced prompt, every layer edited (first_layer 0, the last included) so that the
+        # online selection of layer 1 sees layer 0's redistribution; tau 1.5 makes sinks of random weights.
+        var_cases = [dict(tau=1.5, rho=0.5, summ=0.2, p=0.6, first_layer=0, except_last=False, online=online) for online in (True, False)]
+        var = [dict(c, **var_reference(tw, cfg["text_config"], x.double(), pos, pos + N, **c)) for c in var_cases]
+    with open(os.path.join(d, "var_reference.json"), "w") as f:
+        json.dump(var, f)
     with open(os.path.join(d, "reference.json"), "w") as f:
         json.dump({"tokens": ids, "pixels": pixels.flatten().tolist(), "image_size": S, "image_begin": pos, "image_end": pos + N,
                    "vision_features": feats.flatten().tolist(), "vision_shape": list(feats.shape),
                    "logits": logits.flatten().tolist(), "shape": list(logits.shape)}, f)
+
+
+def var_reference(w, cfg, h, im, ie, tau, rho, summ, p, first_layer, except_last, online, dims=None):
+    """VAR (MICV-yonsei/VisAttnSink, src/logic/logic.py and src/model/llava.py), written out independently
+    on a LLaMA decoder fed the spliced embeddings h [T, D] (float64): DimProspector on each layer's input
+    hidden states (|RMSNorm| without weight, eps 1e-6, max over the sink dims > tau), HeadFork on the
+    softmaxed attention (portion = sum over visual sinks / sum(image + 1e-6) <= rho, image sum >= summ,
+    query rows after the image), VARProcessor's redistribution (text and visual sinks times p, the budget
+    to the image by the non-sink image attention ratios). The sink dims are those where the first token
+    exceeds tau from first_layer on, on the unedited forward. online: selections inside the edited
+    forward; else on the unedited one."""
+    H, KV, L = cfg["num_attention_heads"], cfg["num_key_value_heads"], cfg["num_hidden_layers"]
+    dh, T = cfg["hidden_size"] // H, h.shape[0]
+    inv = 1.0 / (10000.0 ** (torch.arange(0, dh, 2, dtype=torch.float64) / dh))
+    f = torch.outer(torch.arange(T, dtype=torch.float64), inv)
+    cos, sin = torch.cat((f, f), -1).cos(), torch.cat((f, f), -1).sin()
+    wd = {k: v.double() for k, v in w.items()}
+
+    def rms(x, g):
+        return g * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6))
+
+    def magnitude(x):
+        return (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6)).abs()
+
+    def forward(hook_resid, hook_attn):
+        x = h.clone()
+        masked = torch.arange(T)[None, :] > torch.arange(T)[:, None]
+        for l in range(L):
+            pre = f"model.layers.{l}."
+            hook_resid(l, x)
+            a = rms(x, wd[pre + "input_layernorm.weight"])
+            q, k, v = ((a @ wd[pre + f"self_attn.{n}_proj.weight"].T).view(T, m, dh).transpose(0, 1) for n, m in (("q", H), ("k", KV), ("v", KV)))
+            rot = lambda t: t * cos + torch.cat((-t[..., dh // 2:], t[..., : dh // 2]), -1) * sin
+            q, k = rot(q), rot(k)
+            k, v = k.repeat_interleave(H // KV, 0), v.repeat_interleave(H // KV, 0)
+            att = hook_attn(l, (q @ k.transpose(-1, -2) / math.sqrt(dh)).masked_fill(masked, float("-inf")).softmax(-1))
+            x = x + (att @ v).transpose(0, 1).reshape(T, H * dh) @ wd[pre + "self_attn.o_proj.weight"].T
+            m2 = rms(x, wd[pre + "post_attention_layernorm.weight"])
+            x = x + (torch.nn.functional.silu(m2 @ wd[pre + "mlp.gate_proj.weight"].T) * (m2 @ wd[pre + "mlp.up_proj.weight"].T)) @ wd[pre + "mlp.down_proj.weight"].T
+        return (rms(x, wd["model.norm.weight"]) @ wd["lm_head.weight"].T)[-1]
+
+    found = set()
+    before = forward(lambda l, x: found.update(torch.nonzero(magnitude(x)[0] > tau).flatten().tolist()) if l >= first_layer and dims is None else None,
+                     lambda l, a: a)
+    dims = sorted(found) if dims is None else dims
+    sinks, centric = {}, {}
+
+    def find(l, x):
+        if l >= first_layer and dims:
+            peak = magnitude(x)[:, dims].max(-1).values
+            idx = torch.nonzero(peak > tau).flatten().tolist()
+            sinks[l] = ([i for i in idx if im <= i < ie], [i for i in idx if not im <= i < ie])
+        elif l >= first_layer:
+            sinks[l] = ([], [])
+
+    def fork(l, a):
+        vis = sinks.get(l, ([], []))[0]
+        if l < first_layer or (except_last and l == L - 1) or not vis:
+            return None
+        image = a[:, :, im:ie]
+        portion = a[:, :, vis].sum(-1) / (image + 1e-6).sum(-1)
+        rows = (portion <= rho) & (image.sum(-1) >= summ) & (torch.arange(T)[None, :] >= ie)
+        return rows  # [H, T]
+
+    def redistribute(l, a, rows):
+        if rows is None or not rows.any():
+            return a
+        vis, text = sinks[l]
+        a = a.clone()
+        for hh in range(H):
+            for qq in torch.nonzero(rows[hh]).flatten().tolist():
+                row = a[hh, qq].clone()
+                copy = row.clone()
+                budget = (copy[vis].sum() + copy[text].sum()) * (1 - p)
+                row[text] *= p
+                row[vis] *= p
+                copy[vis] = 0
+                ratios = copy[im:ie] / copy[im:ie].sum()
+                row[im:ie] += budget * ratios
+                a[hh, qq] = row
+        return a
+
+    chosen = {}
+    if online:
+        def edit(l, a):
+            chosen[l] = fork(l, a)
+            return redistribute(l, a, chosen[l])
+        after = forward(find, edit)
+    else:
+        def select(l, a):
+            chosen[l] = fork(l, a)
+            return a
+        forward(find, select)
+        after = forward(lambda l, x: None, lambda l, a: redistribute(l, a, chosen.get(l)))
+    grid = [[0.0] * H for _ in range(L)]
+    for l, rows in chosen.items():
+        if rows is not None:
+            grid[l] = rows.sum(-1).double().tolist()
+    return {"sink_dims": dims, "sinks": [sinks.get(l, ([], [])) for l in range(L)], "grid": grid,
+            "max_abs_logit_change": (after - before).abs().max().item()}
 
 
 def llama_decoder(w, h, cos, sin, H, KV, dh, L, eps, unembed):
