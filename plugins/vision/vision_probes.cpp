@@ -77,6 +77,25 @@ struct VhdResult {
 
 }  // namespace
 
+std::string applyTemplate(const std::string& tmpl, const std::string& prompt) {
+  const auto at = tmpl.find("{prompt}");
+  if (at == std::string::npos) throw InputError("the template has no {prompt}: '" + tmpl + "'");
+  return std::string(tmpl).replace(at, 8, prompt);
+}
+
+std::string conversationTemplate(const Tokenizer* tokenizer, int64_t imageToken, const std::string& requested) {
+  if (requested != "auto") {
+    applyTemplate(requested, "");  // refuses a template without {prompt}
+    return requested;
+  }
+  if (!tokenizer) return "{prompt}";
+  const std::string roles = tokenizer->decode(tokenizer->encode("USER: x ASSISTANT:", false));
+  const std::vector<int64_t> image = tokenizer->encode("<image>", false);
+  const bool spells = roles.find("USER:") != std::string::npos && roles.find("ASSISTANT:") != std::string::npos &&
+                      std::find(image.begin(), image.end(), imageToken) != image.end();
+  return spells ? kLlavaV1Template : "{prompt}";
+}
+
 at::Tensor vhdOutliers(const at::Tensor& vhd, const at::Tensor& ta) {
   auto aboveLayerMeanPlusStd = [](const at::Tensor& x) { return x > x.mean(1, true) + x.std(1, /*unbiased=*/false, /*keepdim=*/true); };
   return aboveLayerMeanPlusStd(vhd).logical_and(aboveLayerMeanPlusStd(ta));
@@ -117,6 +136,8 @@ class VhdProbe : public Probe {
   std::vector<ProbeParameter> parameters() const override {
     return {{"prompt", "Describe the image.", "text prompt; the image goes after BOS unless it holds the image token"},
             {"tokens", nlohmann::json::array(), "the prompt as token ids instead (may hold the image token)"},
+            {"template", "auto", "conversation template with {prompt} (auto = LLaVA-1.5's USER/ASSISTANT conversation when the "
+                                 "tokenizer spells it, else the bare prompt)"},
             {"distance", "l2", "l2, cosine or relative (||a - b|| / ||b||)"},
             {"outlier_filter", true, "zero heads with VHD > mean_l + std_l and TA > mean_l + std_l (per layer, Eq. 6)"},
             {"counterfactual", "text_only", "text_only (the paper) or same (the image run again: VHD must be 0)"},
@@ -138,7 +159,10 @@ class VhdProbe : public Probe {
     c10::InferenceMode guard;
     const std::string cf = p["counterfactual"];
     if (cf != "text_only" && cf != "same") throw InputError("counterfactual must be text_only or same, got '" + cf + "'");
-    std::vector<int64_t> ids = promptIds(ctx, p, "prompt");
+    const std::string tmpl = conversationTemplate(ctx.tokenizer, vlm.visionConfig().image_token_id, p["template"]);
+    nlohmann::json templated = p;
+    templated["prompt"] = applyTemplate(tmpl, p["prompt"]);
+    std::vector<int64_t> ids = promptIds(ctx, templated, "prompt");
     reportProgress(ctx, 0.0, "image and text-only runs");
     VlmInput image = vlm.prepare(ids, *ctx.pixels);
     VlmInput text = cf == "same" ? image : vlm.prepare(ids, at::Tensor());
@@ -146,6 +170,8 @@ class VhdProbe : public Probe {
     nlohmann::json out = {{"probe", name()},
                           {"params", p},
                           {"image_span", {image.imageBegin, image.imageEnd}},
+                          {"template_used", p["tokens"].empty() ? nlohmann::json(tmpl) : nlohmann::json(nullptr)},
+                          {"prompt_ids", ids},
                           {"grid", gridJson("vhd", first.filtered)},
                           {"vhd_raw", gridJson("vhd_raw", first.raw)},
                           {"ta", gridJson("ta", first.ta)},
@@ -391,8 +417,8 @@ class LookProbe : public Probe {
             {"query", -1, "query position (-1 = the last)"},
             {"layer", kLookDefaultLayer, "layer of the map (default 14, as mllms_know reads LLaVA-1.5; the default is clamped to the model's last layer; -1 = the middle layer)"},
             {"general_prompt", "Write a general description of the image.", "divide the map by this prompt's map (empty = off)"},
-            {"template", "{prompt}", "conversation template, applied to the prompt and the general prompt alike, e.g. "
-                                     "\"USER: <image>\\n{prompt} ASSISTANT:\" for LLaVA-1.5"}};
+            {"template", "auto", "conversation template with {prompt}, applied to the prompt and the general prompt alike (auto = "
+                                 "LLaVA-1.5's USER/ASSISTANT conversation when the tokenizer spells it, else the bare prompt)"}};
   }
   ProbeSummary summarize(const nlohmann::json& r) const override {
     return {formatText("image attention at layer %lld; most on the image: %s", r["map"]["layer"].get<long long>(),
@@ -410,9 +436,8 @@ class LookProbe : public Probe {
     // The default (14, also when the GUI passes the defaults back) fits any model; another value must exist.
     if (layer == kLookDefaultLayer) layer = std::min<int64_t>(layer, c.n_layers - 1);
     if (layer >= c.n_layers) throw InputError("layer " + std::to_string(layer) + " out of range [0, " + std::to_string(c.n_layers) + ")");
-    const std::string tmpl = p["template"];
-    if (tmpl.find("{prompt}") == std::string::npos) throw InputError("look: the template has no {prompt}");
-    auto templated = [&tmpl](const std::string& text) { return std::string(tmpl).replace(tmpl.find("{prompt}"), 8, text); };
+    const std::string tmpl = conversationTemplate(ctx.tokenizer, vlm.visionConfig().image_token_id, p["template"]);
+    auto templated = [&tmpl](const std::string& text) { return applyTemplate(tmpl, text); };
     reportProgress(ctx, 0.0, "prompt");
     nlohmann::json qp = p;
     qp["prompt"] = templated(p["prompt"]);
@@ -423,6 +448,7 @@ class LookProbe : public Probe {
                           {"params", p},
                           {"image_span", {span.first, span.second}},
                           {"grid", gridJson("image_attention", grid)},
+                          {"template_used", p["tokens"].empty() ? nlohmann::json(tmpl) : nlohmann::json(nullptr)},
                           {"map", {{"layer", layer}, {"side", side * side == n ? side : 0}, {"values", toVector(map)}}},
                           {"prompt_text", p["tokens"].empty() ? qp["prompt"] : nlohmann::json(nullptr)}};
     const std::string general = p["general_prompt"];

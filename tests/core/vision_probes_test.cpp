@@ -288,4 +288,37 @@ TEST_F(VisionProbesTest, VarMatchesTheReferenceOnlineAndOffline) {
   EXPECT_THROW(run("var", {{"sink_dims", {1 << 20}}}), InputError);
 }
 
+// VHD's default prompt is LLaVA-1.5's conversation when the tokenizer spells it (issue #17): a Llama-3
+// tokenizer with <image> as a special token does; the tiny LLaVA's word-level vocabulary does not, and
+// keeps the bare prompt (its words would become <unk>).
+TEST_F(VisionProbesTest, VhdUsesTheLlavaConversationWhenTheTokenizerSpellsIt) {
+  nlohmann::json j = readJsonFile(test::sharedPath("models/llama3-tokenizer/tokenizer.json"));
+  int64_t imageId = -1;
+  for (auto& t : j["added_tokens"])
+    if (t["content"] == "<|reserved_special_token_0|>") t["content"] = "<image>", imageId = t["id"];
+  ASSERT_GE(imageId, 0);
+  const std::string dir = ::testing::TempDir() + "/llava_like_tokenizer";
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir + "/tokenizer.json") << j.dump();
+  auto llama3 = loadTokenizer(dir + "/tokenizer.json");
+  EXPECT_STREQ(plugins::conversationTemplate(llama3.get(), imageId, "auto").c_str(), plugins::kLlavaV1Template);
+  EXPECT_EQ(plugins::conversationTemplate(llama3.get(), imageId + 1, "auto"), "{prompt}") << "<image> is not that model's image token";
+  EXPECT_EQ(plugins::conversationTemplate(llama3.get(), imageId, "Q: {prompt}"), "Q: {prompt}");
+  EXPECT_THROW(plugins::conversationTemplate(llama3.get(), imageId, "no placeholder"), InputError);
+  const std::string llava = plugins::applyTemplate(plugins::kLlavaV1Template, "What is this?");
+  EXPECT_NE(llava.find("USER: <image>\nWhat is this? ASSISTANT:"), std::string::npos);
+  const auto ids = llama3->encode(llava, true);
+  EXPECT_EQ(std::count(ids.begin(), ids.end(), imageId), 1);
+
+  auto word = loadTokenizer(std::string(std::getenv("HEADLAB_REFERENCE_DIR")) + "/llava/tokenizer.json");
+  const int64_t image = vlm->visionConfig().image_token_id;
+  EXPECT_EQ(plugins::conversationTemplate(word.get(), image, "auto"), "{prompt}");
+  // On the probe: the template it used is reported, and an explicit one is applied to the text prompt.
+  auto p = plugins::ProbeRegistry::instance().create("vhd");
+  plugins::ProbeContext ctx{vlm->language(), word.get(), {{"prompt", "w7 w11"}, {"template", "w5 <image> {prompt} w9"}}, {}, vlm.get(), &pixels};
+  const auto r = p->run(ctx);
+  EXPECT_EQ(r["template_used"], "w5 <image> {prompt} w9");
+  EXPECT_EQ(r["prompt_ids"], nlohmann::json({1, 5, image, 7, 11, 9}));
+}
+
 }  // namespace headlab
