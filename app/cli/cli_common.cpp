@@ -98,4 +98,15 @@ int64_t answerToken(const Args& a, const headlab::Tokenizer* tok, const std::str
   return headlab::resolveSingleToken(*tok, v);
 }
 
+InstalledEdits installEdits(const Args& a, HookedTransformer& model) {
+  InstalledEdits out;
+  if (!a.has("edit")) return out;
+  const auto& c = model.config();
+  for (const auto& iv : parseInterventions(a.get("edit"), c.n_layers, c.n_heads)) {
+    for (auto& h : install(model, iv)) out.handles.push_back(std::move(h));
+    out.described.push_back(iv.describe());
+  }
+  return out;
+}
+
 }  // namespace headlab::cli

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "cli_args.h"
+#include "headlab/core/interventions.h"
 #include "headlab/core/model_session.h"
 
 namespace headlab::cli {
@@ -27,6 +28,14 @@ std::vector<int64_t> parseIds(const std::string& text, const std::string& flag);
 std::vector<int64_t> promptIds(const Args& a, const Tokenizer* tok, const std::string& textKey = "prompt");
 // --answer / --wrong: one token of the vocabulary (" Paris") or an id ("#42").
 int64_t answerToken(const Args& a, const Tokenizer* tok, const std::string& key);
+
+// --edit SPEC (parseInterventions' text: zero:3.1;act:2-4.*:beta=0.4;pasta:5.*:keys=3-7) installed on
+// `model` for as long as the result lives; `described` lists them for outputs. Empty without --edit.
+struct InstalledEdits {
+  std::vector<HookHandle> handles;
+  nlohmann::json described = nlohmann::json::array();
+};
+InstalledEdits installEdits(const Args& a, HookedTransformer& model);
 
 int cmdPatch(const Args& a);  // patch_command.cpp
 int cmdProbe(const Args& a);  // probe_command.cpp

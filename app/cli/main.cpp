@@ -33,6 +33,10 @@ using namespace headlab::cli;
 const char* kUsageHead = "usage: headlab-cli <command> [options]\n\ncommands:\n";
 const char* kUsageTail = R"(
   M: a Hugging Face folder, a .gguf, a llama2.c .bin, or a cached Hugging Face name.
+  SPEC (--edit): KIND:HEADS[:option=value...], several joined by ';'. KIND zero, uniform, scale, act or pasta;
+    HEADS L.H, L.*, A-B.H or A-B.*, comma-separated; options alpha= (beta= for act), threshold= (act's
+    on-the-fly sinks), keys=3+5-9 (pasta's emphasised keys; act's sinks instead of finding them).
+    e.g. --edit 'act:2-4.*:beta=0.4'   --edit 'pasta:3.*:keys=5-9:alpha=0.01;zero:1.0'
 options: --version, --help, --threads N, --max-model-mb N (refuse a load whose weights need more; default: the memory available)
 )";
 
@@ -101,12 +105,14 @@ int cmdGenerate(const Args& a) {
   if (o.vlm) {
     // The spliced prompt runs once into a KV cache; each answer token is one position.
     headlab::VlmInput in = o.prepare(ids);
+    const auto edits = installEdits(a, o.model());
     auto answer = headlab::generateFromEmbeddings(o.model(), in.embeds, g, -1, m.tokenizer ? m.tokenizer->eos() : -1);
     if (!m.tokenizer) return printIds(answer), 0;
     std::cout << a.get("prompt", m.tokenizer->decode(ids)) << " " << m.tokenizer->decode(answer) << "\n";
     return 0;
   }
   const auto& c = m.model->config();
+  const auto edits = installEdits(a, *m.model);
   auto out = headlab::generate(*m.model, ids, g, m.tokenizer ? m.tokenizer->bos() : c.bos_token_id, m.tokenizer ? m.tokenizer->eos() : c.eos_token_id);
   if (!m.tokenizer) {  // a model without a tokenizer: the prompt's and the new ids
     ids.insert(ids.end(), out.begin(), out.end());
@@ -145,7 +151,8 @@ int cmdCapture(const Args& a) {
   for (auto id : ids) pieces.push_back(m.tokenizer ? m.tokenizer->tokenString(id) : "#" + std::to_string(id));
   writer.writeInputs(ids, pieces);
   if (image.imageBegin >= 0) writer.writeImage(o.pixels, image.imageBegin, image.imageEnd);
-  writer.writeInterventions(nlohmann::json::array());
+  const auto edits = installEdits(a, model);
+  writer.writeInterventions(edits.described);
   headlab::captureToTrace(model, ids, hooks, writer, [](double fraction, const std::string& done) {
     std::cerr << "\rcapture: " << done << (fraction >= 1 ? "\n" : "") << std::flush;
     return true;
@@ -194,12 +201,12 @@ const std::vector<Command>& commands() {
   static const std::vector<Command> table = {
       {"info", "--model M                                   model config as JSON", cmdInfo},
       {"tokenize", "--model M | --tokenizer T  (--text S | --text-file F) [--no-bos]", cmdTokenize},
-      {"generate", "--model M [--tokenizer T] (--prompt S | --ids 0,5,7) [--max-tokens N] [--steps N] [--greedy]\n"
+      {"generate", "--model M [--tokenizer T] (--prompt S | --ids 0,5,7) [--max-tokens N] [--steps N] [--greedy] [--edit SPEC]\n"
                    "[--temperature X] [--top-p P] [--seed N] [--device cpu|cuda] [--dtype float32|bfloat16|float16]",
        cmdGenerate},
-      {"capture", "--model M (--prompt S | --ids 0,5,7) --hooks GLOB[,GLOB] --out trace.h5 [--force] [--gzip 0-9] [--fp16] [--max-mb N] [--image F]",
+      {"capture", "--model M (--prompt S | --ids 0,5,7) --hooks GLOB[,GLOB] --out trace.h5 [--force] [--gzip 0-9] [--fp16] [--max-mb N] [--image F] [--edit SPEC]",
        cmdCapture},
-      {"probe P", "--model M [--params JSON] [--prompts-file F] [--json] [--out results.h5] [--force]\n"
+      {"probe P", "--model M [--params JSON] [--prompts-file F] [--json] [--out results.h5] [--force] [--edit SPEC]\n"
                   "P: " + probeNames(false, ", ") + "   (--list shows parameters)\n"
                   "vision probes on a LLaVA folder or demo-vlm: probe " + probeNames(true, "|") + " --model M --image F [--prompt S]",
        cmdProbe},
@@ -246,7 +253,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> rest(args.begin() + 1, args.end());
   try {
     const std::set<std::string> flags = {"greedy", "no-bos", "json", "force", "help", "fp16", "noising", "list"};
-    const std::set<std::string> options = {"model", "tokenizer", "text", "text-file", "prompt", "max-tokens", "steps",
+    const std::set<std::string> options = {"edit", "model", "tokenizer", "text", "text-file", "prompt", "max-tokens", "steps",
                                            "temperature", "top-p", "seed", "device", "ids", "dtype", "threads", "out",
                                            "hooks", "gzip", "max-mb", "max-model-mb", "receiver", "input", "params", "pairs", "clean-ids", "corrupted-ids", "prompts-file", "image", "corrupted-image", "clean", "corrupted", "answer", "wrong", "sweep", "method"};
     Args a(rest, flags, options);

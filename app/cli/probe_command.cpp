@@ -36,6 +36,7 @@ int cmdProbe(const Args& a) {
   auto& vlm = o.vlm;
   auto& pixels = o.pixels;
   headlab::HookedTransformer& model = o.model();
+  const auto edits = installEdits(a, model);  // the probe measures the edited model
   nlohmann::json params = nlohmann::json::object();
   if (a.has("params")) {
     try {

@@ -292,4 +292,41 @@ TEST(ActivationCacheTest, MeanOverAPromptSetFeedsAMeanAblation) {
   test::expectTensorClose(z[0].select(1, 2), perPos[0].select(1, 2), 2e-5, "head 2 carries the per-position mean");
 }
 
+// The CLI's --edit text: kinds, head lists and ranges, options, one intervention per layer, and a
+// message naming the part it could not read.
+TEST(InterventionTextTest, ParsesKindsHeadsRangesAndOptions) {
+  auto ivs = parseInterventions("act:2-3.*:beta=0.3:threshold=0.2;zero:1.0,1.2;pasta:4.1-2:keys=3+5-7", 5, 4);
+  ASSERT_EQ(ivs.size(), 4u);
+  EXPECT_EQ(ivs[0].kind, InterventionKind::ActRedistribute);
+  EXPECT_EQ(ivs[0].layer, 2);
+  EXPECT_EQ(ivs[0].heads, (std::vector<int>{0, 1, 2, 3}));
+  EXPECT_DOUBLE_EQ(ivs[0].alpha, 0.3);
+  EXPECT_DOUBLE_EQ(ivs[0].threshold, 0.2);
+  EXPECT_TRUE(ivs[0].keys.empty()) << "no keys: ACT finds the sinks on each input";
+  EXPECT_EQ(ivs[1].layer, 3);
+  EXPECT_EQ(ivs[2].kind, InterventionKind::Zero);
+  EXPECT_EQ(ivs[2].heads, (std::vector<int>{0, 2}));
+  EXPECT_EQ(ivs[3].kind, InterventionKind::Pasta);
+  EXPECT_EQ(ivs[3].heads, (std::vector<int>{1, 2}));
+  EXPECT_EQ(ivs[3].keys, (std::vector<int64_t>{3, 5, 6, 7}));
+  EXPECT_DOUBLE_EQ(ivs[3].alpha, 0.01) << "PASTA's default alpha";
+  EXPECT_DOUBLE_EQ(parseInterventions("act:0.0", 5, 4)[0].alpha, 0.4) << "ACT's default beta";
+  auto message = [](const std::string& spec) {
+    try {
+      parseInterventions(spec, 5, 4);
+    } catch (const InputError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  EXPECT_EQ(message("zero:5.0"), "edit 'zero:5.0': layer 5 out of range [0, 5)");
+  EXPECT_EQ(message("zero:1.4"), "edit 'zero:1.4': head 4 out of range [0, 4)");
+  EXPECT_EQ(message("zero:1"), "edit 'zero:1': head '1' is not LAYER.HEAD (e.g. 3.1, 3.*, 2-4.0)");
+  EXPECT_EQ(message("scale:1.1:alpha=x"), "edit 'scale:1.1:alpha=x': 'x' is not a number");
+  EXPECT_EQ(message("zero:3-1.0"), "edit 'zero:3-1.0': range '3-1' runs backwards");
+  EXPECT_NE(message("bogus:1.1").find("unknown intervention kind 'bogus'"), std::string::npos);
+  EXPECT_NE(message("resample:1.1").find("needs source activations"), std::string::npos);
+  EXPECT_EQ(message(""), "edit '': no intervention given");
+}
+
 }  // namespace headlab

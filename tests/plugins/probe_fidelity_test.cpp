@@ -124,4 +124,42 @@ TEST(ProbeFidelityTest, DuoAttentionGatesMatchTheReferenceRecipe) {
   EXPECT_EQ(probe->run(again)["gates"]["full_attention_kv_heads"].get<int64_t>(), 15);
 }
 
+// ACT as GATECH-EIC/ACT runs it (atten_process_eval), against that code written out in Python on
+// hand-built attention (tests/reference/probe_references.py: act_reference): each selected head's sinks
+// found on this input inside the forward (column sum over the rows that see the key > 0.1, the first
+// dropped), scaled by beta = 0.4, the freed mass spread over the other keys; unselected heads untouched.
+TEST(ProbeFidelityTest, ActFindsEachHeadsSinksOnTheFlyAsTheReference) {
+  c10::InferenceMode guard;
+  const auto ref = readJsonFile(std::string(std::getenv("HEADLAB_REFERENCE_DIR")) + "/probes/act_reference.json");
+  ModelConfig c = test::smallConfig("llama");
+  ASSERT_EQ(c.n_layers, ref["layers"].get<int64_t>());
+  ASSERT_EQ(c.n_heads, ref["heads"].get<int64_t>());
+  HookedTransformer model(c, test::randomWeights(c, 3));
+  const int64_t T = ref["T"];
+  std::vector<at::Tensor> edited(static_cast<size_t>(c.n_layers));
+  std::vector<HookHandle> hooks;
+  for (int l = 0; l < c.n_layers; ++l)  // the hand-built attention, in place of the model's
+    hooks.push_back(model.hooks().add(model.hooks().idOf(l, LayerHook::Pattern), [&, l](at::Tensor& p, const HookContext&) {
+      p = at::tensor(ref["patterns"][l].get<std::vector<double>>()).view({1, c.n_heads, T, T}).to(p.scalar_type());
+    }));
+  std::vector<Intervention> act;
+  for (const auto& [layer, heads] : ref["selected"].items()) {
+    Intervention iv{InterventionKind::ActRedistribute, std::stoi(layer), heads.get<std::vector<int>>()};
+    iv.alpha = ref["beta"], iv.threshold = ref["threshold"];
+    EXPECT_EQ(iv.describe()["sinks"], "per head, on each input");
+    act.push_back(iv);
+  }
+  auto installed = install(model, act);
+  for (int l = 0; l < c.n_layers; ++l)
+    hooks.push_back(model.hooks().add(model.hooks().idOf(l, LayerHook::Pattern), [&, l](at::Tensor& p, const HookContext&) { edited[l] = p[0].clone(); }));
+  model.forward(at::arange(T, at::kLong).unsqueeze(0));
+  for (int l = 0; l < c.n_layers; ++l)
+    test::expectTensorClose(edited[l], at::tensor(ref["edited"][l].get<std::vector<double>>()).view({c.n_heads, T, T}).to(at::kFloat), 1e-6,
+                            "layer " + std::to_string(l));
+  // The hidden sink (key 4) is found and scaled in a selected head; BOS, the first sink, keeps its attention.
+  const at::Tensor before = at::tensor(ref["patterns"][0].get<std::vector<double>>()).view({c.n_heads, T, T}).to(at::kFloat);
+  EXPECT_LT(edited[0][1].select(1, 4).sum().item<float>(), before[1].select(1, 4).sum().item<float>());
+  EXPECT_TRUE(at::equal(edited[0][0], before[0])) << "head 0 of layer 0 is not selected";
+}
+
 }  // namespace headlab

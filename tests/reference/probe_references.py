@@ -123,6 +123,7 @@ def write_probe_references(out):
     d = os.path.join(out, "probes")
     os.makedirs(d, exist_ok=True)
     induction_reference(d)
+    act_reference(d)
     rouge_reference(d, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../resources/prompts/sinks.txt"))
 
 
@@ -203,3 +204,37 @@ def duo_reference(out, shared, steps=30, lr=0.05, l1=0.05, sink=2, recent=4):
     with open(os.path.join(out, "duo_reference.json"), "w") as f:
         json.dump({"prompt_ids": prompts, "params": {"gate_steps": steps, "gate_lr": lr, "gate_l1": l1, "sink": sink, "recent": recent},
                    "gates": gates.flatten().tolist(), "losses": losses}, f)
+
+
+def act_reference(out, layers=3, heads=4, T=14, beta=0.4, thres=0.1):
+    """ACT's on-the-fly edit (GATECH-EIC/ACT, models/llama_modelling_aug.py: atten_process_eval) on
+    hand-built causal attention with a few strong sink columns, written out from the reference: per
+    selected head, keys whose column sum over the rows that see them exceeds thres are sinks, the first
+    dropped; sinks scaled by beta, the freed mass spread over the other keys by their attention, row 0
+    reset to [1, 0, ...]."""
+    g = torch.Generator().manual_seed(5)
+    patterns, edited = [], []
+    selected = {0: [1, 3], 1: [0, 2], 2: [1]}
+    for l in range(layers):
+        scores = torch.randn(heads, T, T, generator=g, dtype=torch.float64)
+        scores[:, :, 0] += 3.0  # BOS
+        scores[:, :, 4] += 2.5 * torch.rand(heads, 1, generator=g, dtype=torch.float64)  # a hidden sink, stronger in some heads
+        att = scores.masked_fill(torch.triu(torch.ones(T, T, dtype=torch.bool), 1), float("-inf")).softmax(-1)
+        patterns.append(att.clone())
+        for head_num in selected[l]:
+            modified_head = att[head_num].clone()
+            shape = modified_head.shape[0]
+            indices = torch.nonzero(torch.where(torch.sum(modified_head, dim=0) / torch.arange(shape, 0, -1) > thres, 1, 0))
+            indices = indices[1:]
+            copied = modified_head.detach().clone()
+            available = modified_head[:, indices].sum(dim=1) * (1 - beta)
+            modified_head[:, indices] *= beta
+            copied[1:, indices] *= 0
+            ratios = copied / torch.sum(copied, dim=1, keepdim=True)
+            modified_head = modified_head + available * ratios
+            modified_head[0, 0] = 1
+            att[head_num] = modified_head
+        edited.append(att)
+    with open(os.path.join(out, "act_reference.json"), "w") as f:
+        json.dump({"layers": layers, "heads": heads, "T": T, "beta": beta, "threshold": thres, "selected": {str(k): v for k, v in selected.items()},
+                   "patterns": [p.flatten().tolist() for p in patterns], "edited": [e.flatten().tolist() for e in edited]}, f)

@@ -26,6 +26,12 @@ ref=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["
 out=$("$CLI" generate --model "$M/stories260K.bin" --tokenizer "$M/tok512.bin" --prompt "Once upon a time" --greedy --steps 64)
 check "generate --steps 64 (llama2.c -n 64)" "$out" "$ref"
 
+# --edit: interventions from the command line change the generation; a bad one is a one-line error.
+plain=$("$CLI" generate --model "$M/stories260K.bin" --prompt "Once upon a time" --greedy --max-tokens 20)
+edited=$("$CLI" generate --model "$M/stories260K.bin" --prompt "Once upon a time" --greedy --max-tokens 20 --edit 'zero:1.*;scale:3.2:alpha=2')
+[ -n "$edited" ] && [ "$plain" != "$edited" ] || { echo "FAIL --edit zero/scale changes the generation"; fail=1; }
+err=$("$CLI" generate --model "$M/stories260K.bin" --prompt "Once" --edit 'zero:9.1' 2>&1 >/dev/null); rc=$?
+[ $rc -ne 0 ] && [ "$err" = "error: edit 'zero:9.1': layer 9 out of range [0, 5)" ] || { echo "FAIL --edit bad layer: rc=$rc '$err'"; fail=1; }
 err=$("$CLI" generate --model "$M/stories260K.bin" --prompt "" 2>&1 >/dev/null); rc=$?
 check "empty prompt exit" "$rc" "1"
 check "empty prompt message" "$err" "error: empty prompt (--prompt \"\")"

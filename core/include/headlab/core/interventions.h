@@ -20,7 +20,7 @@ enum class InterventionKind {
   Resample,       // hook_z := the head's z on another prompt
   Uniform,        // pattern := uniform over the visible keys (Retrieval Head masking)
   Scale,          // hook_z *= alpha (reweight; VHR)
-  ActRedistribute,// pattern[:, sinks] *= beta, freed mass to non-sink keys (ACT)
+  ActRedistribute,// pattern[:, sinks] *= beta, freed mass to non-sink keys (ACT); sinks given, or found per head on each input
   Pasta,          // scores of non-emphasised keys += log(alpha) (PASTA)
   VarRedistribute,// ACT's edit on chosen rows, freed mass to the image's non-sink keys (VAR)
 };
@@ -34,7 +34,8 @@ struct Intervention {
   bool kvGroup = false;       // under GQA: the heads are kv heads; every query head of each group is edited
   double alpha = 1.0;         // Scale factor, PASTA alpha (default 0.01), ACT beta (default 0.4)
   at::Tensor source;          // Mean / Resample: z values [pos or 1, head, d_head] or [batch, pos, head, d_head]
-  std::vector<int64_t> keys;  // ACT / VAR sink keys, PASTA emphasised keys (absolute positions)
+  std::vector<int64_t> keys;  // ACT / VAR sink keys, PASTA emphasised keys (absolute positions); ACT without keys: see actSinks
+  double threshold = 0.1;     // ACT without keys: a key is a sink when its mean attention over the rows that see it exceeds this
   int64_t receiverBegin = 0, receiverEnd = -1;  // ACT / VAR: keys that take the freed mass (-1: to the last)
   at::Tensor rows;            // VAR: [batch|1, n_heads, q] bool, the query rows edited (undefined: all)
 
@@ -62,8 +63,23 @@ struct SinkRedistribution {
   at::Tensor rows;                              // [batch|1, n_heads, q] bool over all query heads; undefined: every row
 };
 void redistributeSinks(at::Tensor& pattern, const std::vector<int>& heads, const SinkRedistribution& r);
+// ACT's sinks of one head on this input (GATECH-EIC/ACT, atten_process_eval): the keys whose attention,
+// summed over the rows and divided by the number of rows that see them, exceeds `threshold`, less the
+// first such key (the reference keeps it: usually BOS). pattern [batch, head, q, k]; rows sit at
+// posOffset.. (the whole prompt in a full forward, one row when decoding).
+std::vector<int64_t> actSinks(const at::Tensor& pattern, int head, double threshold, int64_t posOffset);
 // PASTA: add log(alpha) to the scores of every key not in `emphasised`.
 void steerScores(at::Tensor& scores, const std::vector<int>& heads, const std::vector<int64_t>& emphasised, double alpha);
+
+// Interventions written as text (the CLI's --edit), several separated by ';':
+//   KIND:HEADS[:option=value]...
+// KIND: zero, uniform, scale, act, pasta (mean and resample need source activations: the window and the
+// API). HEADS: comma-separated L.H, L.* (every head), A-B.H or A-B.* (layers A to B inclusive).
+// Options: alpha=X (scale factor, ACT's beta, PASTA's alpha; beta= is the same), threshold=X (ACT's
+// on-the-fly sinks), keys=LIST (PASTA's emphasised keys; ACT's sinks instead of finding them), LIST as
+// 3,5-9 written with '+' between items (keys=3+5-9). One Intervention per layer. Throws InputError
+// naming the part it could not read; layers and heads are checked against nLayers / nHeads.
+std::vector<Intervention> parseInterventions(const std::string& spec, int64_t nLayers, int64_t nHeads);
 
 // Installs the intervention as hooks on `model`. The returned handles remove it when destroyed.
 std::vector<HookHandle> install(HookedTransformer& model, const Intervention& iv);
