@@ -38,6 +38,9 @@ void MainWindow::buildToolbar() {
   m_kind->addItem(tr("zero"), static_cast<int>(views::AblationKind::Zero));
   m_kind->addItem(tr("mean"), static_cast<int>(views::AblationKind::Mean));
   m_kind->addItem(tr("uniform attention"), static_cast<int>(views::AblationKind::Uniform));
+  m_kind->addItem(tr("ACT sink redistribution"), static_cast<int>(views::AblationKind::Act));
+  m_kind->setItemData(m_kind->count() - 1, tr("ACT (Yu et al.): the head's attention sinks, found on this prompt, keep 0.4 of their "
+                                              "attention and the rest goes to the other keys"), Qt::ToolTipRole);
   tb->addWidget(m_kind);
   connect(m_kind, &QComboBox::currentIndexChanged, this, [this] {
     m_gridModel->setAblationKind(static_cast<views::AblationKind>(m_kind->currentData().toInt()));

@@ -100,11 +100,12 @@ void MainWindow::openSession(const QString& path) {
     const QString what = tr("edit %1 (layer %2, head %3)").arg(i + 1).arg(edit.layer).arg(edit.head);
     const QString kind = e.value("ablation").toString("none");
     bool known = false;
-    for (auto k : {views::AblationKind::None, views::AblationKind::Zero, views::AblationKind::Mean, views::AblationKind::Uniform})
+    for (auto k : {views::AblationKind::None, views::AblationKind::Zero, views::AblationKind::Mean, views::AblationKind::Uniform,
+                   views::AblationKind::Act})
       if (views::ablationName(k) == kind) edit.state.ablation = k, known = true;
     const double alpha = e.value("alpha").toDouble(1.0);
     if (edit.layer < 0 || edit.head < 0) m_refusedEdits << what + tr(": no layer or head");
-    else if (!known) m_refusedEdits << what + tr(": unknown ablation '%1' (none, zero, mean or uniform)").arg(kind);
+    else if (!known) m_refusedEdits << what + tr(": unknown ablation '%1' (none, zero, mean, uniform or act)").arg(kind);
     else if (!std::isfinite(alpha) || alpha < 0 || alpha > 4) m_refusedEdits << what + tr(": α = %1 outside [0, 4]").arg(alpha);
     else edit.state.alpha = static_cast<float>(alpha), m_pendingEdits.push_back(edit);
   }

@@ -58,6 +58,12 @@ struct SessionController::Worker {
       switch (s.ablation) {
         case views::AblationKind::Zero: out.push_back({InterventionKind::Zero, e.layer, {e.head}}); break;
         case views::AblationKind::Uniform: out.push_back({InterventionKind::Uniform, e.layer, {e.head}}); break;
+        case views::AblationKind::Act: {  // ACT: sinks found per input, beta 0.4, threshold 0.1 (the paper's)
+          Intervention iv{InterventionKind::ActRedistribute, e.layer, {e.head}};
+          iv.alpha = 0.4;
+          out.push_back(iv);
+          break;
+        }
         case views::AblationKind::Mean: {
           Intervention iv{InterventionKind::Mean, e.layer, {e.head}};
           iv.source = meanZ.at(e.layer);

@@ -245,6 +245,26 @@ TEST_F(ModelWindowTest, CancellingALongRetrievalRunKeepsTheWindowResponsive) {
 
 namespace headlab::app {
 
+// ACT from the window: the click kind "ACT sink redistribution" edits the head with ACT as the paper runs
+// it (its sinks found on this prompt), and the exported trace records it.
+TEST_F(ModelWindowTest, ClickKindActRedistributesTheHeadsSinks) {
+  auto* kind = window.findChild<QComboBox*>("ablationKind");
+  ASSERT_NE(kind, nullptr);
+  const int act = kind->findData(static_cast<int>(views::AblationKind::Act));
+  ASSERT_GE(act, 0) << "the click kinds offer ACT";
+  kind->setCurrentIndex(act);
+  window.headGrid()->toggleAblation(3, 1);
+  QTemporaryDir dir;
+  const QString path = dir.filePath("act.h5");
+  QSignalSpy done(window.session(), &SessionController::traceExported);
+  window.exportTrace(path, "blocks.3.attn.hook_pattern");
+  ASSERT_TRUE(QTest::qWaitFor([&] { return done.count() == 1; }, 20000)) << window.statusBar()->currentMessage().toStdString();
+  TraceReader r(path.toStdString());
+  const std::string interventions = r.file().readString("/interventions");
+  EXPECT_NE(interventions.find("\"kind\":\"act\""), std::string::npos) << interventions;
+  EXPECT_NE(interventions.find("per head, on each input"), std::string::npos) << interventions;
+}
+
 TEST_F(ModelWindowTest, ExportedTraceHoldsTheIntervenedRunAndTheReaderAndH5pyReadIt) {
   window.headGrid()->setAblationKind(views::AblationKind::Uniform);
   window.headGrid()->toggleAblation(2, 5);

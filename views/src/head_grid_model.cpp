@@ -11,6 +11,7 @@ QString ablationName(AblationKind k) {
     case AblationKind::Zero: return "zero";
     case AblationKind::Mean: return "mean";
     case AblationKind::Uniform: return "uniform";
+    case AblationKind::Act: return "act";
   }
   return "?";
 }

@@ -36,7 +36,8 @@ struct HeadScores {
   float threshold = 0; // drawn in the legend when > 0
 };
 
-enum class AblationKind { None, Zero, Mean, Uniform };
+// Act: ACT's sink redistribution (the head's sinks found on each input, beta 0.4).
+enum class AblationKind { None, Zero, Mean, Uniform, Act };
 
 struct HeadState {
   AblationKind ablation = AblationKind::None;
