@@ -109,4 +109,21 @@ InstalledEdits installEdits(const Args& a, HookedTransformer& model) {
   return out;
 }
 
+std::string& commandLine() {
+  static std::string line;
+  return line;
+}
+
+TraceOptions traceOptions(const Args& a) {
+  TraceOptions o;
+  o.force = a.has("force");
+  o.provenance.commandLine = commandLine();
+  o.provenance.dtype = a.get("dtype", "float32");
+  o.provenance.device = a.get("device", "cpu");
+  o.provenance.seed = a.has("seed") ? a.integer("seed", 0) : -1;
+  if (a.has("tokenizer")) o.provenance.extraFiles.push_back(a.get("tokenizer"));
+  if (a.has("image")) o.provenance.extraFiles.push_back(a.get("image"));
+  return o;
+}
+
 }  // namespace headlab::cli

@@ -9,6 +9,7 @@
 #include "cli_args.h"
 #include "headlab/core/interventions.h"
 #include "headlab/core/model_session.h"
+#include "headlab/core/trace.h"
 
 namespace headlab::cli {
 
@@ -31,6 +32,12 @@ int64_t answerToken(const Args& a, const Tokenizer* tok, const std::string& key)
 
 // --edit SPEC (parseInterventions' text: zero:3.1;act:2-4.*:beta=0.4;pasta:5.*:keys=3-7) installed on
 // `model` for as long as the result lives; `described` lists them for outputs. Empty without --edit.
+// The command line as run (set once by main), recorded in every file's provenance.
+std::string& commandLine();
+// Trace options from the command line: --force, and the provenance inputs (command line, --dtype,
+// --device, --seed, --tokenizer and --image files).
+TraceOptions traceOptions(const Args& a);
+
 struct InstalledEdits {
   std::vector<HookHandle> handles;
   nlohmann::json described = nlohmann::json::array();

@@ -342,6 +342,8 @@ void writeDemoTrace(const fs::path& dir, HookedTransformer& model, const LoadedM
   {
     TraceOptions o;
     o.force = true;
+    o.provenance.commandLine = "headlab-cli demo (demo_trace.h5)";
+    o.provenance.seed = 0;  // the demo models train from a fixed seed
     TraceWriter w((dir / "demo_trace.h5").string(), o);
     w.writeModel(c, m.source, m.format);
     std::vector<std::string> pieces;

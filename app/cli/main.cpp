@@ -141,8 +141,7 @@ int cmdCapture(const Args& a) {
   if (mb > budget)
     throw headlab::InputError("capture would need about " + std::to_string(static_cast<long long>(mb)) + " MB, over the budget of " +
                               std::to_string(static_cast<long long>(budget)) + " MB; capture fewer hooks or raise --max-mb");
-  headlab::TraceOptions options;
-  options.force = a.has("force");
+  headlab::TraceOptions options = traceOptions(a);
   options.gzipLevel = static_cast<int>(a.integer("gzip", 0));
   options.float16 = a.has("fp16");
   headlab::TraceWriter writer(a.require("out"), options);
@@ -250,6 +249,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   const std::string cmd = args[0];
+  for (int i = 0; i < argc; ++i) commandLine() += std::string(i ? " " : "") + argv[i];
   std::vector<std::string> rest(args.begin() + 1, args.end());
   try {
     const std::set<std::string> flags = {"greedy", "no-bos", "json", "force", "help", "fp16", "noising", "list"};

@@ -89,8 +89,7 @@ void printPatchSummary(const nlohmann::json& j, const headlab::PatchingResult& r
 
 void writePatchTrace(const Args& a, const headlab::ModelConfig& config, const headlab::LoadedModel& m, const headlab::PatchingRequest& r,
                      const headlab::PatchingResult& result, const nlohmann::json& j, const std::vector<std::string>& pieces) {
-  headlab::TraceOptions opts;
-  opts.force = a.has("force");
+  headlab::TraceOptions opts = traceOptions(a);
   headlab::TraceWriter w(a.get("out"), opts);
   w.writeModel(config, m.source, m.format);
   w.writeInputs(r.clean, pieces);

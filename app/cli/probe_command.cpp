@@ -65,8 +65,7 @@ int cmdProbe(const Args& a) {
   std::cerr << "\n";
   result["model"] = m.source;
   if (a.has("out")) {
-    headlab::TraceOptions opts;
-    opts.force = a.has("force");
+    headlab::TraceOptions opts = traceOptions(a);
     headlab::TraceWriter w(a.get("out"), opts);
     w.writeModel(model.config(), m.source, m.format);
     std::map<std::string, at::Tensor> arrays;

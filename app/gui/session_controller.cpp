@@ -273,6 +273,10 @@ void SessionController::exportTrace(const QString& path, const QString& hooksGlo
     auto hooks = matchHooks(model.hooks(), hooksGlob);
     TraceOptions o;
     o.force = force;
+    o.provenance.commandLine = "headlab (window): File > Export trace, hooks " + hooksGlob.toStdString();
+    const auto stored = model.weights().embed.scalar_type();
+    o.provenance.dtype = stored == at::kBFloat16 ? "bfloat16" : stored == at::kHalf ? "float16" : "float32";
+    o.provenance.device = model.device().str();
     TraceWriter writer(path.toStdString(), o);
     writer.writeModel(model.config(), w.session.loaded.source, w.session.loaded.format);
     std::vector<std::string> pieces;

@@ -9,7 +9,9 @@ numpy and h5py only. Example:
     t.token_strings              # the prompt's pieces as HeadLab shows them
     t.probes["sinks"]["grid"]    # a probe's [layer, head] grid; .params holds its parameters
 """
+import hashlib
 import json
+import os
 
 import h5py
 import numpy as np
@@ -17,7 +19,7 @@ import numpy as np
 SCHEMA = "headlab.trace"
 SCHEMA_VERSION = 1  # the newest layout this reader knows (docs/TRACE_FORMAT.md)
 
-__all__ = ["load", "Trace", "Probe", "SCHEMA_VERSION"]
+__all__ = ["load", "Trace", "Probe", "SCHEMA_VERSION", "provenance", "verify"]
 
 
 class Probe(dict):
@@ -60,6 +62,8 @@ class Trace:
             if version > SCHEMA_VERSION:
                 raise ValueError(f"{self.path}: schema_version {version} is newer than this reader knows ({SCHEMA_VERSION}); update headlab")
             self.metadata = {k: _attr(v) for k, v in f.attrs.items()}
+            # Where the file came from (app version and commit, command line, model files and their SHA-256, …).
+            self.provenance = self.metadata.get("provenance") or _sidecar(self.path)
             self.model = {k: _attr(v) for k, v in f["model"].attrs.items()} if "model" in f else {}
             self.tokens = f["inputs/tokens"][...] if "inputs/tokens" in f else None
             self.token_strings = [_text(s) for s in f["inputs/token_strings"][...]] if "inputs/token_strings" in f else []
@@ -106,3 +110,54 @@ class Trace:
 def load(path):
     """Reads a HeadLab HDF5 file (capture, probe --out, patch --out, the demo trace)."""
     return Trace(path)
+
+
+def _sidecar(path):
+    side = str(path) + ".provenance.json"
+    if os.path.exists(side):
+        with open(side) as f:
+            return json.load(f)
+    return None
+
+
+def provenance(path):
+    """The provenance record of a file HeadLab wrote: its HDF5 root attribute, else its
+    <file>.provenance.json sidecar."""
+    try:
+        with h5py.File(str(path), "r") as f:
+            if "provenance" in f.attrs:
+                return json.loads(_text(f.attrs["provenance"]))
+    except OSError:
+        pass  # not HDF5: the sidecar alone
+    record = _sidecar(path)
+    if record is None:
+        raise ValueError(f"{path}: no provenance (neither a 'provenance' attribute nor {path}.provenance.json)")
+    return record
+
+
+def _sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def verify(path, model=None):
+    """Checks a file's provenance against the model files on disk now. Returns the problems, one line
+    each (an empty list: every recorded file is there with the recorded SHA-256). model: a folder (or
+    file) to look in instead of the recorded paths, the files matched by name."""
+    record = provenance(path)
+    problems = []
+    for entry in record["model"]["files"] + record.get("extra_files", []):
+        where = entry["path"]
+        if model is not None:
+            where = str(model) if os.path.isfile(str(model)) else os.path.join(str(model), os.path.basename(entry["path"]))
+        if not os.path.exists(where):
+            problems.append(f"missing: {where} (recorded {entry['path']})")
+            continue
+        digest = _sha256(where)
+        if digest != entry["sha256"]:
+            problems.append(f"changed: {where}: sha256 {digest} differs from the recorded {entry['sha256']}")
+    return problems
+

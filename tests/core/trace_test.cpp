@@ -10,6 +10,9 @@
 #include "headlab/core/errors.h"
 #include "headlab/core/h5.h"
 #include "headlab/core/trace.h"
+#include "headlab/core/checkpoint_formats.h"
+#include "shared_path.h"
+#include "headlab/core/provenance.h"
 #include "random_model.h"
 #include "tensor_assert.h"
 
@@ -196,4 +199,39 @@ TEST_F(TraceTest, FuzzerFindingsAreErrorsNotCrashes) {
   EXPECT_NE(link, "no error");
 }
 
+// SHA-256 against FIPS 180-4's examples and a file that spans the reader's 1 MiB chunks.
+TEST(ProvenanceTest, Sha256MatchesTheStandardsExamples) {
+  EXPECT_EQ(sha256Hex("", 0), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(sha256Hex("abc", 3), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  const std::string two = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+  EXPECT_EQ(sha256Hex(two.data(), two.size()), "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+  const std::string path = ::testing::TempDir() + "/million_a.bin";
+  std::ofstream(path, std::ios::binary) << std::string(1000000, 'a');
+  EXPECT_EQ(sha256File(path), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+  EXPECT_THROW(sha256File(path + ".missing"), IoError);
+}
+
+// Every trace carries its provenance: the root attribute and the sidecar written on commit, with the
+// model's files hashed.
+TEST_F(TraceTest, ProvenanceIsInTheFileAndItsSidecar) {
+  const std::string file = path("provenance.h5");
+  auto model = test::randomModel("llama");
+  TraceOptions o;
+  o.provenance.commandLine = "headlab-cli capture --test";
+  o.provenance.seed = 7;
+  {
+    TraceWriter w(file, o);
+    w.writeModel(model.config(), test::sharedPath("models/stories260k/stories260K.gguf"), "gguf");
+    w.commit();
+  }
+  const nlohmann::json side = readJsonFile(file + ".provenance.json");
+  EXPECT_EQ(side["command_line"], "headlab-cli capture --test");
+  EXPECT_EQ(side["seed"], 7);
+  EXPECT_EQ(side["model"]["files"][0]["sha256"], sha256File(test::sharedPath("models/stories260k/stories260K.gguf")));
+  EXPECT_EQ(side["config"]["n_layers"], model.config().n_layers);
+  TraceReader r(file);
+  EXPECT_EQ(nlohmann::json::parse(r.file().attrString("/", "provenance")), side);
+}
+
 }  // namespace headlab
+

@@ -168,16 +168,7 @@ def gpt2_hf_to_gguf(folder, out_path):
     gpt2.* keys (the names checked against ../shared's ggml-vocab-gpt-2.gguf)."""
     import json, os
     cfg = json.load(open(os.path.join(folder, "config.json")))
-    with open(os.path.join(folder, "model.safetensors"), "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        data = f.read()
-    tensors = {}
-    for name, e in header.items():
-        if name == "__metadata__":
-            continue
-        a, b = e["data_offsets"]
-        tensors[name] = np.frombuffer(data[a:b], dtype="<f4").reshape(e["shape"])
+    tensors = _read_safetensors_f32(os.path.join(folder, "model.safetensors"))
     p = "transformer." if "transformer.wte.weight" in tensors else ""
     D, L = cfg["n_embd"], cfg["n_layer"]
     out = [("token_embd.weight", tensors[p + "wte.weight"]), ("position_embd.weight", tensors[p + "wpe.weight"]),
@@ -199,17 +190,9 @@ def gpt2_hf_to_gguf(folder, out_path):
 
 
 def _read_safetensors_f32(path):
-    import json
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        data = f.read()
-    out = {}
-    for name, e in header.items():
-        if name != "__metadata__":
-            a, b = e["data_offsets"]
-            out[name] = np.frombuffer(data[a:b], dtype="<f4").reshape(e["shape"])
-    return out
+    """A float32 safetensors file as numpy arrays (the reference models' reader)."""
+    from make_reference_models import read_safetensors
+    return {name: t.numpy() for name, t in read_safetensors(path).items()}
 
 
 # Hugging Face layer tensor names (after model.layers.{l}.) -> llama.cpp's (after blk.{l}.), from

@@ -58,4 +58,38 @@ try:
 except ValueError as e:
     assert "newer than this reader knows" in str(e)
 print("headlab.load read a capture, a probe result and a patching sweep")
+
+# Provenance: in every file, as the root attribute and the JSON sidecar.
+for name in ("sinks.h5", "patch.h5"):
+    rec = headlab.provenance(d + "/" + name)
+    assert rec == json.load(open(d + "/" + name + ".provenance.json")), name
+    for key in ("version", "git_commit", "command_line", "model", "config", "dtype", "device", "threads", "attention", "seed", "created"):
+        assert key in rec, (name, key)
+    assert rec["model"]["format"] == "gguf" and rec["model"]["files"][0]["path"].endswith("stories260K.gguf"), rec["model"]
+    assert rec["config"]["n_layers"] == 5 and rec["attention"] == "explicit"
+assert " probe sinks " in headlab.provenance(d + "/sinks.h5")["command_line"]
+print("every file carries its provenance")
+PY
+# A capture from a copy of the Hugging Face folder: verify() matches every file's SHA-256 until one byte
+# of the weights changes, then names that file.
+cp -r "$SHARED/models/stories260k-hf" "$tmp/model"
+"$CLI" capture --model "$tmp/model" --prompt "Once upon a time" --hooks 'blocks.0.attn.hook_pattern' --out "$tmp/copy.h5" >/dev/null 2>&1
+PYTHONPATH="$SRC/python" /usr/bin/python3 - "$tmp" <<'PY'
+import sys
+import headlab
+
+d = sys.argv[1]
+t = headlab.load(d + "/copy.h5")
+names = sorted(f["path"].rsplit("/", 1)[1] for f in t.provenance["model"]["files"])
+assert names == ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"], names
+assert headlab.verify(d + "/copy.h5") == [], headlab.verify(d + "/copy.h5")
+with open(d + "/model/model.safetensors", "r+b") as f:
+    f.seek(4096)
+    b = f.read(1)
+    f.seek(4096)
+    f.write(bytes([b[0] ^ 1]))
+problems = headlab.verify(d + "/copy.h5")
+assert len(problems) == 1 and problems[0].startswith("changed: ") and "model.safetensors" in problems[0], problems
+assert headlab.verify(d + "/copy.h5", model=d + "/elsewhere") and "missing" in headlab.verify(d + "/copy.h5", model=d + "/elsewhere")[0]
+print("verify() finds the changed weight file:", problems[0][:60])
 PY

@@ -1,4 +1,5 @@
 #include "headlab/core/trace.h"
+#include "headlab/core/provenance.h"
 
 #include <cstdlib>
 #include <cstring>
@@ -85,6 +86,10 @@ void TraceWriter::writeModel(const ModelConfig& c, const std::string& source, co
   }
   m_file.setAttr("/model", "source", source);
   m_file.setAttr("/model", "format", format);
+  ProvenanceInputs in = m_opt.provenance;
+  in.modelSource = source, in.modelFormat = format;
+  if (in.commandLine.empty()) in.commandLine = "(not recorded)";
+  writeProvenance(provenance(c, in));
 }
 
 void TraceWriter::writeInputs(const std::vector<int64_t>& tokens, const std::vector<std::string>& pieces) {
@@ -143,6 +148,11 @@ void TraceWriter::writeInterventions(const nlohmann::json& interventions) {
   m_file.writeString("/interventions", interventions.dump());
 }
 
+void TraceWriter::writeProvenance(const nlohmann::json& record) {
+  m_file.setAttr("/", "provenance", record.dump());
+  m_provenance = record;
+}
+
 void TraceWriter::commit() {
   try {
     m_file.flush();
@@ -161,6 +171,7 @@ void TraceWriter::commit() {
     throw IoError(m_target + ": cannot move the finished trace into place: " + ec.message());
   }
   m_committed = true;
+  if (!m_provenance.is_null()) writeProvenanceSidecar(m_target, m_provenance);
 }
 
 namespace {

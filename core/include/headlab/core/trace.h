@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "headlab/core/h5.h"
+#include "headlab/core/provenance.h"
 
 namespace headlab {
 
@@ -24,6 +25,8 @@ struct TraceOptions {
   bool force = false;     // overwrite an existing target
   int gzipLevel = 0;      // 0 = uncompressed
   bool float16 = false;   // store activations as IEEE half
+  // What writeModel records as the file's provenance (its model source and format are filled in there).
+  ProvenanceInputs provenance;
 };
 
 // Writes into a temporary file beside the target and renames it into place on commit().
@@ -36,6 +39,7 @@ class TraceWriter {
   TraceWriter(const TraceWriter&) = delete;
   TraceWriter& operator=(const TraceWriter&) = delete;
 
+  // The model's config under /model, and the file's provenance (options.provenance, the model's files hashed).
   void writeModel(const ModelConfig& c, const std::string& source, const std::string& format);
   void writeInputs(const std::vector<int64_t>& tokens, const std::vector<std::string>& pieces);
   // A vision-language prompt's image: /inputs/image, the pixels as the tower saw them
@@ -46,6 +50,9 @@ class TraceWriter {
   void writeActivation(const std::string& hook, const at::Tensor& activation);
   void writeProbe(const std::string& name, const nlohmann::json& params, const std::map<std::string, at::Tensor>& arrays);
   void writeInterventions(const nlohmann::json& interventions);
+  // The provenance record (headlab/core/provenance.h) as the root attribute "provenance" (JSON), and
+  // as the sidecar <path>.provenance.json written on commit().
+  void writeProvenance(const nlohmann::json& record);
   void commit();
   const std::string& tempPath() const { return m_temp; }
   uint64_t bytesWritten() const { return m_bytes; }
@@ -55,6 +62,7 @@ class TraceWriter {
   TraceOptions m_opt;
   h5::File m_file;
   bool m_committed = false;
+  nlohmann::json m_provenance;
   uint64_t m_bytes = 0;
 };
 
