@@ -30,6 +30,7 @@ set(HEADLAB_CORE_RUNTIME_SOURCES
   src/tokenizers/tokenizer_text.cpp
   src/interp/interventions.cpp
   src/interp/faithfulness.cpp
+  src/interp/logit_lens.cpp
   src/patching/sweep_layouts.cpp
   src/patching/patching_common.cpp
   src/patching/batched.cpp

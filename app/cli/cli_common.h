@@ -45,6 +45,8 @@ struct InstalledEdits {
 InstalledEdits installEdits(const Args& a, HookedTransformer& model);
 
 int cmdPatch(const Args& a);  // patch_command.cpp
+int cmdLens(const Args& a);   // lens_command.cpp
+int cmdDla(const Args& a);    // lens_command.cpp
 int cmdProbe(const Args& a);  // probe_command.cpp
 
 }  // namespace headlab::cli

@@ -6,6 +6,7 @@
 #include "headlab/core/errors.h"
 #include "headlab/core/generate.h"
 #include "headlab/core/incremental_runner.h"
+#include "headlab/core/logit_lens.h"
 #include "random_model.h"
 #include "tensor_assert.h"
 
@@ -79,6 +80,33 @@ TEST_P(TransformerInvariantsTest, RejectsBadTokens) {
   EXPECT_THROW(model.forward(at::zeros({1, 0}, at::kLong)), InputError);
   EXPECT_THROW(model.forward(at::full({1, 3}, 50, at::kLong)), InputError);
   EXPECT_THROW(model.forward(at::zeros({1, 65}, at::kLong)), InputError);
+}
+
+// The logit lens's last layer is the model's own prediction; with the final norm's scale frozen, the
+// heads, MLPs, embeddings and biases add up to the logit (and to a logit difference), for LayerNorm
+// (GPT-2: biases, learned positions) and RMSNorm families alike.
+TEST_P(TransformerInvariantsTest, LensEndsAtTheLogitsAndAttributionSumsToTheLogit) {
+  auto model = test::randomModel(GetParam());
+  const std::vector<int64_t> ids{1, 7, 3, 9, 12, 4, 7, 3};
+  at::Tensor probs = at::softmax(model.forward(at::tensor(ids, at::kLong).unsqueeze(0))[0], -1);
+  LensOptions o;
+  o.topK = 3, o.follow = 9;
+  const LogitLens lens = logitLens(model, ids, o);
+  const int64_t L = model.config().n_layers, T = static_cast<int64_t>(ids.size());
+  ASSERT_EQ(lens.topIds.sizes().vec(), (std::vector<int64_t>{L, T, 3}));
+  auto [p, i] = probs.topk(3, -1);
+  EXPECT_TRUE(at::equal(lens.topIds[L - 1], i)) << "the last layer's lens is the model's prediction";
+  test::expectTensorClose(lens.topProbs[L - 1], p, 1e-5);
+  test::expectTensorClose(lens.followProb[L - 1], probs.select(-1, 9), 1e-5);
+  EXPECT_EQ(lens.followRank[L - 1][3].item<int64_t>(), (probs[3] > probs[3][9]).sum().item<int64_t>());
+  for (int64_t wrong : {int64_t{-1}, int64_t{5}}) {
+    const LogitAttribution a = directLogitAttribution(model, ids, -1, 9, wrong);
+    const double total = a.embed + a.heads.sum().item<double>() + a.mlps.sum().item<double>() + a.biases;
+    EXPECT_NEAR(total, a.logit, 1e-4 * std::max(1.0, std::abs(a.logit))) << "wrong " << wrong;
+    EXPECT_GT(a.heads.abs().sum().item<double>(), 0.0);
+  }
+  EXPECT_THROW(directLogitAttribution(model, ids, T, 9), InputError);
+  EXPECT_THROW(logitLens(model, ids, LensOptions{0}), InputError);
 }
 
 INSTANTIATE_TEST_SUITE_P(Architectures, TransformerInvariantsTest,

@@ -26,6 +26,14 @@ ref=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["
 out=$("$CLI" generate --model "$M/stories260K.bin" --tokenizer "$M/tok512.bin" --prompt "Once upon a time" --greedy --steps 64)
 check "generate --steps 64 (llama2.c -n 64)" "$out" "$ref"
 
+# lens and dla: the last layer's lens is the model's next token; the attribution's parts add up to the logit.
+PYTHON=/usr/bin/python3
+lens=$("$CLI" lens --model "$M/stories260K.bin" --prompt "Once upon a time, there was a little" --json)
+echo "$lens" | $PYTHON -c 'import json,sys; j=json.load(sys.stdin); top=j["layers"][-1]["positions"][0]["top"][0]; assert top["id"] == 298 and top["prob"] > 0.5, top' \
+  || { echo "FAIL lens: the last layer predicts the next token"; fail=1; }
+dla=$("$CLI" dla --model "$M/stories260K.bin" --prompt "Once upon a time, there was a little" --token "#315" --wrong "#261" --json)
+echo "$dla" | $PYTHON -c 'import json,sys; j=json.load(sys.stdin); t=j["embed"]+sum(j["heads"]["values"])+sum(j["mlps"])+j["biases"]; assert abs(t-j["logit"]) < 1e-3, (t, j["logit"])' \
+  || { echo "FAIL dla: parts add up to the logit difference"; fail=1; }
 # --edit: interventions from the command line change the generation; a bad one is a one-line error.
 plain=$("$CLI" generate --model "$M/stories260K.bin" --prompt "Once upon a time" --greedy --max-tokens 20)
 edited=$("$CLI" generate --model "$M/stories260K.bin" --prompt "Once upon a time" --greedy --max-tokens 20 --edit 'zero:1.*;scale:3.2:alpha=2')
