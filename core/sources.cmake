@@ -51,6 +51,7 @@ set(HEADLAB_CORE_IO_SOURCES
   src/traces/activation_cache.cpp
   src/traces/isolated_call.cpp
   src/traces/provenance.cpp
+  src/traces/tensor_export.cpp
 )
 
 set(HEADLAB_CORE_SOURCES ${HEADLAB_CORE_RUNTIME_SOURCES} ${HEADLAB_CORE_IO_SOURCES})

@@ -22,6 +22,9 @@
 #include "headlab/core/tokenizer.h"
 #include "headlab/core/trace.h"
 #include "headlab/core/model_session.h"
+#include "headlab/core/activation_cache.h"
+#include "headlab/core/provenance.h"
+#include "headlab/core/tensor_export.h"
 #include "headlab/core/vision_language.h"
 #include "headlab/plugins/probe_plugin.h"
 
@@ -122,6 +125,37 @@ int cmdGenerate(const Args& a) {
   return 0;
 }
 
+// capture --format safetensors|npz: the activations under their TransformerLens names, in memory and
+// then in one file, with the prompt, the edits and the provenance as metadata (and the sidecar).
+int writeTensorCapture(const Args& a, OpenedModel& o, const std::vector<int64_t>& ids, const std::vector<std::string>& hooks,
+                       const std::string& format) {
+  if (format != "safetensors" && format != "npz") throw UsageError("--format must be hdf5, safetensors or npz, got '" + format + "'");
+  if (o.vlm) throw headlab::InputError("--format " + format + " with a vision-language model is not implemented; use --format hdf5");
+  if (a.has("gzip") || a.has("fp16")) throw UsageError("--gzip and --fp16 apply to --format hdf5 only");
+  headlab::HookedTransformer& model = o.model();
+  const auto edits = installEdits(a, model);
+  const auto acts = headlab::captureActivations(model, ids, {hooks, {}, {}});
+  headlab::ProvenanceInputs in = traceOptions(a).provenance;
+  in.modelSource = o.loaded.source, in.modelFormat = o.loaded.format;
+  const nlohmann::json prov = headlab::provenance(model.config(), in);
+  std::vector<std::string> pieces;
+  for (auto id : ids) pieces.push_back(o.loaded.tokenizer ? o.loaded.tokenizer->tokenString(id) : "#" + std::to_string(id));
+  const auto ascii = [](const nlohmann::json& j) { return j.dump(-1, ' ', true); };
+  const std::map<std::string, std::string> meta = {{"schema", "headlab.capture"},     {"tokens", ascii(ids)}, {"token_strings", ascii(pieces)},
+                                                   {"interventions", ascii(edits.described)}, {"provenance", ascii(prov)}};
+  const std::string out = a.require("out");
+  if (format == "safetensors") {
+    headlab::writeSafetensors(out, acts, meta, a.has("force"));
+  } else {
+    nlohmann::json all = nlohmann::json::object();
+    for (const auto& [k, v] : meta) all[k] = k == "schema" ? nlohmann::json(v) : nlohmann::json::parse(v);
+    headlab::writeNpz(out, acts, ascii(all), a.has("force"));
+  }
+  headlab::writeProvenanceSidecar(out, prov);
+  std::cout << out << "\n";
+  return 0;
+}
+
 int cmdCapture(const Args& a) {
   // A vision-language model (LLaVA folder, demo-vlm) captures its decoder on the prompt with the
   // image (--image) spliced in; the trace also holds the image and its span.
@@ -141,6 +175,8 @@ int cmdCapture(const Args& a) {
   if (mb > budget)
     throw headlab::InputError("capture would need about " + std::to_string(static_cast<long long>(mb)) + " MB, over the budget of " +
                               std::to_string(static_cast<long long>(budget)) + " MB; capture fewer hooks or raise --max-mb");
+  const std::string format = a.get("format", "hdf5");
+  if (format != "hdf5") return writeTensorCapture(a, o, ids, hooks, format);
   headlab::TraceOptions options = traceOptions(a);
   options.gzipLevel = static_cast<int>(a.integer("gzip", 0));
   options.float16 = a.has("fp16");
@@ -203,7 +239,8 @@ const std::vector<Command>& commands() {
       {"generate", "--model M [--tokenizer T] (--prompt S | --ids 0,5,7) [--max-tokens N] [--steps N] [--greedy] [--edit SPEC]\n"
                    "[--temperature X] [--top-p P] [--seed N] [--device cpu|cuda] [--dtype float32|bfloat16|float16]",
        cmdGenerate},
-      {"capture", "--model M (--prompt S | --ids 0,5,7) --hooks GLOB[,GLOB] --out trace.h5 [--force] [--gzip 0-9] [--fp16] [--max-mb N] [--image F] [--edit SPEC]",
+      {"capture", "--model M (--prompt S | --ids 0,5,7) --hooks GLOB[,GLOB] --out trace.h5 [--force] [--gzip 0-9] [--fp16] [--max-mb N] [--image F] [--edit SPEC]\n"
+                  "[--format hdf5|safetensors|npz]   the same tensors under TransformerLens names, with the prompt and provenance as metadata",
        cmdCapture},
       {"probe P", "--model M [--params JSON] [--prompts-file F] [--json] [--out results.h5] [--force] [--edit SPEC]\n"
                   "P: " + probeNames(false, ", ") + "   (--list shows parameters)\n"
@@ -259,7 +296,7 @@ int main(int argc, char** argv) {
     const std::set<std::string> flags = {"greedy", "no-bos", "json", "force", "help", "fp16", "noising", "list"};
     const std::set<std::string> options = {"edit", "model", "tokenizer", "text", "text-file", "prompt", "max-tokens", "steps",
                                            "temperature", "top-p", "seed", "device", "ids", "dtype", "threads", "out",
-                                           "hooks", "gzip", "max-mb", "max-model-mb", "receiver", "input", "params", "pairs", "clean-ids", "corrupted-ids", "prompts-file", "image", "corrupted-image", "clean", "corrupted", "answer", "wrong", "sweep", "method", "pos", "top", "token"};
+                                           "hooks", "gzip", "max-mb", "max-model-mb", "receiver", "input", "params", "pairs", "clean-ids", "corrupted-ids", "prompts-file", "image", "corrupted-image", "clean", "corrupted", "answer", "wrong", "sweep", "method", "pos", "top", "token", "format"};
     Args a(rest, flags, options);
     headlab::configureThreads(static_cast<int>(a.integer("threads", 0)));
     for (const auto& c : commands())

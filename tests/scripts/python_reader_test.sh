@@ -93,3 +93,42 @@ assert len(problems) == 1 and problems[0].startswith("changed: ") and "model.saf
 assert headlab.verify(d + "/copy.h5", model=d + "/elsewhere") and "missing" in headlab.verify(d + "/copy.h5", model=d + "/elsewhere")[0]
 print("verify() finds the changed weight file:", problems[0][:60])
 PY
+# --format safetensors and npz: the same tensors as the HDF5 capture, bit for bit, read without HeadLab's
+# code (safetensors by the format's own rules: an 8-byte length, a JSON header, raw little-endian data;
+# npz by numpy), with the prompt and the provenance as metadata.
+for fmt in hdf5 safetensors npz; do
+  "$CLI" capture --model "$M" --prompt "Once upon a time" --hooks 'blocks.1.attn.hook_pattern,blocks.2.hook_resid_post' \
+    --format "$fmt" --out "$tmp/cap.$fmt" --edit 'zero:0.1' >/dev/null 2>&1 || { echo "FAIL capture --format $fmt"; exit 1; }
+done
+PYTHONPATH="$SRC/python" /usr/bin/python3 - "$tmp" <<'PY'
+import json, struct, sys
+import h5py, numpy as np
+
+d = sys.argv[1]
+with h5py.File(d + "/cap.hdf5") as f:
+    ref = {k: f["activations/" + k][...] for k in f["activations"]}
+    tokens = f["inputs/tokens"][0].tolist()
+with open(d + "/cap.safetensors", "rb") as f:
+    n = struct.unpack("<Q", f.read(8))[0]
+    header = json.loads(f.read(n))
+    data = f.read()
+meta = header.pop("__metadata__")
+st = {}
+for name, e in header.items():
+    a, b = e["data_offsets"]
+    assert e["dtype"] == "F32"
+    st[name] = np.frombuffer(data[a:b], dtype="<f4").reshape(e["shape"])
+npz = np.load(d + "/cap.npz")
+nmeta = json.loads(npz["__metadata__"].item())
+assert sorted(st) == sorted(ref) == sorted(k for k in npz.files if k != "__metadata__"), (sorted(st), sorted(ref), npz.files)
+for k in ref:
+    assert st[k].dtype == ref[k].dtype and np.array_equal(st[k], ref[k]), k
+    assert np.array_equal(npz[k], ref[k]), k
+for m in (meta, {k: json.dumps(v) if k != "schema" else v for k, v in nmeta.items()}):
+    assert m["schema"] == "headlab.capture"
+    assert json.loads(m["tokens"]) == tokens
+    assert json.loads(m["interventions"])[0]["kind"] == "zero"
+    assert "sha256" in m["provenance"] and json.loads(m["provenance"])["model"]["format"] == "gguf"
+assert json.load(open(d + "/cap.npz.provenance.json"))["command_line"].endswith("--edit zero:0.1")
+print("safetensors and npz hold the HDF5 capture's tensors bit for bit, with the prompt and provenance")
+PY
