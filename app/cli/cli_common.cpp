@@ -7,6 +7,8 @@
 #include <QImage>
 
 #include "headlab/core/errors.h"
+#include "headlab/core/provenance.h"
+#include "headlab/core/tensor_export.h"
 #include "headlab/core/tokenizer.h"
 #include "headlab/core/vision_language.h"
 
@@ -124,6 +126,30 @@ TraceOptions traceOptions(const Args& a) {
   if (a.has("tokenizer")) o.provenance.extraFiles.push_back(a.get("tokenizer"));
   if (a.has("image")) o.provenance.extraFiles.push_back(a.get("image"));
   return o;
+}
+
+std::string outputFormat(const Args& a) {
+  const std::string f = a.get("format", "hdf5");
+  if (f != "hdf5" && f != "safetensors" && f != "npz") throw UsageError("--format must be hdf5, safetensors or npz, got '" + f + "'");
+  return f;
+}
+
+void writeArrayFile(const Args& a, const ModelConfig& config, const std::string& source, const std::string& format, const std::string& schema,
+                    const std::map<std::string, at::Tensor>& arrays, std::map<std::string, std::string> meta) {
+  ProvenanceInputs in = traceOptions(a).provenance;
+  in.modelSource = source, in.modelFormat = format;
+  const nlohmann::json prov = provenance(config, in);
+  meta["schema"] = schema;
+  meta["provenance"] = prov.dump(-1, ' ', true);
+  const std::string out = a.require("out");
+  if (outputFormat(a) == "safetensors") {
+    writeSafetensors(out, arrays, meta, a.has("force"));
+  } else {
+    nlohmann::json all = nlohmann::json::object();
+    for (const auto& [k, v] : meta) all[k] = k == "schema" ? nlohmann::json(v) : nlohmann::json::parse(v);
+    writeNpz(out, arrays, all.dump(-1, ' ', true), a.has("force"));
+  }
+  writeProvenanceSidecar(out, prov);
 }
 
 }  // namespace headlab::cli

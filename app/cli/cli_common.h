@@ -38,6 +38,13 @@ std::string& commandLine();
 // --device, --seed, --tokenizer and --image files).
 TraceOptions traceOptions(const Args& a);
 
+// --format: "hdf5" (the default) or, for arrays, "safetensors" / "npz" (UsageError otherwise).
+std::string outputFormat(const Args& a);
+// Writes `arrays` to --out as safetensors or npz with `meta` (each value a JSON text) plus the schema and
+// the provenance of `config` / source / format, and the provenance sidecar.
+void writeArrayFile(const Args& a, const ModelConfig& config, const std::string& source, const std::string& format, const std::string& schema,
+                    const std::map<std::string, at::Tensor>& arrays, std::map<std::string, std::string> meta);
+
 struct InstalledEdits {
   std::vector<HookHandle> handles;
   nlohmann::json described = nlohmann::json::array();

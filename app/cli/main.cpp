@@ -127,32 +127,18 @@ int cmdGenerate(const Args& a) {
 
 // capture --format safetensors|npz: the activations under their TransformerLens names, in memory and
 // then in one file, with the prompt, the edits and the provenance as metadata (and the sidecar).
-int writeTensorCapture(const Args& a, OpenedModel& o, const std::vector<int64_t>& ids, const std::vector<std::string>& hooks,
-                       const std::string& format) {
-  if (format != "safetensors" && format != "npz") throw UsageError("--format must be hdf5, safetensors or npz, got '" + format + "'");
-  if (o.vlm) throw headlab::InputError("--format " + format + " with a vision-language model is not implemented; use --format hdf5");
+int writeTensorCapture(const Args& a, OpenedModel& o, const std::vector<int64_t>& ids, const std::vector<std::string>& hooks) {
+  if (o.vlm) throw headlab::InputError("--format " + outputFormat(a) + " with a vision-language model is not implemented; use --format hdf5");
   if (a.has("gzip") || a.has("fp16")) throw UsageError("--gzip and --fp16 apply to --format hdf5 only");
   headlab::HookedTransformer& model = o.model();
   const auto edits = installEdits(a, model);
   const auto acts = headlab::captureActivations(model, ids, {hooks, {}, {}});
-  headlab::ProvenanceInputs in = traceOptions(a).provenance;
-  in.modelSource = o.loaded.source, in.modelFormat = o.loaded.format;
-  const nlohmann::json prov = headlab::provenance(model.config(), in);
   std::vector<std::string> pieces;
   for (auto id : ids) pieces.push_back(o.loaded.tokenizer ? o.loaded.tokenizer->tokenString(id) : "#" + std::to_string(id));
   const auto ascii = [](const nlohmann::json& j) { return j.dump(-1, ' ', true); };
-  const std::map<std::string, std::string> meta = {{"schema", "headlab.capture"},     {"tokens", ascii(ids)}, {"token_strings", ascii(pieces)},
-                                                   {"interventions", ascii(edits.described)}, {"provenance", ascii(prov)}};
-  const std::string out = a.require("out");
-  if (format == "safetensors") {
-    headlab::writeSafetensors(out, acts, meta, a.has("force"));
-  } else {
-    nlohmann::json all = nlohmann::json::object();
-    for (const auto& [k, v] : meta) all[k] = k == "schema" ? nlohmann::json(v) : nlohmann::json::parse(v);
-    headlab::writeNpz(out, acts, ascii(all), a.has("force"));
-  }
-  headlab::writeProvenanceSidecar(out, prov);
-  std::cout << out << "\n";
+  writeArrayFile(a, model.config(), o.loaded.source, o.loaded.format, "headlab.capture", acts,
+                 {{"tokens", ascii(ids)}, {"token_strings", ascii(pieces)}, {"interventions", ascii(edits.described)}});
+  std::cout << a.require("out") << "\n";
   return 0;
 }
 
@@ -175,8 +161,7 @@ int cmdCapture(const Args& a) {
   if (mb > budget)
     throw headlab::InputError("capture would need about " + std::to_string(static_cast<long long>(mb)) + " MB, over the budget of " +
                               std::to_string(static_cast<long long>(budget)) + " MB; capture fewer hooks or raise --max-mb");
-  const std::string format = a.get("format", "hdf5");
-  if (format != "hdf5") return writeTensorCapture(a, o, ids, hooks, format);
+  if (outputFormat(a) != "hdf5") return writeTensorCapture(a, o, ids, hooks);
   headlab::TraceOptions options = traceOptions(a);
   options.gzipLevel = static_cast<int>(a.integer("gzip", 0));
   options.float16 = a.has("fp16");
@@ -242,13 +227,13 @@ const std::vector<Command>& commands() {
       {"capture", "--model M (--prompt S | --ids 0,5,7) --hooks GLOB[,GLOB] --out trace.h5 [--force] [--gzip 0-9] [--fp16] [--max-mb N] [--image F] [--edit SPEC]\n"
                   "[--format hdf5|safetensors|npz]   the same tensors under TransformerLens names, with the prompt and provenance as metadata",
        cmdCapture},
-      {"probe P", "--model M [--params JSON] [--prompts-file F] [--json] [--out results.h5] [--force] [--edit SPEC]\n"
+      {"probe P", "--model M [--params JSON] [--prompts-file F] [--json] [--out results.h5] [--format hdf5|safetensors|npz] [--force] [--edit SPEC]\n"
                   "P: " + probeNames(false, ", ") + "   (--list shows parameters)\n"
                   "vision probes on a LLaVA folder or demo-vlm: probe " + probeNames(true, "|") + " --model M --image F [--prompt S]",
        cmdProbe},
       {"patch", "--model M --clean S --corrupted S --answer S --wrong S --sweep " + headlab::sweepKindList("|") + "\n"
                 "(--clean-ids / --corrupted-ids 0,5,7 and --answer/--wrong #id: no tokenizer needed)\n"
-                "[--method exact|attribution|both] [--noising] [--json] [--out F.h5] [--force]\n"
+                "[--method exact|attribution|both] [--noising] [--json] [--out F.h5] [--format hdf5|safetensors|npz] [--force]\n"
                 "path patching: --sweep path --receiver LAYER.HEAD --input q|k|v\n"
                 "images (LLaVA folder or demo-vlm): --image F [--corrupted-image F]; --corrupted defaults to --clean\n"
                 "prompt pairs: --pairs F.jsonl (lines {\"clean\", \"corrupted\", \"answer\", \"wrong\"}) instead of --clean ...: mean, std, each pair",

@@ -89,14 +89,20 @@ void printPatchSummary(const nlohmann::json& j, const headlab::PatchingResult& r
 
 void writePatchTrace(const Args& a, const headlab::ModelConfig& config, const headlab::LoadedModel& m, const headlab::PatchingRequest& r,
                      const headlab::PatchingResult& result, const nlohmann::json& j, const std::vector<std::string>& pieces) {
-  headlab::TraceOptions opts = traceOptions(a);
-  headlab::TraceWriter w(a.get("out"), opts);
-  w.writeModel(config, m.source, m.format);
-  w.writeInputs(r.clean, pieces);
   nlohmann::json params = j["parameters"];
   params["sweep"] = headlab::toString(r.sweep);
   params["method"] = result.method;
   params["axes"] = result.axes;
+  if (outputFormat(a) != "hdf5") {
+    writeArrayFile(a, config, m.source, m.format, "headlab.patching", {{"grid", result.grid}},
+                   {{"params", params.dump(-1, ' ', true)}, {"tokens", nlohmann::json(r.clean).dump()},
+                    {"token_strings", nlohmann::json(pieces).dump(-1, ' ', true)}});
+    return;
+  }
+  headlab::TraceOptions opts = traceOptions(a);
+  headlab::TraceWriter w(a.get("out"), opts);
+  w.writeModel(config, m.source, m.format);
+  w.writeInputs(r.clean, pieces);
   w.writeProbe("patching", params, {{"grid", result.grid}});
   w.commit();
 }

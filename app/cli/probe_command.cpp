@@ -65,14 +65,19 @@ int cmdProbe(const Args& a) {
   std::cerr << "\n";
   result["model"] = m.source;
   if (a.has("out")) {
-    headlab::TraceOptions opts = traceOptions(a);
-    headlab::TraceWriter w(a.get("out"), opts);
-    w.writeModel(model.config(), m.source, m.format);
     std::map<std::string, at::Tensor> arrays;
     for (const auto& [key, grid] : headlab::plugins::headGrids(result))
       arrays[key] = at::tensor(grid["values"].get<std::vector<double>>()).view({grid["layers"].get<int64_t>(), grid["heads"].get<int64_t>()});
-    w.writeProbe(name, result["params"], arrays);
-    w.commit();
+    if (outputFormat(a) != "hdf5") {
+      writeArrayFile(a, model.config(), m.source, m.format, "headlab.probe", arrays,
+                     {{"probe", nlohmann::json(name).dump()}, {"params", result["params"].dump(-1, ' ', true)}});
+    } else {
+      headlab::TraceOptions opts = traceOptions(a);
+      headlab::TraceWriter w(a.get("out"), opts);
+      w.writeModel(model.config(), m.source, m.format);
+      w.writeProbe(name, result["params"], arrays);
+      w.commit();
+    }
   }
   if (a.has("json") || !result.contains("grid")) {
     std::cout << (a.has("json") ? result.dump() : result.dump(2)) << "\n";

@@ -132,3 +132,29 @@ for m in (meta, {k: json.dumps(v) if k != "schema" else v for k, v in nmeta.item
 assert json.load(open(d + "/cap.npz.provenance.json"))["command_line"].endswith("--edit zero:0.1")
 print("safetensors and npz hold the HDF5 capture's tensors bit for bit, with the prompt and provenance")
 PY
+# probe and patch results as safetensors / npz: the grids of the HDF5 files.
+"$CLI" probe sinks --model "$M" --format safetensors --out "$tmp/sinks.safetensors" >/dev/null 2>&1 || { echo "FAIL probe --format safetensors"; exit 1; }
+"$CLI" patch --model "$M" --clean "Lily had a red ball. Lily gave the ball to" --corrupted "Tim had a red ball. Tim gave the ball to" \
+  --answer " Lily" --wrong " Tim" --sweep resid-pos --format npz --out "$tmp/patch.npz" >/dev/null 2>&1 || { echo "FAIL patch --format npz"; exit 1; }
+PYTHONPATH="$SRC/python" /usr/bin/python3 - "$tmp" <<'PY'
+import json, struct, sys
+import numpy as np
+import headlab
+
+d = sys.argv[1]
+with open(d + "/sinks.safetensors", "rb") as f:
+    n = struct.unpack("<Q", f.read(8))[0]
+    header = json.loads(f.read(n))
+    data = f.read()
+e = header["grid"]
+grid = np.frombuffer(data[e["data_offsets"][0]:e["data_offsets"][1]], dtype="<f4").reshape(e["shape"])
+h5 = headlab.load(d + "/sinks.h5").probes["sinks"]["grid"]
+assert np.array_equal(grid, h5.astype(np.float32)), (grid, h5)
+meta = header["__metadata__"]
+assert meta["schema"] == "headlab.probe" and json.loads(meta["probe"]) == "sinks" and json.loads(meta["params"])["eps"] == 0.3
+z = np.load(d + "/patch.npz")
+m = json.loads(z["__metadata__"].item())
+assert m["schema"] == "headlab.patching" and m["params"]["sweep"] == "resid-pos"
+assert np.allclose(z["grid"], headlab.load(d + "/patch.h5").probes["patching"]["grid"], equal_nan=True)
+print("probe and patch results read back from safetensors and npz")
+PY
