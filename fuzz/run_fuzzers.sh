@@ -29,13 +29,14 @@ seed() {  # target, files...
   echo "$d"
 }
 M=$SHARED/models
-# The reference models the main build's tests write (when they exist): quantised GGUF files of every
-# ggml type, GPT-2's GGUF layout, and a config.json of every family and rope_scaling type.
+# The reference models the main build's tests write (when they exist): a few-kilobyte GGUF with one
+# block of every ggml quantised type, GPT-2's GGUF layout, and a config.json of every family and
+# rope_scaling type (small seeds, so the fixed run counts stay well inside the time cap).
 REF=${HEADLAB_REFERENCE_DIR:-$ROOT/build/tests/ReferenceModels}
 REF_CONFIGS=$(ls "$REF"/{rope_*,qwen2,qwen3,olmo2,gemma,gemma2,gemma3_text,phi3,gpt_neox,gpt2,mistral}/config.json 2>/dev/null | grep -v _edited_ || true)
 declare -A SEEDS=(
   [safetensors]="$M/stories260k-hf/model.safetensors"
-  [gguf]="$M/stories260k/stories260K.gguf $REF/quants/stories260K_Q4_0.gguf $REF/quants/kquant_llama.gguf $REF/gpt2_gguf/gpt2.gguf"
+  [gguf]="$M/stories260k/stories260K.gguf $REF/quants/all_types_seed.gguf $REF/gpt2_gguf/gpt2.gguf"
   [llama2c]="$M/stories260k/stories260K.bin $M/stories260k/stories260K_v1.bin"
   [tokenizer_json]="$M/stories260k-hf/tokenizer.json"
   [llama2c_tokenizer]="$M/stories260k/tok512.bin"

@@ -531,6 +531,7 @@ def main(out):
     quantize_gguf.gpt2_hf_to_gguf(os.path.join(out, "gpt2"), os.path.join(out, "gpt2_gguf", "gpt2.gguf"))
     used = quantize_gguf.k_quant_llama(os.path.join(out, "quants", "kquant_llama.gguf"), os.path.join(out, "quants", "kquant_llama_f32.gguf"))
     assert len(used) == len(ggml_quants.TYPES), used
+    quantize_gguf.all_types_seed(os.path.join(out, "quants", "all_types_seed.gguf"))
     shared = os.environ.get("HEADLAB_SHARED") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../../shared")
     if os.path.isdir(os.path.join(shared, "models")):
         real_model_references(shared, out)

@@ -286,3 +286,18 @@ def family_hf_to_gguf(folder, out_path):
             out.append((f"blk.{l}.{names[module]}.{kind}", plus(name, x)))
     with open(out_path, "wb") as f:
         f.write(gguf_bytes(meta, [(n, list(reversed(x.shape)), 0, np.ascontiguousarray(x, dtype="<f4").tobytes()) for n, x in out]))
+
+
+def all_types_seed(out_path, seed=9):
+    """A small GGUF for the fuzzer's seed corpus: one block of every ggml quantised type (random bytes,
+    finite half-precision scales), each its own tensor, so a few kilobytes reach every dequantiser."""
+    import ggml_quants
+    rng = np.random.default_rng(seed)
+    tensors = []
+    for kind, (ggml_id, per_block, size, half_offsets, _) in ggml_quants.TYPES.items():
+        block = bytearray(rng.integers(0, 256, size, dtype=np.uint8).tobytes())
+        for off in half_offsets:
+            block[off:off + 2] = np.array([rng.normal(0, 0.01)], "<f2").tobytes()
+        tensors.append(("t_" + kind.lower(), [per_block], ggml_id, bytes(block)))
+    with open(out_path, "wb") as f:
+        f.write(gguf_bytes({"general.architecture": (8, "llama")}, tensors))
