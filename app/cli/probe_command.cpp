@@ -14,6 +14,26 @@
 
 namespace headlab::cli {
 
+namespace {
+// probe --out: the result's head grids with the parameters, as HDF5 or (--format) safetensors / npz.
+void writeProbeResult(const Args& a, const headlab::ModelConfig& config, const headlab::LoadedModel& m, const std::string& name,
+                      const nlohmann::json& result) {
+  std::map<std::string, at::Tensor> arrays;
+  for (const auto& [key, grid] : headlab::plugins::headGrids(result))
+    arrays[key] = at::tensor(grid["values"].get<std::vector<double>>()).view({grid["layers"].get<int64_t>(), grid["heads"].get<int64_t>()});
+  if (outputFormat(a) != "hdf5") {
+    writeArrayFile(a, config, m.source, m.format, "headlab.probe", arrays,
+                   {{"probe", nlohmann::json(name).dump()}, {"params", result["params"].dump(-1, ' ', true)}});
+    return;
+  }
+  headlab::TraceOptions opts = traceOptions(a);
+  headlab::TraceWriter w(a.get("out"), opts);
+  w.writeModel(config, m.source, m.format);
+  w.writeProbe(name, result["params"], arrays);
+  w.commit();
+}
+}  // namespace
+
 int cmdProbe(const Args& a) {
   auto& registry = headlab::plugins::ProbeRegistry::instance();
   if (a.has("list") || a.positional().empty()) {
@@ -64,21 +84,7 @@ int cmdProbe(const Args& a) {
   nlohmann::json result = probe->run(ctx);
   std::cerr << "\n";
   result["model"] = m.source;
-  if (a.has("out")) {
-    std::map<std::string, at::Tensor> arrays;
-    for (const auto& [key, grid] : headlab::plugins::headGrids(result))
-      arrays[key] = at::tensor(grid["values"].get<std::vector<double>>()).view({grid["layers"].get<int64_t>(), grid["heads"].get<int64_t>()});
-    if (outputFormat(a) != "hdf5") {
-      writeArrayFile(a, model.config(), m.source, m.format, "headlab.probe", arrays,
-                     {{"probe", nlohmann::json(name).dump()}, {"params", result["params"].dump(-1, ' ', true)}});
-    } else {
-      headlab::TraceOptions opts = traceOptions(a);
-      headlab::TraceWriter w(a.get("out"), opts);
-      w.writeModel(model.config(), m.source, m.format);
-      w.writeProbe(name, result["params"], arrays);
-      w.commit();
-    }
-  }
+  if (a.has("out")) writeProbeResult(a, model.config(), m, name, result);
   if (a.has("json") || !result.contains("grid")) {
     std::cout << (a.has("json") ? result.dump() : result.dump(2)) << "\n";
     return 0;

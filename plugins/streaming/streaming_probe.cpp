@@ -134,6 +134,25 @@ class StreamingProbe : public Probe {
     return (gates >= threshold).to(at::kDouble);
   }
 
+  // The teacher (full attention, no gradient): every layer's z and the final normalised hidden states
+  // of each prompt.
+  static void teacherRuns(HookedTransformer& m, const std::vector<std::vector<int64_t>>& ids, std::vector<std::vector<at::Tensor>>& teacherZ,
+                          std::vector<at::Tensor>& targets) {
+    const int L = static_cast<int>(m.config().n_layers);
+    for (const auto& prompt : ids) {
+      c10::NoGradGuard noGrad;  // not InferenceMode: these meet autograd tensors later
+      std::vector<at::Tensor> z(static_cast<size_t>(L));
+      at::Tensor h;
+      std::vector<HookHandle> hs;
+      for (int l = 0; l < L; ++l)
+        hs.push_back(m.hooks().add(m.hooks().idOf(l, LayerHook::Z), [&z, l](at::Tensor& t, const HookContext&) { z[l] = t.clone(); }));
+      hs.push_back(m.hooks().add(m.hooks().idOf(GlobalHook::LnFinal), [&h](at::Tensor& t, const HookContext&) { h = t.to(at::kFloat).clone(); }));
+      m.forward(at::tensor(prompt, at::kLong).unsqueeze(0));
+      teacherZ.push_back(std::move(z));
+      targets.push_back(h);
+    }
+  }
+
   // DuoAttention's gate optimisation (duo_attn/train.py, patch/llama.py's two-way forward): one gate per
   // kv head. A teacher run with full attention (no gradient) gives, per layer, each head's attention
   // output z and, at the end, the final hidden states after the final norm. The student run replaces
@@ -151,21 +170,9 @@ class StreamingProbe : public Probe {
     const auto& c = m.config();
     const int64_t L = c.n_layers, KV = c.n_kv_heads, G = c.n_heads / c.n_kv_heads;
     const int finalNorm = m.hooks().idOf(GlobalHook::LnFinal);
-    // The teacher: every layer's z and the final normalised hidden states of each prompt.
     std::vector<std::vector<at::Tensor>> teacherZ;
     std::vector<at::Tensor> targets;
-    for (const auto& prompt : ids) {
-      c10::NoGradGuard noGrad;  // not InferenceMode: these meet autograd tensors later
-      std::vector<at::Tensor> z(static_cast<size_t>(L));
-      at::Tensor h;
-      std::vector<HookHandle> hs;
-      for (int l = 0; l < L; ++l)
-        hs.push_back(m.hooks().add(m.hooks().idOf(l, LayerHook::Z), [&z, l](at::Tensor& t, const HookContext&) { z[l] = t.clone(); }));
-      hs.push_back(m.hooks().add(finalNorm, [&h](at::Tensor& t, const HookContext&) { h = t.to(at::kFloat).clone(); }));
-      m.forward(at::tensor(prompt, at::kLong).unsqueeze(0));
-      teacherZ.push_back(std::move(z));
-      targets.push_back(h);
-    }
+    teacherRuns(m, ids, teacherZ, targets);
     const double initial = p["gate_init"].get<double>();
     at::Tensor alpha = at::full({L, KV}, initial, at::TensorOptions().dtype(at::kFloat).device(m.device())).requires_grad_(true);
     at::Tensor m1 = at::zeros_like(alpha), m2 = at::zeros_like(alpha);

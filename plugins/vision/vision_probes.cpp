@@ -292,20 +292,7 @@ class VarProbe : public Probe {
     for (int64_t d : sel.dims)
       if (d < 0 || d >= D) throw InputError("var: sink dimension " + std::to_string(d) + " out of range [0, " + std::to_string(D) + ")");
     const bool discover = sel.dims.empty();
-    std::set<int64_t> found;
-    at::Tensor before;
-    {
-      std::vector<HookHandle> hs;
-      for (int l = 0; l < L && discover; ++l)
-        if (finds(l))
-          hs.push_back(m.hooks().add(m.hooks().idOf(l, LayerHook::ResidPre), [&](at::Tensor& h, const HookContext&) {
-            at::Tensor first = normalisedMagnitude(h)[0];  // the first token [d_model]
-            for (int64_t d = 0; d < D; ++d)
-              if (first[d].item<double>() > sel.tau) found.insert(d);
-          }));
-      before = vlm.forward(in)[0][-1].to(at::kCPU, at::kFloat);
-    }
-    if (discover) sel.dims.assign(found.begin(), found.end());
+    at::Tensor before = unedited(vlm, in, discover ? firstLayer : L, sel);
     // Selections per layer: made inside the redistributed forward (online), or on the unedited one.
     std::vector<LayerSelection> layers(static_cast<size_t>(L));
     auto selectionHooks = [&](bool apply) {
@@ -394,6 +381,22 @@ class VarProbe : public Probe {
       redistributeSinks(pattern, everyHead, SinkRedistribution{sinks, s.keep, s.imageBegin, s.imageEnd, centric});
     }
   };
+  // The unedited forward's next-token logits; from layer `from` on, the dimensions where the first token's
+  // normalised hidden state exceeds tau become the sink dimensions (sel.dims).
+  static at::Tensor unedited(VisionLanguageModel& vlm, const VlmInput& in, int64_t from, Selection& sel) {
+    HookedTransformer& m = vlm.language();
+    std::set<int64_t> found;
+    std::vector<HookHandle> hs;
+    for (int l = static_cast<int>(from); l < m.config().n_layers; ++l)
+      hs.push_back(m.hooks().add(m.hooks().idOf(l, LayerHook::ResidPre), [&](at::Tensor& h, const HookContext&) {
+        at::Tensor first = normalisedMagnitude(h)[0];  // the first token [d_model]
+        for (int64_t d = 0; d < first.size(0); ++d)
+          if (first[d].item<double>() > sel.tau) found.insert(d);
+      }));
+    at::Tensor logits = vlm.forward(in)[0][-1].to(at::kCPU, at::kFloat);
+    if (from < m.config().n_layers) sel.dims.assign(found.begin(), found.end());
+    return logits;
+  }
   // |RMSNorm(h)| without a weight, in float32 as the reference's DimProspector: [pos, d_model].
   static at::Tensor normalisedMagnitude(const at::Tensor& h) {
     at::Tensor x = h[0].to(at::kCPU, at::kFloat);
