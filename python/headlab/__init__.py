@@ -107,8 +107,62 @@ class Trace:
         return np.stack([self[f"blocks.{l}.{hook}"][batch] for l in layers])
 
 
+def _read_safetensors(path):
+    """A safetensors file by the format's rules: an 8-byte little-endian header length, a JSON header
+    (name -> dtype, shape, data_offsets; "__metadata__" -> strings), then the raw data."""
+    import struct
+    dtypes = {"F32": "<f4", "F16": "<f2", "BF16": None, "F64": "<f8", "I64": "<i8", "I32": "<i4"}
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        data = f.read()
+    meta = header.pop("__metadata__", {})
+    arrays = {}
+    for name, e in header.items():
+        if dtypes.get(e["dtype"]) is None:
+            raise ValueError(f"{path}: tensor '{name}' has dtype {e['dtype']}, which this reader does not convert")
+        a, b = e["data_offsets"]
+        arrays[name] = np.frombuffer(data[a:b], dtype=dtypes[e["dtype"]]).reshape(e["shape"])
+    return arrays, meta
+
+
+def _from_tensor_file(path):
+    """A Trace from `headlab-cli capture|probe|patch --format safetensors|npz`."""
+    path = str(path)
+    if path.endswith(".npz"):
+        with np.load(path) as z:
+            arrays = {k: z[k] for k in z.files if k != "__metadata__"}
+            meta = json.loads(z["__metadata__"].item()) if "__metadata__" in z.files else {}
+    else:
+        arrays, raw = _read_safetensors(path)
+        meta = {k: (json.loads(v) if k != "schema" else v) for k, v in raw.items()}
+    t = Trace.__new__(Trace)
+    t.path = path
+    t.metadata = {"schema": meta.get("schema", "")}
+    t.provenance = meta.get("provenance") or _sidecar(path)
+    t.model = dict((t.provenance or {}).get("config", {}))
+    t.tokens = np.array([meta["tokens"]]) if "tokens" in meta else None
+    t.token_strings = meta.get("token_strings", [])
+    t.image, t.image_span = None, None
+    t.interventions = meta.get("interventions", [])
+    t._activations, t._axes, t.probes = {}, {}, {}
+    schema = meta.get("schema", "")
+    if schema == "headlab.capture":
+        t._activations = arrays
+        t._axes = {name: [] for name in arrays}
+    elif schema in ("headlab.probe", "headlab.patching"):
+        name = meta.get("probe", "patching")
+        t.probes[name] = Probe(arrays, meta.get("params", {}))
+    else:
+        raise ValueError(f"{path}: not a HeadLab file (schema '{schema}')")
+    return t
+
+
 def load(path):
-    """Reads a HeadLab HDF5 file (capture, probe --out, patch --out, the demo trace)."""
+    """Reads a HeadLab file: HDF5 (capture, probe --out, patch --out, the demo trace, the window's
+    export) or, from --format, safetensors and npz (their axes are not stored: t.axes() is empty)."""
+    if str(path).endswith((".safetensors", ".npz")):
+        return _from_tensor_file(path)
     return Trace(path)
 
 

@@ -157,4 +157,14 @@ m = json.loads(z["__metadata__"].item())
 assert m["schema"] == "headlab.patching" and m["params"]["sweep"] == "resid-pos"
 assert np.allclose(z["grid"], headlab.load(d + "/patch.h5").probes["patching"]["grid"], equal_nan=True)
 print("probe and patch results read back from safetensors and npz")
+# headlab.load reads them too, with the same arrays and metadata as the HDF5 files.
+for fmt in ("safetensors", "npz"):
+    c = headlab.load(d + "/cap." + fmt)
+    assert c.hooks() == ["blocks.1.attn.hook_pattern", "blocks.2.hook_resid_post"], c.hooks()
+    assert np.array_equal(c.attention()[0], headlab.load(d + "/cap.hdf5").attention()[0])
+    assert c.interventions[0]["kind"] == "zero" and c.model["n_layers"] == 5 and c.provenance["model"]["format"] == "gguf"
+assert np.array_equal(headlab.load(d + "/sinks.safetensors").probes["sinks"]["grid"], grid)
+assert headlab.load(d + "/patch.npz").probes["patching"].params["sweep"] == "resid-pos"
+assert headlab.verify(d + "/cap.npz") == []
+print("headlab.load reads safetensors and npz outputs")
 PY
