@@ -25,7 +25,7 @@ void scheduleScriptedSetup(headlab::app::MainWindow& window, const QString& abla
     QObject::disconnect(*once);
     delete once;
     for (const QString& spec : ablations.split(',', Qt::SkipEmptyParts))
-      window.headGrid()->toggleAblation(spec.section('.', 0, 0).toInt(), spec.section('.', 1, 1).toInt());
+      window.ablateHead(spec.section('.', 0, 0).toInt(), spec.section('.', 1, 1).toInt());
     if (!selection.isEmpty()) window.selectHead(selection.section('.', 0, 0).toInt(), selection.section('.', 1, 1).toInt());
     if (patchSpec.size() == 5) {
       window.findChild<QDockWidget*>("patchingDock")->raise();

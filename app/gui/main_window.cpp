@@ -167,14 +167,13 @@ void MainWindow::buildDocks() {
 
 // The head grid, the token strip, the attention map and the logits panel, wired to each other.
 void MainWindow::connectViews() {
+  // A click selects; Alt-click (or any click in the toolbar's "click ablates" mode) edits, too.
   connect(m_gridView, &QTableView::clicked, this, [this](const QModelIndex& idx) {
-    if (QGuiApplication::keyboardModifiers() & Qt::ControlModifier) {
-      selectHead(idx.row(), idx.column());
-      return;
-    }
-    m_gridModel->toggleAblation(idx.row(), idx.column());
-    selectHead(idx.row(), idx.column());
+    const bool edit = (m_gridClickModifiers & Qt::AltModifier) || m_clickAblates->isChecked();
+    if (!edit || !ablateHead(idx.row(), idx.column())) selectHead(idx.row(), idx.column());
   });
+  m_gridView->setContextMenuPolicy(Qt::CustomContextMenu);
+  connect(m_gridView, &QWidget::customContextMenuRequested, this, &MainWindow::showHeadMenu);
   connect(m_gridModel, &views::HeadGridModel::headStateChanged, this, [this] { pushEdits(); });
   connect(m_gridModel, &views::HeadGridModel::allReset, this, [this] { pushEdits(); });
   connect(m_tokens, &views::TokenStrip::positionSelected, this, [this](int pos) {
@@ -387,10 +386,12 @@ void MainWindow::showPrompt(const QStringList& pieces, const QVector<int>& ids) 
   if (!m_pendingEdits.empty() || m_pendingLayer >= 0) {
     std::vector<views::HeadState> states(static_cast<size_t>(m_layers * m_heads));
     for (const auto& e : m_pendingEdits) {
-      if (e.layer < m_layers && e.head < m_heads)
-        states[static_cast<size_t>(e.layer * m_heads + e.head)] = e.state;
-      else
+      if (e.layer >= m_layers || e.head >= m_heads)
         m_refusedEdits << tr("edit of layer %1, head %2: the model has %3 layers of %4 heads").arg(e.layer).arg(e.head).arg(m_layers).arg(m_heads);
+      else if (!e.state.keys.isEmpty() && e.state.keys.back() >= pieces.size())
+        m_refusedEdits << tr("edit of layer %1, head %2: PASTA position %3 is past the prompt's %4 tokens").arg(e.layer).arg(e.head).arg(e.state.keys.back()).arg(pieces.size());
+      else
+        states[static_cast<size_t>(e.layer * m_heads + e.head)] = e.state;
     }
     m_gridModel->setStates(states);
     m_pendingEdits.clear();
@@ -561,6 +562,8 @@ void MainWindow::closeEvent(QCloseEvent* e) {
 }
 
 bool MainWindow::eventFilter(QObject* watched, QEvent* event) {
+  if (watched == m_gridView->viewport() && event->type() == QEvent::MouseButtonPress)
+    m_gridClickModifiers = static_cast<QMouseEvent*>(event)->modifiers();  // clicked() carries none
   if (watched == m_gridView->viewport() && event->type() == QEvent::Wheel) {
     auto* we = static_cast<QWheelEvent*>(event);
     QModelIndex idx = m_gridView->indexAt(we->position().toPoint());

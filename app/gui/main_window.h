@@ -45,6 +45,9 @@ class MainWindow : public QMainWindow {
   void openModel(const QString& spec, const QString& prompt = {}, const QString& image = {});
   void runPrompt(const QString& prompt);
   void selectHead(int layer, int head);
+  // Toggles the toolbar's edit kind on a head (PASTA: on the tokens selected in the token strip) and
+  // selects it; false, with the reason in the status bar, when the edit cannot be made.
+  bool ablateHead(int layer, int head);
   // Sessions: model, prompt, interventions, selection and probe settings as JSON.
   bool saveSession(const QString& path);
   // The last opened session's edits that were refused (bad kind, α outside [0, 4], a head the model lacks).
@@ -104,6 +107,7 @@ class MainWindow : public QMainWindow {
   void buildDocks();
   void sizeDocksForWindow();
   void connectViews();
+  void showHeadMenu(const QPoint& at);
   void connectProbes();
   void connectPatching();
   void buildShortcuts();
@@ -140,6 +144,8 @@ class MainWindow : public QMainWindow {
   QLabel* m_runtime = nullptr;
   QLabel* m_recompute = nullptr;
   QComboBox* m_kind = nullptr;
+  QCheckBox* m_clickAblates = nullptr;
+  Qt::KeyboardModifiers m_gridClickModifiers;  // of the last press on the head grid
   QComboBox* m_score = nullptr;
   QSlider* m_alpha = nullptr;
   QCheckBox* m_log = nullptr;

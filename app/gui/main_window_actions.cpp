@@ -12,10 +12,12 @@
 #include <QKeySequence>
 #include <QLabel>
 #include <QLineEdit>
+#include <QMenu>
 #include <QMenuBar>
 #include <QSignalBlocker>
 #include <QSlider>
 #include <QStatusBar>
+#include <QTableView>
 #include <QToolBar>
 
 #include "headlab/views/head_grid_model.h"
@@ -32,19 +34,32 @@ namespace headlab::app {
 void MainWindow::buildToolbar() {
   QToolBar* tb = addToolBar(tr("Interventions"));
   tb->setObjectName("interventionToolbar");
-  tb->addWidget(new QLabel(tr(" click ablates: ")));
+  m_clickAblates = new QCheckBox(tr("click ablates:"));
+  m_clickAblates->setObjectName("clickAblates");
+  m_clickAblates->setToolTip(tr("Off: a click on a head selects it; Alt-click or the grid's context menu edits it.\n"
+                                "On: a click on a head toggles the chosen edit on it and selects it."));
+  tb->addWidget(m_clickAblates);
   m_kind = new QComboBox;
   m_kind->setObjectName("ablationKind");
-  m_kind->addItem(tr("zero"), static_cast<int>(views::AblationKind::Zero));
-  m_kind->addItem(tr("mean"), static_cast<int>(views::AblationKind::Mean));
-  m_kind->addItem(tr("uniform attention"), static_cast<int>(views::AblationKind::Uniform));
-  m_kind->addItem(tr("ACT sink redistribution"), static_cast<int>(views::AblationKind::Act));
-  m_kind->setItemData(m_kind->count() - 1, tr("ACT (Yu et al.): the head's attention sinks, found on this prompt, keep 0.4 of their "
-                                              "attention and the rest goes to the other keys"), Qt::ToolTipRole);
+  const std::pair<views::AblationKind, QString> kinds[] = {
+      {views::AblationKind::Zero, tr("zero: the head's output z is set to 0 at every position")},
+      {views::AblationKind::Mean, tr("mean: the head's output z is replaced by its mean over this prompt's positions")},
+      {views::AblationKind::Uniform, tr("uniform attention: every query attends equally to all the keys it may see")},
+      {views::AblationKind::Act, tr("ACT (Yu et al.): the head's attention sinks, found on this prompt, keep 0.4 of their "
+                                    "attention and the rest goes to the other keys")},
+      {views::AblationKind::Pasta, tr("PASTA (Zhang et al.): the head's attention to every token outside the tokens selected in "
+                                      "the token strip (shift-click a span) is scaled by 0.01, then renormalised")}};
+  const QString names[] = {tr("zero"), tr("mean"), tr("uniform attention"), tr("ACT sink redistribution"), tr("PASTA steer to selection")};
+  for (size_t i = 0; i < std::size(kinds); ++i) {
+    m_kind->addItem(names[i], static_cast<int>(kinds[i].first));
+    m_kind->setItemData(m_kind->count() - 1, kinds[i].second, Qt::ToolTipRole);
+  }
   tb->addWidget(m_kind);
   connect(m_kind, &QComboBox::currentIndexChanged, this, [this] {
     m_gridModel->setAblationKind(static_cast<views::AblationKind>(m_kind->currentData().toInt()));
+    m_kind->setToolTip(m_kind->currentData(Qt::ToolTipRole).toString());
   });
+  m_kind->setToolTip(m_kind->currentData(Qt::ToolTipRole).toString());
   tb->addWidget(new QLabel(tr("  α ")));
   m_alpha = new QSlider(Qt::Horizontal);
   m_alpha->setObjectName("alphaSlider");
@@ -80,6 +95,36 @@ void MainWindow::buildToolbar() {
     m_heatmap->setLogScale(on);
     for (auto* v : m_multipleViews) v->setLogScale(on);
   });
+}
+
+bool MainWindow::ablateHead(int layer, int head) {
+  if (layer < 0 || layer >= m_layers || head < 0 || head >= m_heads) return false;
+  m_gridModel->setEmphasis(m_tokens->selectedPositions());
+  if (!m_gridModel->toggleAblation(layer, head)) {
+    statusBar()->showMessage(tr("PASTA needs the tokens to emphasise: select them in the token strip first (shift-click a span)"));
+    return false;
+  }
+  selectHead(layer, head);
+  return true;
+}
+
+// The head grid's context menu: select, add or remove the toolbar's edit kind, remove the head's edits.
+void MainWindow::showHeadMenu(const QPoint& at) {
+  const QModelIndex idx = m_gridView->indexAt(at);
+  if (!idx.isValid()) return;
+  const int layer = idx.row(), head = idx.column();
+  const views::HeadState& st = m_gridModel->state(layer, head);
+  QMenu menu(this);
+  menu.addAction(tr("Select L%1 H%2").arg(layer).arg(head), this, [this, layer, head] { selectHead(layer, head); });
+  if (st.ablation == views::AblationKind::None)
+    menu.addAction(tr("Edit: %1").arg(m_kind->currentText()), this, [this, layer, head] { ablateHead(layer, head); })
+        ->setToolTip(m_kind->currentData(Qt::ToolTipRole).toString());
+  else
+    menu.addAction(tr("Remove %1").arg(views::ablationName(st.ablation)), this, [this, layer, head] { ablateHead(layer, head); });
+  if (st.alpha != 1.0f)
+    menu.addAction(tr("Reset α (%1) to 1").arg(st.alpha), this, [this, layer, head] { m_gridModel->setAlpha(layer, head, 1.0f); });
+  menu.setToolTipsVisible(true);
+  menu.exec(m_gridView->viewport()->mapToGlobal(at));
 }
 
 void MainWindow::buildMenus() {

@@ -1,5 +1,6 @@
 // The window's files: recent models, heatmap / trace / probe-result export, sessions.
 #include <QFile>
+#include <algorithm>
 #include <cmath>
 #include <QFileDialog>
 #include <QInputDialog>
@@ -19,6 +20,7 @@
 #include "headlab/views/heatmap_view.h"
 #include "headlab/views/probe_panel.h"
 #include "main_window.h"
+
 #include "session_controller.h"
 
 namespace headlab::app {
@@ -55,8 +57,14 @@ QString MainWindow::sessionJson() const {
   for (int l = 0; l < m_layers; ++l)
     for (int h = 0; h < m_heads; ++h) {
       const auto& st = m_gridModel->state(l, h);
-      if (st.edited())
-        edits.append(QJsonObject{{"layer", l}, {"head", h}, {"ablation", views::ablationName(st.ablation)}, {"alpha", st.alpha}});
+      if (!st.edited()) continue;
+      QJsonObject e{{"layer", l}, {"head", h}, {"ablation", views::ablationName(st.ablation)}, {"alpha", st.alpha}};
+      if (st.ablation == views::AblationKind::Pasta) e.insert("keys", QJsonArray::fromVariantList([&] {
+        QVariantList keys;
+        for (int k : st.keys) keys << k;
+        return keys;
+      }()));
+      edits.append(e);
     }
   QJsonObject o{{"schema", "headlab.session"},
                 {"schema_version", 1},
@@ -100,12 +108,19 @@ void MainWindow::openSession(const QString& path) {
     const QString what = tr("edit %1 (layer %2, head %3)").arg(i + 1).arg(edit.layer).arg(edit.head);
     const QString kind = e.value("ablation").toString("none");
     bool known = false;
-    for (auto k : {views::AblationKind::None, views::AblationKind::Zero, views::AblationKind::Mean, views::AblationKind::Uniform,
-                   views::AblationKind::Act})
+    QStringList kindNames;
+    for (auto k : views::kAblationKinds) {
+      kindNames << views::ablationName(k);
       if (views::ablationName(k) == kind) edit.state.ablation = k, known = true;
+    }
+    for (const QJsonValue& k : e.value("keys").toArray()) edit.state.keys << k.toInt(-1);
+    std::sort(edit.state.keys.begin(), edit.state.keys.end());
+    const bool badKeys = edit.state.ablation == views::AblationKind::Pasta &&
+                         (edit.state.keys.isEmpty() || *std::min_element(edit.state.keys.begin(), edit.state.keys.end()) < 0);
     const double alpha = e.value("alpha").toDouble(1.0);
     if (edit.layer < 0 || edit.head < 0) m_refusedEdits << what + tr(": no layer or head");
-    else if (!known) m_refusedEdits << what + tr(": unknown ablation '%1' (none, zero, mean, uniform or act)").arg(kind);
+    else if (!known) m_refusedEdits << what + tr(": unknown ablation '%1' (%2)").arg(kind, kindNames.join(", "));
+    else if (badKeys) m_refusedEdits << what + tr(": pasta needs \"keys\", the emphasised positions (non-negative)");
     else if (!std::isfinite(alpha) || alpha < 0 || alpha > 4) m_refusedEdits << what + tr(": α = %1 outside [0, 4]").arg(alpha);
     else edit.state.alpha = static_cast<float>(alpha), m_pendingEdits.push_back(edit);
   }

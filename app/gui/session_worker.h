@@ -64,6 +64,13 @@ struct SessionController::Worker {
           out.push_back(iv);
           break;
         }
+        case views::AblationKind::Pasta: {  // PASTA: alpha 0.01 on the keys outside the emphasised ones (the paper's)
+          Intervention iv{InterventionKind::Pasta, e.layer, {e.head}};
+          iv.alpha = 0.01;
+          iv.keys.assign(s.keys.begin(), s.keys.end());
+          out.push_back(iv);
+          break;
+        }
         case views::AblationKind::Mean: {
           Intervention iv{InterventionKind::Mean, e.layer, {e.head}};
           iv.source = meanZ.at(e.layer);

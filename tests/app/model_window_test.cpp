@@ -14,6 +14,7 @@
 #include <QTableView>
 #include <qcustomplot.h>
 
+#include <QCheckBox>
 #include <QComboBox>
 #include <QPushButton>
 #include <QElapsedTimer>
@@ -28,6 +29,7 @@
 #include <QStatusBar>
 #include <QToolBar>
 
+#include "headlab/core/interventions.h"
 #include "headlab/core/model_loader.h"
 #include <QSettings>
 
@@ -136,10 +138,10 @@ TEST_F(ModelWindowTest, HeatmapDataEqualsTheModelsHookPattern) {
 TEST_F(ModelWindowTest, ClickingAHeadAblatesItAndResetAllRestoresTheBaselineExactly) {
   const auto baseline = window.logits()->predictions();
   QTableView* grid = window.headGridView();
-  // Layer 4's heads carry the prediction; ablate three of them with real clicks.
+  // Layer 4's heads carry the prediction; ablate three of them with real Alt-clicks.
   for (int head : {0, 1, 2}) {
     QRect cell = grid->visualRect(window.headGrid()->index(4, head));
-    QTest::mouseClick(grid->viewport(), Qt::LeftButton, {}, cell.center());
+    QTest::mouseClick(grid->viewport(), Qt::LeftButton, Qt::AltModifier, cell.center());
   }
   EXPECT_EQ(window.headGrid()->editedCount(), 3);
   EXPECT_EQ(window.headGrid()->state(4, 1).ablation, views::AblationKind::Zero);
@@ -158,6 +160,77 @@ TEST_F(ModelWindowTest, ClickingAHeadAblatesItAndResetAllRestoresTheBaselineExac
     EXPECT_EQ(restored[i].id, baseline[i].id);
     EXPECT_EQ(restored[i].intervened, baseline[i].baseline);
   }
+}
+
+// A plain click selects a head and edits nothing (issue #19: it used to ablate as it selected); the
+// toolbar's "click ablates" mode makes a plain click edit.
+TEST_F(ModelWindowTest, APlainClickSelectsAndOnlyTheClickAblatesModeEdits) {
+  QTableView* grid = window.headGridView();
+  auto click = [&](int layer, int head) {
+    QTest::mouseClick(grid->viewport(), Qt::LeftButton, {}, grid->visualRect(window.headGrid()->index(layer, head)).center());
+  };
+  click(3, 2);
+  EXPECT_EQ(window.currentLayer(), 3);
+  EXPECT_EQ(window.currentHead(), 2);
+  EXPECT_EQ(window.headGrid()->editedCount(), 0);
+  auto* mode = window.findChild<QCheckBox*>("clickAblates");
+  ASSERT_NE(mode, nullptr);
+  EXPECT_FALSE(mode->isChecked()) << "clicks select by default";
+  mode->setChecked(true);
+  click(2, 5);
+  EXPECT_EQ(window.headGrid()->state(2, 5).ablation, views::AblationKind::Zero);
+  EXPECT_EQ(window.currentLayer(), 2);
+  click(2, 5);
+  EXPECT_EQ(window.headGrid()->editedCount(), 0) << "a second click removes the edit";
+}
+
+// PASTA from the window: the tokens selected in the strip are the emphasised keys; the window's run
+// equals the core's Pasta intervention (alpha 0.01) on those keys, and a session keeps them.
+TEST_F(ModelWindowTest, PastaSteersTheHeadToTheTokensSelectedInTheStrip) {
+  auto* kind = window.findChild<QComboBox*>("ablationKind");
+  kind->setCurrentIndex(kind->findData(static_cast<int>(views::AblationKind::Pasta)));
+  EXPECT_FALSE(window.ablateHead(3, 1)) << "nothing selected in the token strip: nothing to emphasise";
+  EXPECT_TRUE(window.statusBar()->currentMessage().contains("token strip"));
+  views::TokenStrip* strip = window.tokenStrip();
+  auto click = [&](int row, Qt::KeyboardModifiers mods) {
+    QTest::mouseClick(strip->viewport(), Qt::LeftButton, mods, strip->visualItemRect(strip->item(row)).center());
+  };
+  click(2, {});
+  click(4, Qt::ShiftModifier);
+  ASSERT_EQ(strip->selectedPositions(), (QVector<int>{2, 3, 4}));
+  ASSERT_TRUE(window.ablateHead(3, 1));
+  EXPECT_EQ(window.headGrid()->state(3, 1).keys, (QVector<int>{2, 3, 4}));
+
+  QTemporaryDir dir;
+  const QString path = dir.filePath("pasta.h5");
+  QSignalSpy done(window.session(), &SessionController::traceExported);
+  window.exportTrace(path, "blocks.3.attn.hook_pattern");
+  ASSERT_TRUE(QTest::qWaitFor([&] { return done.count() == 1; }, 20000)) << window.statusBar()->currentMessage().toStdString();
+  TraceReader r(path.toStdString());
+  EXPECT_NE(r.file().readString("/interventions").find("\"kind\":\"pasta\""), std::string::npos);
+  at::Tensor shown = r.headPattern("blocks.3.attn.hook_pattern", 0, 1);
+  {
+    c10::InferenceMode guard;
+    LoadedModel m = loadModel(test::sharedPath("models/stories260k/stories260K.bin"));
+    auto ids = m.tokenizer->encode(kPrompt, true);
+    Intervention iv{InterventionKind::Pasta, 3, {1}};
+    iv.alpha = 0.01;
+    iv.keys = {2, 3, 4};
+    auto edit = install(*m.model, iv);
+    at::Tensor expected;
+    auto h = m.model->hooks().add("blocks.3.attn.hook_pattern", [&](at::Tensor& p, const HookContext&) { expected = p[0][1].clone(); });
+    m.model->forward(at::tensor(ids, at::kLong).unsqueeze(0));
+    test::expectTensorClose(shown, expected, 1e-6);
+    EXPECT_LT(expected[6][0].item<float>(), 0.05f) << "the steered head barely looks outside the emphasised span";
+  }
+  const QString session = dir.filePath("pasta.headlab.json");
+  ASSERT_TRUE(window.saveSession(session));
+  MainWindow other;
+  other.show();
+  other.openSession(session);
+  ASSERT_TRUE(QTest::qWaitFor([&] { return other.headGrid()->editedCount() == 1; }, 20000));
+  EXPECT_EQ(other.headGrid()->state(3, 1).ablation, views::AblationKind::Pasta);
+  EXPECT_EQ(other.headGrid()->state(3, 1).keys, (QVector<int>{2, 3, 4}));
 }
 
 TEST_F(ModelWindowTest, TargetTokenIsFollowed) {

@@ -45,6 +45,26 @@ TEST(HeadGridModelTest, ToggleEmitsIntentWithTheToolbarKind) {
   EXPECT_EQ(spy.count(), 2);
 }
 
+// PASTA takes the emphasised positions at the time of the toggle; with none there is nothing to steer to.
+TEST(HeadGridModelTest, PastaKeepsTheEmphasisOfItsToggleAndRefusesNone) {
+  HeadGridModel m;
+  m.setShape(2, 3);
+  m.setAblationKind(AblationKind::Pasta);
+  QSignalSpy spy(&m, &HeadGridModel::headStateChanged);
+  EXPECT_FALSE(m.toggleAblation(1, 2));
+  EXPECT_EQ(spy.count(), 0);
+  EXPECT_EQ(m.state(1, 2).ablation, AblationKind::None);
+  m.setEmphasis({9, 3, 4, 5, 4});
+  ASSERT_TRUE(m.toggleAblation(1, 2));
+  m.setEmphasis({0});
+  EXPECT_EQ(m.state(1, 2).ablation, AblationKind::Pasta);
+  EXPECT_EQ(m.state(1, 2).keys, (QVector<int>{3, 4, 5, 9})) << "sorted, unique, and kept when the emphasis changes later";
+  EXPECT_EQ(m.data(m.index(1, 2), Qt::DisplayRole).toString(), "P");
+  EXPECT_TRUE(m.data(m.index(1, 2), Qt::ToolTipRole).toString().contains("emphasised positions 3-5+9"));
+  ASSERT_TRUE(m.toggleAblation(1, 2));
+  EXPECT_TRUE(m.state(1, 2).keys.isEmpty()) << "removing the edit drops its keys";
+}
+
 TEST(HeadGridModelTest, AlphaIsClampedAndResetAllRestores) {
   HeadGridModel m;
   m.setShape(2, 2);

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <QSignalSpy>
+#include <QTest>
 
 #include "headlab/views/token_strip.h"
 
@@ -58,6 +59,34 @@ TEST(TokenStripTest, ShortSpansStayUnfoldedAndANewPromptKeepsTheSpanUntilReplace
   EXPECT_EQ(strip.count(), 2);
   strip.setFoldableSpan(-1, -1, QString());
   EXPECT_FALSE(strip.spanFolded());
+}
+
+// Shift-click selects a span of chips (PASTA's emphasised tokens) and the chip clicked last is the
+// query; a selected folded image chip stands for every position of the image.
+TEST(TokenStripTest, ShiftClickSelectsASpanAndTheFoldedChipStandsForTheWholeImage) {
+  TokenStrip strip;
+  strip.resize(900, 300);
+  strip.show();
+  ASSERT_TRUE(QTest::qWaitForWindowExposed(&strip));
+  strip.setTokens(prompt(), {});
+  strip.setFoldableSpan(1, 101, "image 10×10");
+  QSignalSpy span(&strip, &TokenStrip::selectionSpanChanged);
+  auto click = [&](int row, Qt::KeyboardModifiers mods) {
+    QTest::mouseClick(strip.viewport(), Qt::LeftButton, mods, strip.visualItemRect(strip.item(row)).center());
+  };
+  click(2, {});
+  EXPECT_EQ(strip.selectedPositions(), (QVector<int>{101}));
+  click(3, Qt::ShiftModifier);
+  EXPECT_EQ(strip.selectedPositions(), (QVector<int>{101, 102}));
+  EXPECT_EQ(strip.selectedPosition(), 102) << "the last click is the query";
+  ASSERT_FALSE(span.isEmpty());
+  EXPECT_EQ(span.last().at(0).value<QVector<int>>(), (QVector<int>{101, 102}));
+  click(1, Qt::ControlModifier);
+  QVector<int> expected;
+  for (int p = 1; p <= 102; ++p) expected << p;
+  EXPECT_EQ(strip.selectedPositions(), expected);
+  click(0, {});
+  EXPECT_EQ(strip.selectedPositions(), (QVector<int>{0})) << "a plain click starts again";
 }
 
 }  // namespace headlab::views

@@ -12,6 +12,7 @@ QString ablationName(AblationKind k) {
     case AblationKind::Mean: return "mean";
     case AblationKind::Uniform: return "uniform";
     case AblationKind::Act: return "act";
+    case AblationKind::Pasta: return "pasta";
   }
   return "?";
 }
@@ -48,12 +49,33 @@ void HeadGridModel::setStates(const std::vector<HeadState>& states) {
   emit dataChanged(index(0, 0), index(m_layers - 1, m_heads - 1));
 }
 
-void HeadGridModel::toggleAblation(int layer, int head) {
-  if (layer < 0 || layer >= m_layers || head < 0 || head >= m_heads) return;
+bool HeadGridModel::toggleAblation(int layer, int head) {
+  if (layer < 0 || layer >= m_layers || head < 0 || head >= m_heads) return false;
   HeadState& s = m_states[static_cast<size_t>(layer) * m_heads + head];
-  s.ablation = s.ablation == AblationKind::None ? m_kind : AblationKind::None;
+  const bool adding = s.ablation == AblationKind::None;
+  if (adding && m_kind == AblationKind::Pasta && m_emphasis.isEmpty()) return false;
+  s.ablation = adding ? m_kind : AblationKind::None;
+  s.keys = adding && m_kind == AblationKind::Pasta ? m_emphasis : QVector<int>{};
   emit dataChanged(index(layer, head), index(layer, head));
   emit headStateChanged(layer, head, s);
+  return true;
+}
+
+void HeadGridModel::setEmphasis(QVector<int> positions) {
+  std::sort(positions.begin(), positions.end());
+  positions.erase(std::unique(positions.begin(), positions.end()), positions.end());
+  m_emphasis = positions;
+}
+
+QString positionList(const QVector<int>& positions) {
+  QStringList parts;
+  for (int i = 0; i < positions.size();) {
+    int j = i;
+    while (j + 1 < positions.size() && positions[j + 1] == positions[j] + 1) ++j;
+    parts << (j == i ? QString::number(positions[i]) : QString("%1-%2").arg(positions[i]).arg(positions[j]));
+    i = j + 1;
+  }
+  return parts.join('+');
 }
 
 void HeadGridModel::setAlpha(int layer, int head, float alpha) {
@@ -109,10 +131,12 @@ QVariant HeadGridModel::data(const QModelIndex& idx, int role) const {
     case Qt::BackgroundRole: return colourFor(normalised(l, h));
     case Qt::ForegroundRole: return normalised(l, h) > 0.6f ? QColor(Qt::black) : QColor(Qt::white);
     case Qt::ToolTipRole:
-      return QString("L%1 H%2\n%3: %4\nablation: %5, α = %6")
+      return QString("L%1 H%2\n%3: %4\nablation: %5%6, α = %7")
           .arg(l).arg(h).arg(m_scores.name.isEmpty() ? "score" : m_scores.name)
           .arg(std::isfinite(v) ? QString::number(v, 'f', 4) : "—")
-          .arg(ablationName(s.ablation)).arg(s.alpha);
+          .arg(ablationName(s.ablation))
+          .arg(s.ablation == AblationKind::Pasta ? QString(" (emphasised positions %1)").arg(positionList(s.keys)) : QString())
+          .arg(s.alpha);
     case Qt::UserRole: return v;
     default: return {};
   }

@@ -1,5 +1,7 @@
 #include "headlab/views/token_strip.h"
 
+#include <algorithm>
+
 namespace headlab::views {
 
 TokenStrip::TokenStrip(QWidget* parent) : QListWidget(parent) {
@@ -7,7 +9,7 @@ TokenStrip::TokenStrip(QWidget* parent) : QListWidget(parent) {
   setWrapping(true);
   setResizeMode(QListView::Adjust);
   setSpacing(3);
-  setSelectionMode(QAbstractItemView::SingleSelection);
+  setSelectionMode(QAbstractItemView::ExtendedSelection);
   setStyleSheet("QListWidget::item { border: 1px solid #9ab; border-radius: 4px; padding: 2px 4px; background: #eef4fa; }"
                 "QListWidget::item:selected { background: #3b528b; color: white; }");
   connect(this, &QListWidget::currentRowChanged, this, [this](int row) {
@@ -16,6 +18,7 @@ TokenStrip::TokenStrip(QWidget* parent) : QListWidget(parent) {
     if (spanFolded() && row == m_spanBegin && m_spanPosition < 0) m_spanPosition = m_spanEnd - 1;
     emit positionSelected(spanFolded() && row == m_spanBegin ? m_spanPosition : pos);
   });
+  connect(this, &QListWidget::itemSelectionChanged, this, [this] { emit selectionSpanChanged(selectedPositions()); });
   connect(this, &QListWidget::itemDoubleClicked, this, [this](QListWidgetItem* item) {
     if (!spanUsable()) return;
     const int pos = positionOf(row(item));
@@ -73,6 +76,20 @@ int TokenStrip::selectedPosition() const {
   const int row = currentRow();
   if (spanFolded() && row == m_spanBegin) return m_spanPosition >= 0 ? m_spanPosition : m_spanEnd - 1;
   return positionOf(row);
+}
+
+QVector<int> TokenStrip::selectedPositions() const {
+  QVector<int> out;
+  for (const QListWidgetItem* item : selectedItems()) {
+    const int r = row(item);
+    if (spanFolded() && r == m_spanBegin) {
+      for (int p = m_spanBegin; p < m_spanEnd; ++p) out << p;
+    } else if (const int p = positionOf(r); p >= 0) {
+      out << p;
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 void TokenStrip::selectPosition(int pos) {

@@ -23,8 +23,11 @@ class HeadGridModel : public QAbstractTableModel {
   const std::vector<HeadState>& states() const { return m_states; }
   void setStates(const std::vector<HeadState>& states);
 
-  // Toggles the toolbar's ablation kind on a head and emits headStateChanged.
-  void toggleAblation(int layer, int head);
+  // Toggles the toolbar's ablation kind on a head and emits headStateChanged. Adding PASTA takes the
+  // emphasised positions set by setEmphasis; with none it changes nothing and returns false.
+  bool toggleAblation(int layer, int head);
+  void setEmphasis(QVector<int> positions);  // PASTA's emphasised prompt positions for the next toggles
+  const QVector<int>& emphasis() const { return m_emphasis; }
   void setAlpha(int layer, int head, float alpha);  // clamped to [0, 4]
   void resetAll();
   int editedCount() const;
@@ -48,6 +51,7 @@ class HeadGridModel : public QAbstractTableModel {
   HeadScores m_scores;
   std::vector<HeadState> m_states;
   AblationKind m_kind = AblationKind::Zero;
+  QVector<int> m_emphasis;
   float m_min = 0, m_max = 1;
 };
 

@@ -1,4 +1,6 @@
 // Tokens as chips in reading order; hover shows id and string, a click selects the query position.
+// Shift-click and Ctrl-click extend the selection to a span or a set (PASTA's emphasised tokens);
+// the chip clicked last stays the query position.
 // A long span (an image's hundreds of patch positions) can be folded into one chip; double-clicking
 // that chip unfolds it, and double-clicking any of its positions folds it again.
 #pragma once
@@ -20,12 +22,15 @@ class TokenStrip : public QListWidget {
   // The selected prompt position (a folded span's chip stands for the position last selected in it,
   // at first its last one), -1 when none.
   int selectedPosition() const;
+  // Every selected position, ascending (a selected folded chip stands for its whole span).
+  QVector<int> selectedPositions() const;
   int positionCount() const { return static_cast<int>(m_pieces.size()); }
   // Visible form of a piece: spaces as '·', newlines as '⏎'.
   static QString chipText(const QString& piece);
 
  signals:
   void positionSelected(int pos);
+  void selectionSpanChanged(const QVector<int>& positions);
 
  private:
   void rebuild(int keepPosition);  // keepPosition: selected again afterwards (-1: none), silently

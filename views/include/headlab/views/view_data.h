@@ -2,6 +2,7 @@
 #pragma once
 #include <QString>
 #include <QStringList>
+#include <QVector>
 #include <vector>
 
 namespace headlab::views {
@@ -37,11 +38,15 @@ struct HeadScores {
 };
 
 // Act: ACT's sink redistribution (the head's sinks found on each input, beta 0.4).
-enum class AblationKind { None, Zero, Mean, Uniform, Act };
+// Pasta: PASTA's steering (scores of every key outside `keys` += log 0.01).
+enum class AblationKind { None, Zero, Mean, Uniform, Act, Pasta };
+inline constexpr AblationKind kAblationKinds[] = {AblationKind::None, AblationKind::Zero, AblationKind::Mean,
+                                                  AblationKind::Uniform, AblationKind::Act, AblationKind::Pasta};
 
 struct HeadState {
   AblationKind ablation = AblationKind::None;
   float alpha = 1.0f;  // reweight factor, 0..4
+  QVector<int> keys;   // Pasta: the emphasised prompt positions, ascending
   bool edited() const { return ablation != AblationKind::None || alpha != 1.0f; }
 };
 
@@ -53,6 +58,8 @@ struct TokenProb {
 };
 
 QString ablationName(AblationKind k);
+// Ascending positions as ranges: {3, 4, 5, 9} -> "3-5+9" (the CLI's --edit keys= form).
+QString positionList(const QVector<int>& positions);
 
 // What the window shows about an open model.
 struct ModelSummary {
