@@ -101,9 +101,8 @@ int main(int argc, char** argv) {
   window.show();
   if (parser.isSet(model)) {
     QString p = parser.value(prompt);
-    if (p.isEmpty() && parser.value(model) == "demo")
-      p = "the big dog sees the cat . the secret code of anna is 4 7 2 . a cat is red and old . question : the secret code of anna is";
-    if (p.isEmpty() && parser.value(model) == "demo-vlm") p = "what colour is at top left ?";
+    if (p.isEmpty() && parser.value(model).startsWith("demo"))  // the demos open on their first example
+      p = headlab::app::MainWindow::examplePrompts(parser.value(model), false).value(0);
     window.openModel(parser.value(model), p, parser.value(image));
   }
   if (parser.isSet(ablate) || parser.isSet(select) || parser.isSet(probe) || parser.isSet(patch))

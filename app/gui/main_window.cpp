@@ -20,6 +20,7 @@
 #include <QSaveFile>
 #include <QLabel>
 #include <QLineEdit>
+#include <QMenu>
 #include <QMenuBar>
 #include <QMimeData>
 #include <QProgressDialog>
@@ -290,9 +291,21 @@ QWidget* MainWindow::buildPromptPanel() {
   m_prompt->setObjectName("promptEdit");
   m_prompt->setPlaceholderText(tr("Type a prompt and press Enter"));
   auto* run = new QPushButton(tr("Run"));
+  m_examples = new QPushButton(tr("Examples"));
+  m_examples->setObjectName("examplePrompts");
+  m_examples->setToolTip(tr("Prompts that show what this model does"));
+  m_examples->setMenu(new QMenu(m_examples));
   row->addWidget(m_prompt, 1);
   row->addWidget(run);
+  row->addWidget(m_examples);
   layout->addLayout(row);
+  // The prompt dock's own message line: model loading, the prompt's reading, sessions. Cleared by
+  // the next prompt or model.
+  m_promptMessage = new QLabel;
+  m_promptMessage->setObjectName("promptMessage");
+  m_promptMessage->setWordWrap(true);
+  m_promptMessage->setVisible(false);
+  layout->addWidget(m_promptMessage);
   m_tokens = new views::TokenStrip;
   m_tokens->setMaximumHeight(56);  // two rows of tokens; more scroll
   layout->addWidget(m_tokens);
@@ -317,10 +330,18 @@ void MainWindow::connectSession() {
     addRecent(m_modelSpec);
     showModel(s);
   });
+  // One message per place: a failure shows where its job was started (the probe panel, the patching
+  // panel, the prompt dock for models and prompts) and, briefly, in the status bar.
   connect(m_session, &SessionController::failed, this, [this](const QString& msg) {
-    statusBar()->showMessage(tr("error: %1").arg(msg));
-    if (m_probes->running()) m_probes->setRunning(false), m_probes->setProgress(0, tr("error: %1").arg(msg));
-    m_patching->setMessage(tr("error: %1").arg(msg));
+    const QString text = tr("error: %1").arg(msg);
+    statusBar()->showMessage(text, 15000);
+    if (m_exportPending) m_exportPending = false;
+    else if (m_probes->running()) m_probes->setRunning(false), m_probes->setProgress(0, text);
+    else if (m_patching->running()) m_patching->setMessage(text);
+    else setPromptMessage(text);
+  });
+  connect(m_session, &SessionController::promptWarning, this, [this](const QString& warning) {
+    if (!warning.isEmpty()) setPromptMessage(warning);
   });
   connect(m_session, &SessionController::busyChanged, this, [this](bool busy, const QString& stage) {
     if (busy) statusBar()->showMessage(stage + "…");
@@ -343,6 +364,7 @@ void MainWindow::connectSession() {
     }
   });
   connect(m_session, &SessionController::traceExported, this, [this](const QString& path, qint64 bytes) {
+    m_exportPending = false;
     statusBar()->showMessage(tr("trace written: %1 (%2 MB)").arg(path).arg(bytes / 1e6, 0, 'f', 2));
   });
   connect(m_session, &SessionController::captureEstimate, this, [this](qint64 bytes, int hooks) {
@@ -380,6 +402,12 @@ void MainWindow::showLoadProgress(double f, const QString& stage) {
 }
 
 // A prompt ran: its tokens, then the edits and head a restored session was waiting to apply.
+void MainWindow::setPromptMessage(const QString& text) {
+  m_promptMessage->setText(text);
+  m_promptMessage->setToolTip(text);
+  m_promptMessage->setVisible(!text.isEmpty());
+}
+
 void MainWindow::showPrompt(const QStringList& pieces, const QVector<int>& ids) {
   m_tokens->setTokens(pieces, ids);
   statusBar()->showMessage(tr("%1 tokens").arg(pieces.size()));
@@ -402,7 +430,11 @@ void MainWindow::showPrompt(const QStringList& pieces, const QVector<int>& ids) 
   const bool reportRefused = m_reportRefused;
   m_reportRefused = false;
   // A session's edits that could not be applied are listed, not dropped.
-  if (reportRefused && !m_refusedEdits.isEmpty()) statusBar()->showMessage(tr("session: %n edit(s) refused: ", nullptr, m_refusedEdits.size()) + m_refusedEdits.join("; "));
+  if (reportRefused && !m_refusedEdits.isEmpty()) {
+    const QString text = tr("session: %n edit(s) refused: ", nullptr, m_refusedEdits.size()) + m_refusedEdits.join("; ");
+    statusBar()->showMessage(text);
+    setPromptMessage(text);
+  }
   if (m_pendingVhr) {
     m_pendingVhr = false;
     m_vhr->setChecked(true);
@@ -410,6 +442,7 @@ void MainWindow::showPrompt(const QStringList& pieces, const QVector<int>& ids) 
 }
 
 void MainWindow::openModel(const QString& spec, const QString& prompt, const QString& image) {
+  setPromptMessage({});
   m_pendingPrompt = prompt;
   m_pendingImage = image;
   m_modelSpec = spec;
@@ -420,8 +453,10 @@ void MainWindow::runPrompt(const QString& prompt) {
   if (m_prompt->text() != prompt) m_prompt->setText(prompt);
   if (prompt.isEmpty()) {
     statusBar()->showMessage(tr("error: empty prompt: type some text first"));
+    setPromptMessage(tr("error: empty prompt: type some text first"));
     return;
   }
+  setPromptMessage({});
   m_session->runPrompt(prompt);
 }
 
@@ -458,6 +493,8 @@ void MainWindow::showModel(const views::ModelSummary& s) {
   m_vision = s.patchSide > 0;
   m_patching->setImageInputs(m_vision);
   m_imageView->parentWidget()->setEnabled(m_vision);
+  m_loadImageAction->setEnabled(m_vision);
+  setExamplePrompts(examplePrompts(m_modelSpec, m_vision));
   m_image = QImage();
   m_imagePath.clear();
   m_imageSpan = {};
@@ -475,7 +512,11 @@ void MainWindow::showModel(const views::ModelSummary& s) {
     if (image.isNull()) statusBar()->showMessage(tr("error: %1: cannot read the image (%2)").arg(m_pendingImage, reader.errorString()));
     else setImage(image, false), m_imagePath = QFileInfo(m_pendingImage).absoluteFilePath();  // the pending prompt runs next, with the image
     m_pendingImage.clear();
+  } else if (m_modelSpec == "demo-vlm") {
+    setImage(demoVlmExampleScene(), false);  // demo-vlm only knows its scenes: start with one
   }
+  m_imageNote->setText(m_modelSpec == "demo-vlm" ? kDemoVlmNote : QString());
+  m_imageNote->setVisible(m_modelSpec == "demo-vlm");
   statusBar()->showMessage(tr("opened %1 (%2 layers × %3 heads, %4 kv heads) on %5").arg(s.source).arg(s.layers).arg(s.heads).arg(s.kvHeads).arg(s.device));
   if (!m_pendingPrompt.isEmpty()) runPrompt(m_pendingPrompt);
 }

@@ -18,6 +18,8 @@ class QTableView;
 class QTreeWidget;
 class QCheckBox;
 class QProgressDialog;
+class QPushButton;
+class QAction;
 
 namespace headlab::views {
 class HeadGridModel;
@@ -32,6 +34,7 @@ class ImageAttentionView;
 namespace headlab::app {
 
 class SessionController;
+extern const char* const kDemoVlmNote;  // what demo-vlm understands, shown in the Image dock
 
 class MainWindow : public QMainWindow {
   Q_OBJECT
@@ -68,6 +71,12 @@ class MainWindow : public QMainWindow {
   QCheckBox* vhrToggle() const { return m_vhr; }
   QLabel* vhrLabel() const { return m_vhrLabel; }
   QString promptText() const;
+  // The Examples menu's prompts: the demo models' tasks, stories for other models.
+  static QStringList examplePrompts(const QString& modelSpec, bool vision);
+  QStringList currentExamplePrompts() const;
+  // demo-vlm's kind of scene (16 x 16: a red square top left, a green cross top right, a blue circle
+  // bottom right), shown when demo-vlm opens without an image.
+  static QImage demoVlmExampleScene(const QColor& square = Qt::red);
   // Selects probe `name` in the probe panel, sets its "prompt" parameter (when it has one) to the
   // window's prompt, and runs it.
   void runProbeOnPrompt(const QString& name);
@@ -115,6 +124,8 @@ class MainWindow : public QMainWindow {
   void showPatchingResult(const views::HeatmapData& grid, const views::HeadScores& heads, const QString& summary);
   void showLoadProgress(double fraction, const QString& stage);
   void showPrompt(const QStringList& pieces, const QVector<int>& ids);
+  void setPromptMessage(const QString& text);  // the prompt dock's message line (empty: hidden)
+  void setExamplePrompts(const QStringList& prompts);
   void showModel(const views::ModelSummary& s);
   void showLayer(int layer, const std::vector<views::HeatmapData>& heads);
   void showCurrentHead();
@@ -145,6 +156,11 @@ class MainWindow : public QMainWindow {
   QLabel* m_recompute = nullptr;
   QComboBox* m_kind = nullptr;
   QCheckBox* m_clickAblates = nullptr;
+  QLabel* m_promptMessage = nullptr;
+  QPushButton* m_examples = nullptr;
+  QAction* m_loadImageAction = nullptr;
+  QLabel* m_imageNote = nullptr;
+  bool m_exportPending = false;  // a trace export is queued: its failure goes to the status bar only
   Qt::KeyboardModifiers m_gridClickModifiers;  // of the last press on the head grid
   QComboBox* m_score = nullptr;
   QSlider* m_alpha = nullptr;

@@ -13,6 +13,7 @@
 #include <QLabel>
 #include <QLineEdit>
 #include <QMenu>
+#include <QPushButton>
 #include <QMenuBar>
 #include <QSignalBlocker>
 #include <QSlider>
@@ -97,6 +98,35 @@ void MainWindow::buildToolbar() {
   });
 }
 
+QStringList MainWindow::examplePrompts(const QString& modelSpec, bool vision) {
+  if (modelSpec == "demo")
+    return {"the big dog sees the cat . the secret code of anna is 4 7 2 . a cat is red and old . question : the secret code of anna is",
+            "the big dog sees the cat . green bird helps old car tree ben green bird helps old car tree",
+            "a king is tall and sad . the secret code of leo is 9 1 5 . ida opens a box near the river . question : the secret code of leo is"};
+  if (modelSpec == "demo-vlm")
+    return {"what colour is at top left ?", "what shape is at top right ?", "what shape is at bottom right ?", "what colour is at bottom left ?"};
+  if (vision) return {"USER: <image>\nWhat is shown in this image? ASSISTANT:", "USER: <image>\nWhat colour is the largest object? ASSISTANT:"};
+  return {"Once upon a time there was a little girl named Lily. She", "Tom had a red ball. Tom gave the ball to",
+          "The cat sat on the mat. The dog sat on the"};
+}
+
+void MainWindow::setExamplePrompts(const QStringList& prompts) {
+  QMenu* menu = m_examples->menu();
+  menu->clear();
+  for (const QString& p : prompts) {
+    QAction* a = menu->addAction(p.size() > 90 ? p.left(87) + "…" : p, this, [this, p] { runPrompt(p); });
+    a->setToolTip(p);
+  }
+  menu->setToolTipsVisible(true);
+  m_examples->setEnabled(!prompts.isEmpty());
+}
+
+QStringList MainWindow::currentExamplePrompts() const {
+  QStringList out;
+  for (QAction* a : m_examples->menu()->actions()) out << a->toolTip();
+  return out;
+}
+
 bool MainWindow::ablateHead(int layer, int head) {
   if (layer < 0 || layer >= m_layers || head < 0 || head >= m_heads) return false;
   m_gridModel->setEmphasis(m_tokens->selectedPositions());
@@ -139,10 +169,17 @@ void MainWindow::buildMenus() {
   });
   m_recentMenu = file->addMenu(tr("Open &recent"));
   refreshRecentMenu();
-  file->addAction(tr("Load &image…"), this, [this] {
+  file->addAction(tr("Open &demo model (induction and retrieval heads)"), this, [this] { openModel("demo", examplePrompts("demo", false).value(0)); })
+      ->setObjectName("openDemo");
+  file->addAction(tr("Open demo-&vlm (a tiny vision-language model, with a scene)"), this,
+                  [this] { openModel("demo-vlm", examplePrompts("demo-vlm", true).value(0)); })
+      ->setObjectName("openDemoVlm");
+  m_loadImageAction = file->addAction(tr("Load &image…"), this, [this] {
     QString f = QFileDialog::getOpenFileName(this, tr("Load image"), {}, tr("Images (*.png *.jpg *.jpeg *.bmp *.ppm *.gif *.webp);;All files (*)"));
     if (!f.isEmpty()) loadImage(f);
   });
+  m_loadImageAction->setObjectName("loadImageAction");
+  m_loadImageAction->setEnabled(false);  // until a vision-language model is open
   file->addAction(tr("&Export heatmap…"), this, [this] { exportHeatmap(); });
   file->addAction(tr("Export HDF5 &trace…"), this, [this] {
     QString hooks = QInputDialog::getText(this, tr("Export trace"), tr("hooks (globs, comma-separated):"), QLineEdit::Normal,

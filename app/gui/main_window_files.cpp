@@ -153,6 +153,7 @@ bool MainWindow::exportProbeResult(const QString& path) {
 
 void MainWindow::exportTrace(const QString& path, const QString& hooksGlob, bool force) {
   statusBar()->showMessage(tr("writing trace %1…").arg(path));
+  m_exportPending = true;
   m_session->exportTrace(path, hooksGlob, force);
 }
 

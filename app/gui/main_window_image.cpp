@@ -20,6 +20,24 @@
 
 namespace headlab::app {
 
+const char* const kDemoVlmNote = QT_TRANSLATE_NOOP("MainWindow",
+    "demo-vlm knows only its training scenes: 16×16 pixels, a 2×2 grid whose cells are empty or hold a red, green or "
+    "blue square, cross or circle, and the questions 'what colour / what shape is at top left ?' (top/bottom, "
+    "left/right). Other images get answers, but not meaningful ones.");
+
+QImage MainWindow::demoVlmExampleScene(const QColor& square) {
+  QImage scene(16, 16, QImage::Format_RGB32);
+  scene.fill(Qt::black);
+  for (int y = 1; y < 7; ++y)
+    for (int x = 1; x < 7; ++x) {
+      const double dy = y - 3.5, dx = x - 3.5;
+      scene.setPixelColor(x, y, square);                                             // square, top left
+      if (y == 3 || y == 4 || x == 3 || x == 4) scene.setPixelColor(8 + x, y, Qt::green);  // cross, top right
+      if (dy * dy + dx * dx <= 9.0) scene.setPixelColor(8 + x, 8 + y, Qt::blue);       // circle, bottom right
+    }
+  return scene;
+}
+
 QWidget* MainWindow::buildImagePanel() {
   auto* w = new QWidget;
   auto* layout = new QVBoxLayout(w);
@@ -55,6 +73,11 @@ QWidget* MainWindow::buildImagePanel() {
   vhrRow->addWidget(vhd);
   vhrRow->addWidget(m_vhr);
   layout->addLayout(vhrRow);
+  m_imageNote = new QLabel;
+  m_imageNote->setObjectName("imageNote");
+  m_imageNote->setWordWrap(true);
+  m_imageNote->setVisible(false);
+  layout->addWidget(m_imageNote);
   m_vhrLabel = new QLabel;
   m_vhrLabel->setWordWrap(true);
   m_vhrLabel->setObjectName("vhrLabel");

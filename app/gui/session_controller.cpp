@@ -8,6 +8,7 @@
 
 #include <QCoreApplication>
 #include <QElapsedTimer>
+#include <QRegularExpression>
 #include <QImage>
 #include <QThread>
 #include <algorithm>
@@ -94,6 +95,22 @@ void SessionController::openModel(const QString& spec, const QString& tokenizer)
   });
 }
 
+namespace {
+// "warning: 2 words are not in the vocabulary and became <unk>: 'green', 'moon'" (empty when none).
+QString unknownWordsWarning(const Tokenizer& tok, const QString& text, const std::vector<int64_t>& ids) {
+  if (tok.unk() < 0 || std::find(ids.begin(), ids.end(), tok.unk()) == ids.end()) return {};
+  QStringList words;
+  for (const QString& word : text.split(QRegularExpression("\\s+"), Qt::SkipEmptyParts)) {
+    const auto wordIds = tok.encode(word.toStdString(), false);
+    if (std::find(wordIds.begin(), wordIds.end(), tok.unk()) != wordIds.end() && !words.contains("'" + word + "'")) words << "'" + word + "'";
+  }
+  const auto count = std::count(ids.begin(), ids.end(), tok.unk());
+  const QString unk = q(tok.tokenString(tok.unk()));
+  return QString("warning: %1 token(s) are not in the vocabulary and became %2%3").arg(count).arg(unk)
+      .arg(words.isEmpty() ? QString() : ": " + words.mid(0, 8).join(", ") + (words.size() > 8 ? ", …" : ""));
+}
+}  // namespace
+
 void SessionController::runPrompt(const QString& text) {
   emit busyChanged(true, tr("running prompt"));
   post([this, text] {
@@ -133,8 +150,10 @@ void SessionController::runPrompt(const QString& text) {
     const auto [first, entropy] = adapt::baselineHeadScores(patterns);
     const QStringList pieces = w.pieces;
     const views::ImageSpan span = adapt::imageSpan(w.visionConfig(), w.imageBegin, w.imageEnd);
-    QMetaObject::invokeMethod(this, [this, pieces, qids, first = first, entropy = entropy, span] {
+    const QString warning = unknownWordsWarning(tok, text, ids);
+    QMetaObject::invokeMethod(this, [this, pieces, qids, first = first, entropy = entropy, span, warning] {
       emit promptReady(pieces, qids);
+      emit promptWarning(warning);
       emit imageSpanReady(span);
       emit headScoresReady(first, entropy);
     }, Qt::QueuedConnection);

@@ -78,6 +78,9 @@ class SessionController : public QObject {
   // Progress of long work in [0, 1] with its stage text (the demo model's training).
   void progress(double fraction, const QString& stage);
   void promptReady(const QStringList& pieces, const QVector<int>& ids);
+  // After promptReady: what the user should know about how the prompt was read (empty: nothing),
+  // e.g. words outside the vocabulary that became the unknown token.
+  void promptWarning(const QString& warning);
   // After promptReady: where the image's patches are in the prompt (begin = -1 without image).
   void imageSpanReady(const headlab::views::ImageSpan& span);
   void imageAccepted();

@@ -233,6 +233,40 @@ TEST_F(ModelWindowTest, PastaSteersTheHeadToTheTokensSelectedInTheStrip) {
   EXPECT_EQ(other.headGrid()->state(3, 1).keys, (QVector<int>{2, 3, 4}));
 }
 
+// One message per place (issue #19: every failure landed in the Patching dock and stayed there): a
+// failed export says so in the status bar only, a failed probe in the probe panel, an empty prompt
+// in the prompt dock; the patching panel keeps its own line.
+TEST_F(ModelWindowTest, EachFailureIsShownWhereItsJobStarted) {
+  auto* promptMessage = window.findChild<QLabel*>("promptMessage");
+  ASSERT_NE(promptMessage, nullptr);
+  QTemporaryDir dir;
+  const QString path = dir.filePath("exists.h5");
+  QFile(path).open(QIODevice::WriteOnly);
+  QSignalSpy failed(window.session(), &SessionController::failed);
+  window.exportTrace(path, "blocks.0.attn.hook_pattern");
+  ASSERT_TRUE(QTest::qWaitFor([&] { return failed.count() == 1; }, 10000));
+  EXPECT_TRUE(window.statusBar()->currentMessage().contains("exists")) << window.statusBar()->currentMessage().toStdString();
+  EXPECT_TRUE(promptMessage->isHidden());
+  for (auto* label : window.patchingPanel()->findChildren<QLabel*>()) EXPECT_FALSE(label->text().contains("exists"));
+
+  window.probePanel()->selectProbe("sinks");
+  window.probePanel()->setParamsText("{\"T\": \"many\"}");
+  emit window.probePanel()->runRequested("sinks", window.probePanel()->paramsText());
+  ASSERT_TRUE(QTest::qWaitFor([&] { return failed.count() == 2; }, 20000));
+  EXPECT_FALSE(window.probePanel()->running());
+  bool inProbePanel = false;
+  for (auto* label : window.probePanel()->findChildren<QLabel*>()) inProbePanel |= label->text().startsWith("error");
+  EXPECT_TRUE(inProbePanel) << "the probe's error is in the probe panel";
+  EXPECT_TRUE(promptMessage->isHidden()) << promptMessage->text().toStdString();
+  for (auto* label : window.patchingPanel()->findChildren<QLabel*>()) EXPECT_FALSE(label->text().startsWith("error")) << label->text().toStdString();
+
+  window.runPrompt("");
+  EXPECT_FALSE(promptMessage->isHidden());
+  EXPECT_TRUE(promptMessage->text().contains("empty prompt"));
+  window.runPrompt(kPrompt);
+  EXPECT_TRUE(promptMessage->isHidden()) << "the next prompt clears the prompt dock's message";
+}
+
 TEST_F(ModelWindowTest, TargetTokenIsFollowed) {
   window.logits()->targetEdit()->setText(" the");
   emit window.logits()->targetChanged(" the");

@@ -8,6 +8,7 @@
 
 #include <QCheckBox>
 #include <QDropEvent>
+#include <QAction>
 #include <QLabel>
 #include <QMimeData>
 #include <QUrl>
@@ -30,6 +31,7 @@
 #include "headlab/views/patching_panel.h"
 #include "headlab/views/token_strip.h"
 #include "main_window.h"
+#include "shared_path.h"
 #include "session_controller.h"
 #include "tensor_assert.h"
 
@@ -251,6 +253,27 @@ TEST(VlmWindowErrors, ImagesOnATextModelAreRefusedWithTheReason) {
   window.setImage(testImage());
   EXPECT_TRUE(window.statusBar()->currentMessage().contains("no vision tower")) << window.statusBar()->currentMessage().toStdString();
   EXPECT_TRUE(window.imageView()->attention().empty());
+}
+
+// Words outside a word-level vocabulary become <unk>: the prompt dock says which (issue #19: they were
+// substituted silently); the next clean prompt clears the message. Load image is offered to
+// vision-language models only.
+TEST_F(VlmWindowTest, UnknownWordsAreNamedInThePromptDockAndLoadImageFollowsTheModel) {
+  auto* message = window.findChild<QLabel*>("promptMessage");
+  ASSERT_NE(message, nullptr);
+  EXPECT_TRUE(message->isHidden());
+  auto* loadImage = window.findChild<QAction*>("loadImageAction");
+  ASSERT_NE(loadImage, nullptr);
+  EXPECT_TRUE(loadImage->isEnabled()) << "a LLaVA folder takes images";
+  window.runPrompt("w5 hello w7 world hello");
+  ASSERT_TRUE(QTest::qWaitFor([&] { return !message->isHidden(); }, 20000));
+  EXPECT_EQ(message->text(), "warning: 3 token(s) are not in the vocabulary and became <unk>: 'hello', 'world'");
+  window.runPrompt("w5 w7 w9");
+  ASSERT_TRUE(QTest::qWaitFor([&] { return window.tokenStrip()->count() > 0 && message->isHidden(); }, 20000)) << message->text().toStdString();
+
+  window.openModel(QString::fromStdString(test::sharedPath("models/stories260k/stories260K.bin")), "Once upon a time");
+  ASSERT_TRUE(QTest::qWaitFor([&] { return window.currentExamplePrompts().contains("Tom had a red ball. Tom gave the ball to"); }, 20000));
+  EXPECT_FALSE(loadImage->isEnabled()) << "a text model takes no image";
 }
 
 }  // namespace headlab::app

@@ -104,6 +104,8 @@ void PatchingPanel::setRunning(bool running) {
   if (running) m_message->setText(tr("running…"));
 }
 
+bool PatchingPanel::running() const { return !m_run->isEnabled(); }
+
 void PatchingPanel::setProgress(double fraction, const QString& stage) {
   if (m_run->isEnabled()) return;  // a late report of a sweep that has ended
   m_message->setText(tr("running… %1% (%2)").arg(static_cast<int>(fraction * 100)).arg(stage));

@@ -146,7 +146,7 @@ struct BpeSpec {
 class BpeTokenizer : public Tokenizer {
  public:
   explicit BpeTokenizer(BpeSpec spec) : m_spec(std::move(spec)) {
-    m_bos = m_spec.bos, m_eos = m_spec.eos, m_addsBos = m_spec.addBos;
+    m_bos = m_spec.bos, m_eos = m_spec.eos, m_unk = m_spec.unk, m_addsBos = m_spec.addBos;
     int64_t maxId = -1;
     for (auto& [s, id] : m_spec.vocab) maxId = std::max(maxId, id);
     for (auto& [s, id] : m_spec.added) maxId = std::max(maxId, id);
@@ -346,8 +346,8 @@ namespace {
 class WordLevelTokenizer : public Tokenizer {
  public:
   WordLevelTokenizer(std::unordered_map<std::string, int64_t> vocab, int64_t unk, int64_t bos, int64_t eos)
-      : m_vocab(std::move(vocab)), m_unk(unk) {
-    m_bos = bos, m_eos = eos;
+      : m_vocab(std::move(vocab)) {
+    m_bos = bos, m_eos = eos, m_unk = unk;
     int64_t maxId = -1;
     for (auto& [w, id] : m_vocab) maxId = std::max(maxId, id);
     requireDense(maxId, m_vocab.size(), "tokenizer.json WordLevel");
@@ -399,7 +399,6 @@ class WordLevelTokenizer : public Tokenizer {
   }
   std::unordered_map<std::string, int64_t> m_vocab;
   std::vector<std::string> m_words;
-  int64_t m_unk;
 };
 }  // namespace
 

@@ -27,12 +27,16 @@ class Tokenizer {
   virtual std::string kind() const = 0;
   int64_t bos() const { return m_bos; }
   int64_t eos() const { return m_eos; }
+  // The id words outside the vocabulary become (-1: none; byte-level and byte-fallback tokenizers
+  // spell every text).
+  int64_t unk() const { return m_unk; }
   // Whether encode(text, true) prepends BOS (false for GPT-2, Llama 3 and Qwen files).
   bool addsBos() const { return m_addsBos && m_bos >= 0; }
 
  protected:
   int64_t m_bos = -1;
   int64_t m_eos = -1;
+  int64_t m_unk = -1;
   bool m_addsBos = true;
 };
 

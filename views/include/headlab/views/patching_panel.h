@@ -30,6 +30,7 @@ class PatchingPanel : public QWidget {
   PatchingRequestView request() const;
   void setRequest(const PatchingRequestView& r);
   void setRunning(bool running);
+  bool running() const;  // a sweep was started and has not ended
   // While a sweep runs: its progress in the message line (the Cancel button asks it to stop).
   void setProgress(double fraction, const QString& stage);
   // The sweep kinds offered (the core's layout table), each with a one-line tooltip; keeps the
