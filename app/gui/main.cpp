@@ -1,5 +1,6 @@
 #include <QApplication>
 #include <QCommandLineParser>
+#include <QFile>
 #include <QTimer>
 #include <cstdio>
 
@@ -12,6 +13,7 @@
 
 #include "headlab/views/image_attention_view.h"
 #include "main_window.h"
+#include "script_runner.h"
 #include "session_controller.h"
 
 namespace {
@@ -84,7 +86,8 @@ int main(int argc, char** argv) {
   QCommandLineOption device("device", "Where models run: cpu (default) or cuda[:n].", "D", "cpu");
   QCommandLineOption dtype("dtype", "The decoder's dtype: float32 (default), bfloat16 or float16.", "T", "float32");
   QCommandLineOption size("size", "Window size, e.g. 1280x760 (the default is the last session's, else 1400x900).", "WxH");
-  parser.addOptions({model, prompt, image, screenshot, ablate, select, probe, patch, device, dtype, size});
+  QCommandLineOption script("script", "Run the steps of F (see app/gui/script_runner.h) and quit: exit status 0 when every step passed.", "F");
+  parser.addOptions({model, prompt, image, screenshot, ablate, select, probe, patch, device, dtype, size, script});
   parser.process(app);
 
   headlab::app::MainWindow window;
@@ -99,6 +102,16 @@ int main(int argc, char** argv) {
     window.resize(w, h);
   }
   window.show();
+  if (parser.isSet(script)) {
+    QFile f(parser.value(script));
+    if (!f.open(QIODevice::ReadOnly)) {
+      std::fprintf(stderr, "error: --script %s: cannot read it\n", qPrintable(parser.value(script)));
+      return 2;
+    }
+    auto* runner = new headlab::app::ScriptRunner(window, QString::fromUtf8(f.readAll()).split('\n'));
+    QObject::connect(runner, &headlab::app::ScriptRunner::finished, &app, [](bool ok) { QApplication::exit(ok ? 0 : 1); });
+    runner->start();
+  }
   if (parser.isSet(model)) {
     QString p = parser.value(prompt);
     if (p.isEmpty() && parser.value(model).startsWith("demo"))  // the demos open on their first example

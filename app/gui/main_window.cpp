@@ -579,7 +579,9 @@ void MainWindow::pushEdits() {
 
 void MainWindow::applyScoreChoice() {
   const int i = m_score->currentIndex();
-  const views::HeadScores& s = i == 0 ? m_firstToken : i == 1 ? m_entropy : m_probeScores.at(static_cast<size_t>(i - 2));
+  // While the menu is rebuilt (a new model, a new result) its index can point past the results held.
+  if (i < 0 || i - 2 >= static_cast<int>(m_probeScores.size())) return;
+  const views::HeadScores& s = i == 0 ? m_firstToken : i == 1 ? m_entropy : m_probeScores[static_cast<size_t>(i - 2)];
   if (s.layers == m_layers && s.heads == m_heads) m_gridModel->setScores(s);
 }
 

@@ -55,6 +55,7 @@ class SessionController : public QObject {
   // Blocks the caller until the worker has drained its queue (tests and shutdown only).
   void waitIdle();
   bool modelOpen() const { return m_modelOpen; }
+  bool idle() const { return m_pending.load() == 0; }  // no job queued or running
 
  signals:
   void modelOpened(const headlab::views::ModelSummary& summary);

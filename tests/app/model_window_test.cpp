@@ -497,6 +497,16 @@ TEST_F(ModelWindowTest, HeadPatchingSweepFromTheDialogLandsInTheGridAndAHeatmap)
   QTest::mouseClick(panel->runButton(), Qt::LeftButton);
   ASSERT_TRUE(QTest::qWaitFor([&] { return failed.count() == 1; }, 10000));
   EXPECT_TRUE(failed[0][0].toString().contains("patching needs equal lengths")) << failed[0][0].toString().toStdString();
+
+  // Opening a model again while the grid is coloured by the patching result (found by the scripted
+  // walkthrough: the colour menu's rebuild read a result already dropped, and the window aborted).
+  QSignalSpy probed(window.session(), &SessionController::probeFinished);
+  window.runProbeOnPrompt("sinks");  // a second result in the colour menu, selected
+  ASSERT_TRUE(QTest::qWaitFor([&] { return probed.count() == 1; }, 60000));
+  QSignalSpy opened(window.session(), &SessionController::modelOpened);
+  window.openModel(QString::fromStdString(test::sharedPath("models/stories260k/stories260K.bin")), kPrompt);
+  ASSERT_TRUE(QTest::qWaitFor([&] { return opened.count() == 1; }, 20000));
+  ASSERT_TRUE(QTest::qWaitFor([&] { return !window.logits()->predictions().empty(); }, 20000));
 }
 
 }  // namespace headlab::app

@@ -105,6 +105,8 @@ if [ -n "$GUI" ]; then
   grep -q "^shown: head grid coloured by 'vhd: vhd'; image overlay 'L0 H6 · query '?' (pos 23)" "$tmp/gui_out" || { echo "FAIL screenshot content"; fail=1; }
   grep -q "vhd finished: top vision-aware head" "$tmp/gui_out" || { echo "FAIL vhd summary"; fail=1; }
   [ -s "$shot" ] || { echo "FAIL no screenshot"; fail=1; }
+  # Issue #19's first five minutes, scripted in the real window on the cached demo model.
+  "$(dirname "$0")/../../scripts/walkthrough.sh" "$GUI" "$SHOTS/walkthrough" || fail=1
 fi
 echo "demo: cold run ${cold}s (trained), warm run ${warm}s (cached)"
 exit $fail
