@@ -563,7 +563,16 @@ void MainWindow::showCurrentHead() {
   if (m_head < 0 || m_head >= static_cast<int>(m_layerPatterns.size())) return;
   views::HeatmapData d = m_layerPatterns[m_head];
   const auto& st = m_gridModel->state(m_layer, m_head);
-  if (st.edited()) d.title += QString("  [%1, α=%2]").arg(views::ablationName(st.ablation)).arg(st.alpha);
+  // Say whether the map is the pattern after the edit: zero, mean and α act on the head's output, so the
+  // pattern they leave is the unedited one; uniform, ACT and PASTA change the pattern itself.
+  const bool patternEdit = st.ablation == views::AblationKind::Uniform || st.ablation == views::AblationKind::Act ||
+                           st.ablation == views::AblationKind::Pasta;
+  QStringList outputEdits;
+  if (st.ablation != views::AblationKind::None && !patternEdit) outputEdits << views::ablationName(st.ablation);
+  if (st.alpha != 1.0f) outputEdits << QString("α=%1").arg(st.alpha);
+  if (patternEdit) d.title += tr("  · pattern after %1").arg(views::ablationName(st.ablation));
+  if (!outputEdits.isEmpty())
+    d.title += tr("  · %1 on the head's output (%2)").arg(outputEdits.join(", "), patternEdit ? tr("after the pattern") : tr("pattern unchanged"));
   m_heatmap->setData(d);
   m_heatmap->setHighlightRow(m_tokens->selectedPosition());
   showImageAttention();

@@ -180,6 +180,8 @@ TEST_F(ModelWindowTest, APlainClickSelectsAndOnlyTheClickAblatesModeEdits) {
   click(2, 5);
   EXPECT_EQ(window.headGrid()->state(2, 5).ablation, views::AblationKind::Zero);
   EXPECT_EQ(window.currentLayer(), 2);
+  ASSERT_TRUE(QTest::qWaitFor([&] { return window.heatmap()->data().title.startsWith("L2 H5"); }, 10000));
+  EXPECT_TRUE(window.heatmap()->data().title.contains("zero on the head's output (pattern unchanged)")) << window.heatmap()->data().title.toStdString();
   click(2, 5);
   EXPECT_EQ(window.headGrid()->editedCount(), 0) << "a second click removes the edit";
 }
@@ -200,6 +202,8 @@ TEST_F(ModelWindowTest, PastaSteersTheHeadToTheTokensSelectedInTheStrip) {
   ASSERT_EQ(strip->selectedPositions(), (QVector<int>{2, 3, 4}));
   ASSERT_TRUE(window.ablateHead(3, 1));
   EXPECT_EQ(window.headGrid()->state(3, 1).keys, (QVector<int>{2, 3, 4}));
+  ASSERT_TRUE(QTest::qWaitFor([&] { return window.heatmap()->data().title.contains("pattern after pasta"); }, 10000))
+      << "the map says it draws the steered pattern: " << window.heatmap()->data().title.toStdString();
 
   QTemporaryDir dir;
   const QString path = dir.filePath("pasta.h5");

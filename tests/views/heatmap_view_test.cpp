@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include <QDir>
 #include <QFile>
 #include <QImage>
@@ -60,6 +62,28 @@ TEST(HeatmapViewTest, SignedResultsUseADivergingMapCentredOnZero) {
   v.setData(triangle());
   EXPECT_DOUBLE_EQ(map->dataRange().lower, 0.0) << "attention keeps its [0, 1] viridis range";
   EXPECT_LT(colour(0).lightness(), 100) << "viridis starts dark";
+}
+
+// Issue #19: on a log scale the colour bar kept linear ticks, crammed at its top end.
+TEST(HeatmapViewTest, ALogScaleBarHasDecadeTicks) {
+  HeatmapView v;
+  v.resize(500, 400);
+  v.show();
+  v.setData(triangle());
+  v.setLogScale(true);
+  v.plot()->replot();
+  QCPColorScale* bar = nullptr;
+  for (int i = 0; i < v.plot()->plotLayout()->elementCount(); ++i)
+    if (auto* s = qobject_cast<QCPColorScale*>(v.plot()->plotLayout()->elementAt(i))) bar = s;
+  ASSERT_NE(bar, nullptr);
+  EXPECT_EQ(bar->axis()->scaleType(), QCPAxis::stLogarithmic);
+  const QVector<double> ticks = bar->axis()->tickVector();
+  ASSERT_GE(ticks.size(), 3);
+  for (double t : ticks) EXPECT_NEAR(std::log10(t), std::round(std::log10(t)), 1e-9) << t << " is not a decade";
+  v.setLogScale(false);
+  v.plot()->replot();
+  EXPECT_EQ(bar->axis()->scaleType(), QCPAxis::stLinear);
+  EXPECT_TRUE(qSharedPointerDynamicCast<QCPAxisTickerLog>(bar->axis()->ticker()).isNull());
 }
 
 TEST(HeatmapViewTest, ExportsPngAndPdf) {

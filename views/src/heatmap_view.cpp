@@ -213,6 +213,12 @@ void HeatmapView::rebuild() {
   m_map->setDataRange(log ? QCPRange(1e-4, std::max(1e-3f, m_data.maxValue))
                           : diverging ? QCPRange(-extent, extent) : QCPRange(m_data.minValue, m_data.maxValue));
   m_scale->axis()->setLabel(log ? m_data.valueLabel + " (log)" : m_data.valueLabel);
+  // A log bar gets decade ticks (1e-4 … 1): the linear ticker crammed its ticks at the top.
+  const bool logTicker = !qSharedPointerDynamicCast<QCPAxisTickerLog>(m_scale->axis()->ticker()).isNull();
+  if (log != logTicker)
+    m_scale->axis()->setTicker(log ? QSharedPointer<QCPAxisTicker>(new QCPAxisTickerLog) : QSharedPointer<QCPAxisTicker>(new QCPAxisTicker));
+  m_scale->axis()->setNumberFormat(log ? "eb" : "gb");
+  m_scale->axis()->setNumberPrecision(log ? 0 : 2);
   m_plot->xAxis->setTicker(QSharedPointer<QCPAxisTicker>(new TokenTicker(m_plot->xAxis, m_data.colLabels, m_data.cols)));
   m_plot->yAxis->setTicker(QSharedPointer<QCPAxisTicker>(new TokenTicker(m_plot->yAxis, m_data.rowLabels, m_data.rows)));
   m_plot->xAxis->setTickLabelRotation(60);

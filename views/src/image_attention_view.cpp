@@ -1,5 +1,7 @@
 #include "headlab/views/image_attention_view.h"
 
+#include <numeric>
+
 #include <QMouseEvent>
 #include <QPainter>
 #include <QSaveFile>
@@ -65,16 +67,21 @@ void ImageAttentionView::paintTo(QPainter& p, const QRect& area) const {
   const QRect r = imageRect(area);
   // Nearest-neighbour scaling: a 16-pixel demo image stays crisp instead of blurred.
   p.setRenderHint(QPainter::SmoothPixmapTransform, m_data.image.width() >= r.width() / 2);
-  p.drawImage(r, m_data.image);
+  // Under an overlay the image is drawn in grey: viridis over the image's own colours would mix into
+  // colours the legend does not have (red + viridis = orange).
+  p.drawImage(r, hasOverlay() ? m_data.image.convertToFormat(QImage::Format_Grayscale8) : m_data.image);
   if (hasOverlay()) {
     const int n = m_data.side;
     const float hi = *std::max_element(m_data.values.begin(), m_data.values.end());
+    // Colours say where on the image the row attends (relative to its strongest patch); opacity says
+    // how much of the row is on the image at all, so a head that ignores the image paints nothing.
+    const float mass = std::clamp(std::accumulate(m_data.values.begin(), m_data.values.end(), 0.0f), 0.0f, 1.0f);
     for (int row = 0; row < n; ++row)
       for (int col = 0; col < n; ++col) {
         const float v = m_data.values[static_cast<size_t>(row) * n + col];
         const float t = hi > 0 ? std::clamp(v / hi, 0.0f, 1.0f) : 0.0f;
         QColor c = HeadGridModel::colourFor(t);
-        c.setAlphaF(m_opacity * (0.15f + 0.85f * t));
+        c.setAlphaF(m_opacity * mass * (0.15f + 0.85f * t));
         const QRect cell(r.left() + col * r.width() / n, r.top() + row * r.height() / n, (col + 1) * r.width() / n - col * r.width() / n,
                          (row + 1) * r.height() / n - row * r.height() / n);
         p.fillRect(cell, c);
@@ -90,7 +97,8 @@ void ImageAttentionView::paintTo(QPainter& p, const QRect& area) const {
     for (int i = 0; i <= 4; ++i) g.setColorAt(i / 4.0, HeadGridModel::colourFor(i / 4.0f));
     p.fillRect(bar, g);
     p.setPen(palette().text().color());
-    p.drawText(bar.right() + 6, bar.bottom() + 1, QString("0 … %1").arg(hi, 0, 'f', 3));
+    p.drawText(bar.right() + 6, bar.bottom() + 1,
+               tr("0 … %1 (strongest patch); opacity: the image's %2% of the row").arg(hi, 0, 'g', 3).arg(100 * mass, 0, 'f', 0));
   }
   p.setPen(palette().text().color());
   p.drawText(QRect(area.left(), r.bottom() + 16, area.width(), kCaptionHeight - 14), Qt::AlignLeft | Qt::AlignVCenter | Qt::TextSingleLine,

@@ -1,5 +1,7 @@
 #include "headlab/views/probe_panel.h"
 
+#include <algorithm>
+
 #include <qcustomplot.h>
 
 #include <QApplication>
@@ -167,7 +169,18 @@ void ProbePanel::setCurve(const QString& title, const std::vector<double>& xs, c
   m_plot->xAxis->setLabel(xLabel);
   m_plot->yAxis->setLabel(yLabel);
   m_plot->rescaleAxes();
-  m_plot->yAxis->setRangeLower(std::min(0.0, m_plot->yAxis->range().lower));
+  // Ranges that fit the quantity: fractions (accuracy, Sink_k) on [0, 1] whatever their spread; a
+  // single point or a flat curve keeps a readable range instead of QCustomPlot's ±15 around it.
+  const bool fraction = std::all_of(ys.begin(), ys.end(), [](double y) { return std::isfinite(y) && y >= 0.0 && y <= 1.0; });
+  if (fraction) {
+    m_plot->yAxis->setRange(0.0, 1.0);
+  } else {
+    const auto [yMin, yMax] = std::minmax_element(ys.begin(), ys.end());
+    QCPRange y = *yMax - *yMin < 1e-9 ? QCPRange(*yMin - 1.0, *yMin + 1.0) : m_plot->yAxis->range();
+    m_plot->yAxis->setRange(std::min(0.0, y.lower), y.upper);
+  }
+  const auto [xMin, xMax] = std::minmax_element(xs.begin(), xs.end());
+  if (*xMax - *xMin < 1e-9) m_plot->xAxis->setRange(*xMin - 0.5, *xMin + 0.5);
   m_plot->replot();
 }
 

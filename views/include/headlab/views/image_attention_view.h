@@ -1,6 +1,7 @@
-// The image a vision-language prompt holds, with attention over its patch grid drawn on top:
-// each patch cell tinted by its weight (viridis, opacity rising with the weight), grid lines,
-// a caption and a scale. Hover shows the patch's (row, col) and weight. No torch: plain values.
+// The image a vision-language prompt holds (in grey under an overlay), with attention over its
+// patch grid drawn on top: each patch cell tinted by its weight relative to the strongest patch
+// (viridis), with an opacity that scales with the share of the row on the image; grid lines, a
+// caption and a scale. Hover shows the patch's (row, col) and weight. No torch: plain values.
 #pragma once
 #include <QImage>
 #include <QWidget>
