@@ -1,6 +1,7 @@
 #include "main_window.h"
 
 #include <QAction>
+#include <QApplication>
 #include <QCheckBox>
 #include <QCloseEvent>
 #include <QComboBox>
@@ -242,6 +243,11 @@ void MainWindow::connectPatching() {
 
 void MainWindow::showPatchingResult(const views::HeatmapData& grid, const views::HeadScores& heads, const QString& summary) {
   m_patching->setResult(grid, summary);
+  const views::PatchingRequestView r = m_patching->request();
+  m_patching->heatmap()->setExportMetadata(QString("HeadLab %1; model: %2; activation patching, sweep %3 (%4): clean '%5', corrupted '%6', "
+                                                   "metric logit('%7') - logit('%8'); %9")
+                                               .arg(QApplication::applicationVersion(), m_modelSpec, r.sweep, r.method, r.clean, r.corrupted,
+                                                    r.answer, r.wrong, summary.section('\n', 0, 0)));
   if (heads.layers == m_layers && heads.heads == m_heads && m_layers > 0) {
     m_probeScores.erase(std::remove_if(m_probeScores.begin(), m_probeScores.end(),
                                        [&](const views::HeadScores& s) { return s.name == heads.name; }),
@@ -574,6 +580,8 @@ void MainWindow::showCurrentHead() {
   if (!outputEdits.isEmpty())
     d.title += tr("  · %1 on the head's output (%2)").arg(outputEdits.join(", "), patternEdit ? tr("after the pattern") : tr("pattern unchanged"));
   m_heatmap->setData(d);
+  m_heatmap->setExportMetadata(figureMetadata());
+  for (auto* v : m_multipleViews) v->setExportMetadata(figureMetadata());
   m_heatmap->setHighlightRow(m_tokens->selectedPosition());
   showImageAttention();
 }

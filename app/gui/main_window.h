@@ -57,6 +57,8 @@ class MainWindow : public QMainWindow {
   QStringList refusedEdits() const { return m_refusedEdits; }
   void openSession(const QString& path);
   QString sessionJson() const;
+  // What every exported figure records: app version, model, prompt (and image), the window's edits.
+  QString figureMetadata() const;
   void exportTrace(const QString& path, const QString& hooksGlob, bool force = false);
   // Writes the last probe result as JSON (atomically). Returns false when there is none or on failure.
   bool exportProbeResult(const QString& path);

@@ -1,4 +1,5 @@
 // The window's files: recent models, heatmap / trace / probe-result export, sessions.
+#include <QApplication>
 #include <QFile>
 #include <algorithm>
 #include <cmath>
@@ -42,7 +43,7 @@ void MainWindow::refreshRecentMenu() {
 }
 
 void MainWindow::exportHeatmap() {
-  QString path = QFileDialog::getSaveFileName(this, tr("Export heatmap"), "heatmap.pdf", tr("PDF (*.pdf);;PNG (*.png)"));
+  QString path = QFileDialog::getSaveFileName(this, tr("Export heatmap"), "heatmap.pdf", tr("PDF (*.pdf);;PNG (*.png);;SVG (*.svg)"));
   if (path.isEmpty()) return;
   bool ok = false;
   QString size = QInputDialog::getText(this, tr("Size"), tr("width × height:"), QLineEdit::Normal, "800x700", &ok);
@@ -50,6 +51,21 @@ void MainWindow::exportHeatmap() {
   int w = size.section('x', 0, 0).toInt(), h = size.section('x', 1, 1).toInt();
   if (w <= 0 || h <= 0) return statusBar()->showMessage(tr("error: size must look like 800x700"));
   statusBar()->showMessage(m_heatmap->exportTo(path, w, h) ? tr("exported %1").arg(path) : tr("error: cannot write %1").arg(path));
+}
+
+QString MainWindow::figureMetadata() const {
+  QStringList edits;
+  for (int l = 0; l < m_layers; ++l)
+    for (int h = 0; h < m_heads; ++h) {
+      const auto& st = m_gridModel->state(l, h);
+      if (st.ablation != views::AblationKind::None)
+        edits << QString("%1 L%2H%3%4").arg(views::ablationName(st.ablation)).arg(l).arg(h)
+                     .arg(st.keys.isEmpty() ? QString() : " keys " + views::positionList(st.keys));
+      if (st.alpha != 1.0f) edits << QString("scale L%1H%2 alpha=%3").arg(l).arg(h).arg(st.alpha);
+    }
+  return QString("HeadLab %1; model: %2; prompt: '%3'%4; edits: %5")
+      .arg(QApplication::applicationVersion(), m_modelSpec, m_prompt->text(), m_imagePath.isEmpty() ? QString() : "; image: " + m_imagePath,
+           edits.isEmpty() ? QString("none") : edits.join(", "));
 }
 
 QString MainWindow::sessionJson() const {

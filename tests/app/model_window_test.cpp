@@ -148,6 +148,11 @@ TEST_F(ModelWindowTest, ClickingAHeadAblatesItAndResetAllRestoresTheBaselineExac
   ASSERT_TRUE(QTest::qWaitFor([&] { return anyChanged(window.logits()->predictions()); }, 10000))
       << "ablating heads must move the next-token probabilities";
   EXPECT_EQ(window.lastRecomputeFromLayer(), 4) << "only the layers after the edit are recomputed";
+  // Exported figures record what they show (issue #19): the model, the prompt and the edits.
+  window.selectHead(4, 1);
+  ASSERT_TRUE(QTest::qWaitFor([&] { return window.heatmap()->exportMetadata().contains("zero L4H2"); }, 10000));
+  EXPECT_TRUE(window.heatmap()->exportMetadata().contains("stories260K.bin")) << window.heatmap()->exportMetadata().toStdString();
+  EXPECT_TRUE(window.heatmap()->exportMetadata().contains(QString("prompt: '") + kPrompt + "'"));
 
   QAction* reset = window.findChild<QAction*>("resetAll");
   ASSERT_NE(reset, nullptr);
@@ -488,6 +493,8 @@ TEST_F(ModelWindowTest, HeadPatchingSweepFromTheDialogLandsInTheGridAndAHeatmap)
       EXPECT_FLOAT_EQ(window.headGrid()->data(window.headGrid()->index(l, h), Qt::UserRole).toFloat(), shown.at(l, h));
 
   EXPECT_FALSE(done[0][2].toString().contains("not applied")) << "no edits, nothing to say";
+  EXPECT_TRUE(panel->heatmap()->exportMetadata().contains("clean 'Lily had a red ball. Lily gave the ball to'"))
+      << panel->heatmap()->exportMetadata().toStdString();
   // With a head edited in the window, the sweep (which patches the unedited model) says so.
   window.headGrid()->setAlpha(3, 2, 2.5f);
   QTest::mouseClick(panel->runButton(), Qt::LeftButton);

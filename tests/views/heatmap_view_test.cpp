@@ -8,6 +8,7 @@
 #include <QProcess>
 #include <QRegularExpression>
 #include <QTemporaryDir>
+#include <QXmlStreamReader>
 
 #include <qcustomplot.h>
 
@@ -106,6 +107,63 @@ TEST(HeatmapViewTest, ExportsPngAndPdf) {
   const QString out = QString::fromUtf8(info.readAllStandardOutput());
   EXPECT_EQ(info.exitCode(), 0) << out.toStdString();
   EXPECT_TRUE(out.contains(QRegularExpression("Pages:\\s+1"))) << out.toStdString();
+}
+
+// Issues #19 and #22: any heatmap exports as a vector SVG (one rect per cell, in the view's colours,
+// parsed here by QXmlStreamReader), with the metadata in PNG, PDF and SVG, and as CSV / NPY; no
+// selection mark in a figure.
+TEST(HeatmapViewTest, ExportsSvgCellsCsvNpyAndMetadataWithoutTheSelectionMark) {
+  QTemporaryDir dir;
+  HeatmapView v;
+  v.resize(400, 300);
+  HeatmapData d = triangle();
+  d.rows = 2, d.cols = 3;  // a patching-like signed 2 x 3 map
+  d.values = {-0.5f, 0.0f, 1.0f, 0.25f, NAN, -1.0f};
+  d.rowLabels = {"L0", "L1"}, d.colLabels = {"<s>", "a & b", "\"c\""};
+  d.minValue = -1.0f, d.maxValue = 1.0f, d.scale = ColourScale::Diverging;
+  v.setData(d);
+  v.setHighlightRow(1);
+  v.setExportMetadata("model demo; prompt 'x'; edits zero:1.5");
+  const QString svg = dir.filePath("map.svg");
+  ASSERT_TRUE(v.exportTo(svg, 800, 600));
+  QFile f(svg);
+  ASSERT_TRUE(f.open(QIODevice::ReadOnly));
+  QXmlStreamReader xml(&f);
+  std::vector<QString> fills;
+  QString metadata;
+  while (!xml.atEnd()) {
+    xml.readNext();
+    if (xml.isStartElement() && xml.name() == QLatin1String("rect") && xml.attributes().value("class").startsWith(QLatin1String("cell")))
+      fills.push_back(xml.attributes().value("fill").toString());
+    if (xml.isStartElement() && xml.name() == QLatin1String("metadata")) metadata = xml.readElementText();
+  }
+  ASSERT_FALSE(xml.hasError()) << xml.errorString().toStdString();
+  ASSERT_EQ(fills.size(), 6u) << "one rect per cell";
+  // QCustomPlot colours from a 350-level table: within a few units of the ColorBrewer stops.
+  auto near = [](const QString& got, const char* want) {
+    const QColor a(got), b(want);
+    return std::abs(a.red() - b.red()) <= 3 && std::abs(a.green() - b.green()) <= 3 && std::abs(a.blue() - b.blue()) <= 3;
+  };
+  EXPECT_TRUE(near(fills[1], "#f7f7f7")) << fills[1].toStdString() << ": 0 is the diverging map's white centre";
+  EXPECT_TRUE(near(fills[2], "#053061")) << fills[2].toStdString() << ": +1 is RdBu's darkest blue";
+  EXPECT_TRUE(near(fills[5], "#67001f")) << fills[5].toStdString() << ": -1 its darkest red";
+  EXPECT_EQ(fills[4], "#ebebeb") << "NaN: marked grey";
+  EXPECT_EQ(metadata, "model demo; prompt 'x'; edits zero:1.5");
+
+  ASSERT_TRUE(v.exportTo(dir.filePath("map.png"), 500, 400));
+  EXPECT_EQ(QImage(dir.filePath("map.png")).text("Description"), "model demo; prompt 'x'; edits zero:1.5");
+  EXPECT_EQ(v.highlightRow(), 1) << "the selection is back in the view after the export";
+
+  ASSERT_TRUE(v.exportValues(dir.filePath("map.csv")));
+  QFile csv(dir.filePath("map.csv"));
+  ASSERT_TRUE(csv.open(QIODevice::ReadOnly));
+  EXPECT_EQ(QString::fromUtf8(csv.readAll()), "query\\key,<s>,a & b,\"\"\"c\"\"\"\nL0,-0.5,0,1\nL1,0.25,nan,-1\n");
+  ASSERT_TRUE(v.exportValues(dir.filePath("map.npy")));
+  QProcess py;
+  py.start("/usr/bin/python3", {"-c", "import numpy as n,sys; a=n.load(sys.argv[1]); print(a.dtype, a.shape, a[0].tolist(), a[1][0], n.isnan(a[1][1]))",
+                                dir.filePath("map.npy")});
+  ASSERT_TRUE(py.waitForFinished(30000));
+  EXPECT_EQ(QString::fromUtf8(py.readAllStandardOutput()).trimmed(), "float32 (2, 3) [-0.5, 0.0, 1.0] 0.25 True") << py.readAllStandardError().toStdString();
 }
 
 TEST(HeatmapViewTest, AnEmptyViewSaysSoInsteadOfDrawingAnEmptyMap) {

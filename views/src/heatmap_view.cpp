@@ -1,8 +1,15 @@
 #include "headlab/views/heatmap_view.h"
 
+#include "colour_maps.h"
+#include "headlab/views/heatmap_export.h"
+
 #include <qcustomplot.h>
 
+#include <QContextMenuEvent>
+#include <QFileDialog>
 #include <QFileInfo>
+#include <QMenu>
+#include <QMessageBox>
 #include <QSaveFile>
 #include <QToolTip>
 #include <QVBoxLayout>
@@ -12,26 +19,6 @@
 namespace headlab::views {
 
 namespace {
-QCPColorGradient viridis() {
-  QCPColorGradient g;
-  g.setColorStopAt(0.0, QColor(68, 1, 84));
-  g.setColorStopAt(0.25, QColor(59, 82, 139));
-  g.setColorStopAt(0.5, QColor(33, 145, 140));
-  g.setColorStopAt(0.75, QColor(94, 201, 98));
-  g.setColorStopAt(1.0, QColor(253, 231, 37));
-  g.setColorInterpolation(QCPColorGradient::ciRGB);
-  return g;
-}
-// ColorBrewer RdBu (11 classes), low values red, high blue, #f7f7f7 at the centre.
-QCPColorGradient rdBu() {
-  static const char* kStops[] = {"#67001f", "#b2182b", "#d6604d", "#f4a582", "#fddbc7", "#f7f7f7",
-                                 "#d1e5f0", "#92c5de", "#4393c3", "#2166ac", "#053061"};
-  QCPColorGradient g;
-  const int n = static_cast<int>(std::size(kStops));
-  for (int i = 0; i < n; ++i) g.setColorStopAt(static_cast<double>(i) / (n - 1), QColor(kStops[i]));
-  g.setColorInterpolation(QCPColorGradient::ciRGB);
-  return g;
-}
 // Token labels on an axis, as many as fit: every k-th cell of the visible range, k chosen from the
 // axis's current pixel length and the label font, so a 600-token image prompt stays legible and
 // zooming in brings every label back. Recomputed on each replot (resize, zoom, export).
@@ -207,11 +194,9 @@ void HeatmapView::rebuild() {
     for (int c = 0; c < m_data.cols; ++c) m_map->data()->setCell(c, r, m_data.at(r, c));
   // A diverging map is linear and centred on 0: its range is symmetric, so white means 0.
   const bool diverging = m_data.scale == ColourScale::Diverging, log = m_log && !diverging;
-  const double extent = std::max(std::abs(m_data.minValue), std::abs(m_data.maxValue));
-  m_map->setGradient(diverging ? rdBu() : viridis());
+  m_map->setGradient(heatmapGradient(m_data));
   m_map->setDataScaleType(log ? QCPAxis::stLogarithmic : QCPAxis::stLinear);
-  m_map->setDataRange(log ? QCPRange(1e-4, std::max(1e-3f, m_data.maxValue))
-                          : diverging ? QCPRange(-extent, extent) : QCPRange(m_data.minValue, m_data.maxValue));
+  m_map->setDataRange(heatmapRange(m_data, m_log));
   m_scale->axis()->setLabel(log ? m_data.valueLabel + " (log)" : m_data.valueLabel);
   // A log bar gets decade ticks (1e-4 … 1): the linear ticker crammed its ticks at the top.
   const bool logTicker = !qSharedPointerDynamicCast<QCPAxisTickerLog>(m_scale->axis()->ticker()).isNull();
@@ -228,21 +213,48 @@ void HeatmapView::rebuild() {
 }
 
 bool HeatmapView::exportTo(const QString& path, int width, int height) {
-  // One layout pass at the export size first, so the token labels are chosen for the figure's
-  // axes rather than the window's.
+  if (QFileInfo(path).suffix().compare("svg", Qt::CaseInsensitive) == 0) return writeHeatmapSvg(m_data, path, m_log, m_metadata);
+  // Figures carry no selection marks; one layout pass at the export size first, so the token labels
+  // are chosen for the figure's axes rather than the window's.
+  const int highlight = m_highlight;
+  setHighlightRow(-1);
   m_plot->toPixmap(width, height);
-  return exportPlot(m_plot, path, width, height);
+  const bool ok = exportPlot(m_plot, path, width, height, m_metadata);
+  setHighlightRow(highlight);
+  return ok;
 }
 
-bool exportPlot(QCustomPlot* plot, const QString& path, int width, int height) {
+bool HeatmapView::exportValues(const QString& path) const {
+  return QFileInfo(path).suffix().compare("npy", Qt::CaseInsensitive) == 0 ? writeHeatmapNpy(m_data, path) : writeHeatmapCsv(m_data, path);
+}
+
+void HeatmapView::contextMenuEvent(QContextMenuEvent* e) {
+  if (m_data.empty()) return;
+  QMenu menu(this);
+  menu.addAction(tr("Export figure (PNG, PDF, SVG)…"), this, [this] {
+    const QString path = QFileDialog::getSaveFileName(this, tr("Export figure"), "heatmap.svg", tr("SVG (*.svg);;PNG (*.png);;PDF (*.pdf)"));
+    if (!path.isEmpty() && !exportTo(path, 1200, 900)) QMessageBox::warning(this, tr("Export figure"), tr("cannot write %1").arg(path));
+  });
+  menu.addAction(tr("Export values (CSV, NPY)…"), this, [this] {
+    const QString path = QFileDialog::getSaveFileName(this, tr("Export values"), "heatmap.csv", tr("CSV (*.csv);;NumPy (*.npy)"));
+    if (!path.isEmpty() && !exportValues(path)) QMessageBox::warning(this, tr("Export values"), tr("cannot write %1").arg(path));
+  });
+  menu.exec(e->globalPos());
+}
+
+bool exportPlot(QCustomPlot* plot, const QString& path, int width, int height, const QString& metadata) {
   // Render to a temporary file beside the target, then rename: a failed export leaves nothing.
   QFileInfo info(path);
   QString tmp = info.dir().filePath("." + info.fileName() + ".part");
   bool ok;
-  if (info.suffix().compare("pdf", Qt::CaseInsensitive) == 0)
-    ok = plot->savePdf(tmp, width, height);
-  else
-    ok = plot->savePng(tmp, width, height);
+  if (info.suffix().compare("pdf", Qt::CaseInsensitive) == 0) {
+    ok = plot->savePdf(tmp, width, height, QCP::epAllowCosmetic, "HeadLab", metadata);
+  } else {
+    QImage image = plot->toPixmap(width, height).toImage();
+    if (!metadata.isEmpty()) image.setText("Description", metadata);
+    image.setText("Software", "HeadLab");
+    ok = image.save(tmp, "PNG");
+  }
   if (!ok) {
     QFile::remove(tmp);
     return false;

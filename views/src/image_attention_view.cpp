@@ -2,6 +2,10 @@
 
 #include <numeric>
 
+#include <QContextMenuEvent>
+#include <QFileDialog>
+#include <QMenu>
+#include <QMessageBox>
 #include <QMouseEvent>
 #include <QPainter>
 #include <QSaveFile>
@@ -108,6 +112,16 @@ void ImageAttentionView::paintTo(QPainter& p, const QRect& area) const {
 void ImageAttentionView::paintEvent(QPaintEvent*) {
   QPainter p(this);
   paintTo(p, rect());
+}
+
+void ImageAttentionView::contextMenuEvent(QContextMenuEvent* e) {
+  if (m_data.empty()) return;
+  QMenu menu(this);
+  menu.addAction(tr("Export figure (PNG)…"), this, [this] {
+    const QString path = QFileDialog::getSaveFileName(this, tr("Export overlay"), "overlay.png", tr("PNG (*.png)"));
+    if (!path.isEmpty() && !exportTo(path, 800)) QMessageBox::warning(this, tr("Export overlay"), tr("cannot write %1").arg(path));
+  });
+  menu.exec(e->globalPos());
 }
 
 void ImageAttentionView::mouseMoveEvent(QMouseEvent* e) {

@@ -1,5 +1,7 @@
 #include "headlab/views/probe_panel.h"
 
+#include "headlab/views/heatmap_view.h"
+
 #include <algorithm>
 
 #include <qcustomplot.h>
@@ -7,6 +9,9 @@
 #include <QApplication>
 #include <QClipboard>
 #include <QComboBox>
+#include <QFileDialog>
+#include <QMenu>
+#include <QMessageBox>
 #include <QHBoxLayout>
 #include <QHeaderView>
 #include <QLabel>
@@ -81,6 +86,17 @@ ProbePanel::ProbePanel(QWidget* parent)
   m_plot->addGraph();
   m_plot->graph(0)->setPen(QPen(QColor(59, 82, 139), 2));
   m_plot->setVisible(false);
+  // The curve exports from its context menu, as every plot does.
+  m_plot->setContextMenuPolicy(Qt::CustomContextMenu);
+  connect(m_plot, &QWidget::customContextMenuRequested, this, [this](const QPoint& at) {
+    QMenu menu(this);
+    menu.addAction(tr("Export figure (PNG, PDF)…"), this, [this] {
+      const QString path = QFileDialog::getSaveFileName(this, tr("Export figure"), "curve.pdf", tr("PDF (*.pdf);;PNG (*.png)"));
+      if (!path.isEmpty() && !exportPlot(m_plot, path, 900, 500, m_plot->graph(0)->name()))
+        QMessageBox::warning(this, tr("Export figure"), tr("cannot write %1").arg(path));
+    });
+    menu.exec(m_plot->mapToGlobal(at));
+  });
   right->addWidget(m_plot, 1);
   auto* layout = new QHBoxLayout(this);
   layout->addLayout(left, 1);

@@ -31,12 +31,22 @@ class HeatmapView : public QWidget {
   // The value the colour map holds at a cell (what the user sees, before log scaling).
   float cellValue(int row, int col) const;
   QString tooltipAt(int row, int col) const;
-  // Writes PNG or PDF (by extension) at width × height pixels/points. Returns false on failure.
+  // Writes PNG, PDF or SVG (by extension; SVG: one rect per cell, heatmap_export.h) at width × height
+  // pixels/points, without the selection mark, with the metadata (PNG text "Description", PDF title,
+  // SVG <metadata>). Returns false on failure.
   bool exportTo(const QString& path, int width, int height);
+  // The matrix as CSV (with labels) or NPY (float32), by extension.
+  bool exportValues(const QString& path) const;
+  // What the figure shows, e.g. the model, prompt and edits, written into every export.
+  void setExportMetadata(const QString& text) { m_metadata = text; }
+  const QString& exportMetadata() const { return m_metadata; }
   QCustomPlot* plot() const { return m_plot; }
 
  signals:
   void cellClicked(int queryRow, int keyCol);
+
+ protected:
+  void contextMenuEvent(QContextMenuEvent* e) override;
 
  private:
   void rebuild();
@@ -46,6 +56,7 @@ class HeatmapView : public QWidget {
   QCPColorScale* m_scale = nullptr;
   QCPTextElement* m_title = nullptr;
   HeatmapData m_data;
+  QString m_metadata;
   bool m_log = false;
   bool m_compact = false;
   int m_highlight = -1;
@@ -54,7 +65,8 @@ class HeatmapView : public QWidget {
   QCPItemText* m_hint = nullptr;
 };
 
-// Writes any QCustomPlot as PNG or vector PDF, atomically (temporary file, then rename).
-bool exportPlot(QCustomPlot* plot, const QString& path, int width, int height);
+// Writes any QCustomPlot as PNG or vector PDF, atomically (temporary file, then rename), with the
+// metadata as the PNG's "Description" text or the PDF's title.
+bool exportPlot(QCustomPlot* plot, const QString& path, int width, int height, const QString& metadata = {});
 
 }  // namespace headlab::views

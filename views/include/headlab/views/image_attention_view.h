@@ -42,6 +42,7 @@ class ImageAttentionView : public QWidget {
  protected:
   void paintEvent(QPaintEvent*) override;
   void mouseMoveEvent(QMouseEvent* e) override;
+  void contextMenuEvent(QContextMenuEvent* e) override;
 
  private:
   void paintTo(QPainter& p, const QRect& area) const;
