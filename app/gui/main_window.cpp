@@ -481,6 +481,7 @@ void MainWindow::showModel(const views::ModelSummary& s) {
     QString key = t.section(':', 0, 0).remove('"'), value = t.section(':', 1).trimmed().remove(QRegularExpression(",$")).remove('"');
     new QTreeWidgetItem(cfg, {key, value});
   }
+  m_hookNames = s.hookNames;
   auto* hooks = new QTreeWidgetItem(m_modelTree, {tr("hook points"), QString::number(s.hookNames.size())});
   QTreeWidgetItem* block = nullptr;
   QString blockName;

@@ -159,6 +159,7 @@ class MainWindow : public QMainWindow {
   QComboBox* m_kind = nullptr;
   QCheckBox* m_clickAblates = nullptr;
   QLabel* m_promptMessage = nullptr;
+  QStringList m_hookNames;  // the open model's hook points, in forward order
   QPushButton* m_examples = nullptr;
   QAction* m_loadImageAction = nullptr;
   QLabel* m_imageNote = nullptr;

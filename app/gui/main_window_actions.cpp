@@ -13,6 +13,7 @@
 #include <QLabel>
 #include <QLineEdit>
 #include <QMenu>
+#include <QMessageBox>
 #include <QPushButton>
 #include <QMenuBar>
 #include <QSignalBlocker>
@@ -29,6 +30,7 @@
 #include "headlab/views/probe_panel.h"
 #include "headlab/views/token_strip.h"
 #include "session_controller.h"
+#include "trace_export_dialog.h"
 
 namespace headlab::app {
 
@@ -182,12 +184,13 @@ void MainWindow::buildMenus() {
   m_loadImageAction->setEnabled(false);  // until a vision-language model is open
   file->addAction(tr("&Export heatmap…"), this, [this] { exportHeatmap(); });
   file->addAction(tr("Export HDF5 &trace…"), this, [this] {
-    QString hooks = QInputDialog::getText(this, tr("Export trace"), tr("hooks (globs, comma-separated):"), QLineEdit::Normal,
-                                          "blocks.*.attn.hook_pattern");
-    if (hooks.isEmpty()) return;
-    m_session->estimateTrace(hooks);  // the estimate shows in the status bar while the dialog is open
-    QString path = QFileDialog::getSaveFileName(this, tr("Export trace"), "trace.h5", tr("HDF5 (*.h5)"));
-    if (!path.isEmpty()) exportTrace(path, hooks, QFile::exists(path));  // the dialog already asked to overwrite
+    TraceExportDialog dialog(m_session, m_hookNames, this);
+    if (dialog.exec() != QDialog::Accepted) return;
+    const QString path = dialog.path();
+    if (QFile::exists(path) &&
+        QMessageBox::question(this, tr("Export trace"), tr("%1 exists. Replace it?").arg(path)) != QMessageBox::Yes)
+      return;
+    exportTrace(path, dialog.hooks(), QFile::exists(path));
   });
   file->addAction(tr("Export probe result as &JSON…"), this, [this] {
     QString path = QFileDialog::getSaveFileName(this, tr("Export probe result"), "result.json", tr("JSON (*.json)"));

@@ -9,6 +9,7 @@
 #include <QJsonArray>
 
 #include <QAction>
+#include <QApplication>
 #include <QLabel>
 #include <QLineEdit>
 #include <QTableView>
@@ -41,6 +42,7 @@
 #include "headlab/views/probe_panel.h"
 #include "headlab/views/token_strip.h"
 #include "main_window.h"
+#include "trace_export_dialog.h"
 #include "session_controller.h"
 #include "shared_path.h"
 #include "tensor_assert.h"
@@ -274,6 +276,28 @@ TEST_F(ModelWindowTest, EachFailureIsShownWhereItsJobStarted) {
   EXPECT_TRUE(promptMessage->text().contains("empty prompt"));
   window.runPrompt(kPrompt);
   EXPECT_TRUE(promptMessage->isHidden()) << "the next prompt clears the prompt dock's message";
+}
+
+// File ▸ Export HDF5 trace is one dialog (issue #19: a hooks box that looked like a file dialog, then a
+// file dialog): the globs show what they match as they are typed, and the size for the prompt.
+TEST_F(ModelWindowTest, TraceExportDialogShowsWhatTheHooksMatchAndTheSize) {
+  QAction* action = nullptr;
+  for (QAction* a : window.findChildren<QAction*>())
+    if (a->text().contains("HDF5")) action = a;
+  ASSERT_NE(action, nullptr);
+  QTimer::singleShot(0, &window, [&] {
+    auto* dialog = qobject_cast<TraceExportDialog*>(QApplication::activeModalWidget());
+    ASSERT_NE(dialog, nullptr);
+    EXPECT_TRUE(dialog->matchLabel()->text().startsWith("matches 5 hook point(s): blocks.0.attn.hook_pattern")) << dialog->matchLabel()->text().toStdString();
+    EXPECT_TRUE(QTest::qWaitFor([&] { return dialog->estimateLabel()->text().contains("MB"); }, 10000)) << dialog->estimateLabel()->text().toStdString();
+    dialog->setHooks("blocks.9.*");
+    EXPECT_TRUE(dialog->matchLabel()->text().contains("matches no hook point"));
+    EXPECT_FALSE(dialog->exportButton()->isEnabled());
+    dialog->setHooks("blocks.1.hook_resid_post, hook_embed");
+    EXPECT_EQ(dialog->matches(), (QStringList{"hook_embed", "blocks.1.hook_resid_post"}));
+    dialog->reject();
+  });
+  action->trigger();
 }
 
 TEST_F(ModelWindowTest, TargetTokenIsFollowed) {
