@@ -189,8 +189,7 @@ void MainWindow::connectViews() {
 
 void MainWindow::connectProbes() {
   connect(m_probes, &views::ProbePanel::runRequested, this, [this](const QString& name, const QString& params) {
-    m_probes->setRunning(true);
-    m_session->runProbe(name, params);
+    startProbe(name, params);
   });
   connect(m_probes, &views::ProbePanel::cancelRequested, m_session, &SessionController::cancel);
   connect(m_session, &SessionController::probesListed, m_probes, &views::ProbePanel::setProbes);
@@ -243,6 +242,7 @@ void MainWindow::connectPatching() {
 
 void MainWindow::showPatchingResult(const views::HeatmapData& grid, const views::HeadScores& heads, const QString& summary) {
   m_patching->setResult(grid, summary);
+  m_patchingModel = m_modelSpec;
   const views::PatchingRequestView r = m_patching->request();
   m_patching->heatmap()->setExportMetadata(QString("HeadLab %1; model: %2; activation patching, sweep %3 (%4): clean '%5', corrupted '%6', "
                                                    "metric logit('%7') - logit('%8'); %9")
@@ -279,12 +279,42 @@ QString MainWindow::promptText() const { return m_prompt->text(); }
 
 void MainWindow::runProbeOnPrompt(const QString& name) {
   m_probes->selectProbe(name);
-  QJsonObject params = QJsonDocument::fromJson(m_probes->paramsText().toUtf8()).object();
-  if (params.contains("prompt") && !m_prompt->text().isEmpty()) params["prompt"] = m_prompt->text();
-  m_probes->setParamsText(QString::fromUtf8(QJsonDocument(params).toJson(QJsonDocument::Indented)));
+  m_probes->setOnWindowPrompt(true);
   dock("probeDock")->raise();
+  startProbe(name, m_probes->paramsText());
+}
+
+// Probes that read prompts take the window's prompt unless the panel asks for their built-in set:
+// "prompt" becomes the window's prompt, "prompts" a set of that one prompt. What the result was
+// computed on is kept, so a later change of prompt, image or model marks it stale.
+void MainWindow::startProbe(const QString& name, const QString& paramsText) {
+  QJsonParseError err;
+  QJsonObject params = QJsonDocument::fromJson(paramsText.toUtf8(), &err).object();
+  const bool usePrompt = m_probes->onWindowPrompt() && err.error == QJsonParseError::NoError && !m_prompt->text().isEmpty();
+  if (usePrompt && params.contains("prompt")) params["prompt"] = m_prompt->text();
+  if (usePrompt && params.contains("prompts")) params["prompts"] = QJsonArray{m_prompt->text()};
+  // This prompt is what the user asks about: measured at its own length, not skipped for being
+  // shorter than the probe's T (which the built-in sets are cut to).
+  if (usePrompt && params.contains("short_prompts")) params["short_prompts"] = "keep";
+  QString sent = paramsText;
+  if (usePrompt && (params.contains("prompt") || params.contains("prompts"))) {
+    m_probes->setParamsText(QString::fromUtf8(QJsonDocument(params).toJson(QJsonDocument::Indented)));
+    sent = QString::fromUtf8(QJsonDocument(params).toJson(QJsonDocument::Compact));
+  }
+  m_probeInput = {m_modelSpec, usePrompt ? m_prompt->text() : QString(), usePrompt ? m_image.cacheKey() : 0};
   m_probes->setRunning(true);
-  m_session->runProbe(name, QString::fromUtf8(QJsonDocument(params).toJson(QJsonDocument::Compact)));
+  m_session->runProbe(name, sent);
+}
+
+// A probe result or patching sweep on screen that no longer matches the window's model, prompt or
+// image says so (issue #19: they stayed on screen unmarked).
+void MainWindow::markStaleResults() {
+  QString probeReason;
+  if (!m_probeInput.model.isEmpty() && m_probeInput.model != m_modelSpec) probeReason = tr("another model");
+  else if (!m_probeInput.prompt.isEmpty() && m_probeInput.prompt != m_prompt->text()) probeReason = tr("another prompt");
+  else if (!m_probeInput.prompt.isEmpty() && m_probeInput.image != m_image.cacheKey()) probeReason = tr("another image");
+  m_probes->setStale(probeReason);
+  m_patching->setStale(!m_patchingModel.isEmpty() && m_patchingModel != m_modelSpec ? tr("another model") : QString());
 }
 
 QWidget* MainWindow::buildPromptPanel() {
@@ -335,6 +365,7 @@ void MainWindow::connectSession() {
     if (m_progress) m_progress->hide();
     addRecent(m_modelSpec);
     showModel(s);
+    markStaleResults();
   });
   // One message per place: a failure shows where its job was started (the probe panel, the patching
   // panel, the prompt dock for models and prompts) and, briefly, in the status bar.
@@ -416,6 +447,7 @@ void MainWindow::setPromptMessage(const QString& text) {
 
 void MainWindow::showPrompt(const QStringList& pieces, const QVector<int>& ids) {
   m_tokens->setTokens(pieces, ids);
+  markStaleResults();
   statusBar()->showMessage(tr("%1 tokens").arg(pieces.size()));
   if (!m_pendingEdits.empty() || m_pendingLayer >= 0) {
     std::vector<views::HeadState> states(static_cast<size_t>(m_layers * m_heads));

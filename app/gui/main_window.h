@@ -120,6 +120,8 @@ class MainWindow : public QMainWindow {
   void connectViews();
   void showHeadMenu(const QPoint& at);
   void connectProbes();
+  void startProbe(const QString& name, const QString& paramsText);
+  void markStaleResults();
   void connectPatching();
   void buildShortcuts();
   void showProbeResult(const QString& name, const views::HeadScores& grid, const QString& summary, const QString& json);
@@ -159,7 +161,12 @@ class MainWindow : public QMainWindow {
   QComboBox* m_kind = nullptr;
   QCheckBox* m_clickAblates = nullptr;
   QLabel* m_promptMessage = nullptr;
-  QStringList m_hookNames;  // the open model's hook points, in forward order
+  QStringList m_hookNames;
+  struct ProbeInput {
+    QString model, prompt;  // prompt: empty when the probe used its own inputs
+    qint64 image = 0;       // QImage::cacheKey of the window's image then
+  } m_probeInput;           // what the shown probe result was computed on
+  QString m_patchingModel;  // the model the shown patching sweep ran on  // the open model's hook points, in forward order
   QPushButton* m_examples = nullptr;
   QAction* m_loadImageAction = nullptr;
   QLabel* m_imageNote = nullptr;

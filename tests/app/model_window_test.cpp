@@ -325,6 +325,10 @@ TEST_F(ModelWindowTest, SinksProbeFromThePanelColoursTheGridWithItsResult) {
   ASSERT_TRUE(QTest::qWaitFor([&] { return done.count() == 1; }, 30000));
   nlohmann::json result = nlohmann::json::parse(done[0][3].toString().toStdString());
   EXPECT_EQ(result["params"]["eps"], 0.3);
+  // By default a probe reads the window's prompt (issue #19: it ran on its built-in set unless the
+  // JSON was edited), at its own length.
+  EXPECT_EQ(result["params"]["prompts"], nlohmann::json::array({kPrompt})) << result["params"].dump();
+  EXPECT_EQ(result["params"]["short_prompts"], "keep");
   const auto& values = result["grid"]["values"];
   for (int l = 0; l < 5; ++l)
     for (int h = 0; h < 8; ++h)
@@ -344,6 +348,21 @@ TEST_F(ModelWindowTest, SinksProbeFromThePanelColoursTheGridWithItsResult) {
   EXPECT_EQ(nlohmann::json::parse(exported.readAll().toStdString())["probe"], "sinks");
   EXPECT_TRUE(panel->tableAsTsv().startsWith("layer\thead\tscore\n"));
   EXPECT_FALSE(panel->running());
+
+  // Another prompt marks the result stale; the built-in prompt set is an explicit choice.
+  EXPECT_FALSE(panel->stale());
+  window.runPrompt("Lily had a red ball.");
+  ASSERT_TRUE(QTest::qWaitFor([&] { return panel->stale(); }, 10000));
+  panel->setOnWindowPrompt(false);
+  QTest::mouseClick(panel->runButton(), Qt::LeftButton);
+  ASSERT_TRUE(QTest::qWaitFor([&] { return done.count() == 2; }, 60000));
+  result = nlohmann::json::parse(done[1][3].toString().toStdString());
+  EXPECT_EQ(result["params"]["prompts"], nlohmann::json::array()) << "the built-in set";
+  EXPECT_FALSE(panel->stale()) << "a result of the built-in set does not depend on the window's prompt";
+  QSignalSpy ready(window.session(), &SessionController::promptReady);
+  window.runPrompt(kPrompt);
+  ASSERT_TRUE(QTest::qWaitFor([&] { return ready.count() == 1; }, 10000));
+  EXPECT_FALSE(panel->stale());
 }
 
 TEST_F(ModelWindowTest, DuoAttentionGateOptimisationRunsOnTheWorker) {

@@ -111,8 +111,14 @@ void PatchingPanel::setProgress(double fraction, const QString& stage) {
   m_message->setText(tr("running… %1% (%2)").arg(static_cast<int>(fraction * 100)).arg(stage));
 }
 
+void PatchingPanel::setStale(const QString& reason) {
+  if (m_resultText.isEmpty() || running()) return;
+  m_message->setText(reason.isEmpty() ? m_resultText : tr("stale (%1): ").arg(reason) + m_resultText);
+}
+
 void PatchingPanel::setResult(const HeatmapData& grid, const QString& summary) {
   m_heatmap->setData(grid);
+  m_resultText = summary;
   m_message->setText(summary);
   m_run->setEnabled(true);
   m_cancel->setEnabled(false);

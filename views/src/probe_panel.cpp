@@ -14,6 +14,8 @@
 #include <QMessageBox>
 #include <QHBoxLayout>
 #include <QHeaderView>
+#include <QJsonDocument>
+#include <QJsonObject>
 #include <QLabel>
 #include <QPlainTextEdit>
 #include <QProgressBar>
@@ -42,7 +44,22 @@ class NumberItem : public QTableWidgetItem {
 ProbePanel::ProbePanel(QWidget* parent)
     : QWidget(parent), m_combo(new QComboBox), m_description(new QLabel), m_params(new QPlainTextEdit), m_run(new QPushButton(tr("Run"))),
       m_cancel(new QPushButton(tr("Cancel"))), m_copy(new QPushButton(tr("Copy TSV"))), m_bar(new QProgressBar), m_stage(new QLabel),
-      m_summary(new QLabel), m_table(new QTableWidget(0, 3)), m_plot(new QCustomPlot) {
+      m_summary(new QLabel), m_table(new QTableWidget(0, 3)), m_plot(new QCustomPlot), m_source(new QComboBox) {
+  m_source->setObjectName("probeSource");
+  m_source->addItems({tr("on the window's prompt"), tr("on the probe's built-in prompts")});
+  // Choosing the built-in set puts the probe's own prompt parameters back (the window's prompt was
+  // written into them by the last run on it).
+  connect(m_source, &QComboBox::currentIndexChanged, this, [this](int index) {
+    const int probe = m_combo->currentIndex();
+    if (index != 1 || probe < 0 || probe >= static_cast<int>(m_probes.size())) return;
+    QJsonObject params = QJsonDocument::fromJson(m_params->toPlainText().toUtf8()).object();
+    const QJsonObject defaults = QJsonDocument::fromJson(m_probes[probe].defaultParams.toUtf8()).object();
+    for (const char* key : {"prompt", "prompts", "short_prompts"})
+      if (defaults.contains(key)) params[key] = defaults[key];
+    if (!params.isEmpty()) m_params->setPlainText(QString::fromUtf8(QJsonDocument(params).toJson(QJsonDocument::Indented)));
+  });
+  m_source->setToolTip(tr("Probes that read prompts (sinks, massive, hidden-sinks, streaming, the vision probes) take the "
+                          "window's prompt, or their own built-in prompt set. Induction and retrieval build their own inputs."));
   m_combo->setObjectName("probeCombo");
   m_run->setObjectName("probeRun");
   m_cancel->setObjectName("probeCancel");
@@ -71,6 +88,7 @@ ProbePanel::ProbePanel(QWidget* parent)
   auto* left = new QVBoxLayout;
   auto* top = new QHBoxLayout;
   top->addWidget(m_combo, 1);
+  top->addWidget(m_source);
   top->addWidget(m_run);
   top->addWidget(m_cancel);
   left->addLayout(top);
@@ -155,7 +173,23 @@ void ProbePanel::setProgress(double fraction, const QString& stage) {
   setStage(stage);
 }
 
+bool ProbePanel::onWindowPrompt() const { return m_source->currentIndex() == 0; }
+void ProbePanel::setOnWindowPrompt(bool on) { m_source->setCurrentIndex(on ? 0 : 1); }
+
+void ProbePanel::setStale(const QString& reason) {
+  m_staleReason = reason;
+  m_summary->setText(reason.isEmpty() ? m_summaryText : tr("stale (%1): ").arg(reason) + m_summaryText);
+  m_summary->setStyleSheet(reason.isEmpty() ? QString() : "color: #8a6d00;");
+  m_table->setEnabled(reason.isEmpty() || m_table->rowCount() == 0);
+  m_table->setToolTip(reason.isEmpty() ? QString() : tr("computed before %1").arg(reason));
+}
+
 void ProbePanel::setResult(const HeadScores& s, const QString& summary) {
+  m_summaryText = summary;
+  m_staleReason.clear();
+  m_summary->setStyleSheet({});
+  m_table->setEnabled(true);
+  m_table->setToolTip({});
   m_summary->setText(summary);
   m_summary->setVisible(!summary.isEmpty());
   setStage({});

@@ -38,6 +38,8 @@ class PatchingPanel : public QWidget {
   void setSweepKinds(const QStringList& names, const QStringList& summaries);
   void setResult(const HeatmapData& grid, const QString& summary);
   void setMessage(const QString& text);
+  // Marks the shown sweep as computed before a change of model (empty reason: current).
+  void setStale(const QString& reason);
   // Shows the corrupted-image row (a vision-language model is open).
   void setImageInputs(bool enabled);
   HeatmapView* heatmap() const { return m_heatmap; }
@@ -57,6 +59,7 @@ class PatchingPanel : public QWidget {
   QPushButton* m_run;
   QPushButton* m_cancel;
   QLabel* m_message;
+  QString m_resultText;
   HeatmapView* m_heatmap;
 };
 

@@ -36,6 +36,13 @@ class ProbePanel : public QWidget {
   void setProgress(double fraction, const QString& stage);
   void setResult(const HeadScores& scores, const QString& summary);
   QString tableAsTsv() const;
+  // Where probes that read prompts take them: the window's prompt (default) or the probe's own
+  // built-in prompt set (an explicit choice).
+  bool onWindowPrompt() const;
+  void setOnWindowPrompt(bool on);
+  // Marks the shown result as computed on another prompt, image or model (empty reason: current).
+  void setStale(const QString& reason);
+  bool stale() const { return !m_staleReason.isEmpty(); }
   // A per-probe curve under the table (Sink_k over key positions, NIAH accuracy over depth, ...);
   // empty xs hides it.
   void setCurve(const QString& title, const std::vector<double>& xs, const std::vector<double>& ys, const QString& xLabel,
@@ -64,6 +71,8 @@ class ProbePanel : public QWidget {
   QProgressBar* m_bar;
   QLabel* m_stage;
   QLabel* m_summary;
+  QComboBox* m_source;
+  QString m_summaryText, m_staleReason;
   QTableWidget* m_table;
   QCustomPlot* m_plot;
   bool m_running = false;
