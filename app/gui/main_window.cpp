@@ -201,6 +201,12 @@ void MainWindow::connectProbes() {
     m_probes->setProgress(0, tr("cancelled"));
     statusBar()->showMessage(tr("probe cancelled"));
   });
+  connect(m_session, &SessionController::probeExtraGridsReady, this, [this](const std::vector<views::HeadScores>& g) { m_extraGrids = g; });
+  connect(m_session, &SessionController::probeImageMap, this, [this](int side, const std::vector<float>& values, const QString& caption) {
+    if (m_image.isNull() || side * side != static_cast<int>(values.size())) return;
+    m_imageView->setAttention({m_image, side, values, caption});  // until another head or query is chosen
+    dock("imageDock")->raise();
+  });
   connect(m_session, &SessionController::probeFinished, this, &MainWindow::showProbeResult);
   m_session->listProbes();
 }
@@ -211,16 +217,19 @@ void MainWindow::showProbeResult(const QString& name, const views::HeadScores& g
   m_probes->setResult(grid, summary);
   if (grid.layers != m_layers || grid.heads != m_heads) return;
   // The result colours the head grid and stays selectable in the colour menu.
-  int index = -1;
-  for (size_t i = 0; i < m_probeScores.size(); ++i)
-    if (m_probeScores[i].name == grid.name) index = static_cast<int>(i);
-  if (index < 0) {
-    m_probeScores.push_back(grid);
-    m_score->addItem(grid.name);
-    index = static_cast<int>(m_probeScores.size()) - 1;
-  } else {
-    m_probeScores[index] = grid;
-  }
+  // Every grid the probe computed is a colouring (induction's previous- and duplicate-token scores
+  // too); the main one is shown.
+  auto add = [this](const views::HeadScores& g) {
+    for (size_t i = 0; i < m_probeScores.size(); ++i)
+      if (m_probeScores[i].name == g.name) return m_probeScores[i] = g, static_cast<int>(i);
+    m_probeScores.push_back(g);
+    m_score->addItem(g.name);
+    return static_cast<int>(m_probeScores.size()) - 1;
+  };
+  const int index = add(grid);
+  for (const auto& extra : m_extraGrids)
+    if (extra.layers == m_layers && extra.heads == m_heads) add(extra);
+  m_extraGrids.clear();
   m_score->setCurrentIndex(2 + index);
   applyScoreChoice();
   statusBar()->showMessage(tr("%1 finished: %2").arg(name, summary));

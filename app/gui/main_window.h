@@ -154,6 +154,7 @@ class MainWindow : public QMainWindow {
   views::ProbePanel* m_probes = nullptr;
   views::PatchingPanel* m_patching = nullptr;
   std::vector<views::HeadScores> m_probeScores;  // extra colourings, after the two built-in ones
+  std::vector<views::HeadScores> m_extraGrids;   // the running probe's other grids, until its result
   QLineEdit* m_prompt = nullptr;
   QTreeWidget* m_modelTree = nullptr;
   QLabel* m_runtime = nullptr;

@@ -248,6 +248,7 @@ void SessionController::runProbe(const QString& name, const QString& paramsJson)
       return;
     }
     const views::HeadScores grid = adapt::probeGrid(name.toStdString(), r);
+    const std::vector<views::HeadScores> extra = adapt::probeExtraGrids(name.toStdString(), r);
     // The probe's own headline and curve: nothing here knows which probe ran.
     const plugins::ProbeSummary told = probe->summarize(r);
     const QString summary = q(told.line);
@@ -260,7 +261,20 @@ void SessionController::runProbe(const QString& name, const QString& paramsJson)
     QMetaObject::invokeMethod(this, [this, title, xs, ys, xLabel, yLabel] { emit probeCurve(title, xs, ys, xLabel, yLabel); },
                               Qt::QueuedConnection);
     const QString json = q(r.dump());
-    QMetaObject::invokeMethod(this, [this, name, grid, summary, json] { emit probeFinished(name, grid, summary, json); }, Qt::QueuedConnection);
+    // A map over the image's patch grid (look): shown on the image.
+    std::vector<float> map;
+    int side = 0;
+    QString mapCaption;
+    if (r.contains("map") && r["map"].is_object() && r["map"].value("side", 0) > 0) {
+      side = r["map"]["side"];
+      for (const auto& v : r["map"]["values"]) map.push_back(v.get<float>());
+      mapCaption = QString("%1: layer %2, mean of the heads (the probe's map)").arg(name).arg(r["map"].value("layer", -1));
+    }
+    QMetaObject::invokeMethod(this, [this, name, grid, extra, summary, json, side, map, mapCaption] {
+      emit probeExtraGridsReady(extra);
+      if (side > 0) emit probeImageMap(side, map, mapCaption);
+      emit probeFinished(name, grid, summary, json);
+    }, Qt::QueuedConnection);
   });
 }
 

@@ -66,6 +66,10 @@ class SessionController : public QObject {
   // grid: the probe's per-head result; json: the whole result, as the CLI prints it.
   void probeFinished(const QString& name, const headlab::views::HeadScores& grid, const QString& summary, const QString& json);
   void probeCancelled();
+  // Just before probeFinished: the result's other head grids (previous- and duplicate-token scores).
+  void probeExtraGridsReady(const std::vector<headlab::views::HeadScores>& grids);
+  // Just before probeFinished, for probes with a map over the image's patches (look): side x side values.
+  void probeImageMap(int side, const std::vector<float>& values, const QString& caption);
   // The probe's curve, when it has one (sinks: Sink_k over key positions; retrieval: NIAH accuracy over depth).
   void probeCurve(const QString& title, const std::vector<double>& xs, const std::vector<double>& ys, const QString& xLabel,
                   const QString& yLabel);

@@ -3,6 +3,8 @@
 
 #include "view_adapters.h"
 
+#include "headlab/plugins/probe_plugin.h"
+
 #include <algorithm>
 #include <cmath>
 
@@ -109,14 +111,25 @@ Predictions predictions(const at::Tensor& baselineLogits, const at::Tensor& logi
   return out;
 }
 
-views::HeadScores probeGrid(const std::string& probe, const nlohmann::json& r) {
+namespace {
+views::HeadScores headScores(const std::string& probe, const nlohmann::json& g) {
   views::HeadScores grid;
-  if (!r.contains("grid")) return grid;
-  const auto& g = r["grid"];
   grid.layers = g["layers"], grid.heads = g["heads"];
-  grid.name = q(probe + ": " + g["name"].get<std::string>());
-  for (const auto& v : g["values"]) grid.values.push_back(v.get<float>());
+  grid.name = q(probe + ": " + g.value("name", std::string("score")));
+  for (const auto& v : g["values"]) grid.values.push_back(v.is_number() ? v.get<float>() : NAN);
   return grid;
+}
+}  // namespace
+
+views::HeadScores probeGrid(const std::string& probe, const nlohmann::json& r) {
+  return r.contains("grid") ? headScores(probe, r["grid"]) : views::HeadScores{};
+}
+
+std::vector<views::HeadScores> probeExtraGrids(const std::string& probe, const nlohmann::json& r) {
+  std::vector<views::HeadScores> out;
+  for (const auto& [key, g] : plugins::headGrids(r))
+    if (key != "grid") out.push_back(headScores(probe, g));
+  return out;
 }
 
 namespace {

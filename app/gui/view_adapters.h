@@ -44,6 +44,8 @@ Predictions predictions(const at::Tensor& baselineLogits, const at::Tensor& logi
 
 // A probe's named head grid ("grid" in its JSON), titled "<probe>: <grid>"; empty when it has none.
 views::HeadScores probeGrid(const std::string& probe, const nlohmann::json& result);
+// Every other [layers, heads] grid of a result (induction's previous- and duplicate-token scores, …).
+std::vector<views::HeadScores> probeExtraGrids(const std::string& probe, const nlohmann::json& result);
 
 // A sweep's grid as a heatmap, for any layout: its last axis across, the others down (labels
 // joined, "L3 H2", "attn L1"), scaled 0 = corrupted, 1 = clean; the layer x head grid for the head

@@ -300,6 +300,24 @@ TEST_F(ModelWindowTest, TraceExportDialogShowsWhatTheHooksMatchAndTheSize) {
   action->trigger();
 }
 
+// Every head grid a probe computes can colour the grid (issue #19: induction's previous- and
+// duplicate-token scores were described but could not be chosen).
+TEST_F(ModelWindowTest, InductionsPreviousAndDuplicateTokenScoresAreColourings) {
+  QSignalSpy done(window.session(), &SessionController::probeFinished);
+  window.runProbeOnPrompt("induction");
+  ASSERT_TRUE(QTest::qWaitFor([&] { return done.count() == 1; }, 60000));
+  const nlohmann::json r = nlohmann::json::parse(done[0][3].toString().toStdString());
+  QComboBox* colour = nullptr;
+  for (auto* c : window.findChildren<QComboBox*>())
+    if (c->findText("induction: previous_token") >= 0) colour = c;
+  ASSERT_NE(colour, nullptr) << "previous-token scores in the colour menu";
+  EXPECT_GE(colour->findText("induction: duplicate_token"), 0);
+  EXPECT_EQ(colour->currentText(), "induction: induction") << "the main grid is shown first";
+  colour->setCurrentIndex(colour->findText("induction: previous_token"));
+  EXPECT_EQ(window.headGrid()->scores().name, "induction: previous_token");
+  EXPECT_FLOAT_EQ(window.headGrid()->scores().values[9], r["previous_token"]["values"][9].get<float>());
+}
+
 TEST_F(ModelWindowTest, TargetTokenIsFollowed) {
   window.logits()->targetEdit()->setText(" the");
   emit window.logits()->targetChanged(" the");

@@ -154,6 +154,20 @@ TEST_F(VlmWindowTest, FindVisionAwareHeadsColoursTheHeadGridByVhd) {
   for (size_t k = 0; k < shown.size(); ++k) EXPECT_NEAR(shown[k], expected[k].get<double>(), 1e-4 * (1 + std::abs(expected[k].get<double>())));
 }
 
+// The look probe's map is shown on the image (issue #19: it was computed and never drawn): the
+// overlay holds the result's "map" values.
+TEST_F(VlmWindowTest, LookProbeShowsItsMapOnTheImage) {
+  QSignalSpy done(window.session(), &SessionController::probeFinished);
+  window.runProbeOnPrompt("look");
+  ASSERT_TRUE(QTest::qWaitFor([&] { return done.count() == 1; }, 30000)) << window.statusBar()->currentMessage().toStdString();
+  const nlohmann::json r = nlohmann::json::parse(done[0][3].toString().toStdString());
+  const auto& overlay = window.imageView()->attention();
+  EXPECT_TRUE(overlay.caption.startsWith("look: layer")) << overlay.caption.toStdString();
+  ASSERT_EQ(overlay.side, r["map"]["side"].get<int>());
+  ASSERT_EQ(overlay.values.size(), r["map"]["values"].size());
+  for (size_t i = 0; i < overlay.values.size(); ++i) EXPECT_FLOAT_EQ(overlay.values[i], r["map"]["values"][i].get<float>());
+}
+
 TEST_F(VlmWindowTest, VhrToggleChangesThePredictionAndOffRestoresIt) {
   ASSERT_TRUE(allExact(window.logits()->predictions()));
   window.vhrToggle()->setChecked(true);
