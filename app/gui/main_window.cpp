@@ -240,6 +240,7 @@ void MainWindow::connectPatching() {
     m_patching->setRunning(true);
     m_session->runPatching(r);
   });
+  connect(m_session, &SessionController::patchingComparisonReady, m_patching, &views::PatchingPanel::setComparison);
   connect(m_session, &SessionController::patchingFinished, this, &MainWindow::showPatchingResult);
   connect(m_patching, &views::PatchingPanel::cancelRequested, m_session, &SessionController::cancel);
   connect(m_session, &SessionController::patchingProgress, m_patching, &views::PatchingPanel::setProgress);
@@ -456,6 +457,7 @@ void MainWindow::setPromptMessage(const QString& text) {
 
 void MainWindow::showPrompt(const QStringList& pieces, const QVector<int>& ids) {
   m_tokens->setTokens(pieces, ids);
+  m_patching->setWindowPrompt(m_prompt->text());
   markStaleResults();
   statusBar()->showMessage(tr("%1 tokens").arg(pieces.size()));
   if (!m_pendingEdits.empty() || m_pendingLayer >= 0) {

@@ -19,6 +19,7 @@
 
 #include "headlab/views/head_grid_model.h"
 #include "headlab/views/heatmap_view.h"
+#include "headlab/views/patching_panel.h"
 #include "headlab/views/probe_panel.h"
 #include "main_window.h"
 
@@ -68,6 +69,21 @@ QString MainWindow::figureMetadata() const {
            edits.isEmpty() ? QString("none") : edits.join(", "));
 }
 
+namespace {
+QJsonObject patchingJson(const views::PatchingRequestView& r) {
+  return {{"clean", r.clean}, {"corrupted", r.corrupted}, {"answer", r.answer}, {"wrong", r.wrong}, {"sweep", r.sweep}, {"method", r.method},
+          {"corrupted_image", r.corruptedImage}, {"noising", r.noising}, {"apply_edits", r.applyEdits}, {"receiver", r.receiver}, {"input", r.input}};
+}
+views::PatchingRequestView patchingRequest(const QJsonObject& o) {
+  views::PatchingRequestView r;
+  r.clean = o.value("clean").toString(), r.corrupted = o.value("corrupted").toString(), r.answer = o.value("answer").toString();
+  r.wrong = o.value("wrong").toString(), r.sweep = o.value("sweep").toString("heads"), r.method = o.value("method").toString("exact");
+  r.corruptedImage = o.value("corrupted_image").toString(), r.noising = o.value("noising").toBool(), r.applyEdits = o.value("apply_edits").toBool();
+  r.receiver = o.value("receiver").toString(), r.input = o.value("input").toString("v");
+  return r;
+}
+}  // namespace
+
 QString MainWindow::sessionJson() const {
   QJsonArray edits;
   for (int l = 0; l < m_layers; ++l)
@@ -93,7 +109,8 @@ QString MainWindow::sessionJson() const {
                 {"log_scale", m_log->isChecked()},
                 {"image", m_imagePath},
                 {"vhr", m_vhr->isChecked()},
-                {"overlay", m_overlaySource->currentIndex() == 1 ? "layer average" : "selected head"}};
+                {"overlay", m_overlaySource->currentIndex() == 1 ? "layer average" : "selected head"},
+                {"patching", patchingJson(m_patching->request())}};
   return QString::fromUtf8(QJsonDocument(o).toJson());
 }
 
@@ -151,6 +168,7 @@ void MainWindow::openSession(const QString& path) {
     m_probes->selectProbe(probe.value("name").toString());
     m_probes->setParamsText(probe.value("params").toString());
   }
+  if (o.contains("patching")) m_patching->setRequest(patchingRequest(o.value("patching").toObject()));
   m_pendingVhr = o.value("vhr").toBool();
   setOverlayAverage(o.value("overlay").toString() == "layer average");
   openModel(o.value("model").toString(), o.value("prompt").toString(), o.value("image").toString());

@@ -22,6 +22,7 @@
 #include "headlab/core/model_session.h"
 #include "headlab/core/errors.h"
 #include "headlab/core/incremental_runner.h"
+#include "headlab/core/interventions.h"
 #include "headlab/core/model_loader.h"
 #include "headlab/core/patching.h"
 #include "headlab/core/trace.h"
@@ -330,6 +331,20 @@ void SessionController::exportTrace(const QString& path, const QString& hooksGlo
   });
 }
 
+namespace {
+// "4.2" -> {4, 2} within the model; a clear error otherwise.
+std::pair<int, int> receiverHead(const QString& text, const ModelConfig& c) {
+  bool okL = false, okH = false;
+  const int l = text.section('.', 0, 0).toInt(&okL), h = text.section('.', 1, 1).toInt(&okH);
+  if (!okL || !okH || text.count('.') != 1)
+    throw InputError("path patching needs a receiver head as LAYER.HEAD (e.g. 3.1), got '" + text.toStdString() + "'");
+  if (l < 1 || l >= c.n_layers || h < 0 || h >= c.n_heads)
+    throw InputError("receiver " + text.toStdString() + ": layer must be in [1, " + std::to_string(c.n_layers) + ") (its senders are earlier) and head in [0, " +
+                     std::to_string(c.n_heads) + ")");
+  return {l, h};
+}
+}  // namespace
+
 void SessionController::runPatching(const views::PatchingRequestView& v) {
   // The corrupted image is read here (Qt, GUI thread); its preprocessing runs on the worker.
   RgbImage corruptedImage;
@@ -366,27 +381,48 @@ void SessionController::runPatching(const views::PatchingRequestView& v) {
     }
     r.answer = resolveSingleToken(tok, v.answer.toStdString());
     r.wrong = resolveSingleToken(tok, v.wrong.toStdString());
-    r.sweep = sweepKindFromString(v.sweep.toStdString());
+    const bool path = v.sweep == "path";
+    if (!path) r.sweep = sweepKindFromString(v.sweep.toStdString());
+    r.direction = v.noising ? PatchDirection::Noising : PatchDirection::Denoising;
     HookedTransformer& model = *w.model();
+    // The window's edits, installed for the sweep's every run when asked (removed when it ends).
+    const std::vector<Intervention> edits = w.allInterventions();
+    const std::vector<HookHandle> installed = v.applyEdits ? install(model, edits) : std::vector<HookHandle>{};
     // Progress per layer; Cancel (the panel's button) stops the sweep at the next layer.
     auto progress = [this](double f, const std::string& stage) {
       const QString text = QString::fromStdString(stage);
       QMetaObject::invokeMethod(this, [this, f, text] { emit patchingProgress(f, text); }, Qt::QueuedConnection);
       return !m_cancel.load();
     };
-    PatchingResult res;
+    PatchingResult res, attribution;
     try {
-      res = v.method == "attribution" ? patchAttribution(model, r, progress) : patchBatched(model, r, progress);
+      if (path) {
+        const auto [layer, head] = receiverHead(v.receiver, model.config());
+        res = patchPath(model, r, layer, head, pathInputFromString(v.input.toStdString()), progress);
+      } else {
+        res = v.method == "attribution" ? patchAttribution(model, r, progress) : patchBatched(model, r, progress);
+        if (v.method == "both") attribution = patchAttribution(model, r, progress);
+      }
     } catch (const CancelledError&) {
       QMetaObject::invokeMethod(this, [this] { emit patchingCancelled(); }, Qt::QueuedConnection);
       return;
     }
     const auto positions = positionLabels(tok, r.clean, w.visionConfig(), imageBegin, imageEnd);
     adapt::PatchingViews pv = adapt::patchingViews(res, positions, v.sweep, v.answer, v.wrong);
-    // The sweep patches the unedited model: say so when the window shows an edited one.
-    if (const size_t edits = w.allInterventions().size(); edits > 0)
-      pv.summary += QString("\nnote: the sweep runs the unedited model; the window's %1 head edit(s) are not applied").arg(edits);
-    QMetaObject::invokeMethod(this, [this, pv] { emit patchingFinished(pv.map, pv.heads, pv.summary); }, Qt::QueuedConnection);
+    views::HeatmapData comparison;
+    if (attribution.grid.defined()) {
+      comparison = adapt::patchingViews(attribution, positions, v.sweep, v.answer, v.wrong).map;
+      const at::Tensor pair = at::stack({res.grid.flatten().to(at::kCPU, at::kDouble), attribution.grid.flatten().to(at::kCPU, at::kDouble)});
+      pv.summary += QString("\nattribution vs exact: Pearson r = %1 over %2 cells").arg(at::corrcoef(pair)[0][1].item<double>(), 0, 'f', 3).arg(pair.size(1));
+    }
+    // Say whether the window's edits were in the sweep.
+    if (!edits.empty())
+      pv.summary += v.applyEdits ? QString("\nthe window's %1 head edit(s) are applied in every run").arg(edits.size())
+                                 : QString("\nnote: the sweep runs the unedited model; the window's %1 head edit(s) are not applied").arg(edits.size());
+    QMetaObject::invokeMethod(this, [this, pv, comparison] {
+      emit patchingComparisonReady(comparison);
+      emit patchingFinished(pv.map, pv.heads, pv.summary);
+    }, Qt::QueuedConnection);
   });
 }
 

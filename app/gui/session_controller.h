@@ -78,6 +78,8 @@ class SessionController : public QObject {
   // [layer, head] grid for the head grid's colours (heads sweep only, else empty).
   void patchingFinished(const headlab::views::HeatmapData& grid, const headlab::views::HeadScores& heads, const QString& summary);
   void patchingProgress(double fraction, const QString& stage);
+  // Just before patchingFinished: method "both"'s attribution map (empty for the other methods).
+  void patchingComparisonReady(const headlab::views::HeatmapData& attribution);
   void patchingCancelled();
   void captureEstimate(qint64 bytes, int hooks);
   // Progress of long work in [0, 1] with its stage text (the demo model's training).

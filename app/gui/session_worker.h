@@ -3,7 +3,7 @@
 // include torch headers first, then this.
 #pragma once
 #include <ATen/ATen.h>
-#include <c10/core/InferenceMode.h>
+#include <c10/core/GradMode.h>
 
 #include <QMetaObject>
 #include <memory>
@@ -96,7 +96,9 @@ inline void SessionController::post(F&& job) {
       m_context,
       [this, job = std::forward<F>(job)]() mutable {
         try {
-          c10::InferenceMode guard;  // thread-local: created inside the worker
+          // Thread-local, so created inside the worker. No gradients, but not InferenceMode: tensors made
+          // under it (the model's weights) cannot be saved for backward, which attribution patching needs.
+          c10::AutoGradMode noGrad(false);
           job();
         } catch (const std::exception& e) {
           QString msg = QString::fromUtf8(e.what()).section('\n', 0, 0);

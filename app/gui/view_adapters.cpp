@@ -162,7 +162,10 @@ PatchingViews patchingViews(const PatchingResult& res, const std::vector<std::st
     out.heads = {static_cast<int>(g.size(0)), static_cast<int>(g.size(1)), values(g), q("patching (" + res.method + ")"), 0};
   views::HeatmapData& d = out.map;
   d.values = values(g);
-  d.minValue = std::min(0.0f, g.min().item<float>()), d.maxValue = std::max(1.0f, g.max().item<float>());
+  // NaN cells (path patching's non-senders) are not computed: the range comes from the others.
+  const at::Tensor finite = g.masked_select(at::isfinite(g));
+  d.minValue = std::min(0.0f, finite.numel() ? finite.min().item<float>() : 0.0f);
+  d.maxValue = std::max(1.0f, finite.numel() ? finite.max().item<float>() : 1.0f);
   d.valueLabel = "0 corrupt, 1 clean";  // short: the colour scale is as tall as the map
   d.scale = views::ColourScale::Diverging;      // signed: below 0 and above 1 both happen
   d.title = QString("%1 patching, %2").arg(sweep, q(res.method));

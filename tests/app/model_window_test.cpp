@@ -32,6 +32,7 @@
 
 #include "headlab/core/interventions.h"
 #include "headlab/core/model_loader.h"
+#include "headlab/core/patching.h"
 #include <QSettings>
 
 #include "headlab/core/trace.h"
@@ -298,6 +299,77 @@ TEST_F(ModelWindowTest, TraceExportDialogShowsWhatTheHooksMatchAndTheSize) {
     dialog->reject();
   });
   action->trigger();
+}
+
+// The window's patching on par with the CLI (issue #19): exact and attribution side by side with their
+// correlation, path patching, noising, the window's edits applied on request, the window's prompt as
+// the clean run, and the setup kept in sessions. Each number is the core's for the same request.
+TEST_F(ModelWindowTest, PatchingOffersBothMethodsPathNoisingAndTheWindowsEdits) {
+  views::PatchingPanel* panel = window.patchingPanel();
+  const QString clean = "Lily had a red ball. Lily gave the ball to", corrupted = "Tim had a red ball. Tim gave the ball to";
+  QSignalSpy done(window.session(), &SessionController::patchingFinished);
+  QSignalSpy errors(window.session(), &SessionController::failed);
+  auto run = [&](views::PatchingRequestView r) {
+    const int before = done.count();
+    panel->setRequest(r);
+    QTest::mouseClick(panel->runButton(), Qt::LeftButton);
+    EXPECT_TRUE(QTest::qWaitFor([&] { return done.count() == before + 1; }, 60000)) << window.statusBar()->currentMessage().toStdString()
+                                                                                    << " | " << (errors.isEmpty() ? QString() : errors.last()[0].toString()).toStdString();
+    return done.count() == before + 1 ? done.last()[2].toString() : QString();
+  };
+  LoadedModel m = loadModel(test::sharedPath("models/stories260k/stories260K.bin"));  // no InferenceMode: attribution needs gradients
+  PatchingRequest core;
+  core.clean = m.tokenizer->encode(clean.toStdString(), true), core.corrupted = m.tokenizer->encode(corrupted.toStdString(), true);
+  core.answer = resolveSingleToken(*m.tokenizer, " Lily"), core.wrong = resolveSingleToken(*m.tokenizer, " Tim");
+  core.sweep = SweepKind::Heads;
+
+  // Both methods: the attribution map beside the exact one, and their correlation.
+  QString summary = run({clean, corrupted, " Lily", " Tim", "heads", "both"});
+  const PatchingResult exact = patchBatched(*m.model, core), attribution = patchAttribution(*m.model, core);
+  const double r = at::corrcoef(at::stack({exact.grid.flatten().to(at::kDouble), attribution.grid.flatten().to(at::kDouble)}))[0][1].item<double>();
+  EXPECT_TRUE(summary.contains(QString("Pearson r = %1").arg(r, 0, 'f', 3))) << summary.toStdString() << " vs " << r;
+  ASSERT_TRUE(panel->comparison()->isVisible());
+  EXPECT_NEAR(panel->comparison()->data().at(4, 1), attribution.grid[4][1].item<float>(), 1e-5);
+  EXPECT_NEAR(panel->heatmap()->data().at(4, 1), exact.grid[4][1].item<float>(), 1e-5);
+
+  // Noising.
+  run({clean, corrupted, " Lily", " Tim", "heads", "exact", {}, true});
+  EXPECT_FALSE(panel->comparison()->isVisible()) << "one method: one map";
+  PatchingRequest noising = core;
+  noising.direction = PatchDirection::Noising;
+  EXPECT_NEAR(panel->heatmap()->data().at(4, 1), patchBatched(*m.model, noising).grid[4][1].item<float>(), 1e-5);
+
+  // Path patching into L3H1's queries: senders in layers 0-2, NaN (not computed) after.
+  run({clean, corrupted, " Lily", " Tim", "path", "exact", {}, false, false, "3.1", "q"});
+  const PatchingResult path = patchPath(*m.model, core, 3, 1, PathInput::Q);
+  EXPECT_NEAR(panel->heatmap()->data().at(1, 2), path.grid[1][2].item<float>(), 1e-5);
+  EXPECT_TRUE(std::isnan(panel->heatmap()->data().at(3, 0))) << "the receiver's own layer sends nothing";
+  QSignalSpy failed(window.session(), &SessionController::failed);
+  panel->setRequest({clean, corrupted, " Lily", " Tim", "path", "exact", {}, false, false, "0.1", "q"});
+  QTest::mouseClick(panel->runButton(), Qt::LeftButton);
+  ASSERT_TRUE(QTest::qWaitFor([&] { return failed.count() == 1; }, 10000));
+  EXPECT_TRUE(failed[0][0].toString().contains("receiver 0.1")) << failed[0][0].toString().toStdString();
+
+  // The window's edits, when asked, are in every run of the sweep.
+  window.headGrid()->toggleAblation(2, 3);
+  summary = run({clean, corrupted, " Lily", " Tim", "heads", "exact", {}, false, true});
+  EXPECT_TRUE(summary.contains("1 head edit(s) are applied")) << summary.toStdString();
+  {
+    auto edit = install(*m.model, Intervention{InterventionKind::Zero, 2, {3}});
+    EXPECT_NEAR(panel->heatmap()->data().at(4, 1), patchBatched(*m.model, core).grid[4][1].item<float>(), 1e-5);
+  }
+
+  // The clean row takes the window's prompt; sessions keep the setup.
+  panel->findChild<QPushButton*>("patchUseWindowPrompt")->click();
+  EXPECT_EQ(panel->request().clean, kPrompt);
+  QTemporaryDir dir;
+  ASSERT_TRUE(window.saveSession(dir.filePath("s.json")));
+  MainWindow other;
+  other.openSession(dir.filePath("s.json"));
+  EXPECT_EQ(other.patchingPanel()->request().clean, kPrompt);
+  EXPECT_TRUE(other.patchingPanel()->request().applyEdits);
+  EXPECT_EQ(other.patchingPanel()->request().corrupted, corrupted);
+  EXPECT_EQ(other.patchingPanel()->request().sweep, "heads");
 }
 
 // Every head grid a probe computes can colour the grid (issue #19: induction's previous- and

@@ -6,6 +6,7 @@
 
 #include "headlab/views/view_data.h"
 
+class QCheckBox;
 class QComboBox;
 class QFormLayout;
 class QLabel;
@@ -17,10 +18,14 @@ namespace headlab::views {
 class HeatmapView;
 
 struct PatchingRequestView {
-  QString clean, corrupted, answer, wrong, sweep, method;
+  QString clean, corrupted, answer, wrong, sweep, method;  // method: exact, attribution or both
   // Vision-language models: the corrupted run's image file (empty: the window's image); the
   // clean run uses the window's image, and an empty corrupted prompt means the clean one.
   QString corruptedImage;
+  bool noising = false;     // patch corrupted activations into the clean run (default: denoising)
+  bool applyEdits = false;  // the window's head edits stay installed in every run of the sweep
+  QString receiver;         // path patching: the receiver head "L.H"
+  QString input = "v";      // path patching: the receiver's q, k or v
 };
 
 class PatchingPanel : public QWidget {
@@ -37,6 +42,11 @@ class PatchingPanel : public QWidget {
   // selection when its name is still offered.
   void setSweepKinds(const QStringList& names, const QStringList& summaries);
   void setResult(const HeatmapData& grid, const QString& summary);
+  // Method "both": the attribution map beside the exact one (empty: hidden).
+  void setComparison(const HeatmapData& attribution);
+  HeatmapView* comparison() const { return m_comparison; }
+  // The window's prompt, for the "use the window's prompt" button of the clean row.
+  void setWindowPrompt(const QString& prompt) { m_windowPrompt = prompt; }
   void setMessage(const QString& text);
   // Marks the shown sweep as computed before a change of model (empty reason: current).
   void setStale(const QString& reason);
@@ -59,7 +69,12 @@ class PatchingPanel : public QWidget {
   QPushButton* m_run;
   QPushButton* m_cancel;
   QLabel* m_message;
-  QString m_resultText;
+  QString m_resultText, m_windowPrompt;
+  QCheckBox *m_noising, *m_applyEdits;
+  QLineEdit* m_receiver;
+  QComboBox* m_input;
+  QWidget* m_pathRow;
+  HeatmapView* m_comparison;
   HeatmapView* m_heatmap;
 };
 
