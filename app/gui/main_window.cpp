@@ -178,7 +178,9 @@ void MainWindow::connectViews() {
   connect(m_gridView, &QWidget::customContextMenuRequested, this, &MainWindow::showHeadMenu);
   connect(m_gridModel, &views::HeadGridModel::headStateChanged, this, [this] { pushEdits(); });
   connect(m_gridModel, &views::HeadGridModel::allReset, this, [this] { pushEdits(); });
+  connect(m_session, &SessionController::predictionsPositionChanged, m_logits, &views::LogitsPanel::setPosition);
   connect(m_tokens, &views::TokenStrip::positionSelected, this, [this](int pos) {
+    m_session->setLogitsPosition(pos);  // the logits panel follows the selected chip
     m_heatmap->setHighlightRow(pos);
     for (auto* v : m_multipleViews) v->setHighlightRow(pos);
     showImageAttention();

@@ -118,6 +118,7 @@ void SessionController::runPrompt(const QString& text) {
     auto& w = *m_worker;
     if (!w.runner) throw InputError("open a model first");
     if (text.isEmpty()) throw InputError("empty prompt: type some text first");
+    w.logitsPosition = -1;  // a new prompt: the next token after it
     const Tokenizer& tok = w.tokenizer();
     std::vector<int64_t> ids = tok.encode(text.toStdString(), true);
     if (w.session.vlm) {
@@ -206,6 +207,14 @@ void SessionController::setTarget(const QString& token) {
       }
     }
     if (!w.runner->tokens().empty()) emitPredictions(w.runner->lastStartLayer(), 0);
+  });
+}
+
+void SessionController::setLogitsPosition(int position) {
+  post([this, position] {
+    auto& w = *m_worker;
+    w.logitsPosition = position;
+    if (w.runner && !w.runner->tokens().empty()) emitPredictions(w.runner->lastStartLayer(), 0);
   });
 }
 
@@ -433,10 +442,28 @@ void SessionController::emitLayer() {
   QMetaObject::invokeMethod(this, [this, layer, heads] { emit layerPatternsReady(layer, heads); }, Qt::QueuedConnection);
 }
 
+// The logits panel's position: the last one from the runner's cached logits; another one (a token
+// chip selected) from two full forwards, unedited and edited, read at that row.
 void SessionController::emitPredictions(int from, double ms) {
   auto& w = *m_worker;
-  const adapt::Predictions p = adapt::predictions(w.runner->baselineLogits()[-1], w.runner->logits()[-1], w.tokenizer(), w.targetId);
-  QMetaObject::invokeMethod(this, [this, p, from, ms] { emit predictionsReady(p.top, p.target, from, ms); }, Qt::QueuedConnection);
+  const int64_t T = static_cast<int64_t>(w.runner->tokens().size());
+  const int64_t pos = w.logitsPosition >= 0 && w.logitsPosition < T - 1 ? w.logitsPosition : T - 1;
+  at::Tensor baseline = w.runner->baselineLogits()[-1], edited = w.runner->logits()[-1];
+  if (pos != T - 1) {
+    HookedTransformer& model = *w.model();
+    auto run = [&] {
+      return w.embeds.defined() ? model.forwardFrom(0, w.embeds) : model.forward(at::tensor(w.runner->tokens(), at::kLong).unsqueeze(0));
+    };
+    baseline = run()[0][pos];
+    const std::vector<HookHandle> installed = install(model, w.allInterventions());
+    edited = run()[0][pos];
+  }
+  adapt::Predictions p = adapt::predictions(baseline, edited, w.tokenizer(), w.targetId);
+  const QString where = pos == T - 1 ? QString() : QString("after '%1' (position %2)").arg(w.pieces.value(static_cast<int>(pos))).arg(pos);
+  QMetaObject::invokeMethod(this, [this, p, from, ms, where] {
+    emit predictionsPositionChanged(where);
+    emit predictionsReady(p.top, p.target, from, ms);
+  }, Qt::QueuedConnection);
 }
 
 }  // namespace headlab::app

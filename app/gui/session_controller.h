@@ -29,6 +29,8 @@ class SessionController : public QObject {
   // ("float32", "bfloat16", "float16"). A bad value fails the next open with the reason.
   void setDevice(const QString& device, const QString& dtype = "float32");
   void runPrompt(const QString& text);
+  // The position whose next-token logits the logits panel shows (-1: the last).
+  void setLogitsPosition(int position);
   void setEdits(const std::vector<views::HeadEdit>& edits);
   void selectLayer(int layer);
   void setTarget(const QString& token);
@@ -95,6 +97,8 @@ class SessionController : public QObject {
   void headScoresReady(const headlab::views::HeadScores& firstToken, const headlab::views::HeadScores& entropy);
   // Every head of `layer`, with the current interventions: [head] -> [query, key].
   void layerPatternsReady(int layer, const std::vector<headlab::views::HeatmapData>& heads);
+  // Just before predictionsReady: which position they are for ("" = the last, the next token).
+  void predictionsPositionChanged(const QString& where);
   void predictionsReady(const std::vector<headlab::views::TokenProb>& top, const headlab::views::TokenProb& target,
                         int recomputedFromLayer, double milliseconds);
 

@@ -40,6 +40,7 @@ struct SessionController::Worker {
   QStringList pieces;
   int layer = 0;
   int64_t targetId = -1;
+  int logitsPosition = -1;  // the logits panel's position (-1: the last)
 
   HookedTransformer* model() const { return session.vlm ? &session.vlm->language() : session.loaded.model.get(); }
   const Tokenizer& tokenizer() const { return *session.loaded.tokenizer; }

@@ -390,6 +390,29 @@ TEST_F(ModelWindowTest, InductionsPreviousAndDuplicateTokenScoresAreColourings) 
   EXPECT_FLOAT_EQ(window.headGrid()->scores().values[9], r["previous_token"]["values"][9].get<float>());
 }
 
+// The logits panel follows the selected token chip (issues #19, #23: always the last position before):
+// its probabilities are the model's at that row, with and without the window's edits.
+TEST_F(ModelWindowTest, LogitsFollowTheSelectedTokenChip) {
+  window.tokenStrip()->selectPosition(3);
+  ASSERT_TRUE(QTest::qWaitFor([&] { return window.logits()->position().contains("(position 3)"); }, 10000)) << window.logits()->position().toStdString();
+  LoadedModel m = loadModel(test::sharedPath("models/stories260k/stories260K.bin"));
+  const auto ids = m.tokenizer->encode(kPrompt, true);
+  at::Tensor probs;
+  {
+    c10::InferenceMode guard;
+    probs = at::softmax(m.model->forward(at::tensor(ids, at::kLong).unsqueeze(0))[0][3], -1);
+  }
+  const auto& shown = window.logits()->predictions();
+  ASSERT_FALSE(shown.empty());
+  for (const auto& t : shown) EXPECT_NEAR(t.baseline, probs[t.id].item<float>(), 1e-5) << t.text.toStdString();
+  EXPECT_TRUE(allExact(shown));
+  window.headGrid()->toggleAblation(1, 2);  // an edit before position 3 changes its predictions
+  ASSERT_TRUE(QTest::qWaitFor([&] { return anyChanged(window.logits()->predictions()); }, 10000));
+  EXPECT_TRUE(window.logits()->position().contains("(position 3)"));
+  window.runPrompt(kPrompt);  // a new prompt: back to the next token after it
+  ASSERT_TRUE(QTest::qWaitFor([&] { return !window.logits()->position().contains("(position "); }, 10000));
+}
+
 TEST_F(ModelWindowTest, TargetTokenIsFollowed) {
   window.logits()->targetEdit()->setText(" the");
   emit window.logits()->targetChanged(" the");

@@ -11,8 +11,13 @@
 namespace headlab::views {
 
 LogitsPanel::LogitsPanel(QWidget* parent)
-    : QWidget(parent), m_table(new QTableWidget(0, 4, this)), m_targetEdit(new QLineEdit(this)), m_targetLabel(new QLabel(this)) {
+    : QWidget(parent), m_table(new QTableWidget(0, 4, this)), m_targetEdit(new QLineEdit(this)), m_targetLabel(new QLabel(this)),
+      m_position(new QLabel(this)) {
   auto* layout = new QVBoxLayout(this);
+  m_position->setObjectName("logitsPosition");
+  m_position->setWordWrap(true);
+  setPosition({});
+  layout->addWidget(m_position);
   // Short headers so the four columns fit the default dock width; the tooltips say what they are.
   m_table->setHorizontalHeaderLabels({tr("token"), tr("before"), tr("after"), tr("Δ")});
   m_table->horizontalHeaderItem(1)->setToolTip(tr("probability with no interventions (baseline)"));
@@ -27,6 +32,12 @@ LogitsPanel::LogitsPanel(QWidget* parent)
   layout->addWidget(m_targetLabel);
   connect(m_targetEdit, &QLineEdit::editingFinished, this, [this] { emit targetChanged(m_targetEdit->text()); });
 }
+
+void LogitsPanel::setPosition(const QString& where) {
+  m_position->setText(where.isEmpty() ? tr("next token (select a token chip for another position)") : tr("next token %1").arg(where));
+}
+
+QString LogitsPanel::position() const { return m_position->text(); }
 
 namespace {
 // Probabilities and their changes as numbers that never hide a difference: four decimals down to

@@ -17,6 +17,9 @@ class LogitsPanel : public QWidget {
  public:
   explicit LogitsPanel(QWidget* parent = nullptr);
   void setPredictions(const std::vector<TokenProb>& top, const TokenProb& target);
+  // Which position the predictions are for ("" = the last position: the next token).
+  void setPosition(const QString& where);
+  QString position() const;
   const std::vector<TokenProb>& predictions() const { return m_top; }
   const TokenProb& target() const { return m_target; }
   QTableWidget* table() const { return m_table; }
@@ -29,6 +32,7 @@ class LogitsPanel : public QWidget {
   QTableWidget* m_table;
   QLineEdit* m_targetEdit;
   QLabel* m_targetLabel;
+  QLabel* m_position;
   std::vector<TokenProb> m_top;
   TokenProb m_target;
 };
