@@ -3,8 +3,10 @@
 #include "main_window.h"
 
 #include <QAction>
+#include <cmath>
 #include <QCheckBox>
 #include <QComboBox>
+#include <QDoubleSpinBox>
 #include <QDockWidget>
 #include <QFile>
 #include <QFileDialog>
@@ -71,11 +73,21 @@ void MainWindow::buildToolbar() {
   m_alpha->setMaximumWidth(160);
   m_alpha->setToolTip(tr("Reweight the selected head: α from 0 to 4"));
   tb->addWidget(m_alpha);
-  auto* alphaValue = new QLabel("1.00");
+  // The slider's value as a number box: typed values set the slider (and so the head's α), with the
+  // range [0, 4] enforced on input.
+  auto* alphaValue = new QDoubleSpinBox;
   alphaValue->setObjectName("alphaValue");
-  alphaValue->setMinimumWidth(alphaValue->fontMetrics().horizontalAdvance("4.00 "));
+  alphaValue->setRange(0.0, 4.0);
+  alphaValue->setDecimals(2);
+  alphaValue->setSingleStep(0.05);
+  alphaValue->setValue(1.0);
+  alphaValue->setToolTip(tr("α of the selected head: its output is scaled by α (0 removes it, 1 leaves it, up to 4)"));
   tb->addWidget(alphaValue);
-  connect(m_alpha, &QSlider::valueChanged, alphaValue, [alphaValue](int v) { alphaValue->setText(QString::number(v / 100.0, 'f', 2)); });
+  connect(m_alpha, &QSlider::valueChanged, alphaValue, [alphaValue](int v) {
+    QSignalBlocker b(alphaValue);
+    alphaValue->setValue(v / 100.0);
+  });
+  connect(alphaValue, &QDoubleSpinBox::valueChanged, m_alpha, [this](double v) { m_alpha->setValue(static_cast<int>(std::lround(v * 100))); });
   connect(m_alpha, &QSlider::valueChanged, this, [this](int v) {
     if (m_layers > 0) m_gridModel->setAlpha(m_layer, m_head, v / 100.0f);
   });

@@ -4,6 +4,7 @@
 #include <QCoreApplication>
 #include <QDockWidget>
 #include <QLabel>
+#include <QDoubleSpinBox>
 #include <QSlider>
 #include <QTest>
 
@@ -57,15 +58,21 @@ TEST(MainWindowTest, TheAttentionMapGetsTheRoomAt1280x760AndResetLayoutRestoresI
   EXPECT_NEAR(map->height(), before, 4);
 }
 
-// The α slider says its value.
-TEST(MainWindowTest, TheAlphaSliderShowsItsValue) {
+// The α slider says its value in a number box, and a typed value moves the slider (issue #19: no
+// readout, then a read-only one); input outside [0, 4] is refused by the box.
+TEST(MainWindowTest, TheAlphaSliderHasANumberBox) {
   MainWindow w;
   auto* slider = w.findChild<QSlider*>("alphaSlider");
-  auto* value = w.findChild<QLabel*>("alphaValue");
+  auto* value = w.findChild<QDoubleSpinBox*>("alphaValue");
   ASSERT_TRUE(slider && value);
   EXPECT_EQ(value->text(), "1.00");
   slider->setValue(250);
   EXPECT_EQ(value->text(), "2.50");
+  value->setValue(0.35);
+  EXPECT_EQ(slider->value(), 35);
+  value->setValue(9.0);
+  EXPECT_EQ(value->value(), 4.0);
+  EXPECT_EQ(slider->value(), 400);
 }
 
 }  // namespace headlab::app

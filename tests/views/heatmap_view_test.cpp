@@ -166,6 +166,24 @@ TEST(HeatmapViewTest, ExportsSvgCellsCsvNpyAndMetadataWithoutTheSelectionMark) {
   EXPECT_EQ(QString::fromUtf8(py.readAllStandardOutput()).trimmed(), "float32 (2, 3) [-0.5, 0.0, 1.0] 0.25 True") << py.readAllStandardError().toStdString();
 }
 
+// Issue #19: zooming had no way back; now the map fits again, or zooms to the selected query.
+TEST(HeatmapViewTest, ZoomsToAQueryRowAndBackToTheWholeMap) {
+  HeatmapView v;
+  v.resize(500, 400);
+  HeatmapData d;
+  d.rows = d.cols = 100;
+  d.values.assign(100 * 100, 0.01f);
+  v.setData(d);
+  v.zoomToRow(60, 5);
+  EXPECT_DOUBLE_EQ(v.plot()->yAxis->range().lower, 54.5);
+  EXPECT_DOUBLE_EQ(v.plot()->yAxis->range().upper, 65.5);
+  EXPECT_DOUBLE_EQ(v.plot()->xAxis->range().upper, 60.5) << "keys up to the query's own position";
+  v.resetZoom();
+  EXPECT_DOUBLE_EQ(v.plot()->yAxis->range().lower, -0.5);
+  EXPECT_DOUBLE_EQ(v.plot()->yAxis->range().upper, 99.5);
+  EXPECT_DOUBLE_EQ(v.plot()->xAxis->range().upper, 99.5);
+}
+
 TEST(HeatmapViewTest, AnEmptyViewSaysSoInsteadOfDrawingAnEmptyMap) {
   HeatmapView v;
   auto hint = [&]() -> QCPItemText* {

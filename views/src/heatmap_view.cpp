@@ -228,9 +228,28 @@ bool HeatmapView::exportValues(const QString& path) const {
   return QFileInfo(path).suffix().compare("npy", Qt::CaseInsensitive) == 0 ? writeHeatmapNpy(m_data, path) : writeHeatmapCsv(m_data, path);
 }
 
+void HeatmapView::resetZoom() {
+  m_plot->xAxis->setRange(-0.5, std::max(0.5, m_data.cols - 0.5));
+  m_plot->yAxis->setRange(-0.5, std::max(0.5, m_data.rows - 0.5));
+  m_plot->replot();
+}
+
+void HeatmapView::zoomToRow(int row, int context) {
+  if (row < 0 || row >= m_data.rows) return;
+  // The row with `context` rows around it, and the keys it can see (up to its own position in a
+  // square causal map), so the cells are large enough to read.
+  m_plot->yAxis->setRange(std::max(-0.5, row - context - 0.5), std::min(m_data.rows - 0.5, row + context + 0.5));
+  const int lastKey = m_data.rows == m_data.cols ? row : m_data.cols - 1;
+  m_plot->xAxis->setRange(-0.5, std::max(0.5, lastKey + 0.5));
+  m_plot->replot();
+}
+
 void HeatmapView::contextMenuEvent(QContextMenuEvent* e) {
   if (m_data.empty()) return;
   QMenu menu(this);
+  menu.addAction(tr("Fit the whole map (reset zoom)"), this, &HeatmapView::resetZoom);
+  if (m_highlight >= 0) menu.addAction(tr("Zoom to the selected query (row %1)").arg(m_highlight), this, [this] { zoomToRow(m_highlight); });
+  menu.addSeparator();
   menu.addAction(tr("Export figure (PNG, PDF, SVG)…"), this, [this] {
     const QString path = QFileDialog::getSaveFileName(this, tr("Export figure"), "heatmap.svg", tr("SVG (*.svg);;PNG (*.png);;PDF (*.pdf)"));
     if (!path.isEmpty() && !exportTo(path, 1200, 900)) QMessageBox::warning(this, tr("Export figure"), tr("cannot write %1").arg(path));

@@ -28,6 +28,10 @@ class HeatmapView : public QWidget {
   void setHighlightRow(int row);
   int highlightRow() const { return m_highlight; }
   bool logScale() const { return m_log; }
+  // Zoom: the whole map (also on the context menu), or one query row with `context` rows around it
+  // and the keys it sees.
+  void resetZoom();
+  void zoomToRow(int row, int context = 8);
   // The value the colour map holds at a cell (what the user sees, before log scaling).
   float cellValue(int row, int col) const;
   QString tooltipAt(int row, int col) const;
