@@ -20,6 +20,12 @@ shot window_stories260k --model "$M" --prompt "$P" --select 4.2
 shot window_head_ablated --model "$M" --prompt "$P" --ablate 4.1,4.5 --select 4.1
 shot window_probe_sinks --model "$M" --prompt "$P" --select 4.0 --probe sinks
 shot window_patching --model "$M" --prompt "$P" --select 4.2 --patch "Lily had a red ball. Lily gave the ball to|Tim had a red ball. Tim gave the ball to| Lily| Tim|resid-pos"
+# A GPT-2-small-shaped random model (12 heads): the head grid and the small multiples must hold 12
+# columns without cropped labels.
+GPT=$(mktemp -d)
+/usr/bin/python3 "$ROOT/tests/scripts/write_random_gpt2.py" "$GPT" "$SHARED"
+shot window_12_heads --model "$GPT" --prompt "When Mary and John went to the store, John gave a drink to" --select 2.7
+rm -rf "$GPT"
 # The vision window on demo-vlm (trained on first use, about 90 s): a drawn scene, the VHD probe run,
 # head L0H6 selected (the overlay shows its attention from the answer position to each patch).
 python3 "$ROOT/tests/scripts/write_demo_scene.py" "$OUT/.scene.png"

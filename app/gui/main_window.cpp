@@ -130,7 +130,8 @@ void MainWindow::sizeDocksForWindow() {
   resizeDocks({dock("promptDock"), dock("probeDock")}, {90, std::clamp(H * 22 / 100, 150, 260)}, Qt::Vertical);
   resizeDocks({dock("modelDock"), dock("headGridDock")}, {std::clamp(W * 19 / 100, 220, 320), std::clamp(W * 20 / 100, 230, 300)},
               Qt::Horizontal);
-  resizeDocks({dock("headGridDock"), dock("logitsDock")}, {H * 30 / 100, H * 25 / 100}, Qt::Vertical);
+  // The grid needs a row per layer (it scrolls for deep models); the logits table its rows.
+  resizeDocks({dock("headGridDock"), dock("logitsDock")}, {H * 24 / 100, H * 34 / 100}, Qt::Vertical);
   const int centre = m_centre->height();
   m_centre->setSizes({centre * 7 / 10, centre - centre * 7 / 10});
 }
@@ -152,7 +153,7 @@ void MainWindow::buildDocks() {
   m_gridView->verticalHeader()->setDefaultSectionSize(22);
   m_gridView->setSelectionMode(QAbstractItemView::SingleSelection);
   m_gridView->viewport()->installEventFilter(this);
-  m_gridView->setToolTip(tr("Click: toggle the toolbar's ablation. Wheel: reweight α. Ctrl+arrows: move."));
+  m_gridView->setToolTip(tr("Click: select. Alt-click or the context menu: the toolbar's edit. Wheel: reweight α. Ctrl+arrows: move."));
   addDock("headGridDock", tr("Heads"), m_gridView, Qt::RightDockWidgetArea);
   m_logits = new views::LogitsPanel;
   addDock("logitsDock", tr("Logits"), m_logits, Qt::RightDockWidgetArea);
@@ -592,10 +593,13 @@ void MainWindow::showLayer(int layer, const std::vector<views::HeatmapData>& hea
   if (m_multipleViews.size() != heads.size()) {
     for (auto* v : m_multipleViews) v->deleteLater();
     m_multipleViews.clear();
-    const int cols = std::max(1, static_cast<int>(std::ceil(std::sqrt(heads.size() * 2.0))));
+    // As many columns as fit at about 100 px each: few rows, so the selected head's map keeps the height.
+    const int fit = std::max(1, m_multiples->width() / 100);
+    const int n = static_cast<int>(heads.size());
+    const int cols = std::max(1, std::min(n, std::max(fit, static_cast<int>(std::ceil(std::sqrt(n * 2.0))))));
     for (size_t h = 0; h < heads.size(); ++h) {
       auto* v = new views::HeatmapView(m_multiples);
-      v->setMinimumSize(48, 56);
+      v->setMinimumSize(48, 54);  // its title and a few rows of cells
       v->setCompact(true);
       v->setLogScale(m_log->isChecked());
       m_multiplesLayout->addWidget(v, static_cast<int>(h) / cols, static_cast<int>(h) % cols);

@@ -15,6 +15,10 @@ TEST(HeadGridModelTest, HasLayersAsRowsAndHeadsAsColumns) {
   EXPECT_EQ(m.columnCount(), 8);
   EXPECT_EQ(m.headerData(2, Qt::Vertical, Qt::DisplayRole).toString(), "L2");
   EXPECT_EQ(m.headerData(7, Qt::Horizontal, Qt::DisplayRole).toString(), "H7");
+  // 12 heads (GPT-2 small): bare numbers fit a narrow dock (issue #19: H10/H11 were cut); tooltips say what they are.
+  m.setShape(12, 12);
+  EXPECT_EQ(m.headerData(11, Qt::Horizontal, Qt::DisplayRole).toString(), "11");
+  EXPECT_EQ(m.headerData(11, Qt::Horizontal, Qt::ToolTipRole).toString(), "head 11");
 }
 
 TEST(HeadGridModelTest, ColoursFollowTheScoreOnViridis) {

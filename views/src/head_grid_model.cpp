@@ -143,8 +143,11 @@ QVariant HeadGridModel::data(const QModelIndex& idx, int role) const {
 }
 
 QVariant HeadGridModel::headerData(int section, Qt::Orientation o, int role) const {
+  if (role == Qt::ToolTipRole) return o == Qt::Horizontal ? QString("head %1").arg(section) : QString("layer %1").arg(section);
   if (role != Qt::DisplayRole) return {};
-  return o == Qt::Horizontal ? QString("H%1").arg(section) : QString("L%1").arg(section);
+  // Ten heads or more: bare numbers, so "H10", "H11" are not cut in a narrow dock (the tooltip says "head").
+  if (o == Qt::Horizontal) return m_heads >= 10 ? QString::number(section) : QString("H%1").arg(section);
+  return QString("L%1").arg(section);
 }
 
 }  // namespace headlab::views

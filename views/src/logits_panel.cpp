@@ -1,5 +1,7 @@
 #include "headlab/views/logits_panel.h"
 
+#include "headlab/views/token_strip.h"
+
 #include <cmath>
 
 #include <QHeaderView>
@@ -15,7 +17,7 @@ LogitsPanel::LogitsPanel(QWidget* parent)
       m_position(new QLabel(this)) {
   auto* layout = new QVBoxLayout(this);
   m_position->setObjectName("logitsPosition");
-  m_position->setWordWrap(true);
+  m_position->setToolTip(tr("The probabilities of the token after this position; select a token chip for another position"));
   setPosition({});
   layout->addWidget(m_position);
   // Short headers so the four columns fit the default dock width; the tooltips say what they are.
@@ -25,6 +27,8 @@ LogitsPanel::LogitsPanel(QWidget* parent)
   m_table->horizontalHeaderItem(3)->setToolTip(tr("after − before"));
   m_table->horizontalHeader()->setSectionResizeMode(QHeaderView::Stretch);
   m_table->verticalHeader()->hide();
+  m_table->setWordWrap(false);
+  m_table->setTextElideMode(Qt::ElideRight);
   m_table->setEditTriggers(QAbstractItemView::NoEditTriggers);
   m_targetEdit->setPlaceholderText(tr("follow a token, e.g. ' Lily'"));
   layout->addWidget(m_table);
@@ -34,7 +38,7 @@ LogitsPanel::LogitsPanel(QWidget* parent)
 }
 
 void LogitsPanel::setPosition(const QString& where) {
-  m_position->setText(where.isEmpty() ? tr("next token (select a token chip for another position)") : tr("next token %1").arg(where));
+  m_position->setText(where.isEmpty() ? tr("next token (last position)") : tr("next token %1").arg(where));
 }
 
 QString LogitsPanel::position() const { return m_position->text(); }
@@ -56,7 +60,7 @@ void LogitsPanel::setPredictions(const std::vector<TokenProb>& top, const TokenP
   for (int r = 0; r < static_cast<int>(top.size()); ++r) {
     const TokenProb& t = top[r];
     const float delta = t.intervened - t.baseline;
-    auto* name = new QTableWidgetItem(QString("'%1'").arg(t.text));
+    auto* name = new QTableWidgetItem(TokenStrip::chipText(t.text));  // spaces as '·': one line, as in the token strip
     name->setToolTip(QString("id %1").arg(t.id));
     m_table->setItem(r, 0, name);
     m_table->setItem(r, 1, new QTableWidgetItem(probabilityText(t.baseline)));
