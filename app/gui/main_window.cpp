@@ -568,7 +568,8 @@ void MainWindow::showModel(const views::ModelSummary& s) {
   } else if (m_modelSpec == "demo-vlm") {
     setImage(demoVlmExampleScene(), false);  // demo-vlm only knows its scenes: start with one
   }
-  m_imageNote->setText(m_modelSpec == "demo-vlm" ? kDemoVlmNote : QString());
+  m_imageNote->setText(m_modelSpec == "demo-vlm" ? tr("demo-vlm knows only its own 16×16 scenes (hover for what they are)") : QString());
+  m_imageNote->setToolTip(m_modelSpec == "demo-vlm" ? tr(kDemoVlmNote) : QString());
   m_imageNote->setVisible(m_modelSpec == "demo-vlm");
   statusBar()->showMessage(tr("opened %1 (%2 layers × %3 heads, %4 kv heads) on %5").arg(s.source).arg(s.layers).arg(s.heads).arg(s.kvHeads).arg(s.device));
   if (!m_pendingPrompt.isEmpty()) runPrompt(m_pendingPrompt);

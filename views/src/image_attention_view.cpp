@@ -23,7 +23,7 @@ constexpr int kCaptionHeight = 34;
 
 ImageAttentionView::ImageAttentionView(QWidget* parent) : QWidget(parent) {
   setMouseTracking(true);
-  setMinimumSize(160, 180);
+  setMinimumSize(140, 140);  // small enough for the Image dock at 1280x760 (the image shrinks, the caption stays)
 }
 
 void ImageAttentionView::setImage(const QImage& image) {
@@ -96,17 +96,18 @@ void ImageAttentionView::paintTo(QPainter& p, const QRect& area) const {
       p.drawLine(r.left(), r.top() + i * r.height() / n, r.right(), r.top() + i * r.height() / n);
     }
     // Scale: the colour of the strongest patch and its weight.
-    const QRect bar(area.left() + 4, r.bottom() + 6, std::min(120, area.width() / 3), 8);
+    const QRect bar(area.left() + 4, r.bottom() + 5, std::min(100, area.width() / 4), 8);
     QLinearGradient g(bar.topLeft(), bar.topRight());
     for (int i = 0; i <= 4; ++i) g.setColorAt(i / 4.0, HeadGridModel::colourFor(i / 4.0f));
     p.fillRect(bar, g);
     p.setPen(palette().text().color());
-    p.drawText(bar.right() + 6, bar.bottom() + 1,
-               tr("0 … %1 (strongest patch); opacity: the image's %2% of the row").arg(hi, 0, 'g', 3).arg(100 * mass, 0, 'f', 0));
+    // Both lines fit the width (elided, the whole text in the hover and the caption's owner).
+    const QString legend = tr("0 … %1 · %2% of the row on the image").arg(hi, 0, 'g', 3).arg(100 * mass, 0, 'f', 0);
+    p.drawText(bar.right() + 6, bar.bottom() + 1, p.fontMetrics().elidedText(legend, Qt::ElideRight, area.right() - bar.right() - 8));
   }
   p.setPen(palette().text().color());
-  p.drawText(QRect(area.left(), r.bottom() + 16, area.width(), kCaptionHeight - 14), Qt::AlignLeft | Qt::AlignVCenter | Qt::TextSingleLine,
-             m_data.caption);
+  p.drawText(QRect(area.left(), r.bottom() + 15, area.width(), kCaptionHeight - 16), Qt::AlignLeft | Qt::AlignVCenter | Qt::TextSingleLine,
+             p.fontMetrics().elidedText(m_data.caption, Qt::ElideRight, area.width()));
 }
 
 void ImageAttentionView::paintEvent(QPaintEvent*) {
