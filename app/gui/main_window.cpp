@@ -7,6 +7,7 @@
 #include <QComboBox>
 #include <QDockWidget>
 #include <QDragEnterEvent>
+#include <QFile>
 #include <QFileDialog>
 #include <QFileInfo>
 #include <QFutureWatcher>
@@ -88,8 +89,16 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent), m_session(new Ses
 
   m_runtime = new QLabel(tr("checking BLAS…"));
   m_recompute = new QLabel;
+  m_memory = new QLabel;
+  m_memory->setObjectName("memoryLabel");
+  m_memory->setToolTip(tr("Memory this process holds (resident set), updated every two seconds"));
   statusBar()->addPermanentWidget(m_recompute);
   statusBar()->addPermanentWidget(m_runtime);
+  statusBar()->addPermanentWidget(m_memory);
+  auto* memoryTimer = new QTimer(this);
+  connect(memoryTimer, &QTimer::timeout, this, &MainWindow::showMemory);
+  memoryTimer->start(2000);
+  showMemory();
   statusBar()->showMessage(tr("Open a model: File ▸ Open, drop a file here, or a recent model."));
   startRuntimeCheck();
 
@@ -518,6 +527,7 @@ void MainWindow::showModel(const views::ModelSummary& s) {
   m_gridModel->setShape(s.layers, s.heads);
   m_probeScores.clear();  // probe colourings belong to the previous model
   while (m_score->count() > 2) m_score->removeItem(m_score->count() - 1);
+  m_score->setCurrentIndex(0);  // a new model starts coloured by attention to the first token
   m_modelTree->clear();
   auto* cfg = new QTreeWidgetItem(m_modelTree, {tr("config"), s.format});
   const QStringList lines = s.configJson.split('\n');
@@ -686,6 +696,16 @@ bool MainWindow::eventFilter(QObject* watched, QEvent* event) {
     }
   }
   return QMainWindow::eventFilter(watched, event);
+}
+
+// The status bar's fixed section: the resident memory of the process, from /proc (Linux); hidden
+// where it cannot be read.
+void MainWindow::showMemory() {
+  QFile statm("/proc/self/statm");
+  if (!statm.open(QIODevice::ReadOnly)) return m_memory->hide();
+  const QList<QByteArray> fields = statm.readAll().split(' ');
+  const double bytes = fields.size() > 1 ? fields[1].toDouble() * 4096.0 : 0.0;  // resident pages (4 KiB on Linux x86-64)
+  m_memory->setText(bytes >= 1e9 ? tr("%1 GB").arg(bytes / 1e9, 0, 'f', 2) : tr("%1 MB").arg(bytes / 1e6, 0, 'f', 0));
 }
 
 void MainWindow::startRuntimeCheck() {

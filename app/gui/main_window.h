@@ -114,6 +114,7 @@ class MainWindow : public QMainWindow {
   void buildToolbar();
   void buildMenus();
   void startRuntimeCheck();
+  void showMemory();
   void connectSession();
   void buildDocks();
   void sizeDocksForWindow();
@@ -159,6 +160,7 @@ class MainWindow : public QMainWindow {
   QTreeWidget* m_modelTree = nullptr;
   QLabel* m_runtime = nullptr;
   QLabel* m_recompute = nullptr;
+  QLabel* m_memory = nullptr;
   QComboBox* m_kind = nullptr;
   QCheckBox* m_clickAblates = nullptr;
   QLabel* m_promptMessage = nullptr;

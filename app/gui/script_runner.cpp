@@ -10,6 +10,7 @@
 
 #include "headlab/views/head_grid_model.h"
 #include "headlab/views/heatmap_view.h"
+#include "headlab/views/image_attention_view.h"
 #include "headlab/views/logits_panel.h"
 #include "headlab/views/patching_panel.h"
 #include "main_window.h"
@@ -137,6 +138,20 @@ ScriptRunner::Step ScriptRunner::begin(const QString& command, const QString& ar
       const QString text = QString("'%1' %2 -> %3").arg(first->text).arg(first->baseline, 0, 'f', 3).arg(first->intervened, 0, 'f', 3);
       if (!(first->intervened < 0.5f * first->baseline)) throw QString("the prediction did not fall: ") + text;
       return "ok: " + text;
+    }};
+  }
+  if (command == "expect-top") {
+    return {[&w, arg]() -> QString {
+      const auto& top = w.logits()->predictions();
+      if (top.empty()) throw QString("no predictions shown");
+      if (top[0].text.trimmed() != arg) throw QString("the top token is '%1' (%2), not '%3'").arg(top[0].text).arg(top[0].intervened, 0, 'f', 3).arg(arg);
+      return QString("ok: '%1' %2").arg(top[0].text).arg(top[0].intervened, 0, 'f', 3);
+    }};
+  }
+  if (command == "expect-image") {
+    return {[&w]() -> QString {
+      if (w.imageView()->attention().empty()) throw QString("the Image dock holds no image");
+      return QString("ok: %1x%2 image").arg(w.imageView()->attention().image.width()).arg(w.imageView()->attention().image.height());
     }};
   }
   if (command == "patch") {

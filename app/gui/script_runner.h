@@ -9,6 +9,8 @@
 //   select L.H | select best   selects a head (best: the highest cell of the grid's current colouring)
 //   ablate [L.H]               toggles the toolbar's edit on a head (default: the selected one)
 //   expect-fall                the baseline's top token must have lost at least half its probability
+//   expect-top TOKEN           the most probable next token (after the edits) is TOKEN
+//   expect-image               the Image dock holds an image
 //   patch C|R|A|W|SWEEP        a patching sweep: clean, corrupted, answer, wrong, sweep kind
 //   export-patching FILE       the patching heatmap as PNG/PDF
 //   save-session FILE / open-session FILE   (open-session waits until the window shows the session)

@@ -1,6 +1,7 @@
 // The head grid without torch: rows, columns, colours and emitted intents.
 #include <gtest/gtest.h>
 
+#include <QFont>
 #include <QSignalSpy>
 #include <cmath>
 
@@ -75,6 +76,7 @@ TEST(HeadGridModelTest, AlphaIsClampedAndResetAllRestores) {
   m.setAlpha(0, 1, 7.0f);
   EXPECT_FLOAT_EQ(m.state(0, 1).alpha, 4.0f);
   EXPECT_EQ(m.data(m.index(0, 1), Qt::DisplayRole).toString(), "×4");
+  EXPECT_LT(m.data(m.index(0, 1), Qt::FontRole).value<QFont>().pointSizeF(), QFont().pointSizeF()) << "badges in a smaller font";
   m.toggleAblation(1, 1);
   EXPECT_EQ(m.editedCount(), 2);
   QSignalSpy spy(&m, &HeadGridModel::allReset);

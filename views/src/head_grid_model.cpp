@@ -1,5 +1,6 @@
 #include "headlab/views/head_grid_model.h"
 
+#include <QFont>
 #include <algorithm>
 #include <cmath>
 
@@ -127,6 +128,12 @@ QVariant HeadGridModel::data(const QModelIndex& idx, int role) const {
       if (s.ablation != AblationKind::None) badge = ablationName(s.ablation).left(1).toUpper();
       if (s.alpha != 1.0f) badge += QString("×%1").arg(s.alpha, 0, 'g', 2);
       return badge;
+    }
+    case Qt::FontRole: {
+      // Badges such as "Z×2.5" fit a 12-head grid's narrow cells in a smaller font (issue #19: "×…").
+      QFont f;
+      f.setPointSizeF(std::max(6.0, f.pointSizeF() - 2.0));
+      return s.edited() ? QVariant(f) : QVariant();
     }
     case Qt::BackgroundRole: return colourFor(normalised(l, h));
     case Qt::ForegroundRole: return normalised(l, h) > 0.6f ? QColor(Qt::black) : QColor(Qt::white);
