@@ -422,6 +422,21 @@ void MainWindow::connectSession() {
       m_vhr->setChecked(false);
     }
   });
+  // Model ▸ Check: the results under "checks" in the Model dock (the model's status), one line in the status bar.
+  connect(m_session, &SessionController::checksReady, this, [this](const QStringList& lines, bool passed, int tokens) {
+    for (int i = m_modelTree->topLevelItemCount() - 1; i >= 0; --i)
+      if (m_modelTree->topLevelItem(i)->text(0) == tr("checks")) delete m_modelTree->takeTopLevelItem(i);
+    auto* item = new QTreeWidgetItem(m_modelTree, {tr("checks"), passed ? tr("all passed (%1 tokens)").arg(tokens) : tr("FAILED")});
+    for (const QString& line : lines) {
+      auto* child = new QTreeWidgetItem(item, {line.section(':', 0, 0), line.section(':', 1).trimmed()});
+      child->setToolTip(0, line), child->setToolTip(1, line);
+    }
+    item->setExpanded(true);
+    m_modelTree->scrollToItem(item);
+    dock("modelDock")->raise();
+    statusBar()->showMessage(passed ? tr("model checks: all %1 passed on %2 tokens").arg(lines.size()).arg(tokens)
+                                    : tr("model checks: some FAILED (see the Model dock)"));
+  });
   connect(m_session, &SessionController::traceExported, this, [this](const QString& path, qint64 bytes) {
     m_exportPending = false;
     statusBar()->showMessage(tr("trace written: %1 (%2 MB)").arg(path).arg(bytes / 1e6, 0, 'f', 2));

@@ -218,6 +218,12 @@ void MainWindow::buildMenus() {
   });
   file->addSeparator();
   file->addAction(tr("&Quit"), QKeySequence::Quit, this, &QWidget::close);
+  auto* modelMenu = menuBar()->addMenu(tr("&Model"));
+  QAction* check = modelMenu->addAction(tr("&Check faithfulness"), this, [this] { m_session->runChecks(); });
+  check->setObjectName("checkModel");
+  check->setToolTip(tr("headlab-cli check on the window's prompt: observed hooks change nothing, KV cache = full forward, two runs "
+                       "agree, bfloat16/float16 drift"));
+  modelMenu->setToolTipsVisible(true);
   auto* viewMenu = menuBar()->addMenu(tr("&View"));
   for (auto* d : findChildren<QDockWidget*>()) viewMenu->addAction(d->toggleViewAction());
   viewMenu->addSeparator();

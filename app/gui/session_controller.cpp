@@ -21,6 +21,7 @@
 
 #include "headlab/core/model_session.h"
 #include "headlab/core/errors.h"
+#include "headlab/core/faithfulness.h"
 #include "headlab/core/incremental_runner.h"
 #include "headlab/core/interventions.h"
 #include "headlab/core/model_loader.h"
@@ -215,6 +216,28 @@ void SessionController::setLogitsPosition(int position) {
     auto& w = *m_worker;
     w.logitsPosition = position;
     if (w.runner && !w.runner->tokens().empty()) emitPredictions(w.runner->lastStartLayer(), 0);
+  });
+}
+
+void SessionController::runChecks() {
+  emit busyChanged(true, tr("checking the model"));
+  post([this] {
+    auto& w = *m_worker;
+    if (!w.runner || w.runner->tokens().empty()) throw InputError("run a prompt first: the checks run on its tokens");
+    // A vision-language prompt: its text tokens (the decoder's checks need no image).
+    const std::vector<int64_t> ids = w.session.vlm ? w.promptIds : w.runner->tokens();
+    const auto checks = runFaithfulnessChecks(*w.model(), ids);
+    QStringList lines;
+    bool passed = true;
+    for (const auto& c : checks) {
+      lines << QString("%1  %2: %3").arg(c.passed ? "ok" : "FAIL", q(c.name), q(c.detail));
+      passed = passed && c.passed;
+    }
+    const int n = static_cast<int>(ids.size());
+    QMetaObject::invokeMethod(this, [this, lines, passed, n] {
+      emit checksReady(lines, passed, n);
+      emit busyChanged(false, {});
+    }, Qt::QueuedConnection);
   });
 }
 

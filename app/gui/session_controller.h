@@ -31,6 +31,9 @@ class SessionController : public QObject {
   void runPrompt(const QString& text);
   // The position whose next-token logits the logits panel shows (-1: the last).
   void setLogitsPosition(int position);
+  // Model ▸ Check: the faithfulness checks of `headlab-cli check` on the window's prompt (its text
+  // tokens; at least 2), reported by checksReady.
+  void runChecks();
   void setEdits(const std::vector<views::HeadEdit>& edits);
   void selectLayer(int layer);
   void setTarget(const QString& token);
@@ -76,6 +79,9 @@ class SessionController : public QObject {
   void probeCurve(const QString& title, const std::vector<double>& xs, const std::vector<double>& ys, const QString& xLabel,
                   const QString& yLabel);
   void traceExported(const QString& path, qint64 bytes);
+  // One line per check ("ok  name: detail" or "FAIL  name: detail"), whether all passed, and the
+  // number of tokens they ran on.
+  void checksReady(const QStringList& lines, bool passed, int tokens);
   // grid: the sweep as a 2-D heatmap (rows: layers, layer.head or component layer); heads: the
   // [layer, head] grid for the head grid's colours (heads sweep only, else empty).
   void patchingFinished(const headlab::views::HeatmapData& grid, const headlab::views::HeadScores& heads, const QString& summary);

@@ -21,6 +21,7 @@
 #include <QElapsedTimer>
 #include <QSignalSpy>
 #include <QTableWidget>
+#include <QTreeWidget>
 #include <QTest>
 #include <QTimer>
 #include <random>
@@ -30,6 +31,7 @@
 #include <QStatusBar>
 #include <QToolBar>
 
+#include "headlab/core/faithfulness.h"
 #include "headlab/core/interventions.h"
 #include "headlab/core/model_loader.h"
 #include "headlab/core/patching.h"
@@ -411,6 +413,36 @@ TEST_F(ModelWindowTest, LogitsFollowTheSelectedTokenChip) {
   EXPECT_TRUE(window.logits()->position().contains("(position 3)"));
   window.runPrompt(kPrompt);  // a new prompt: back to the next token after it
   ASSERT_TRUE(QTest::qWaitFor([&] { return !window.logits()->position().contains("(position "); }, 10000));
+}
+
+// Model ▸ Check (issue #22): the CLI's faithfulness checks on the window's prompt, listed in the Model
+// dock; the same checks and verdicts as the core gives.
+TEST_F(ModelWindowTest, ModelCheckListsTheFaithfulnessChecksInTheModelDock) {
+  QAction* check = window.findChild<QAction*>("checkModel");
+  ASSERT_NE(check, nullptr);
+  QSignalSpy ready(window.session(), &SessionController::checksReady);
+  check->trigger();
+  ASSERT_TRUE(QTest::qWaitFor([&] { return ready.count() == 1; }, 60000)) << window.statusBar()->currentMessage().toStdString();
+  LoadedModel m = loadModel(test::sharedPath("models/stories260k/stories260K.bin"));
+  std::vector<FaithfulnessCheck> expected;
+  {
+    c10::InferenceMode guard;
+    expected = runFaithfulnessChecks(*m.model, m.tokenizer->encode(kPrompt, true));
+  }
+  const QStringList lines = ready[0][0].toStringList();
+  ASSERT_EQ(lines.size(), static_cast<int>(expected.size()));
+  for (size_t i = 0; i < expected.size(); ++i)
+    EXPECT_TRUE(lines[static_cast<int>(i)].startsWith(QString(expected[i].passed ? "ok  " : "FAIL  ") + QString::fromStdString(expected[i].name)))
+        << lines[static_cast<int>(i)].toStdString();
+  EXPECT_TRUE(ready[0][1].toBool());
+  QTreeWidget* tree = window.findChild<QTreeWidget*>();
+  ASSERT_NE(tree, nullptr);
+  QTreeWidgetItem* checks = nullptr;
+  for (int i = 0; i < tree->topLevelItemCount(); ++i)
+    if (tree->topLevelItem(i)->text(0) == "checks") checks = tree->topLevelItem(i);
+  ASSERT_NE(checks, nullptr);
+  EXPECT_TRUE(checks->text(1).startsWith("all passed"));
+  EXPECT_EQ(checks->childCount(), lines.size());
 }
 
 TEST_F(ModelWindowTest, TargetTokenIsFollowed) {
