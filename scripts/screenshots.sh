@@ -20,6 +20,15 @@ shot window_stories260k --model "$M" --prompt "$P" --select 4.2
 shot window_head_ablated --model "$M" --prompt "$P" --ablate 4.1,4.5 --select 4.1
 shot window_probe_sinks --model "$M" --prompt "$P" --select 4.0 --probe sinks
 shot window_patching --model "$M" --prompt "$P" --select 4.2 --patch "Lily had a red ball. Lily gave the ball to|Tim had a red ball. Tim gave the ball to| Lily| Tim|resid-pos"
+# The Lens dock: the logit lens of the prompt and the direct logit attribution of its prediction
+# (the head grid coloured by each head's share of the logit).
+STEPS=$(mktemp)
+for size in 1400x900 1280x760; do
+  suffix=$([ $size = 1400x900 ] && echo "" || echo "_$size")
+  printf 'open %s\nprompt %s\nlens\ndla\nselect 4.2\nscreenshot %s\n' "$M" "$P" "$OUT/window_lens$suffix.png" > "$STEPS"
+  xvfb-run -a -s "-screen 0 1600x1000x24" "$APP" --size $size --script "$STEPS"
+done
+rm -f "$STEPS"
 # A GPT-2-small-shaped random model (12 heads): the head grid and the small multiples must hold 12
 # columns without cropped labels.
 GPT=$(mktemp -d)

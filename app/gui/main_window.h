@@ -87,6 +87,8 @@ class MainWindow : public QMainWindow {
 
   QDockWidget* dock(const QString& objectName) const;
   views::HeatmapView* heatmap() const { return m_heatmap; }
+  views::HeatmapView* lensView() const { return m_lens; }
+  QLabel* lensSummary() const { return m_lensSummary; }
   views::HeadGridModel* headGrid() const { return m_gridModel; }
   QTableView* headGridView() const { return m_gridView; }
   views::LogitsPanel* logits() const { return m_logits; }
@@ -123,6 +125,9 @@ class MainWindow : public QMainWindow {
   void connectProbes();
   void startProbe(const QString& name, const QString& paramsText);
   void markStaleResults();
+  int addColouring(const views::HeadScores& grid);
+  QWidget* buildLensPanel();
+  void connectLens();
   void connectPatching();
   void buildShortcuts();
   void showProbeResult(const QString& name, const views::HeadScores& grid, const QString& summary, const QString& json);
@@ -164,7 +169,9 @@ class MainWindow : public QMainWindow {
   QComboBox* m_kind = nullptr;
   QCheckBox* m_clickAblates = nullptr;
   QLabel* m_promptMessage = nullptr;
-  QStringList m_hookNames;
+  QStringList m_hookNames;  // the open model's hook points, in forward order
+  views::HeatmapView* m_lens = nullptr;  // the Lens dock's layer x position map
+  QLabel* m_lensSummary = nullptr;
   struct ProbeInput {
     QString model, prompt;  // prompt: empty when the probe used its own inputs
     qint64 image = 0;       // QImage::cacheKey of the window's image then

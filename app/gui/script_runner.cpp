@@ -3,6 +3,7 @@
 #include <QDateTime>
 #include <QDockWidget>
 #include <QFile>
+#include <QLabel>
 #include <QTimer>
 #include <cmath>
 #include <cstdio>
@@ -37,6 +38,8 @@ ScriptRunner::ScriptRunner(MainWindow& window, QStringList lines, int stepTimeou
   connect(s, &SessionController::probeFinished, this, [this] { ++m_probes; });
   connect(s, &SessionController::patchingFinished, this, [this] { ++m_patches; });
   connect(s, &SessionController::modelOpened, this, [this] { ++m_opened; });
+  connect(s, &SessionController::lensReady, this, [this] { ++m_lenses; });
+  connect(s, &SessionController::dlaReady, this, [this] { ++m_dlas; });
   connect(s, &SessionController::failed, this, [this](const QString& msg) { m_failure = msg; });
 }
 
@@ -121,7 +124,11 @@ ScriptRunner::Step ScriptRunner::begin(const QString& command, const QString& ar
     }
     w.selectHead(l, h);
     if (w.currentLayer() != l || w.currentHead() != h) throw QString("%1 is not a head of this model").arg(headName(l, h));
-    return {[name = headName(l, h), score = w.headGrid()->scores()] { return "ok: " + name + (score.name.isEmpty() ? "" : " (" + score.name + ")"); }};
+    // Done when the attention map shows the head (another layer's patterns arrive from the worker).
+    return {[&w, l, h, name = headName(l, h), score = w.headGrid()->scores()] {
+      if (!w.heatmap()->data().title.startsWith(QString("L%1 H%2").arg(l).arg(h))) return QString();
+      return "ok: " + name + (score.name.isEmpty() ? "" : " (" + score.name + ")");
+    }};
   }
   if (command == "ablate") {
     const auto [l, h] = arg.isEmpty() ? std::pair{w.currentLayer(), w.currentHead()} : layerHead(arg);
@@ -138,6 +145,16 @@ ScriptRunner::Step ScriptRunner::begin(const QString& command, const QString& ar
       const QString text = QString("'%1' %2 -> %3").arg(first->text).arg(first->baseline, 0, 'f', 3).arg(first->intervened, 0, 'f', 3);
       if (!(first->intervened < 0.5f * first->baseline)) throw QString("the prediction did not fall: ") + text;
       return "ok: " + text;
+    }};
+  }
+  if (command == "lens" || command == "dla") {
+    const int before = command == "lens" ? m_lenses : m_dlas;
+    if (command == "lens") w.session()->runLens();
+    else w.session()->runDla();
+    const bool lens = command == "lens";
+    return {[this, before, lens, &w] {
+      if ((lens ? m_lenses : m_dlas) == before) return QString();
+      return "ok: " + w.lensSummary()->text().section(';', 0, 0);
     }};
   }
   if (command == "expect-top") {

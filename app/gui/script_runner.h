@@ -6,6 +6,7 @@
 //   example N                  runs the model's Nth example prompt (the Examples menu, from 1)
 //   prompt TEXT                runs TEXT
 //   probe NAME                 runs a probe on the window's prompt
+//   lens / dla                 the Lens dock's logit lens / direct logit attribution
 //   select L.H | select best   selects a head (best: the highest cell of the grid's current colouring)
 //   ablate [L.H]               toggles the toolbar's edit on a head (default: the selected one)
 //   expect-fall                the baseline's top token must have lost at least half its probability
@@ -50,7 +51,7 @@ class ScriptRunner : public QObject {
   int m_timeoutMs;
   qint64 m_started = 0;
   Step m_step;
-  int m_predictions = 0, m_probes = 0, m_patches = 0, m_opened = 0;
+  int m_predictions = 0, m_probes = 0, m_patches = 0, m_opened = 0, m_lenses = 0, m_dlas = 0;
   QString m_failure;
   bool m_done = false;
 };

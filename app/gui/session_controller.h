@@ -34,6 +34,10 @@ class SessionController : public QObject {
   // Model ▸ Check: the faithfulness checks of `headlab-cli check` on the window's prompt (its text
   // tokens; at least 2), reported by checksReady.
   void runChecks();
+  // The logit lens on the window's prompt (with its edits): lensReady. Direct logit attribution of
+  // the followed token (else the top prediction) at the logits panel's position: dlaReady.
+  void runLens();
+  void runDla();
   void setEdits(const std::vector<views::HeadEdit>& edits);
   void selectLayer(int layer);
   void setTarget(const QString& token);
@@ -82,6 +86,10 @@ class SessionController : public QObject {
   // One line per check ("ok  name: detail" or "FAIL  name: detail"), whether all passed, and the
   // number of tokens they ran on.
   void checksReady(const QStringList& lines, bool passed, int tokens);
+  // [layer, position] top-1 probabilities with each cell's top tokens in cellTexts.
+  void lensReady(const headlab::views::HeatmapData& lens, const QString& summary);
+  // [layer, head] direct contributions to the logit, and the decomposition as a line.
+  void dlaReady(const headlab::views::HeadScores& heads, const QString& summary);
   // grid: the sweep as a 2-D heatmap (rows: layers, layer.head or component layer); heads: the
   // [layer, head] grid for the head grid's colours (heads sweep only, else empty).
   void patchingFinished(const headlab::views::HeatmapData& grid, const headlab::views::HeadScores& heads, const QString& summary);
@@ -111,6 +119,7 @@ class SessionController : public QObject {
  private:
   QString m_device = "cpu", m_dtype = "float32";  // for the next openModel
   struct Worker;
+  static const std::vector<int64_t>& textPromptIds(const Worker& w, const char* what);
   template <typename F>
   void post(F&& job);
   void emitLayer();

@@ -16,14 +16,14 @@ namespace headlab::app::adapt {
 
 QString q(const std::string& s) { return QString::fromStdString(s); }
 
-namespace {
-views::HeadScores nanGrid(int L, int H, const QString& name) {
-  return views::HeadScores{L, H, std::vector<float>(static_cast<size_t>(L) * H, NAN), name, 0};
-}
-
 std::vector<float> values(const at::Tensor& t) {
   at::Tensor c = t.to(at::kCPU, at::kFloat).contiguous();
   return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
+}
+
+namespace {
+views::HeadScores nanGrid(int L, int H, const QString& name) {
+  return views::HeadScores{L, H, std::vector<float>(static_cast<size_t>(L) * H, NAN), name, 0};
 }
 
 QString axisName(const std::string& name) { return q(name == "pos" ? "position" : name); }

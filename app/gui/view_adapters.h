@@ -19,6 +19,8 @@ class Tokenizer;
 namespace headlab::app::adapt {
 
 QString q(const std::string& s);
+// A tensor's values as float32 on the CPU, row-major (the views' plain vectors).
+std::vector<float> values(const at::Tensor& t);
 
 // The Model dock's summary of an opened session: source, device, config, hooks (vision ones
 // prefixed "vision."), grid sizes.

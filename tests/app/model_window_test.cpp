@@ -33,6 +33,7 @@
 
 #include "headlab/core/faithfulness.h"
 #include "headlab/core/interventions.h"
+#include "headlab/core/logit_lens.h"
 #include "headlab/core/model_loader.h"
 #include "headlab/core/patching.h"
 #include <QSettings>
@@ -443,6 +444,43 @@ TEST_F(ModelWindowTest, ModelCheckListsTheFaithfulnessChecksInTheModelDock) {
   ASSERT_NE(checks, nullptr);
   EXPECT_TRUE(checks->text(1).startsWith("all passed"));
   EXPECT_EQ(checks->childCount(), lines.size());
+}
+
+// The Lens dock (issue #23): the logit lens's last layer is the model's own prediction, hovering a cell
+// names its top tokens, a click selects its layer and position; DLA colours the head grid with the
+// core's per-head contributions of the top prediction.
+TEST_F(ModelWindowTest, LensDockShowsTheLogitLensAndDlaColoursTheGrid) {
+  QSignalSpy lensDone(window.session(), &SessionController::lensReady);
+  window.findChild<QPushButton*>("runLens")->click();
+  ASSERT_TRUE(QTest::qWaitFor([&] { return lensDone.count() == 1; }, 30000)) << window.statusBar()->currentMessage().toStdString();
+  const auto& d = window.lensView()->data();
+  LoadedModel m = loadModel(test::sharedPath("models/stories260k/stories260K.bin"));
+  const auto ids = m.tokenizer->encode(kPrompt, true);
+  const int T = static_cast<int>(ids.size());
+  ASSERT_EQ(d.rows, 5);
+  ASSERT_EQ(d.cols, T);
+  at::Tensor probs;
+  {
+    c10::InferenceMode guard;
+    probs = at::softmax(m.model->forward(at::tensor(ids, at::kLong).unsqueeze(0))[0][T - 1], -1);
+  }
+  EXPECT_NEAR(d.at(4, T - 1), probs.max().item<float>(), 1e-5) << "the last layer's lens is the model's prediction";
+  const QString top = QString::fromStdString(m.tokenizer->tokenString(probs.argmax().item<int64_t>()));
+  EXPECT_TRUE(window.lensView()->tooltipAt(4, T - 1).contains("top: '" + top + "'")) << window.lensView()->tooltipAt(4, T - 1).toStdString();
+  emit window.lensView()->cellClicked(2, 3);
+  EXPECT_EQ(window.currentLayer(), 2);
+  EXPECT_EQ(window.tokenStrip()->selectedPosition(), 3);
+
+  window.runPrompt(kPrompt);  // the logits panel back at the last position
+  QSignalSpy dlaDone(window.session(), &SessionController::dlaReady);
+  window.findChild<QPushButton*>("runDla")->click();
+  ASSERT_TRUE(QTest::qWaitFor([&] { return dlaDone.count() == 1; }, 30000)) << window.statusBar()->currentMessage().toStdString();
+  const LogitAttribution a = directLogitAttribution(*m.model, ids, T - 1, probs.argmax().item<int64_t>());
+  const auto& shown = window.headGrid()->scores();
+  EXPECT_TRUE(shown.name.startsWith("DLA: logit('" + top + "')")) << shown.name.toStdString();
+  ASSERT_EQ(shown.values.size(), 40u);
+  for (int i = 0; i < 40; ++i) EXPECT_NEAR(shown.values[i], a.heads.flatten()[i].item<double>(), 1e-4);
+  EXPECT_TRUE(window.lensSummary()->text().contains(QString("logit('%1') = %2").arg(top).arg(a.logit, 0, 'f', 3))) << window.lensSummary()->text().toStdString();
 }
 
 TEST_F(ModelWindowTest, TargetTokenIsFollowed) {

@@ -168,10 +168,12 @@ float HeatmapView::cellValue(int row, int col) const {
 
 QString HeatmapView::tooltipAt(int r, int c) const {
   auto label = [](const QStringList& l, int i) { return i < l.size() ? l[i] : QString::number(i); };
-  return QString("%1 %2 '%3'\n%4 %5 '%6'\n%7 %8")
+  const int cell = r * m_data.cols + c;
+  return QString("%1 %2 '%3'\n%4 %5 '%6'\n%7 %8%9")
       .arg(m_data.rowName).arg(r).arg(label(m_data.rowLabels, r))
       .arg(m_data.colName).arg(c).arg(label(m_data.colLabels, c))
-      .arg(m_data.valueLabel).arg(m_data.at(r, c), 0, 'f', 4);
+      .arg(m_data.valueLabel).arg(m_data.at(r, c), 0, 'f', 4)
+      .arg(cell < m_data.cellTexts.size() ? "\n" + m_data.cellTexts[cell] : QString());
 }
 
 void HeatmapView::showEmptyState(bool empty) {

@@ -24,6 +24,7 @@ struct HeatmapData {
   ColourScale scale = ColourScale::Sequential;
   QString valueLabel = "attention";
   QString rowName = "query", colName = "key";
+  QStringList cellTexts;  // optional, rows * cols: more about each cell for its tooltip (the lens's top tokens)
   float at(int r, int c) const { return values[static_cast<size_t>(r) * cols + c]; }
   bool empty() const { return rows == 0 || cols == 0; }
 };
