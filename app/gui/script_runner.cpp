@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdio>
 #include <memory>
+#include <optional>
 
 #include "headlab/views/head_grid_model.h"
 #include "headlab/views/heatmap_view.h"
@@ -87,7 +88,8 @@ void ScriptRunner::poll() {
   QTimer::singleShot(50, this, &ScriptRunner::poll);
 }
 
-ScriptRunner::Step ScriptRunner::begin(const QString& command, const QString& arg) {
+// Steps that act on the model or the window and wait for the worker's answer (nullopt: not one of them).
+std::optional<ScriptRunner::Step> ScriptRunner::beginAction(const QString& command, const QString& arg) {
   MainWindow& w = m_window;
   const int predictions = m_predictions, probes = m_probes, patches = m_patches, opened = m_opened;
   auto afterPrediction = [this, predictions](QString text) {
@@ -95,7 +97,7 @@ ScriptRunner::Step ScriptRunner::begin(const QString& command, const QString& ar
   };
   if (command == "open") {
     w.openModel(arg);
-    return {[this, opened, &w] { return m_opened > opened ? QString("ok (%1 examples)").arg(w.currentExamplePrompts().size()) : QString(); }};
+    return Step{[this, opened, &w] { return m_opened > opened ? QString("ok (%1 examples)").arg(w.currentExamplePrompts().size()) : QString(); }};
   }
   if (command == "example" || command == "prompt") {
     QString text = arg;
@@ -105,11 +107,11 @@ ScriptRunner::Step ScriptRunner::begin(const QString& command, const QString& ar
       text = w.currentExamplePrompts()[n - 1];
     }
     w.runPrompt(text);
-    return {afterPrediction("ok: '" + text + "'")};
+    return Step{afterPrediction("ok: '" + text + "'")};
   }
   if (command == "probe") {
     w.runProbeOnPrompt(arg);
-    return {[this, probes] { return m_probes > probes ? QString("ok") : QString(); }};
+    return Step{[this, probes] { return m_probes > probes ? QString("ok") : QString(); }};
   }
   if (command == "select") {
     int l = 0, h = 0;
@@ -125,7 +127,7 @@ ScriptRunner::Step ScriptRunner::begin(const QString& command, const QString& ar
     w.selectHead(l, h);
     if (w.currentLayer() != l || w.currentHead() != h) throw QString("%1 is not a head of this model").arg(headName(l, h));
     // Done when the attention map shows the head (another layer's patterns arrive from the worker).
-    return {[&w, l, h, name = headName(l, h), score = w.headGrid()->scores()] {
+    return Step{[&w, l, h, name = headName(l, h), score = w.headGrid()->scores()] {
       if (!w.heatmap()->data().title.startsWith(QString("L%1 H%2").arg(l).arg(h))) return QString();
       return "ok: " + name + (score.name.isEmpty() ? "" : " (" + score.name + ")");
     }};
@@ -133,10 +135,34 @@ ScriptRunner::Step ScriptRunner::begin(const QString& command, const QString& ar
   if (command == "ablate") {
     const auto [l, h] = arg.isEmpty() ? std::pair{w.currentLayer(), w.currentHead()} : layerHead(arg);
     if (!w.ablateHead(l, h)) throw QString("cannot edit %1").arg(headName(l, h));
-    return {afterPrediction("ok: " + headName(l, h) + " " + views::ablationName(w.headGrid()->state(l, h).ablation))};
+    return Step{afterPrediction("ok: " + headName(l, h) + " " + views::ablationName(w.headGrid()->state(l, h).ablation))};
   }
+  if (command == "lens" || command == "dla") {
+    const int before = command == "lens" ? m_lenses : m_dlas;
+    if (command == "lens") w.session()->runLens();
+    else w.session()->runDla();
+    const bool lens = command == "lens";
+    return Step{[this, before, lens, &w] {
+      if ((lens ? m_lenses : m_dlas) == before) return QString();
+      return "ok: " + w.lensSummary()->text().section(';', 0, 0);
+    }};
+  }
+  if (command == "patch") {
+    const QStringList spec = arg.split('|');
+    if (spec.size() != 5) throw QString("expected clean|corrupted|answer|wrong|sweep");
+    w.dock("patchingDock")->raise();
+    w.patchingPanel()->setRequest({spec[0], spec[1], spec[2], spec[3], spec[4], "exact"});
+    emit w.patchingPanel()->runRequested(w.patchingPanel()->request());
+    return Step{[this, patches] { return m_patches > patches ? QString("ok") : QString(); }};
+  }
+  return std::nullopt;
+}
+
+// Steps that check what the window shows.
+std::optional<ScriptRunner::Step> ScriptRunner::beginCheck(const QString& command, const QString& arg) {
+  MainWindow& w = m_window;
   if (command == "expect-fall") {
-    return {[&w]() -> QString {
+    return Step{[&w]() -> QString {
       const auto& top = w.logits()->predictions();
       if (top.empty()) throw QString("no predictions shown");
       const views::TokenProb* first = &top[0];
@@ -147,18 +173,8 @@ ScriptRunner::Step ScriptRunner::begin(const QString& command, const QString& ar
       return "ok: " + text;
     }};
   }
-  if (command == "lens" || command == "dla") {
-    const int before = command == "lens" ? m_lenses : m_dlas;
-    if (command == "lens") w.session()->runLens();
-    else w.session()->runDla();
-    const bool lens = command == "lens";
-    return {[this, before, lens, &w] {
-      if ((lens ? m_lenses : m_dlas) == before) return QString();
-      return "ok: " + w.lensSummary()->text().section(';', 0, 0);
-    }};
-  }
   if (command == "expect-top") {
-    return {[&w, arg]() -> QString {
+    return Step{[&w, arg]() -> QString {
       const auto& top = w.logits()->predictions();
       if (top.empty()) throw QString("no predictions shown");
       if (top[0].text.trimmed() != arg) throw QString("the top token is '%1' (%2), not '%3'").arg(top[0].text).arg(top[0].intervened, 0, 'f', 3).arg(arg);
@@ -166,27 +182,26 @@ ScriptRunner::Step ScriptRunner::begin(const QString& command, const QString& ar
     }};
   }
   if (command == "expect-image") {
-    return {[&w]() -> QString {
+    return Step{[&w]() -> QString {
       if (w.imageView()->attention().empty()) throw QString("the Image dock holds no image");
       return QString("ok: %1x%2 image").arg(w.imageView()->attention().image.width()).arg(w.imageView()->attention().image.height());
     }};
   }
-  if (command == "patch") {
-    const QStringList spec = arg.split('|');
-    if (spec.size() != 5) throw QString("expected clean|corrupted|answer|wrong|sweep");
-    w.dock("patchingDock")->raise();
-    w.patchingPanel()->setRequest({spec[0], spec[1], spec[2], spec[3], spec[4], "exact"});
-    emit w.patchingPanel()->runRequested(w.patchingPanel()->request());
-    return {[this, patches] { return m_patches > patches ? QString("ok") : QString(); }};
-  }
+  return std::nullopt;
+}
+
+// Steps that write or read files.
+std::optional<ScriptRunner::Step> ScriptRunner::beginFile(const QString& command, const QString& arg) {
+  MainWindow& w = m_window;
+  const int predictions = m_predictions;
   if (command == "export-patching") {
     if (w.patchingPanel()->heatmap()->data().empty()) throw QString("no patching result to export");
     if (!w.patchingPanel()->heatmap()->exportTo(arg, 1000, 700)) throw QString("cannot write %1").arg(arg);
-    return {[] { return QString("ok"); }};
+    return Step{[] { return QString("ok"); }};
   }
   if (command == "save-session") {
     if (!w.saveSession(arg)) throw QString("cannot write %1").arg(arg);
-    return {[] { return QString("ok"); }};
+    return Step{[] { return QString("ok"); }};
   }
   if (command == "open-session") {
     QFile f(arg);
@@ -196,7 +211,7 @@ ScriptRunner::Step ScriptRunner::begin(const QString& command, const QString& ar
     // Done when the window shows the session and the worker has been idle for two polls in a row
     // (the predictions of the restored edits, queued before it went idle, have arrived by then).
     auto settled = std::make_shared<bool>(false);
-    return {[this, &w, saved, predictions, settled] {
+    return Step{[this, &w, saved, predictions, settled] {
       const bool now = m_predictions > predictions && w.session()->idle() && w.sessionJson() == saved;
       const bool done = now && *settled;
       *settled = now;
@@ -205,8 +220,15 @@ ScriptRunner::Step ScriptRunner::begin(const QString& command, const QString& ar
   }
   if (command == "screenshot") {
     if (!w.grab().save(arg)) throw QString("cannot write %1").arg(arg);
-    return {[] { return QString("ok"); }};
+    return Step{[] { return QString("ok"); }};
   }
+  return std::nullopt;
+}
+
+ScriptRunner::Step ScriptRunner::begin(const QString& command, const QString& arg) {
+  if (auto step = beginAction(command, arg)) return *step;
+  if (auto step = beginCheck(command, arg)) return *step;
+  if (auto step = beginFile(command, arg)) return *step;
   throw QString("unknown step '%1'").arg(command);
 }
 

@@ -22,6 +22,7 @@
 #include <QObject>
 #include <QStringList>
 #include <functional>
+#include <optional>
 
 namespace headlab::app {
 
@@ -44,6 +45,9 @@ class ScriptRunner : public QObject {
   void poll();
   void fail(const QString& why);
   Step begin(const QString& command, const QString& argument);  // throws QString for a bad line
+  std::optional<Step> beginAction(const QString& command, const QString& argument);
+  std::optional<Step> beginCheck(const QString& command, const QString& argument);
+  std::optional<Step> beginFile(const QString& command, const QString& argument);
 
   MainWindow& m_window;
   QStringList m_lines;

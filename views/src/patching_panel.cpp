@@ -27,14 +27,6 @@ PatchingPanel::PatchingPanel(QWidget* parent)
   m_sweep->addItem("heads");  // until the app sets the core's table
   m_method->addItems({"exact", "attribution", "both"});
   m_method->setItemData(2, tr("exact and attribution side by side, with their correlation"), Qt::ToolTipRole);
-  m_noising->setObjectName("patchNoising");
-  m_noising->setToolTip(tr("Noising: patch corrupted activations into the clean run (what breaks it). Off: denoising, clean into corrupted (what restores it)."));
-  m_applyEdits->setObjectName("patchApplyEdits");
-  m_applyEdits->setToolTip(tr("Keep the window's head edits installed in the clean, corrupted and patched runs. Off: the unedited model."));
-  m_receiver->setObjectName("patchReceiver");
-  m_receiver->setPlaceholderText(tr("receiver L.H"));
-  m_input->addItems({"q", "k", "v"});
-  m_input->setCurrentText("v");
   m_clean->setPlaceholderText(tr("clean prompt"));
   m_corrupted->setPlaceholderText(tr("corrupted prompt (same number of tokens)"));
   m_answer->setPlaceholderText(tr("e.g. ' Lily' or #317"));
@@ -77,19 +69,7 @@ PatchingPanel::PatchingPanel(QWidget* parent)
   row->addWidget(m_run);
   row->addWidget(m_cancel);
   form->addRow(tr("sweep"), row);
-  auto* options = new QHBoxLayout;
-  options->addWidget(m_noising);
-  options->addWidget(m_applyEdits);
-  auto* pathLayout = new QHBoxLayout(m_pathRow);
-  pathLayout->setContentsMargins(0, 0, 0, 0);
-  pathLayout->addWidget(m_receiver);
-  pathLayout->addWidget(m_input);
-  options->addWidget(m_pathRow);
-  options->addStretch();
-  form->addRow(QString(), options);
-  m_pathRow->setVisible(false);
-  m_pathRow->setToolTip(tr("Path patching: every earlier head as a sender, through this receiver's q, k or v"));
-  connect(m_sweep, &QComboBox::currentTextChanged, this, [this](const QString& sweep) { m_pathRow->setVisible(sweep == "path"); });
+  form->addRow(QString(), buildOptionsRow());
   auto* left = new QVBoxLayout;
   left->addLayout(form);
   left->addWidget(m_message);
@@ -101,6 +81,31 @@ PatchingPanel::PatchingPanel(QWidget* parent)
   m_comparison->setVisible(false);
   connect(m_run, &QPushButton::clicked, this, [this] { emit runRequested(request()); });
   connect(m_cancel, &QPushButton::clicked, this, [this] { emit cancelRequested(); });
+}
+
+// Noising, the window's edits, and path patching's receiver and input (shown for the path sweep).
+QLayout* PatchingPanel::buildOptionsRow() {
+  m_noising->setObjectName("patchNoising");
+  m_noising->setToolTip(tr("Noising: patch corrupted activations into the clean run (what breaks it). Off: denoising, clean into corrupted (what restores it)."));
+  m_applyEdits->setObjectName("patchApplyEdits");
+  m_applyEdits->setToolTip(tr("Keep the window's head edits installed in the clean, corrupted and patched runs. Off: the unedited model."));
+  m_receiver->setObjectName("patchReceiver");
+  m_receiver->setPlaceholderText(tr("receiver L.H"));
+  m_input->addItems({"q", "k", "v"});
+  m_input->setCurrentText("v");
+  auto* options = new QHBoxLayout;
+  options->addWidget(m_noising);
+  options->addWidget(m_applyEdits);
+  auto* pathLayout = new QHBoxLayout(m_pathRow);
+  pathLayout->setContentsMargins(0, 0, 0, 0);
+  pathLayout->addWidget(m_receiver);
+  pathLayout->addWidget(m_input);
+  options->addWidget(m_pathRow);
+  options->addStretch();
+  m_pathRow->setVisible(false);
+  m_pathRow->setToolTip(tr("Path patching: every earlier head as a sender, through this receiver's q, k or v"));
+  connect(m_sweep, &QComboBox::currentTextChanged, this, [this](const QString& sweep) { m_pathRow->setVisible(sweep == "path"); });
+  return options;
 }
 
 void PatchingPanel::setSweepKinds(const QStringList& names, const QStringList& summaries) {

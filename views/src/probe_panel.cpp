@@ -45,21 +45,7 @@ ProbePanel::ProbePanel(QWidget* parent)
     : QWidget(parent), m_combo(new QComboBox), m_description(new QLabel), m_params(new QPlainTextEdit), m_run(new QPushButton(tr("Run"))),
       m_cancel(new QPushButton(tr("Cancel"))), m_copy(new QPushButton(tr("Copy TSV"))), m_bar(new QProgressBar), m_stage(new QLabel),
       m_summary(new QLabel), m_table(new QTableWidget(0, 3)), m_plot(new QCustomPlot), m_source(new QComboBox) {
-  m_source->setObjectName("probeSource");
-  m_source->addItems({tr("on the window's prompt"), tr("on the probe's built-in prompts")});
-  // Choosing the built-in set puts the probe's own prompt parameters back (the window's prompt was
-  // written into them by the last run on it).
-  connect(m_source, &QComboBox::currentIndexChanged, this, [this](int index) {
-    const int probe = m_combo->currentIndex();
-    if (index != 1 || probe < 0 || probe >= static_cast<int>(m_probes.size())) return;
-    QJsonObject params = QJsonDocument::fromJson(m_params->toPlainText().toUtf8()).object();
-    const QJsonObject defaults = QJsonDocument::fromJson(m_probes[probe].defaultParams.toUtf8()).object();
-    for (const char* key : {"prompt", "prompts", "short_prompts"})
-      if (defaults.contains(key)) params[key] = defaults[key];
-    if (!params.isEmpty()) m_params->setPlainText(QString::fromUtf8(QJsonDocument(params).toJson(QJsonDocument::Indented)));
-  });
-  m_source->setToolTip(tr("Probes that read prompts (sinks, massive, hidden-sinks, streaming, the vision probes) take the "
-                          "window's prompt, or their own built-in prompt set. Induction and retrieval build their own inputs."));
+  setUpPromptSource();
   m_combo->setObjectName("probeCombo");
   m_run->setObjectName("probeRun");
   m_cancel->setObjectName("probeCancel");
@@ -104,17 +90,7 @@ ProbePanel::ProbePanel(QWidget* parent)
   m_plot->addGraph();
   m_plot->graph(0)->setPen(QPen(QColor(59, 82, 139), 2));
   m_plot->setVisible(false);
-  // The curve exports from its context menu, as every plot does.
-  m_plot->setContextMenuPolicy(Qt::CustomContextMenu);
-  connect(m_plot, &QWidget::customContextMenuRequested, this, [this](const QPoint& at) {
-    QMenu menu(this);
-    menu.addAction(tr("Export figure (PNG, PDF)…"), this, [this] {
-      const QString path = QFileDialog::getSaveFileName(this, tr("Export figure"), "curve.pdf", tr("PDF (*.pdf);;PNG (*.png)"));
-      if (!path.isEmpty() && !exportPlot(m_plot, path, 900, 500, m_plot->graph(0)->name()))
-        QMessageBox::warning(this, tr("Export figure"), tr("cannot write %1").arg(path));
-    });
-    menu.exec(m_plot->mapToGlobal(at));
-  });
+  setUpCurveMenu();
   right->addWidget(m_plot, 1);
   auto* layout = new QHBoxLayout(this);
   layout->addLayout(left, 1);
@@ -135,6 +111,39 @@ ProbePanel::ProbePanel(QWidget* parent)
   connect(m_copy, &QPushButton::clicked, this, [this] { QApplication::clipboard()->setText(tableAsTsv()); });
   connect(m_table, &QTableWidget::cellClicked, this, [this](int row, int) {
     emit headSelected(m_table->item(row, 0)->text().toInt(), m_table->item(row, 1)->text().toInt());
+  });
+}
+
+// The prompt-source choice: the window's prompt (default) or the probe's built-in set.
+void ProbePanel::setUpPromptSource() {
+  m_source->setObjectName("probeSource");
+  m_source->addItems({tr("on the window's prompt"), tr("on the probe's built-in prompts")});
+  // Choosing the built-in set puts the probe's own prompt parameters back (the window's prompt was
+  // written into them by the last run on it).
+  connect(m_source, &QComboBox::currentIndexChanged, this, [this](int index) {
+    const int probe = m_combo->currentIndex();
+    if (index != 1 || probe < 0 || probe >= static_cast<int>(m_probes.size())) return;
+    QJsonObject params = QJsonDocument::fromJson(m_params->toPlainText().toUtf8()).object();
+    const QJsonObject defaults = QJsonDocument::fromJson(m_probes[probe].defaultParams.toUtf8()).object();
+    for (const char* key : {"prompt", "prompts", "short_prompts"})
+      if (defaults.contains(key)) params[key] = defaults[key];
+    if (!params.isEmpty()) m_params->setPlainText(QString::fromUtf8(QJsonDocument(params).toJson(QJsonDocument::Indented)));
+  });
+  m_source->setToolTip(tr("Probes that read prompts (sinks, massive, hidden-sinks, streaming, the vision probes) take the "
+                          "window's prompt, or their own built-in prompt set. Induction and retrieval build their own inputs."));
+}
+
+void ProbePanel::setUpCurveMenu() {
+  // The curve exports from its context menu, as every plot does.
+  m_plot->setContextMenuPolicy(Qt::CustomContextMenu);
+  connect(m_plot, &QWidget::customContextMenuRequested, this, [this](const QPoint& at) {
+    QMenu menu(this);
+    menu.addAction(tr("Export figure (PNG, PDF)…"), this, [this] {
+      const QString path = QFileDialog::getSaveFileName(this, tr("Export figure"), "curve.pdf", tr("PDF (*.pdf);;PNG (*.png)"));
+      if (!path.isEmpty() && !exportPlot(m_plot, path, 900, 500, m_plot->graph(0)->name()))
+        QMessageBox::warning(this, tr("Export figure"), tr("cannot write %1").arg(path));
+    });
+    menu.exec(m_plot->mapToGlobal(at));
   });
 }
 

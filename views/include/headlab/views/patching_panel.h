@@ -10,6 +10,7 @@ class QCheckBox;
 class QComboBox;
 class QFormLayout;
 class QLabel;
+class QLayout;
 class QLineEdit;
 class QPushButton;
 
@@ -61,6 +62,7 @@ class PatchingPanel : public QWidget {
   void cancelRequested();
 
  private:
+  QLayout* buildOptionsRow();
   QLineEdit *m_clean, *m_corrupted, *m_answer, *m_wrong, *m_corruptedImage;
   QWidget* m_imageRow;
   QFormLayout* m_form = nullptr;

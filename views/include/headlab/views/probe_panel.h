@@ -61,6 +61,8 @@ class ProbePanel : public QWidget {
 
  private:
   void setStage(const QString& stage);
+  void setUpPromptSource();
+  void setUpCurveMenu();
   std::vector<ProbeInfo> m_probes;
   QComboBox* m_combo;
   QLabel* m_description;
