@@ -31,6 +31,7 @@ set(HEADLAB_CORE_RUNTIME_SOURCES
   src/interp/interventions.cpp
   src/interp/faithfulness.cpp
   src/interp/logit_lens.cpp
+  src/interp/attention_tiles.cpp
   src/patching/sweep_layouts.cpp
   src/patching/patching_common.cpp
   src/patching/batched.cpp

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <tuple>
 
 #include "headlab/core/errors.h"
@@ -96,17 +97,18 @@ at::Tensor HookedTransformer::norm(const at::Tensor& x, const at::Tensor& w, con
   return y.to(x.scalar_type());
 }
 
-at::Tensor HookedTransformer::rope(const at::Tensor& x, int64_t posOffset, bool local) const {
+at::Tensor HookedTransformer::rope(const at::Tensor& x, int64_t posOffset, bool local, int64_t lengthIn) const {
   // x [batch, pos, head, d_head]; rotate the first rotary_dim features of each head.
   const int64_t T = x.size(1), rot = m_config.rotaryDim(), half = rot / 2;
   growRopeTables(posOffset + T);
   const bool ownLocal = local && m_config.rope_local_theta > 0;
   at::Tensor cosTable = ownLocal ? m_ropeLocalCos : m_ropeCos, sinTable = ownLocal ? m_ropeLocalSin : m_ropeSin;
   const RopeScaling& scaling = m_config.rope_scaling;
-  if (!ownLocal && scaling.dependsOnLength() && posOffset + T > scaling.original_max_positions) {
+  const int64_t length = lengthIn > 0 ? lengthIn : posOffset + T;
+  if (!ownLocal && scaling.dependsOnLength() && length > scaling.original_max_positions) {
     // Dynamic / LongRope past the original context: this forward's frequencies follow its length, as
     // transformers' rotary module recomputes them per call; keys already in a KV cache keep theirs.
-    std::tie(cosTable, sinTable) = ropeTables(posOffset + T, false, posOffset + T);
+    std::tie(cosTable, sinTable) = ropeTables(length, false, length);
   }
   at::Tensor c = cosTable.slice(0, posOffset, posOffset + T).view({1, T, 1, half}).to(x.scalar_type());
   at::Tensor s = sinTable.slice(0, posOffset, posOffset + T).view({1, T, 1, half}).to(x.scalar_type());
@@ -139,6 +141,105 @@ at::Tensor HookedTransformer::embed(const at::Tensor& tokensIn, int64_t posOffse
   return resid;
 }
 
+const char* attentionImplName(AttentionImpl impl) {
+  switch (impl) {
+    case AttentionImpl::Auto: return "auto";
+    case AttentionImpl::Explicit: return "explicit";
+    case AttentionImpl::Blockwise: return "blockwise";
+  }
+  return "auto";
+}
+
+std::string HookedTransformer::lastAttentionImpl() const {
+  if (m_ranBlockwise && m_ranExplicit) return "explicit+blockwise";
+  return m_ranBlockwise ? "blockwise" : "explicit";
+}
+
+double HookedTransformer::attentionScale() const {
+  return m_config.attn_scale > 0 ? m_config.attn_scale : 1.0 / std::sqrt(static_cast<double>(m_config.d_head));
+}
+
+at::Tensor HookedTransformer::qkNorm(int l, const at::Tensor& t, bool query) const {
+  const auto& w = m_weights.layers[l];
+  const at::Tensor& nw = query ? w.q_norm_w : w.k_norm_w;
+  if (m_config.qk_norm == QkNorm::PerHead) return norm(t, nw, at::Tensor());
+  if (m_config.qk_norm == QkNorm::Projection) {
+    const auto s = t.sizes();
+    return norm(t.reshape({s[0], s[1], s[2] * s[3]}), nw, at::Tensor()).view(s);
+  }
+  return t;
+}
+
+at::Tensor HookedTransformer::queries(int l, const at::Tensor& x, int64_t off, int64_t length) const {
+  const auto& w = m_weights.layers[l];
+  at::Tensor q = linear(x, w.wq, w.bq).view({x.size(0), x.size(1), m_config.n_heads, m_config.d_head});
+  q = qkNorm(l, q, true);
+  if (m_config.rope == RopeLayout::None) return q;
+  q = rope(q, off, m_config.slidingWindowAt(l) > 0, length);
+  return q;
+}
+
+at::Tensor HookedTransformer::keys(int l, const at::Tensor& x, int64_t off, int64_t length) const {
+  const auto& w = m_weights.layers[l];
+  at::Tensor k = linear(x, w.wk, w.bk).view({x.size(0), x.size(1), m_config.n_kv_heads, m_config.d_head});
+  k = qkNorm(l, k, false);
+  if (m_config.rope == RopeLayout::None) return k;
+  k = rope(k, off, m_config.slidingWindowAt(l) > 0, length);
+  return k;
+}
+
+at::Tensor HookedTransformer::maskBlock(int64_t q0, int64_t q1, int64_t k0, int64_t k1, int64_t window, const at::TensorOptions& o) const {
+  // Nothing to mask when every key precedes every query (causal) and sits inside every query's window.
+  const bool causalCut = m_config.causal && k1 - 1 > q0;
+  const bool windowCut = window > 0 && (q1 - 1) - k0 >= window;
+  if (!causalCut && !windowCut) return {};
+  const auto lo = at::TensorOptions().dtype(at::kLong).device(o.device());
+  at::Tensor qpos = at::arange(q0, q1, lo).unsqueeze(1), kpos = at::arange(k0, k1, lo).unsqueeze(0);
+  at::Tensor masked = m_config.causal ? kpos > qpos : at::zeros({q1 - q0, k1 - k0}, lo.dtype(at::kBool));
+  if (window > 0) masked = masked.logical_or(qpos - kpos >= window);
+  return at::zeros(masked.sizes(), o).masked_fill_(masked, -std::numeric_limits<double>::infinity());
+}
+
+std::pair<at::Tensor, at::Tensor> HookedTransformer::blockwiseAttention(const at::Tensor& q, const at::Tensor& kt, const at::Tensor& vt,
+                                                                        int64_t qOff, int64_t window) const {
+  // q [B, H, T, dh] (scaled), kt / vt [B, Hkv, S, dh]. Query head h reads kv head h / G, as in the
+  // explicit path: each group's query rows are folded into one [G * rows, dh] matrix per kv head.
+  const int64_t B = q.size(0), H = q.size(1), T = q.size(2), dh = q.size(3), Hkv = kt.size(1), S = kt.size(2), G = H / Hkv;
+  const int64_t keyBlock = m_blockwise.keyBlock > 0 ? m_blockwise.keyBlock : std::min<int64_t>(S, 4096);
+  // The score block, its exponentials and its mask are the float32 temporaries the budget bounds.
+  const int64_t queryBlock = m_blockwise.queryBlock > 0 ? m_blockwise.queryBlock
+                                                        : std::max<int64_t>(1, m_blockwise.budgetBytes / (B * H * keyBlock * 4 * 3));
+  const auto f32 = q.options().dtype(at::kFloat);
+  at::Tensor z = at::empty({B, Hkv, G, T, dh}, f32), lse = at::empty({B, Hkv, G, T}, f32);
+  const at::Tensor qg = q.reshape({B, Hkv, G, T, dh});
+  const double inf = std::numeric_limits<double>::infinity();
+  for (int64_t q0 = 0; q0 < T; q0 += queryBlock) {
+    const int64_t q1 = std::min(T, q0 + queryBlock), n = q1 - q0, a0 = qOff + q0, a1 = qOff + q1;  // a: absolute positions
+    const at::Tensor qb = qg.slice(3, q0, q1).reshape({B, Hkv, G * n, dh});
+    const int64_t kHi = m_config.causal ? std::min(S, a1) : S, kLo = window > 0 ? std::max<int64_t>(0, a0 - window + 1) : 0;
+    at::Tensor m = at::full({B, Hkv, G * n}, -inf, f32), sum = at::zeros({B, Hkv, G * n}, f32), acc = at::zeros({B, Hkv, G * n, dh}, f32);
+    for (int64_t k0 = kLo; k0 < kHi; k0 += keyBlock) {
+      const int64_t k1 = std::min(kHi, k0 + keyBlock);
+      at::Tensor s = at::matmul(qb, kt.slice(2, k0, k1).transpose(-1, -2));  // [B, Hkv, G*n, keys], the model's dtype
+      if (m_config.attn_softcap > 0) s = at::tanh(s / m_config.attn_softcap) * m_config.attn_softcap;
+      s = s.to(at::kFloat);
+      const at::Tensor mask = maskBlock(a0, a1, k0, k1, window, f32);
+      if (mask.defined()) s = s + (G > 1 ? mask.repeat({G, 1}) : mask);
+      const at::Tensor mNew = at::maximum(m, std::get<0>(s.max(-1)));
+      // A row with every key of the block masked keeps -inf as its max: shift by 0 there (exp(-inf) = 0).
+      const at::Tensor shift = mNew.masked_fill(mNew == -inf, 0);
+      const at::Tensor p = at::exp(s - shift.unsqueeze(-1));
+      const at::Tensor rescale = at::exp(m - shift);
+      sum = sum * rescale + p.sum(-1);
+      acc = acc * rescale.unsqueeze(-1) + at::matmul(p.to(vt.scalar_type()), vt.slice(2, k0, k1)).to(at::kFloat);
+      m = mNew;
+    }
+    z.slice(3, q0, q1).copy_((acc / sum.unsqueeze(-1)).view({B, Hkv, G, n, dh}));
+    lse.slice(3, q0, q1).copy_((m + at::log(sum)).view({B, Hkv, G, n}));
+  }
+  return {z.view({B, H, T, dh}), lse.view({B, H, T})};
+}
+
 at::Tensor HookedTransformer::attention(int l, const at::Tensor& x, KvCache* cache, int64_t off, bool lastRowOnly) {
   const auto& w = m_weights.layers[l];
   const int64_t B = x.size(0), Tk = x.size(1), T = lastRowOnly ? 1 : Tk;
@@ -146,19 +247,15 @@ at::Tensor HookedTransformer::attention(int l, const at::Tensor& x, KvCache* cac
   const int64_t qOff = lastRowOnly ? off + Tk - 1 : off;  // absolute position of the first query row
   auto id = [&](LayerHook h) { return m_hooks.idOf(l, h); };
 
+  // The hook points run in the order Q, K, V, then the rotated Q and K, whichever path follows.
   at::Tensor q = linear(lastRowOnly ? x.slice(1, Tk - 1) : x, w.wq, w.bq).view({B, T, H, dh});
   at::Tensor k = linear(x, w.wk, w.bk).view({B, Tk, Hkv, dh});
   at::Tensor v = linear(x, w.wv, w.bv).view({B, Tk, Hkv, dh});
   hook(id(LayerHook::Q), q, qOff);
   hook(id(LayerHook::K), k, off);
   hook(id(LayerHook::V), v, off);
-  if (m_config.qk_norm == QkNorm::PerHead) {
-    q = norm(q, w.q_norm_w, at::Tensor());
-    k = norm(k, w.k_norm_w, at::Tensor());
-  } else if (m_config.qk_norm == QkNorm::Projection) {
-    q = norm(q.reshape({B, T, H * dh}), w.q_norm_w, at::Tensor()).view({B, T, H, dh});
-    k = norm(k.reshape({B, Tk, Hkv * dh}), w.k_norm_w, at::Tensor()).view({B, Tk, Hkv, dh});
-  }
+  q = qkNorm(l, q, true);
+  k = qkNorm(l, k, false);
   const int64_t window = m_config.slidingWindowAt(l);
   if (m_config.rope != RopeLayout::None) {
     q = rope(q, qOff, window > 0);
@@ -176,31 +273,37 @@ at::Tensor HookedTransformer::attention(int l, const at::Tensor& x, KvCache* cac
     cache->k[l] = kt, cache->v[l] = vt;
   }
   const int64_t S = kt.size(2);
-  // Query head h reads kv head h / G: fold each group's query rows into one matrix
-  // ([B, Hkv, G*T, dh]) instead of copying keys. Plain 4-D products: a broadcast 5-D matmul
-  // takes ATen's slow per-matrix path (twice the time of the whole attention, forward and backward).
   // The 1/sqrt(d_head) scale goes on q ([.., T, dh]) rather than on the scores ([.., T, S]).
-  const double scale = m_config.attn_scale > 0 ? m_config.attn_scale : 1.0 / std::sqrt(static_cast<double>(dh));
-  at::Tensor qg = (q.transpose(1, 2) * scale).reshape({B, Hkv, G * T, dh});
-  at::Tensor scores = at::matmul(qg, kt.transpose(-1, -2)).view({B, H, T, S});
-  if (m_config.attn_softcap > 0) scores = at::tanh(scores / m_config.attn_softcap) * m_config.attn_softcap;
-  at::Tensor qpos = at::arange(qOff, qOff + T, at::TensorOptions().dtype(at::kLong).device(x.device())).unsqueeze(1);
-  at::Tensor kpos = at::arange(S, at::TensorOptions().dtype(at::kLong).device(x.device())).unsqueeze(0);
-  at::Tensor masked = m_config.causal ? kpos > qpos : at::zeros({T, S}, at::TensorOptions().dtype(at::kBool).device(x.device()));
-  if (window > 0) masked = masked.logical_or(qpos - kpos >= window);
-  // An additive [q, k] mask: broadcasting an add is ~8x faster on CPU than masked_fill over
-  // [batch, head, q, k], forward and backward.
-  if (m_config.causal || window > 0) {
-    at::Tensor additive = at::zeros(masked.sizes(), scores.options()).masked_fill_(masked, -std::numeric_limits<double>::infinity());
-    scores = scores + additive;
+  const at::Tensor qs = q.transpose(1, 2) * attentionScale();  // [B, H, T, dh]
+  const bool patternHooked = m_hooks.hasHooks(id(LayerHook::AttnScores)) || m_hooks.hasHooks(id(LayerHook::Pattern));
+  const bool large = static_cast<double>(B) * H * T * S * 4 > static_cast<double>(kAutoBlockwiseBytes);
+  const bool blockwise = !patternHooked && (m_attnImpl == AttentionImpl::Blockwise || (m_attnImpl == AttentionImpl::Auto && large));
+  at::Tensor z;  // [batch, pos, head, d_head]
+  if (blockwise) {
+    m_ranBlockwise = true;
+    auto [zb, lse] = blockwiseAttention(qs, kt, vt, qOff, window);
+    if (m_rowStats) m_rowStats->logSumExp.resize(m_config.n_layers), m_rowStats->logSumExp[l] = lse;
+    z = zb.to(x.scalar_type()).transpose(1, 2).contiguous();
+  } else {
+    m_ranExplicit = true;
+    // Fold each group's query rows into one matrix ([B, Hkv, G*T, dh]) instead of copying keys.
+    // Plain 4-D products: a broadcast 5-D matmul takes ATen's slow per-matrix path (twice the time
+    // of the whole attention, forward and backward).
+    at::Tensor scores = at::matmul(qs.reshape({B, Hkv, G * T, dh}), kt.transpose(-1, -2)).view({B, H, T, S});
+    if (m_config.attn_softcap > 0) scores = at::tanh(scores / m_config.attn_softcap) * m_config.attn_softcap;
+    // An additive [q, k] mask: broadcasting an add is ~8x faster on CPU than masked_fill over
+    // [batch, head, q, k], forward and backward.
+    const at::Tensor additive = maskBlock(qOff, qOff + T, 0, S, window, scores.options());
+    if (additive.defined()) scores = scores + additive;
+    hook(id(LayerHook::AttnScores), scores, qOff);
+    if (m_rowStats) m_rowStats->logSumExp.resize(m_config.n_layers), m_rowStats->logSumExp[l] = at::logsumexp(scores.to(at::kFloat), -1);
+    at::Tensor pattern = at::softmax(scores.to(at::kFloat), -1).to(x.scalar_type());  // [batch, head, q, k]
+    hook(id(LayerHook::Pattern), pattern, qOff);
+    z = at::matmul(pattern.reshape({B, Hkv, G * T, S}), vt)  // [B, Hkv, G*T, dh]
+            .view({B, H, T, dh})
+            .transpose(1, 2)
+            .contiguous();
   }
-  hook(id(LayerHook::AttnScores), scores, qOff);
-  at::Tensor pattern = at::softmax(scores.to(at::kFloat), -1).to(x.scalar_type());  // [batch, head, q, k]
-  hook(id(LayerHook::Pattern), pattern, qOff);
-  at::Tensor z = at::matmul(pattern.reshape({B, Hkv, G * T, S}), vt)  // [B, Hkv, G*T, dh]
-                     .view({B, H, T, dh})
-                     .transpose(1, 2)
-                     .contiguous();  // [batch, pos, head, d_head]
   hook(id(LayerHook::Z), z, qOff);
   at::Tensor out = linear(z.view({B, T, H * dh}), w.wo, w.bo);
   if (m_hooks.hasHooks(id(LayerHook::Result))) {
@@ -217,6 +320,36 @@ at::Tensor HookedTransformer::attention(int l, const at::Tensor& x, KvCache* cac
     }
   }
   return out;
+}
+
+at::Tensor HookedTransformer::scoresTile(int l, const at::Tensor& residPre, const std::vector<int64_t>& headsIn, int64_t r0, int64_t r1,
+                                         int64_t c0, int64_t c1) const {
+  if (l < 0 || l >= m_config.n_layers)
+    throw InputError("layer " + std::to_string(l) + " out of range [0, " + std::to_string(m_config.n_layers) + ")");
+  const int64_t length = residPre.size(1);
+  if (r0 < 0 || r1 > length || r0 >= r1 || c0 < 0 || c1 > length || c0 >= c1)
+    throw InputError("attention tile rows " + std::to_string(r0) + ":" + std::to_string(r1) + ", columns " + std::to_string(c0) + ":" +
+                     std::to_string(c1) + " outside the prompt's " + std::to_string(length) + " positions (or empty)");
+  std::vector<int64_t> heads = headsIn;
+  if (heads.empty())
+    for (int64_t h = 0; h < m_config.n_heads; ++h) heads.push_back(h);
+  const int64_t G = m_config.n_heads / m_config.n_kv_heads;
+  std::vector<int64_t> kvHeads;
+  for (int64_t h : heads) {
+    if (h < 0 || h >= m_config.n_heads)
+      throw InputError("head " + std::to_string(h) + " out of range [0, " + std::to_string(m_config.n_heads) + ")");
+    kvHeads.push_back(h / G);  // GQA: query head h reads kv head h / G
+  }
+  const auto& w = m_weights.layers[l];
+  const at::Tensor xq = norm(residPre.slice(1, r0, r1), w.ln1_w, w.ln1_b), xk = norm(residPre.slice(1, c0, c1), w.ln1_w, w.ln1_b);
+  const auto index = [&](const std::vector<int64_t>& v) { return at::tensor(v, at::kLong).to(residPre.device()); };
+  at::Tensor q = (queries(l, xq, r0, length).transpose(1, 2) * attentionScale()).index_select(1, index(heads));  // [B, h, rows, dh]
+  at::Tensor k = keys(l, xk, c0, length).transpose(1, 2).index_select(1, index(kvHeads));                       // [B, h, cols, dh]
+  at::Tensor s = at::matmul(q, k.transpose(-1, -2));
+  if (m_config.attn_softcap > 0) s = at::tanh(s / m_config.attn_softcap) * m_config.attn_softcap;
+  s = s.to(at::kFloat);
+  const at::Tensor mask = maskBlock(r0, r1, c0, c1, m_config.slidingWindowAt(l), s.options());
+  return mask.defined() ? s + mask : s;
 }
 
 at::Tensor HookedTransformer::mlp(int l, const at::Tensor& x, int64_t off) {
@@ -297,6 +430,7 @@ void HookedTransformer::requireFinite(const at::Tensor& logits, const at::Tensor
 at::Tensor HookedTransformer::forward(const at::Tensor& tokens, KvCache* cache) {
   const int64_t off = cache ? cache->length : 0;
   checkTokens(tokens, off);
+  m_ranExplicit = m_ranBlockwise = false;
   at::Tensor resid = embed(tokens, off);
   for (int l = 0; l < m_config.n_layers; ++l) resid = block(l, resid, cache, off);
   if (cache) cache->length += tokens.size(1);
@@ -308,6 +442,7 @@ at::Tensor HookedTransformer::forwardFrom(int fromLayer, const at::Tensor& resid
     throw InputError("sequence of " + std::to_string(residPre.size(1)) + " positions is longer than the model's context (" +
                      std::to_string(m_config.n_ctx) + ")");
   at::Tensor resid = residPre;
+  m_ranExplicit = m_ranBlockwise = false;
   const int last = static_cast<int>(m_config.n_layers) - 1;
   // With only the next-token prediction wanted, the final block runs for the last row alone
   // (unless it is the layer being restarted from, whose hooks expect full-length activations).

@@ -25,6 +25,30 @@ struct KvCache {
   void clear() { k.clear(), v.clear(), length = 0; }
 };
 
+// How a layer's attention is computed.
+//   Explicit: the [batch, head, q, k] scores and pattern are formed (memory grows with T^2).
+//   Blockwise: query blocks against key blocks with a running softmax (max and sum per row, as
+//     FlashAttention does): exact, the same numbers as Explicit to float rounding, memory linear
+//     in T; the scores and pattern are never formed.
+//   Auto: Blockwise when the explicit scores would pass kAutoBlockwiseBytes, Explicit otherwise
+//     (short prompts keep their bit-exact explicit numbers).
+// A layer whose attn.hook_attn_scores or attn.hook_pattern is hooked (captures, pattern edits,
+// the window's runner) always runs Explicit: those hooks need the full matrices.
+enum class AttentionImpl { Auto, Explicit, Blockwise };
+const char* attentionImplName(AttentionImpl impl);
+struct BlockwiseOptions {
+  int64_t queryBlock = 0, keyBlock = 0;  // rows / keys per block; 0: from budgetBytes
+  int64_t budgetBytes = int64_t(64) << 20;  // the float32 score block [batch, head, queryBlock, keyBlock] and its temporaries
+};
+constexpr int64_t kAutoBlockwiseBytes = int64_t(128) << 20;
+
+// Per layer, the log-sum-exp of each query row's scores (after scale, soft-cap and masks) in the
+// last forward: [batch, head, q] float32. pattern[q, k] = exp(scores[q, k] - lse[q]): with the
+// layer's input this is all the on-demand path (headlab/core/attention_tiles.h) needs.
+struct AttentionRowStats {
+  std::vector<at::Tensor> logSumExp;
+};
+
 class HookedTransformer {
  public:
   HookedTransformer(ModelConfig config, ModelWeights weights);
@@ -62,10 +86,38 @@ class HookedTransformer {
   // Moves and casts the model (dtype: float32, bfloat16 or float16).
   void to(at::Device device, at::ScalarType dtype);
 
+  void setAttentionImpl(AttentionImpl impl, BlockwiseOptions options = {}) { m_attnImpl = impl, m_blockwise = options; }
+  AttentionImpl attentionImpl() const { return m_attnImpl; }
+  // "explicit", "blockwise" or "explicit+blockwise": what the layers of the last forward ran.
+  std::string lastAttentionImpl() const;
+  // While set, every forward writes each layer's row statistics into *stats (nullptr stops).
+  void recordRowStats(AttentionRowStats* stats) { m_rowStats = stats; }
+
+  // On-demand attention. The scores of query rows [r0, r1) against keys [c0, c1) of the query heads
+  // `heads` (empty: all) of `layer`, computed from the layer's input as the forward computes them
+  // (scale, soft-cap, causal and sliding-window masks as -inf): [batch, heads, r1 - r0, c1 - c0]
+  // float32. residPre: the layer's resid_pre at positions [0, length) (only rows r0..r1 and c0..c1
+  // are read); length: the prompt's length (Dynamic / LongRoPE frequencies follow it). Hooks on q
+  // and k do not run here: an edit of this layer's queries or keys is not seen.
+  at::Tensor scoresTile(int layer, const at::Tensor& residPre, const std::vector<int64_t>& heads, int64_t r0, int64_t r1, int64_t c0,
+                        int64_t c1) const;
+
  private:
   at::Tensor norm(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) const;
   // x [batch, pos, head, d_head]; local: a sliding layer (its own RoPE base where the model has one).
-  at::Tensor rope(const at::Tensor& x, int64_t posOffset, bool local = false) const;
+  // length: the length the frequencies follow (Dynamic / LongRoPE), 0 for posOffset + T.
+  at::Tensor rope(const at::Tensor& x, int64_t posOffset, bool local = false, int64_t length = 0) const;
+  // Queries or keys of rows x ([batch, rows, d_model], ln1-normalised) at absolute positions
+  // posOffset.., after the q/k norms and RoPE: [batch, rows, heads, d_head]. No hook runs.
+  at::Tensor queries(int layer, const at::Tensor& x, int64_t posOffset, int64_t length) const;
+  at::Tensor keys(int layer, const at::Tensor& x, int64_t posOffset, int64_t length) const;
+  at::Tensor qkNorm(int layer, const at::Tensor& t, bool query) const;
+  double attentionScale() const;
+  // q [B, H, T, dh] (scaled), kt/vt [B, Hkv, S, dh] -> z [B, H, T, dh] and the row log-sum-exp [B, H, T].
+  std::pair<at::Tensor, at::Tensor> blockwiseAttention(const at::Tensor& q, const at::Tensor& kt, const at::Tensor& vt, int64_t qOff,
+                                                       int64_t window) const;
+  // The additive -inf mask of queries at qpos [T] against keys kpos [S] (undefined when nothing is masked).
+  at::Tensor maskBlock(int64_t q0, int64_t q1, int64_t k0, int64_t k1, int64_t window, const at::TensorOptions& o) const;
   // Extends the RoPE tables to cover `positions` (at most n_ctx).
   void growRopeTables(int64_t positions) const;
   // cos, sin [positions, rotary_dim / 2]; length: see ropeInverseFrequencies (0: within the original context)
@@ -80,6 +132,10 @@ class HookedTransformer {
   HookRegistry m_hooks;
   mutable at::Tensor m_ropeCos, m_ropeSin;  // [positions built so far <= n_ctx, rotary_dim / 2], float32
   mutable at::Tensor m_ropeLocalCos, m_ropeLocalSin;  // the sliding layers' tables (rope_local_theta > 0)
+  AttentionImpl m_attnImpl = AttentionImpl::Auto;
+  BlockwiseOptions m_blockwise;
+  AttentionRowStats* m_rowStats = nullptr;
+  bool m_ranExplicit = false, m_ranBlockwise = false;  // in the last forward (reset by embed)
 };
 
 }  // namespace headlab
