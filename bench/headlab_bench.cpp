@@ -1,6 +1,6 @@
 // Benchmarks that print ratios measured side by side in one run (PRODUCT.md §9). Never a test:
 // the machines are shared and noisy, so only the ratios within one run mean anything.
-//   headlab-bench [--quick] [--only hooks|patching|click|hdf5|retrieval|load]
+//   headlab-bench [--quick] [--only hooks|patching|click|hdf5|retrieval|load|longcontext]
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
@@ -10,7 +10,9 @@
 #include <functional>
 #include <string>
 
+#include "allocation_meter.h"
 #include "bench_models.h"
+#include "headlab/core/attention_tiles.h"
 #include "headlab/core/hooked_transformer.h"
 #include "headlab/core/incremental_runner.h"
 #include "headlab/core/model_loader.h"
@@ -181,6 +183,61 @@ void benchRetrieval(int64_t context) {
   std::filesystem::remove_all(dir);
 }
 
+// Long context (issue #20) on the random LLaMA shape of the issue (4 layers x 8 heads over 2 kv heads,
+// d_model 256, context 131072): the explicit and the blockwise forward side by side (time and heap
+// high-water mark, reset per variant), the blockwise forward alone where the explicit one would need
+// [heads, T, T] several times over, the on-demand path's first exact tile (the layer's input kept,
+// the rows' statistics computed), panning to the next tile, and one head's overview.
+void benchLongContext(bool quick) {
+  c10::InferenceMode guard;
+  HookedTransformer model = bench::llamaLike({4, 8, 2, 256, 688, 512, 131072});
+  // One timed run (no warm-up: a 32K forward is minutes on a laptop CPU).
+  const auto once = [](const std::function<void()>& f) {
+    const auto t0 = std::chrono::steady_clock::now();
+    f();
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  const auto randomIds = [](int64_t T) { return at::randint(512, {1, T}, at::kLong); };
+  const auto heapMb = [] { return test::heapPeakBytes() / 1e6; };
+  const auto run = [&](int64_t T, AttentionImpl impl) {
+    model.setAttentionImpl(impl);
+    const at::Tensor ids = randomIds(T);
+    test::resetHeapPeak();
+    const double base = test::heapBytesNow() / 1e6;
+    const double secs = once([&] { model.forward(ids); });
+    return std::make_pair(secs, heapMb() - base);
+  };
+  if (!test::allocationMeterActive()) std::printf("(heap meter inactive: memory columns read 0)\n");
+  for (int64_t T : quick ? std::vector<int64_t>{512} : std::vector<int64_t>{2048, 8192}) {
+    const auto [te, me] = run(T, AttentionImpl::Explicit);
+    const auto [tb, mb] = run(T, AttentionImpl::Blockwise);
+    std::printf("forward at %ld tokens: explicit %.2f s, peak heap +%.0f MB | blockwise %.2f s, +%.0f MB | time ratio %.2f, memory %.1fx less\n",
+                static_cast<long>(T), te, me, tb, mb, tb / te, me / std::max(1.0, mb));
+  }
+  const int64_t longT = quick ? 2048 : 32768;
+  if (!quick) {
+    const auto [tb, mb] = run(longT, AttentionImpl::Blockwise);
+    std::printf("forward at %ld tokens: blockwise %.1f s, peak heap +%.0f MB (explicit would hold %.0f MB of scores per layer, twice)\n",
+                static_cast<long>(longT), tb, mb, 8.0 * longT * longT * 4 / 1e6);
+  }
+  model.setAttentionImpl(AttentionImpl::Auto);
+  AttentionTilesOptions o;
+  o.layers = {2};
+  o.statsFromForward = false;
+  std::unique_ptr<AttentionTiles> tiles;
+  const at::Tensor ids = randomIds(longT);
+  const double keep = once([&] { tiles = std::make_unique<AttentionTiles>(model, ids, o); });
+  const int64_t r = longT - 1000;
+  const double first = once([&] { tiles->pattern(2, {3}, r, r + 64, 0, 1024); });
+  const double pan = once([&] { tiles->pattern(2, {3}, r + 64, r + 128, 1024, 2048); });
+  std::printf("tiles at %ld tokens: layer 2's input kept in %.1f s (%.0f MB held); first exact 64 x 1024 tile %.0f ms, pan to the next %.0f ms\n",
+              static_cast<long>(longT), keep, tiles->bytesHeld() / 1e6, first * 1e3, pan * 1e3);
+  const int64_t ovT = quick ? 1024 : 8192;
+  AttentionTiles small(model, randomIds(ovT), o);
+  const double ov = once([&] { small.overview(2, 3, 512); });
+  std::printf("overview of one head at %ld tokens (512 x 512 cells, max and mean): %.2f s\n", static_cast<long>(ovT), ov);
+}
+
 // A random model of Llama-3.2-1B's shape (16 layers, 32 heads / 8 kv heads, head_dim 64, d_model 2048,
 // SwiGLU 8192, vocabulary 128256, tied, llama3 rope_scaling), written as a bfloat16 safetensors
 // folder (as the real checkpoint ships), then loaded in bfloat16: load time, peak memory against the
@@ -262,7 +319,7 @@ int main(int argc, char** argv) {
     if (a == "--quick") quick = true;
     else if (a == "--only" && i + 1 < argc) only = argv[++i];
     else {
-      std::fprintf(stderr, "usage: headlab-bench [--quick] [--only hooks|patching|click|hdf5|retrieval|load]\n");
+      std::fprintf(stderr, "usage: headlab-bench [--quick] [--only hooks|patching|click|hdf5|retrieval|load|longcontext]\n");
       return 2;
     }
   }
@@ -271,6 +328,10 @@ int main(int argc, char** argv) {
   std::printf("headlab-bench %s: %s\n", appVersion(), runtimeSummary(threads, blas).c_str());
   // GPT-2 small: 12 layers x 12 heads, d_model 768, d_mlp 3072, vocab 50257 (random weights).
   if (only == "load") return benchLoad(quick), 0;
+  if (only == "longcontext" || (only.empty() && quick)) {
+    benchLongContext(quick);
+    if (only == "longcontext") return 0;
+  }
   if (only == "retrieval" || (only.empty() && quick)) {
     benchRetrieval(quick ? 256 : 4096);
     if (only == "retrieval") return 0;

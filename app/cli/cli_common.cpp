@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <iostream>
+#include <fstream>
+#include <iterator>
 #include <sstream>
 
 #include <QImage>
@@ -55,7 +57,17 @@ OpenedModel openAny(const Args& a, bool tokenizerRequired) {
         throw headlab::InputError(std::string("--") + flag + " needs a vision-language model (a LLaVA folder or demo-vlm); " + spec + " is not one");
   }
   if (tokenizerRequired && !o.loaded.tokenizer) throw headlab::TokenizerError(o.loaded.source + ": no tokenizer found; pass --tokenizer");
+  o.model().setAttentionImpl(attentionImpl(a));
+  o.model().clearAttentionUsed();  // the provenance records what this command's forwards ran
   return o;
+}
+
+headlab::AttentionImpl attentionImpl(const Args& a) {
+  const std::string v = a.get("attention", "auto");
+  if (v == "auto") return headlab::AttentionImpl::Auto;
+  if (v == "explicit") return headlab::AttentionImpl::Explicit;
+  if (v == "blockwise") return headlab::AttentionImpl::Blockwise;
+  throw UsageError("--attention must be auto, explicit or blockwise, got '" + v + "'");
 }
 
 // The prompt as ids: --ids "0,0,2,1" (taken as given, no tokenizer needed), else --prompt encoded
@@ -84,6 +96,19 @@ std::vector<int64_t> parseIds(const std::string& text, const std::string& flag) 
 std::vector<int64_t> promptIds(const Args& a, const headlab::Tokenizer* tok, const std::string& textKey) {
   const std::string idsKey = textKey == "prompt" ? "ids" : textKey + "-ids";
   if (a.has(idsKey)) return parseIds(a.get(idsKey), "--" + idsKey);
+  // --ids-file / --prompt-file: a long prompt (a 32K-token context does not fit on a command line).
+  const auto readFile = [](const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw headlab::IoError(path + ": cannot open");
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  if (textKey == "prompt" && a.has("ids-file")) return parseIds(readFile(a.get("ids-file")), "--ids-file " + a.get("ids-file"));
+  if (textKey == "prompt" && a.has("prompt-file")) {
+    const std::string text = readFile(a.get("prompt-file"));
+    if (text.empty()) throw headlab::InputError("empty prompt (--prompt-file " + a.get("prompt-file") + ")");
+    if (!tok) throw headlab::TokenizerError("no tokenizer found; pass --tokenizer, or give the prompt as ids with --ids-file F");
+    return tok->encode(text, true);
+  }
   const std::string prompt = a.require(textKey);
   if (prompt.empty()) throw headlab::InputError("empty prompt (--" + textKey + " \"\")");
   if (!tok) throw headlab::TokenizerError("no tokenizer found; pass --tokenizer, or give the prompt as ids with --" + idsKey + " 0,5,7");
@@ -123,6 +148,8 @@ TraceOptions traceOptions(const Args& a) {
   o.provenance.dtype = a.get("dtype", "float32");
   o.provenance.device = a.get("device", "cpu");
   o.provenance.seed = a.has("seed") ? a.integer("seed", 0) : -1;
+  // Auto: blockwise in layers whose explicit scores would pass 128 MB and nothing hooks them.
+  o.provenance.attention = attentionImplName(attentionImpl(a));
   if (a.has("tokenizer")) o.provenance.extraFiles.push_back(a.get("tokenizer"));
   if (a.has("image")) o.provenance.extraFiles.push_back(a.get("image"));
   return o;

@@ -37,6 +37,8 @@ std::string& commandLine();
 // Trace options from the command line: --force, and the provenance inputs (command line, --dtype,
 // --device, --seed, --tokenizer and --image files).
 TraceOptions traceOptions(const Args& a);
+// --attention auto|explicit|blockwise (headlab/core/hooked_transformer.h); UsageError otherwise.
+headlab::AttentionImpl attentionImpl(const Args& a);
 
 // --format: "hdf5" (the default) or, for arrays, "safetensors" / "npz" (UsageError otherwise).
 std::string outputFormat(const Args& a);

@@ -25,7 +25,7 @@ std::string fixed(double v, int digits) {
 }  // namespace
 
 int cmdLens(const Args& a) {
-  auto o = openAny(a, !a.has("ids"));
+  auto o = openAny(a, !a.has("ids") && !a.has("ids-file"));
   const Tokenizer* tok = o.loaded.tokenizer.get();
   HookedTransformer& model = o.model();
   const auto edits = installEdits(a, model);
@@ -83,7 +83,7 @@ int cmdLens(const Args& a) {
 }
 
 int cmdDla(const Args& a) {
-  auto o = openAny(a, !a.has("ids"));
+  auto o = openAny(a, !a.has("ids") && !a.has("ids-file"));
   const Tokenizer* tok = o.loaded.tokenizer.get();
   HookedTransformer& model = o.model();
   const auto edits = installEdits(a, model);

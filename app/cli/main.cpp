@@ -16,6 +16,7 @@
 #include "headlab/core/errors.h"
 #include "headlab/core/faithfulness.h"
 #include "headlab/core/generate.h"
+#include "headlab/core/interventions.h"
 #include "headlab/core/model_loader.h"
 #include "headlab/core/patching.h"
 #include "headlab/core/startup.h"
@@ -93,7 +94,7 @@ int cmdTokenize(const Args& a) {
 }
 
 int cmdGenerate(const Args& a) {
-  auto o = openAny(a, !a.has("ids"));
+  auto o = openAny(a, !a.has("ids") && !a.has("ids-file"));
   auto& m = o.loaded;
   auto ids = promptIds(a, m.tokenizer.get());
   headlab::GenerateOptions g;
@@ -142,10 +143,82 @@ int writeTensorCapture(const Args& a, OpenedModel& o, const std::vector<int64_t>
   return 0;
 }
 
+// "A:B" (either end optional) -> [A, B); an end of -1: the prompt's end.
+std::pair<int64_t, int64_t> parseRange(const Args& a, const std::string& key) {
+  if (!a.has(key)) return {0, -1};
+  const std::string v = a.get(key);
+  const size_t colon = v.find(':');
+  const auto number = [&](const std::string& t, int64_t fallback) -> int64_t {
+    if (t.empty()) return fallback;
+    size_t used = 0;
+    long long n = -1;
+    try {
+      n = std::stoll(t, &used);
+    } catch (const std::exception&) {
+    }
+    if (used != t.size() || n < 0) throw UsageError("--" + key + " expects A:B (positions, e.g. 30000:30064), got '" + v + "'");
+    return n;
+  };
+  if (colon == std::string::npos) {  // one position
+    const int64_t p = number(v, 0);
+    return {p, p + 1};
+  }
+  return {number(v.substr(0, colon), 0), number(v.substr(colon + 1), -1)};
+}
+
+// capture --heads/--rows/--cols: tiles of pattern and score hooks through the on-demand path, streamed.
+int writeTiledCapture(const Args& a, OpenedModel& o, const std::vector<int64_t>& ids, const std::vector<std::string>& hooks,
+                      const headlab::VlmInput& image) {
+  headlab::HookedTransformer& model = o.model();
+  const auto& c = model.config();
+  if (outputFormat(a) != "hdf5") throw headlab::InputError("--heads/--rows/--cols write HDF5 only (streamed); drop --format " + outputFormat(a));
+  headlab::AttentionSelection sel;
+  if (a.has("heads")) sel.heads = parseIds(a.get("heads"), "--heads");
+  std::tie(sel.rowBegin, sel.rowEnd) = parseRange(a, "rows");
+  std::tie(sel.colBegin, sel.colEnd) = parseRange(a, "cols");
+  const auto resolved = headlab::resolveSelection(sel, static_cast<int64_t>(ids.size()), c.n_heads);
+  if (a.has("edit"))
+    for (const auto& iv : headlab::parseInterventions(a.get("edit"), c.n_layers, c.n_heads)) {
+      const bool editsPattern = iv.kind == headlab::InterventionKind::Uniform || iv.kind == headlab::InterventionKind::ActRedistribute ||
+                                iv.kind == headlab::InterventionKind::Pasta || iv.kind == headlab::InterventionKind::VarRedistribute;
+      for (const auto& h : hooks)
+        if (editsPattern && h.rfind("blocks." + std::to_string(iv.layer) + ".", 0) == 0)
+          throw headlab::InputError(std::string("--edit ") + headlab::toString(iv.kind) + " on layer " + std::to_string(iv.layer) +
+                                    " changes the pattern being captured; tiles do not apply it (not implemented): capture without --heads/--rows/--cols");
+    }
+  const double mb = headlab::estimateTiledCaptureBytes(hooks, resolved, c.n_heads) / 1e6;
+  std::cerr << "capture: " << hooks.size() << " attention hook(s), heads " << nlohmann::json(resolved.heads).dump() << ", rows " << resolved.rowBegin
+            << ":" << resolved.rowEnd << ", columns " << resolved.colBegin << ":" << resolved.colEnd << " of " << ids.size()
+            << " tokens: about " << mb << " MB on disk, streamed (no [T, T] matrix is formed)\n";
+  const double budget = static_cast<double>(a.integer("max-mb", 4096));
+  if (mb > budget)
+    throw headlab::InputError("capture would write about " + std::to_string(static_cast<long long>(mb)) + " MB, over the budget of " +
+                              std::to_string(static_cast<long long>(budget)) + " MB; select fewer heads, rows or columns, or raise --max-mb");
+  headlab::TraceOptions options = traceOptions(a);
+  options.gzipLevel = static_cast<int>(a.integer("gzip", 0));
+  options.float16 = a.has("fp16");
+  headlab::TraceWriter writer(a.require("out"), options);
+  writer.writeModel(c, o.loaded.source, o.loaded.format);
+  std::vector<std::string> pieces;
+  for (auto id : ids) pieces.push_back(o.loaded.tokenizer ? o.loaded.tokenizer->tokenString(id) : "#" + std::to_string(id));
+  writer.writeInputs(ids, pieces);
+  if (image.imageBegin >= 0) writer.writeImage(o.pixels, image.imageBegin, image.imageEnd);
+  const auto edits = installEdits(a, model);
+  writer.writeInterventions(edits.described);
+  headlab::captureAttentionTiles(model, ids, hooks, sel, writer, [](double fraction, const std::string& done) {
+    std::cerr << "\rcapture: " << done << "          " << (fraction >= 1 ? "\n" : "") << std::flush;
+    return true;
+  }, o.vlm ? image.embeds : at::Tensor());
+  writer.noteAttention("blockwise");  // the layers before ran blockwise; the tiles come from the same running statistics
+  writer.commit();
+  std::cout << a.get("out") << "\n";
+  return 0;
+}
+
 int cmdCapture(const Args& a) {
   // A vision-language model (LLaVA folder, demo-vlm) captures its decoder on the prompt with the
   // image (--image) spliced in; the trace also holds the image and its span.
-  auto o = openAny(a, !a.has("ids"));
+  auto o = openAny(a, !a.has("ids") && !a.has("ids-file"));
   auto& m = o.loaded;
   headlab::HookedTransformer& model = o.model();
   auto ids = promptIds(a, m.tokenizer.get());
@@ -154,13 +227,14 @@ int cmdCapture(const Args& a) {
   for (std::string g; std::getline(globs, g, ',');)
     for (auto& h : model.hooks().match(g)) hooks.push_back(h);
   headlab::VlmInput image = o.prepare(ids);
+  if (a.has("heads") || a.has("rows") || a.has("cols")) return writeTiledCapture(a, o, ids, hooks, image);
   const double mb = headlab::estimateCaptureBytes(model, hooks, static_cast<int64_t>(ids.size())) / 1e6;
   std::cerr << "capture: " << hooks.size() << " hook points, " << ids.size() << " tokens, about " << mb
             << " MB in memory and at most as much on disk\n";
   const double budget = static_cast<double>(a.integer("max-mb", 4096));
   if (mb > budget)
     throw headlab::InputError("capture would need about " + std::to_string(static_cast<long long>(mb)) + " MB, over the budget of " +
-                              std::to_string(static_cast<long long>(budget)) + " MB; capture fewer hooks or raise --max-mb");
+                              std::to_string(static_cast<long long>(budget)) + " MB; capture fewer hooks, select attention tiles with --heads/--rows/--cols, or raise --max-mb");
   if (outputFormat(a) != "hdf5") return writeTensorCapture(a, o, ids, hooks);
   headlab::TraceOptions options = traceOptions(a);
   options.gzipLevel = static_cast<int>(a.integer("gzip", 0));
@@ -177,6 +251,7 @@ int cmdCapture(const Args& a) {
     std::cerr << "\rcapture: " << done << (fraction >= 1 ? "\n" : "") << std::flush;
     return true;
   }, o.vlm ? image.embeds : at::Tensor());
+  writer.noteAttention(model.attentionUsed());
   writer.commit();
   std::cout << a.get("out") << "\n";
   return 0;
@@ -184,9 +259,9 @@ int cmdCapture(const Args& a) {
 
 // The faithfulness checks (headlab/core/faithfulness.h) on the prompt: one line each, exit 1 if any fails.
 int cmdCheck(const Args& a) {
-  auto o = openAny(a, !a.has("ids"));
+  auto o = openAny(a, !a.has("ids") && !a.has("ids-file"));
   if (o.vlm) throw headlab::InputError("check runs on a text model's decoder; " + a.get("model") + " is a vision-language model");
-  std::vector<int64_t> ids = a.has("ids") || a.has("prompt") ? promptIds(a, o.loaded.tokenizer.get())
+  std::vector<int64_t> ids = a.has("ids") || a.has("ids-file") || a.has("prompt") || a.has("prompt-file") ? promptIds(a, o.loaded.tokenizer.get())
                                                             : o.loaded.tokenizer->encode("Once upon a time there was a little girl named Lily.", true);
   const auto checks = headlab::runFaithfulnessChecks(*o.loaded.model, ids);
   const nlohmann::json j = headlab::toJson(checks);
@@ -224,7 +299,8 @@ const std::vector<Command>& commands() {
       {"generate", "--model M [--tokenizer T] (--prompt S | --ids 0,5,7) [--max-tokens N] [--steps N] [--greedy] [--edit SPEC]\n"
                    "[--temperature X] [--top-p P] [--seed N] [--device cpu|cuda] [--dtype float32|bfloat16|float16]",
        cmdGenerate},
-      {"capture", "--model M (--prompt S | --ids 0,5,7) --hooks GLOB[,GLOB] --out trace.h5 [--force] [--gzip 0-9] [--fp16] [--max-mb N] [--image F] [--edit SPEC]\n"
+      {"capture", "--model M (--prompt S | --ids 0,5,7 | --prompt-file F | --ids-file F) --hooks GLOB[,GLOB] --out trace.h5 [--force] [--gzip 0-9] [--fp16] [--max-mb N] [--image F] [--edit SPEC]\n"
+                  "[--heads 3,5] [--rows A:B] [--cols C:D]   tiles of pattern / score hooks, computed blockwise and streamed: no [T, T] held\n"
                   "[--format hdf5|safetensors|npz]   the same tensors under TransformerLens names, with the prompt and provenance as metadata",
        cmdCapture},
       {"probe P", "--model M [--params JSON] [--prompts-file F] [--json] [--out results.h5] [--format hdf5|safetensors|npz] [--force] [--edit SPEC]\n"
@@ -281,7 +357,8 @@ int main(int argc, char** argv) {
     const std::set<std::string> flags = {"greedy", "no-bos", "json", "force", "help", "fp16", "noising", "list"};
     const std::set<std::string> options = {"edit", "model", "tokenizer", "text", "text-file", "prompt", "max-tokens", "steps",
                                            "temperature", "top-p", "seed", "device", "ids", "dtype", "threads", "out",
-                                           "hooks", "gzip", "max-mb", "max-model-mb", "receiver", "input", "params", "pairs", "clean-ids", "corrupted-ids", "prompts-file", "image", "corrupted-image", "clean", "corrupted", "answer", "wrong", "sweep", "method", "pos", "top", "token", "format"};
+                                           "hooks", "gzip", "max-mb", "max-model-mb", "receiver", "input", "params", "pairs", "clean-ids", "corrupted-ids", "prompts-file", "image", "corrupted-image", "clean", "corrupted", "answer", "wrong", "sweep", "method", "pos", "top", "token", "format",
+                                           "ids-file", "prompt-file", "heads", "rows", "cols", "attention"};
     Args a(rest, flags, options);
     headlab::configureThreads(static_cast<int>(a.integer("threads", 0)));
     for (const auto& c : commands())

@@ -104,6 +104,7 @@ void writePatchTrace(const Args& a, const headlab::ModelConfig& config, const he
   w.writeModel(config, m.source, m.format);
   w.writeInputs(r.clean, pieces);
   w.writeProbe("patching", params, {{"grid", result.grid}});
+  if (m.model) w.noteAttention(m.model->attentionUsed());
   w.commit();
 }
 

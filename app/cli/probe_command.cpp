@@ -30,6 +30,7 @@ void writeProbeResult(const Args& a, const headlab::ModelConfig& config, const h
   headlab::TraceWriter w(a.get("out"), opts);
   w.writeModel(config, m.source, m.format);
   w.writeProbe(name, result["params"], arrays);
+  if (m.model) w.noteAttention(m.model->attentionUsed());
   w.commit();
 }
 }  // namespace

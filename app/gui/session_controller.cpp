@@ -355,7 +355,9 @@ void SessionController::exportTrace(const QString& path, const QString& hooksGlo
     {
       // The trace shows the run as the window shows it: with the current interventions.
       std::vector<HookHandle> handles = install(model, w.allInterventions());
+      model.clearAttentionUsed();
       captureToTrace(model, w.runner->tokens(), hooks, writer, {}, w.embeds);
+      writer.noteAttention(model.attentionUsed());
     }
     writer.commit();
     const qint64 bytes = static_cast<qint64>(writer.bytesWritten());

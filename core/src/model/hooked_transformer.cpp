@@ -155,6 +155,11 @@ std::string HookedTransformer::lastAttentionImpl() const {
   return m_ranBlockwise ? "blockwise" : "explicit";
 }
 
+std::string HookedTransformer::attentionUsed() const {
+  if (m_everBlockwise && m_everExplicit) return "explicit+blockwise";
+  return m_everBlockwise ? "blockwise" : m_everExplicit ? "explicit" : "";
+}
+
 double HookedTransformer::attentionScale() const {
   return m_config.attn_scale > 0 ? m_config.attn_scale : 1.0 / std::sqrt(static_cast<double>(m_config.d_head));
 }
@@ -222,16 +227,16 @@ std::pair<at::Tensor, at::Tensor> HookedTransformer::blockwiseAttention(const at
       const int64_t k1 = std::min(kHi, k0 + keyBlock);
       at::Tensor s = at::matmul(qb, kt.slice(2, k0, k1).transpose(-1, -2));  // [B, Hkv, G*n, keys], the model's dtype
       if (m_config.attn_softcap > 0) s = at::tanh(s / m_config.attn_softcap) * m_config.attn_softcap;
-      s = s.to(at::kFloat);
+      s = s.to(at::kFloat);  // a fresh tensor either way: the in-place steps below touch nothing else
       const at::Tensor mask = maskBlock(a0, a1, k0, k1, window, f32);
-      if (mask.defined()) s = s + (G > 1 ? mask.repeat({G, 1}) : mask);
-      const at::Tensor mNew = at::maximum(m, std::get<0>(s.max(-1)));
+      if (mask.defined()) s.add_(G > 1 ? mask.repeat({G, 1}) : mask);
+      const at::Tensor mNew = at::maximum(m, s.amax(-1));
       // A row with every key of the block masked keeps -inf as its max: shift by 0 there (exp(-inf) = 0).
       const at::Tensor shift = mNew.masked_fill(mNew == -inf, 0);
-      const at::Tensor p = at::exp(s - shift.unsqueeze(-1));
+      s.sub_(shift.unsqueeze(-1)).exp_();  // the block's unnormalised weights
       const at::Tensor rescale = at::exp(m - shift);
-      sum = sum * rescale + p.sum(-1);
-      acc = acc * rescale.unsqueeze(-1) + at::matmul(p.to(vt.scalar_type()), vt.slice(2, k0, k1)).to(at::kFloat);
+      sum.mul_(rescale).add_(s.sum(-1));
+      acc.mul_(rescale.unsqueeze(-1)).add_(at::matmul(s.to(vt.scalar_type()), vt.slice(2, k0, k1)).to(at::kFloat));
       m = mNew;
     }
     z.slice(3, q0, q1).copy_((acc / sum.unsqueeze(-1)).view({B, Hkv, G, n, dh}));
@@ -280,12 +285,12 @@ at::Tensor HookedTransformer::attention(int l, const at::Tensor& x, KvCache* cac
   const bool blockwise = !patternHooked && (m_attnImpl == AttentionImpl::Blockwise || (m_attnImpl == AttentionImpl::Auto && large));
   at::Tensor z;  // [batch, pos, head, d_head]
   if (blockwise) {
-    m_ranBlockwise = true;
+    m_ranBlockwise = m_everBlockwise = true;
     auto [zb, lse] = blockwiseAttention(qs, kt, vt, qOff, window);
     if (m_rowStats) m_rowStats->logSumExp.resize(m_config.n_layers), m_rowStats->logSumExp[l] = lse;
     z = zb.to(x.scalar_type()).transpose(1, 2).contiguous();
   } else {
-    m_ranExplicit = true;
+    m_ranExplicit = m_everExplicit = true;
     // Fold each group's query rows into one matrix ([B, Hkv, G*T, dh]) instead of copying keys.
     // Plain 4-D products: a broadcast 5-D matmul takes ATen's slow per-matrix path (twice the time
     // of the whole attention, forward and backward).

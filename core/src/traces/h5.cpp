@@ -294,6 +294,49 @@ void File::writeFloats(const std::string& path, const std::vector<uint64_t>& sha
   if (rc < 0) fail(path, "write failed (disk full?)");
 }
 
+namespace {
+Handle openDataset(hid_t file, const std::string& path) { return Handle(H5Dopen2(file, path.c_str(), H5P_DEFAULT)); }
+}  // namespace
+
+void File::createFloats(const std::string& path, const std::vector<uint64_t>& shape, const DatasetOptions& opt) {
+  auto [parent, leaf] = splitPath(path);
+  createGroup(parent);
+  std::vector<hsize_t> dims(shape.begin(), shape.end());
+  Handle space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr));
+  Handle dcpl(H5Pcreate(H5P_DATASET_CREATE));
+  if (!opt.chunk.empty()) {
+    std::vector<hsize_t> chunk(opt.chunk.begin(), opt.chunk.end());
+    H5Pset_chunk(dcpl.id(), static_cast<int>(chunk.size()), chunk.data());
+    if (opt.gzipLevel > 0) H5Pset_deflate(dcpl.id(), static_cast<unsigned>(opt.gzipLevel));
+  }
+  const hid_t fileType = opt.storage == Storage::Float16 ? halfType() : H5T_IEEE_F32LE;
+  Handle ds(H5Dcreate2(id(), path.c_str(), fileType, space.id(), H5P_DEFAULT, dcpl.id(), H5P_DEFAULT));
+  if (!ds.valid()) fail(path, "cannot create dataset");
+}
+
+void File::writeFloatsAt(const std::string& path, const std::vector<uint64_t>& start, const std::vector<uint64_t>& count, const float* data) {
+  Handle ds = openDataset(id(), path);
+  if (!ds.valid()) fail(path, "no such dataset");
+  Handle space(H5Dget_space(ds.id()));
+  const int nd = H5Sget_simple_extent_ndims(space.id());
+  if (nd != static_cast<int>(start.size()) || start.size() != count.size()) fail(path, "selection rank mismatch");
+  std::vector<hsize_t> st(start.begin(), start.end()), ct(count.begin(), count.end());
+  if (H5Sselect_hyperslab(space.id(), H5S_SELECT_SET, st.data(), nullptr, ct.data(), nullptr) < 0) fail(path, "selection out of range");
+  Handle mem(H5Screate_simple(nd, ct.data(), nullptr));
+  Handle type(H5Dget_type(ds.id()));
+  herr_t rc;
+  if (H5Tget_size(type.id()) == 2) {  // float16 storage
+    size_t n = 1;
+    for (auto c : count) n *= c;
+    std::vector<uint16_t> h(n);
+    for (size_t i = 0; i < n; ++i) h[i] = floatToHalf(data[i]);
+    rc = H5Dwrite(ds.id(), halfType(), mem.id(), space.id(), H5P_DEFAULT, h.data());
+  } else {
+    rc = H5Dwrite(ds.id(), H5T_NATIVE_FLOAT, mem.id(), space.id(), H5P_DEFAULT, data);
+  }
+  if (rc < 0) fail(path, "write failed (disk full?)");
+}
+
 void File::writeInts(const std::string& path, const std::vector<uint64_t>& shape, const int64_t* data) {
   auto [parent, leaf] = splitPath(path);
   createGroup(parent);
@@ -327,9 +370,6 @@ void File::writeString(const std::string& path, const std::string& value) {
   if (!ds.valid() || H5Dwrite(ds.id(), t.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, &p) < 0) fail(path, "cannot write string");
 }
 
-namespace {
-Handle openDataset(hid_t file, const std::string& path) { return Handle(H5Dopen2(file, path.c_str(), H5P_DEFAULT)); }
-}  // namespace
 
 std::vector<uint64_t> File::shape(const std::string& path) const {
   Handle ds = openDataset(id(), path);

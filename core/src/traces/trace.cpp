@@ -1,6 +1,9 @@
 #include "headlab/core/trace.h"
+
+#include "headlab/core/attention_tiles.h"
 #include "headlab/core/provenance.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -127,6 +130,27 @@ void TraceWriter::writeActivation(const std::string& hook, const at::Tensor& act
   m_bytes += t.numel() * (m_opt.float16 ? 2 : 4);
 }
 
+void TraceWriter::beginActivation(const std::string& hook, const std::vector<uint64_t>& shape, const std::vector<std::string>& axes,
+                                  const std::map<std::string, int64_t>& intAttrs, const std::map<std::string, std::string>& textAttrs) {
+  h5::DatasetOptions o;
+  o.storage = m_opt.float16 ? h5::Storage::Float16 : h5::Storage::Float32;
+  o.gzipLevel = m_opt.gzipLevel;
+  o.chunk = shape;  // one row block of one head per chunk (at most 64 rows)
+  for (size_t i = 0; i + 2 < o.chunk.size(); ++i) o.chunk[i] = 1;
+  if (o.chunk.size() >= 2) o.chunk[o.chunk.size() - 2] = std::min<uint64_t>(o.chunk[o.chunk.size() - 2], 64);
+  const std::string path = "/activations/" + hook;
+  m_file.createFloats(path, shape, o);
+  m_file.setAttr(path, "axes", axes);
+  for (const auto& [k, v] : intAttrs) m_file.setAttr(path, k, v);
+  for (const auto& [k, v] : textAttrs) m_file.setAttr(path, k, v);
+}
+
+void TraceWriter::writeActivationBlock(const std::string& hook, const std::vector<uint64_t>& start, const at::Tensor& block) {
+  const at::Tensor t = block.detach().to(at::kCPU, at::kFloat).contiguous();
+  m_file.writeFloatsAt("/activations/" + hook, start, shapeOf(t), t.data_ptr<float>());
+  m_bytes += t.numel() * (m_opt.float16 ? 2 : 4);
+}
+
 void TraceWriter::writeProbe(const std::string& name, const nlohmann::json& params, const std::map<std::string, at::Tensor>& arrays) {
   const std::string g = "/probes/" + name;
   m_file.createGroup(g);
@@ -151,6 +175,12 @@ void TraceWriter::writeInterventions(const nlohmann::json& interventions) {
 void TraceWriter::writeProvenance(const nlohmann::json& record) {
   m_file.setAttr("/", "provenance", record.dump());
   m_provenance = record;
+}
+
+void TraceWriter::noteAttention(const std::string& used) {
+  if (m_provenance.is_null() || used.empty()) return;
+  m_provenance["attention"] = used;
+  writeProvenance(m_provenance);
 }
 
 void TraceWriter::commit() {
@@ -327,6 +357,75 @@ std::vector<std::string> TraceReader::tokenStrings() const {
 
 uint64_t estimateCaptureBytes(const HookedTransformer& model, const std::vector<std::string>& hooks, int64_t pos) {
   return estimateCaptureBytes(model, CaptureSpec{hooks, {}, {}}, pos);
+}
+
+AttentionSelection resolveSelection(const AttentionSelection& s, int64_t pos, int64_t nHeads) {
+  AttentionSelection r = s;
+  if (r.rowEnd < 0) r.rowEnd = pos;
+  if (r.colEnd < 0) r.colEnd = pos;
+  const auto check = [pos](int64_t a, int64_t b, const std::string& what) {
+    if (a < 0 || b > pos || a >= b)
+      throw InputError(what + " " + std::to_string(a) + ":" + std::to_string(b) + " is empty or outside the prompt's " + std::to_string(pos) +
+                       " positions [0, " + std::to_string(pos) + ")");
+  };
+  check(r.rowBegin, r.rowEnd, "--rows");
+  check(r.colBegin, r.colEnd, "--cols");
+  if (r.heads.empty())
+    for (int64_t h = 0; h < nHeads; ++h) r.heads.push_back(h);
+  for (int64_t h : r.heads)
+    if (h < 0 || h >= nHeads) throw InputError("--heads: head " + std::to_string(h) + " out of range [0, " + std::to_string(nHeads) + ")");
+  return r;
+}
+
+uint64_t estimateTiledCaptureBytes(const std::vector<std::string>& hooks, const AttentionSelection& r, int64_t) {
+  return static_cast<uint64_t>(hooks.size()) * r.heads.size() * static_cast<uint64_t>(r.rowEnd - r.rowBegin) *
+         static_cast<uint64_t>(r.colEnd - r.colBegin) * 4;
+}
+
+void captureAttentionTiles(HookedTransformer& model, const std::vector<int64_t>& tokens, const std::vector<std::string>& hooks,
+                           const AttentionSelection& selection, TraceWriter& writer, const Progress& progress, const at::Tensor& embeds) {
+  c10::InferenceMode guard;
+  const int64_t T = static_cast<int64_t>(tokens.size());
+  const AttentionSelection r = resolveSelection(selection, T, model.config().n_heads);
+  struct Target {
+    std::string hook;
+    int layer;
+    bool scores;
+  };
+  std::vector<Target> targets;
+  AttentionTilesOptions options;
+  for (const auto& h : hooks) {
+    int layer = -1;
+    char kind[32] = {0};
+    if (std::sscanf(h.c_str(), "blocks.%d.attn.hook_%31s", &layer, kind) != 2 || (std::string(kind) != "pattern" && std::string(kind) != "attn_scores"))
+      throw InputError("--heads/--rows/--cols select attention tiles: '" + h + "' is not a blocks.L.attn.hook_pattern or hook_attn_scores hook");
+    targets.push_back({h, layer, std::string(kind) == "attn_scores"});
+    options.layers.push_back(layer);
+  }
+  options.statsFromForward = false;  // the statistics of the selected rows only
+  const AttentionTiles tiles = embeds.defined() ? AttentionTiles::fromEmbeddings(model, embeds, options)
+                                                : AttentionTiles(model, at::tensor(tokens, at::kLong).unsqueeze(0), options);
+  const int64_t rows = r.rowEnd - r.rowBegin, cols = r.colEnd - r.colBegin, H = static_cast<int64_t>(r.heads.size());
+  // Row blocks of about 16 MB of float32, one head at a time.
+  const int64_t block = std::max<int64_t>(1, (int64_t(16) << 20) / (cols * 4));
+  const int64_t steps = static_cast<int64_t>(targets.size()) * H * ((rows + block - 1) / block);
+  int64_t done = 0;
+  for (const auto& t : targets) {
+    writer.beginActivation(t.hook, {1, static_cast<uint64_t>(H), static_cast<uint64_t>(rows), static_cast<uint64_t>(cols)},
+                           {"batch", "head", "query_pos", "key_pos"}, {{"query_start", r.rowBegin}, {"key_start", r.colBegin}},
+                           {{"heads", nlohmann::json(r.heads).dump()}});
+    for (int64_t i = 0; i < H; ++i)
+      for (int64_t a = r.rowBegin; a < r.rowEnd; a += block) {
+        const int64_t b = std::min(r.rowEnd, a + block);
+        const at::Tensor tile = t.scores ? tiles.scores(t.layer, {r.heads[i]}, a, b, r.colBegin, r.colEnd)
+                                         : tiles.pattern(t.layer, {r.heads[i]}, a, b, r.colBegin, r.colEnd);
+        writer.writeActivationBlock(t.hook, {0, static_cast<uint64_t>(i), static_cast<uint64_t>(a - r.rowBegin), 0}, tile.unsqueeze(0));
+        ++done;
+        if (progress && !progress(static_cast<double>(done) / steps, t.hook + " head " + std::to_string(r.heads[i]) + " rows " + std::to_string(b) + "/" +
+                                                                           std::to_string(r.rowEnd)))
+          throw CancelledError();
+      }
+  }
 }
 
 void captureToTrace(HookedTransformer& model, const std::vector<int64_t>& tokens, const std::vector<std::string>& hooks,

@@ -61,6 +61,10 @@ class File {
 
   // data holds prod(shape) elements of float (Float32/Float16 storage) or int64 (Int64).
   void writeFloats(const std::string& path, const std::vector<uint64_t>& shape, const float* data, const DatasetOptions& o = {});
+  // A float dataset written later, hyperslab by hyperslab (writeFloatsAt): a stream that never holds
+  // the whole array. Unwritten elements read as 0.
+  void createFloats(const std::string& path, const std::vector<uint64_t>& shape, const DatasetOptions& o = {});
+  void writeFloatsAt(const std::string& path, const std::vector<uint64_t>& start, const std::vector<uint64_t>& count, const float* data);
   void writeInts(const std::string& path, const std::vector<uint64_t>& shape, const int64_t* data);
   void writeStrings(const std::string& path, const std::vector<std::string>& values);
   void writeString(const std::string& path, const std::string& value);  // scalar string dataset

@@ -90,6 +90,10 @@ class HookedTransformer {
   AttentionImpl attentionImpl() const { return m_attnImpl; }
   // "explicit", "blockwise" or "explicit+blockwise": what the layers of the last forward ran.
   std::string lastAttentionImpl() const;
+  // The same over every forward since clearAttentionUsed() ("" when none ran): what a file's
+  // provenance records.
+  std::string attentionUsed() const;
+  void clearAttentionUsed() { m_everExplicit = m_everBlockwise = false; }
   // While set, every forward writes each layer's row statistics into *stats (nullptr stops).
   void recordRowStats(AttentionRowStats* stats) { m_rowStats = stats; }
 
@@ -135,7 +139,8 @@ class HookedTransformer {
   AttentionImpl m_attnImpl = AttentionImpl::Auto;
   BlockwiseOptions m_blockwise;
   AttentionRowStats* m_rowStats = nullptr;
-  bool m_ranExplicit = false, m_ranBlockwise = false;  // in the last forward (reset by embed)
+  bool m_ranExplicit = false, m_ranBlockwise = false;  // in the last forward (reset by forward and forwardFrom)
+  bool m_everExplicit = false, m_everBlockwise = false;  // since clearAttentionUsed()
 };
 
 }  // namespace headlab

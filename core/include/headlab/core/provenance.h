@@ -26,7 +26,10 @@ struct ProvenanceInputs {
   std::string commandLine;       // argv joined, or "headlab (window): File > Export"
   std::string modelSource, modelFormat;
   std::string dtype = "float32", device = "cpu";
-  std::string attention = "explicit";  // the attention implementation (explicit softmax(QK^T)V)
+  // The attention implementation: "explicit" (softmax(QK^T)V formed), "blockwise" (running softmax
+  // over blocks), or "auto" (blockwise only in layers whose scores would pass 128 MB and that
+  // nothing hooks); the numbers agree to float rounding.
+  std::string attention = "auto";
   int64_t seed = -1;                   // -1: nothing random ran
   std::vector<std::string> extraFiles; // e.g. --tokenizer, --image
 };

@@ -48,11 +48,19 @@ class TraceWriter {
   void writeImage(const at::Tensor& pixels, int64_t imageBegin, int64_t imageEnd);
   // [batch, ...] activation named by its hook; attention is chunked one head per chunk.
   void writeActivation(const std::string& hook, const at::Tensor& activation);
+  // An activation written block by block (writeActivationBlock) instead of whole: [batch, ...] of
+  // `shape`, with integer attributes `intAttrs` and string attributes `textAttrs` beside "axes".
+  void beginActivation(const std::string& hook, const std::vector<uint64_t>& shape, const std::vector<std::string>& axes,
+                       const std::map<std::string, int64_t>& intAttrs = {}, const std::map<std::string, std::string>& textAttrs = {});
+  void writeActivationBlock(const std::string& hook, const std::vector<uint64_t>& start, const at::Tensor& block);
   void writeProbe(const std::string& name, const nlohmann::json& params, const std::map<std::string, at::Tensor>& arrays);
   void writeInterventions(const nlohmann::json& interventions);
   // The provenance record (headlab/core/provenance.h) as the root attribute "provenance" (JSON), and
   // as the sidecar <path>.provenance.json written on commit().
   void writeProvenance(const nlohmann::json& record);
+  // Records in the provenance the attention implementation the layers ran ("explicit",
+  // "blockwise" or "explicit+blockwise": HookedTransformer::attentionUsed()) in place of the policy.
+  void noteAttention(const std::string& used);
   void commit();
   const std::string& tempPath() const { return m_temp; }
   uint64_t bytesWritten() const { return m_bytes; }
@@ -99,6 +107,28 @@ class TraceReader {
 
 // Bytes a capture of `hooks` on a `pos`-token prompt stores (float32, batch 1).
 uint64_t estimateCaptureBytes(const HookedTransformer& model, const std::vector<std::string>& hooks, int64_t pos);
+
+// Which heads, query rows and key columns of an attention hook a capture keeps (capture --heads
+// --rows --cols). Empty heads: every head; an end < 0: to the prompt's end.
+struct AttentionSelection {
+  std::vector<int64_t> heads;
+  int64_t rowBegin = 0, rowEnd = -1, colBegin = 0, colEnd = -1;
+};
+// The selection with its ends resolved against a `pos`-token prompt; InputError names a range
+// outside it or a head out of range.
+AttentionSelection resolveSelection(const AttentionSelection& s, int64_t pos, int64_t nHeads);
+// Bytes a tiled capture stores (float32): heads x rows x columns per hook.
+uint64_t estimateTiledCaptureBytes(const std::vector<std::string>& hooks, const AttentionSelection& resolved, int64_t nHeads);
+
+// The selected tiles of pattern and score hooks (blocks.L.attn.hook_pattern / hook_attn_scores)
+// without any [T, T] matrix: each layer's input is kept by one pass (headlab/core/attention_tiles.h),
+// the tiles are computed on demand and written block by block into [1, heads, rows, cols] datasets
+// whose attributes say which heads ("heads", JSON) and where the rows and columns start
+// ("query_start", "key_start"). Any other hook is refused (InputError). Edits installed on the
+// model apply to every layer's input; an edit of the captured layer's own pattern is not seen.
+void captureAttentionTiles(HookedTransformer& model, const std::vector<int64_t>& tokens, const std::vector<std::string>& hooks,
+                           const AttentionSelection& selection, TraceWriter& writer, const Progress& progress = {},
+                           const at::Tensor& embeds = {});
 
 // One forward that streams each listed hook's activation into the writer as it is produced.
 // `progress(done, total)` returning false cancels (CancelledError; the writer then discards).
