@@ -1,5 +1,7 @@
 #include "probe_util.h"
 
+#include "headlab/core/attention_tiles.h"
+
 #include <algorithm>
 #include <cstdarg>
 #include <cstdio>
@@ -71,6 +73,33 @@ std::vector<at::Tensor> capturePatterns(HookedTransformer& model, const std::vec
                                    [&out, l](at::Tensor& p, const HookContext&) { out[l] = p[0].to(at::kCPU, at::kFloat); }));
   model.forward(at::tensor(tokens, at::kLong).unsqueeze(0));
   return out;
+}
+
+void forEachPatternBlock(HookedTransformer& model, const std::vector<int64_t>& tokens,
+                         const std::function<void(int, int64_t, const at::Tensor&)>& fn, bool blockwise) {
+  const auto& c = model.config();
+  const int64_t T = static_cast<int64_t>(tokens.size());
+  if (!blockwise && static_cast<double>(c.n_layers) * c.n_heads * T * T * 4 <= static_cast<double>(kExplicitPatternBytes)) {
+    const auto patterns = capturePatterns(model, tokens);
+    for (int l = 0; l < c.n_layers; ++l) fn(l, 0, patterns[l]);
+    return;
+  }
+  c10::InferenceMode guard;
+  const AttentionTiles tiles(model, at::tensor(tokens, at::kLong).unsqueeze(0));
+  // Row blocks of about 32 MB: [head, rows, T] float32.
+  const int64_t block = std::max<int64_t>(1, (int64_t(32) << 20) / (c.n_heads * T * 4));
+  for (int l = 0; l < c.n_layers; ++l)
+    for (int64_t r0 = 0; r0 < T; r0 += block) {
+      const int64_t r1 = std::min(T, r0 + block);
+      fn(l, r0, tiles.pattern(l, {}, r0, r1, 0, T).to(at::kCPU));
+    }
+}
+
+at::Tensor keyColumnSums(HookedTransformer& model, const std::vector<int64_t>& tokens, bool blockwise) {
+  const auto& c = model.config();
+  at::Tensor sums = at::zeros({c.n_layers, c.n_heads, static_cast<int64_t>(tokens.size())}, at::kFloat);
+  forEachPatternBlock(model, tokens, [&](int l, int64_t, const at::Tensor& rows) { sums[l] += rows.sum(1); }, blockwise);
+  return sums;
 }
 
 std::vector<int64_t> encodePrompt(const Tokenizer& tok, const std::string& text, int64_t maxTokens, bool bos) {

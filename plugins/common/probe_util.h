@@ -2,6 +2,7 @@
 #pragma once
 #include <ATen/ATen.h>
 
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -18,6 +19,15 @@ nlohmann::json mergeParams(const Probe& p, const nlohmann::json& user);
 std::vector<std::string> promptsFrom(const nlohmann::json& params);
 // Post-softmax attention of every layer for one prompt: [layer] -> [head, q, k] (float32, cpu).
 std::vector<at::Tensor> capturePatterns(HookedTransformer& model, const std::vector<int64_t>& tokens);
+// Every layer's pattern for one prompt, in blocks of query rows: fn(layer, firstRow, rows) with rows
+// [head, n, T] float32 (keys past a row are 0). Explicit (one forward's patterns, each layer whole)
+// while [layers, heads, T, T] float32 stays under kExplicitPatternBytes; past that, or with
+// `blockwise`, from attention tiles (headlab/core/attention_tiles.h): no [T, T] is ever held.
+constexpr int64_t kExplicitPatternBytes = int64_t(256) << 20;
+void forEachPatternBlock(HookedTransformer& model, const std::vector<int64_t>& tokens,
+                         const std::function<void(int layer, int64_t firstRow, const at::Tensor& rows)>& fn, bool blockwise = false);
+// sum over queries of the attention each key receives: [layer, head, T] float32 (forEachPatternBlock).
+at::Tensor keyColumnSums(HookedTransformer& model, const std::vector<int64_t>& tokens, bool blockwise = false);
 // Encodes with BOS and keeps at most maxTokens tokens. Throws InputError on an empty result.
 std::vector<int64_t> encodePrompt(const Tokenizer& tok, const std::string& text, int64_t maxTokens, bool bos = true);
 // {"name", "layers", "heads", "values"} for a [layers, heads] tensor.

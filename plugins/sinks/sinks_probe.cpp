@@ -14,11 +14,10 @@
 namespace headlab::plugins {
 
 namespace {
-// [head, q, k] -> [head, k]
-at::Tensor keyScores(const at::Tensor& pattern) {
-  const int64_t T = pattern.size(1);
-  at::Tensor visible = at::arange(T, 0, -1, at::kFloat);  // T - k
-  return pattern.sum(1) / visible;
+// [..., k] column sums of a pattern -> mean attention each key receives from the T - k queries that see it.
+at::Tensor keyScores(const at::Tensor& columnSums) {
+  const int64_t T = columnSums.size(-1);
+  return columnSums / at::arange(T, 0, -1, at::kFloat);
 }
 
 class SinksProbe : public Probe {
@@ -63,9 +62,8 @@ class SinksProbe : public Probe {
     for (size_t i = 0; i < prompts.size(); ++i) {
       reportProgress(ctx, static_cast<double>(i) / prompts.size(), "prompt " + std::to_string(i + 1) + "/" + std::to_string(prompts.size()));
       const auto& ids = prompts[i];
-      auto patterns = capturePatterns(ctx.model, ids);
-      at::Tensor alpha = at::stack(std::vector<at::Tensor>(patterns.begin(), patterns.end()));  // [L, H, T, T]
-      alpha = keyScores(alpha.flatten(0, 1)).view({c.n_layers, c.n_heads, -1}).to(at::kDouble);  // [L, H, T]
+      // Column sums only: blockwise past a few thousand tokens, so no [T, T] pattern is held.
+      at::Tensor alpha = keyScores(keyColumnSums(ctx.model, ids)).to(at::kDouble);  // [L, H, T]
       const int64_t T = alpha.size(2);
       firstAlpha += alpha.select(2, 0);
       at::Tensor pct = (alpha > eps).to(at::kDouble).mean(at::IntArrayRef{0, 1}) * 100.0;  // [T]
@@ -154,9 +152,9 @@ class HiddenSinksProbe : public Probe {
     for (size_t i = 0; i < prompts.size(); ++i) {
       reportProgress(ctx, static_cast<double>(i) / prompts.size(), "prompt " + std::to_string(i + 1));
       auto ids = encodePrompt(*ctx.tokenizer, prompts[i], p["max_tokens"].get<int64_t>());
-      auto patterns = capturePatterns(ctx.model, ids);
+      const at::Tensor scores = keyScores(keyColumnSums(ctx.model, ids));  // [L, H, T]
       for (int64_t l = 0; l < c.n_layers; ++l) {
-        at::Tensor s = keyScores(patterns[l]);  // [head, k]
+        at::Tensor s = scores[l];  // [head, k]
         for (int64_t h = 0; h < c.n_heads; ++h) {
           at::Tensor sinks = (s[h] > threshold).nonzero().flatten();
           // Drop the first detected sink: only later, hidden sinks count.

@@ -70,11 +70,15 @@ class Trace:
             self.image = f["inputs/image"][...] if "inputs/image" in f else None
             self.image_span = tuple(int(x) for x in f["inputs/image_span"][...]) if "inputs/image_span" in f else None
             self.interventions = json.loads(_text(f["interventions"][()])) if "interventions" in f else []
-            self._activations, self._axes = {}, {}
+            self._activations, self._axes, self._selections = {}, {}, {}
             if "activations" in f:
                 for name, d in f["activations"].items():
                     self._activations[name] = d[...]
                     self._axes[name] = [_text(a) for a in d.attrs.get("axes", [])]
+                    if "heads" in d.attrs:  # a tile (capture --heads/--rows/--cols)
+                        q0, k0 = int(d.attrs["q_start"]), int(d.attrs["k_start"])
+                        self._selections[name] = {"heads": json.loads(_text(d.attrs["heads"])), "rows": (q0, q0 + d.shape[2]),
+                                                  "cols": (k0, k0 + d.shape[3])}
             self.probes = {}
             if "probes" in f:
                 for name, g in f["probes"].items():
@@ -97,6 +101,12 @@ class Trace:
         """The axis names of a hook's array, e.g. ['batch', 'head', 'q_pos', 'k_pos']."""
         self[hook]
         return self._axes[hook]
+
+    def selection(self, hook):
+        """For a tile captured with --heads/--rows/--cols: {'heads': [...], 'rows': (a, b), 'cols': (c, d)}, so that
+        t[hook][0, i, r - a, k - c] is head heads[i], query r, key k. None for a whole activation."""
+        self[hook]
+        return self._selections.get(hook)
 
     def attention(self, layers=None, batch=0, hook="attn.hook_pattern"):
         """Attention as [layer, head, query, key] (hook_attn_scores with hook='attn.hook_attn_scores')."""

@@ -13,6 +13,7 @@
 #include "headlab/core/checkpoint_formats.h"
 #include "headlab/core/errors.h"
 #include "headlab/core/model_loader.h"
+#include "../../plugins/common/probe_util.h"
 #include "random_model.h"
 #include "tensor_assert.h"
 
@@ -122,6 +123,19 @@ TEST(LongContextTest, BlockwiseMatchesExplicitOnRandomModelsWithGqaAndSlidingWin
   for (const std::string arch : {"gpt2", "llama", "mistral"}) {
     HookedTransformer model = test::randomModel(arch, 3);
     expectBlockwiseMatchesExplicit(model, test::randomTokens(1, 40, model.config().d_vocab, 4), arch);
+  }
+}
+
+TEST(LongContextTest, ProbeColumnSumsFromTilesEqualTheExplicitPatterns) {
+  // What sinks and hidden-sinks read (the attention each key receives) past kExplicitPatternBytes.
+  for (const std::string arch : {"gpt2", "mistral"}) {
+    HookedTransformer model = test::randomModel(arch, 7);
+    const at::Tensor t = test::randomTokens(1, 50, model.config().d_vocab, 8);
+    const std::vector<int64_t> ids(t.data_ptr<int64_t>(), t.data_ptr<int64_t>() + t.numel());
+    const at::Tensor explicitSums = plugins::keyColumnSums(model, ids), blockwiseSums = plugins::keyColumnSums(model, ids, true);
+    test::expectTensorClose(blockwiseSums, explicitSums, 1e-5, arch + " column sums");
+    // Every query's row sums to 1: the column sums add up to T per head.
+    test::expectTensorClose(blockwiseSums.sum(-1), at::full({model.config().n_layers, model.config().n_heads}, 50.0), 1e-4, arch + " total");
   }
 }
 

@@ -95,7 +95,7 @@ def check(folder, trace, layer, head, rows):
     with h5py.File(trace, "r") as f:
         d = f["activations/blocks.%d.attn.hook_pattern" % layer]
         assert json.loads(d.attrs["heads"]) == [head], d.attrs["heads"]
-        assert int(d.attrs["query_start"]) == a and int(d.attrs["key_start"]) == 0
+        assert int(d.attrs["q_start"]) == a and int(d.attrs["k_start"]) == 0
         got = d[0, 0]
     assert got.shape == (b - a, len(ids)), got.shape
     assert np.all(got[:, b:] == 0), "keys after the last row must carry no weight"

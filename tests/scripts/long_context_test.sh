@@ -20,8 +20,10 @@ print("capture of rows 30000:30064 at 32768 tokens: peak memory %.0f MB" % peak_
 assert peak_mb < 1536, "peak memory %.0f MB over 1.5 GB" % peak_mb
 PY
 /usr/bin/python3 "$REF" check "$tmp/model" "$tmp/rows.h5" 0 3 30000:30064
-/usr/bin/python3 - "$tmp/rows.h5" <<'PY'
-import json, sys, h5py
+PYTHONPATH="$SRC/python" /usr/bin/python3 - "$tmp/rows.h5" <<'PY'
+import json, sys, h5py, headlab
+t = headlab.load(sys.argv[1])
+assert t.selection("blocks.0.attn.hook_pattern") == {"heads": [3], "rows": (30000, 30064), "cols": (0, 32768)}, t.selection("blocks.0.attn.hook_pattern")
 with h5py.File(sys.argv[1], "r") as f:
     assert json.loads(f.attrs["provenance"])["attention"] == "blockwise"
     assert f["inputs/tokens"].shape == (1, 32768)
@@ -52,7 +54,7 @@ with h5py.File(d + "/explicit.h5", "r") as e, h5py.File(d + "/tiles.h5", "r") as
         name = "activations/blocks.2.attn.hook_" + hook
         want = e[name][0][[6, 1], 400:450, 380:600]
         got = t[name][0]
-        assert json.loads(t[name].attrs["heads"]) == [6, 1] and t[name].attrs["query_start"] == 400 and t[name].attrs["key_start"] == 380
+        assert json.loads(t[name].attrs["heads"]) == [6, 1] and t[name].attrs["q_start"] == 400 and t[name].attrs["k_start"] == 380
         assert np.array_equal(np.isfinite(got), np.isfinite(want)), hook + ": masked cells differ"
         fin = np.isfinite(want)
         err = np.abs(got[fin] - want[fin]).max()

@@ -412,7 +412,7 @@ void captureAttentionTiles(HookedTransformer& model, const std::vector<int64_t>&
   int64_t done = 0;
   for (const auto& t : targets) {
     writer.beginActivation(t.hook, {1, static_cast<uint64_t>(H), static_cast<uint64_t>(rows), static_cast<uint64_t>(cols)},
-                           {"batch", "head", "query_pos", "key_pos"}, {{"query_start", r.rowBegin}, {"key_start", r.colBegin}},
+                           {"batch", "head", "q_pos", "k_pos"}, {{"q_start", r.rowBegin}, {"k_start", r.colBegin}},
                            {{"heads", nlohmann::json(r.heads).dump()}});
     for (int64_t i = 0; i < H; ++i)
       for (int64_t a = r.rowBegin; a < r.rowEnd; a += block) {

@@ -124,7 +124,7 @@ uint64_t estimateTiledCaptureBytes(const std::vector<std::string>& hooks, const 
 // without any [T, T] matrix: each layer's input is kept by one pass (headlab/core/attention_tiles.h),
 // the tiles are computed on demand and written block by block into [1, heads, rows, cols] datasets
 // whose attributes say which heads ("heads", JSON) and where the rows and columns start
-// ("query_start", "key_start"). Any other hook is refused (InputError). Edits installed on the
+// ("q_start", "k_start"). Any other hook is refused (InputError). Edits installed on the
 // model apply to every layer's input; an edit of the captured layer's own pattern is not seen.
 void captureAttentionTiles(HookedTransformer& model, const std::vector<int64_t>& tokens, const std::vector<std::string>& hooks,
                            const AttentionSelection& selection, TraceWriter& writer, const Progress& progress = {},
