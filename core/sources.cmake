@@ -11,6 +11,7 @@ set(HEADLAB_CORE_RUNTIME_SOURCES
   src/model/hooked_transformer.cpp
   src/model/generate.cpp
   src/model/incremental_runner.cpp
+  src/model/system_memory.cpp
   src/model/vision_language.cpp
   src/archs/arch_registry.cpp
   src/archs/arch_decoder.cpp

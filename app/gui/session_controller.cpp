@@ -122,6 +122,10 @@ void SessionController::runPrompt(const QString& text) {
     w.logitsPosition = -1;  // a new prompt: the next token after it
     const Tokenizer& tok = w.tokenizer();
     std::vector<int64_t> ids = tok.encode(text.toStdString(), true);
+    // The estimate before the run (the runner refuses a prompt over its budget before any work).
+    const double mb = IncrementalRunner::estimateBytes(w.model()->config(), static_cast<int64_t>(ids.size())) / 1e6;
+    const QString busy = tr("running prompt: %1 tokens, about %2 MB of attention maps").arg(ids.size()).arg(mb, 0, 'f', 0);
+    QMetaObject::invokeMethod(this, [this, busy] { emit busyChanged(true, busy); }, Qt::QueuedConnection);
     if (w.session.vlm) {
       w.promptIds = ids;
       const VlmInput in = w.session.prepare(ids);  // ids: the image's positions spliced in

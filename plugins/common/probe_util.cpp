@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdarg>
 #include <cstdio>
+#include <cstdlib>
 
 #include <c10/core/InferenceMode.h>
 
@@ -75,11 +76,16 @@ std::vector<at::Tensor> capturePatterns(HookedTransformer& model, const std::vec
   return out;
 }
 
+int64_t explicitPatternLimit() {
+  const char* mb = std::getenv("HEADLAB_EXPLICIT_PATTERN_MB");
+  return (mb && *mb ? std::atoll(mb) : 256) << 20;
+}
+
 void forEachPatternBlock(HookedTransformer& model, const std::vector<int64_t>& tokens,
                          const std::function<void(int, int64_t, const at::Tensor&)>& fn, bool blockwise) {
   const auto& c = model.config();
   const int64_t T = static_cast<int64_t>(tokens.size());
-  if (!blockwise && static_cast<double>(c.n_layers) * c.n_heads * T * T * 4 <= static_cast<double>(kExplicitPatternBytes)) {
+  if (!blockwise && static_cast<double>(c.n_layers) * c.n_heads * T * T * 4 <= static_cast<double>(explicitPatternLimit())) {
     const auto patterns = capturePatterns(model, tokens);
     for (int l = 0; l < c.n_layers; ++l) fn(l, 0, patterns[l]);
     return;

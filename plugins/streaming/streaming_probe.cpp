@@ -80,11 +80,16 @@ class StreamingProbe : public Probe {
       const int64_t T = static_cast<int64_t>(ids[i].size());
       usedSink = p["sink"].get<int64_t>() >= 0 ? p["sink"].get<int64_t>() : std::max<int64_t>(1, std::min<int64_t>(128, T / 16));
       usedRecent = p["recent"].get<int64_t>() >= 0 ? p["recent"].get<int64_t>() : std::max<int64_t>(1, std::min<int64_t>(256, T / 4));
-      at::Tensor q = at::arange(T).unsqueeze(1), k = at::arange(T).unsqueeze(0);
-      at::Tensor inside = (k < usedSink).logical_or(q - k < usedRecent).logical_and(k <= q).to(at::kFloat);  // [q, k]
-      auto patterns = capturePatterns(ctx.model, ids[i]);
-      for (int64_t l = 0; l < c.n_layers; ++l)
-        frac[l] += (patterns[l] * inside).sum(-1).mean(-1).to(at::kDouble) / static_cast<double>(ids.size());
+      // Per query row, the mass inside sink + recent window, summed over rows block by block (no
+      // [T, T] held past a few thousand tokens: forEachPatternBlock), then averaged over the T rows.
+      at::Tensor inside = at::zeros({c.n_layers, c.n_heads}, at::kFloat);
+      const at::Tensor k = at::arange(T).unsqueeze(0);
+      forEachPatternBlock(ctx.model, ids[i], [&](int l, int64_t r0, const at::Tensor& rows) {
+        const at::Tensor q = at::arange(r0, r0 + rows.size(1)).unsqueeze(1);
+        const at::Tensor window = (k < usedSink).logical_or(q - k < usedRecent).logical_and(k <= q).to(at::kFloat);  // [rows, k]
+        inside[l] += (rows * window).sum(-1).sum(-1);
+      });
+      frac += (inside / static_cast<double>(T)).to(at::kDouble) / static_cast<double>(ids.size());
     }
     reportProgress(ctx, 1.0, "done");
     at::Tensor kv = frac.view({c.n_layers, c.n_kv_heads, c.n_heads / c.n_kv_heads}).mean(-1);

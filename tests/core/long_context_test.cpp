@@ -12,6 +12,7 @@
 #include "headlab/core/attention_tiles.h"
 #include "headlab/core/checkpoint_formats.h"
 #include "headlab/core/errors.h"
+#include "headlab/core/incremental_runner.h"
 #include "headlab/core/model_loader.h"
 #include "../../plugins/common/probe_util.h"
 #include "random_model.h"
@@ -155,6 +156,33 @@ TEST(LongContextTest, AutoRunsBlockwiseOnlyWhereTheScoresWouldBeLargeAndNeverUnd
     model.forward(longPrompt.slice(1, 0, 3000));
     EXPECT_EQ(model.lastAttentionImpl(), "explicit+blockwise");  // layer 1 explicit for its hook, the others blockwise
   }
+}
+
+TEST(LongContextTest, TheWindowsRunnerRefusesAPromptOverItsBudgetBeforeAnyWorkAndKeepsItsPrompt) {
+  HookedTransformer model = test::randomModel("llama", 2);
+  const auto& c = model.config();
+  IncrementalRunner runner(model);
+  EXPECT_GT(runner.memoryBudget(), 0u);  // 3/4 of MemAvailable by default
+  // 3 layers x 4 heads: 2 x 3 x 4 x 40^2 x 4 B held + 3 x 4 x 40^2 x 4 B while a layer runs + inputs.
+  EXPECT_EQ(IncrementalRunner::estimateBytes(c, 40), static_cast<uint64_t>(2 * 3 * 4 * 1600 * 4 + 3 * 40 * 32 * 4 + 3 * 4 * 1600 * 4));
+  const std::vector<int64_t> shortIds{1, 2, 3, 4, 5}, longIds(40, 7);
+  runner.setMemoryBudget(IncrementalRunner::estimateBytes(c, 39));
+  EXPECT_EQ(IncrementalRunner::maxPositions(c, runner.memoryBudget()), 39);
+  runner.setPrompt(shortIds);
+  const at::Tensor before = runner.logits().clone();
+  try {
+    runner.setPrompt(longIds);
+    FAIL() << "a prompt over the budget ran";
+  } catch (const InputError& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("a 40-token prompt needs about"), std::string::npos) << m;
+    EXPECT_NE(m.find("up to 39 tokens in the window"), std::string::npos) << m;
+    EXPECT_NE(m.find("--heads/--rows/--cols"), std::string::npos) << m;
+  }
+  EXPECT_EQ(runner.tokens(), shortIds);  // nothing changed
+  EXPECT_TRUE(at::equal(runner.logits(), before));
+  runner.setMemoryBudget(0);
+  EXPECT_NO_THROW(runner.setPrompt(longIds));
 }
 
 TEST(LongContextTest, TilesRefuseRangesOutsideThePromptAndLayersNotKept) {

@@ -61,4 +61,22 @@ with h5py.File(d + "/explicit.h5", "r") as e, h5py.File(d + "/tiles.h5", "r") as
         assert err < 1e-5 * max(1, np.abs(want[fin]).max()), (hook, err)
         print("layer 2 %s tile = the explicit capture's cells (max |difference| %.2g)" % (hook, err))
 PY
-echo "ok   long-context captures"
+# Probes that read column sums or window masses take the same numbers from tiles: stories260K's sinks,
+# hidden-sinks and streaming with every pattern read blockwise (HEADLAB_EXPLICIT_PATTERN_MB=0).
+SHARED=${HEADLAB_SHARED:-$(cd "$SRC/.." && pwd)/shared}
+for p in sinks hidden-sinks streaming; do
+  "$CLI" probe $p --model "$SHARED/models/stories260k/stories260K.gguf" --json > "$tmp/$p-explicit.json" 2>/dev/null
+  HEADLAB_EXPLICIT_PATTERN_MB=0 "$CLI" probe $p --model "$SHARED/models/stories260k/stories260K.gguf" --json > "$tmp/$p-tiles.json" 2>/dev/null
+done
+/usr/bin/python3 - "$tmp" <<'PY'
+import json, sys
+d = sys.argv[1]
+for p in ("sinks", "hidden-sinks", "streaming"):
+    e, t = (json.load(open("%s/%s-%s.json" % (d, p, v))) for v in ("explicit", "tiles"))
+    err = max(abs(a - b) for a, b in zip(e["grid"]["values"], t["grid"]["values"]))
+    assert err < 1e-5 and max(e["grid"]["values"]) > 0, (p, err)
+    if p == "sinks":
+        assert max(abs(a - b) for a, b in zip(e["sink_k"], t["sink_k"])) < 1e-9
+    print("%s from tiles = explicit (max |difference| %.2g over the grid)" % (p, err))
+PY
+echo "ok   long-context captures and probes"

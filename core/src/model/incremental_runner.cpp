@@ -4,12 +4,41 @@
 
 #include "headlab/core/errors.h"
 #include "headlab/core/hooked_transformer.h"
+#include "headlab/core/system_memory.h"
 #include "headlab/core/tensor_store.h"
 
 namespace headlab {
 
 IncrementalRunner::IncrementalRunner(HookedTransformer& model, bool capturePatterns)
-    : m_model(model), m_capturePatterns(capturePatterns) {}
+    : m_model(model), m_capturePatterns(capturePatterns), m_budget(availableMemory() / 4 * 3) {}
+
+uint64_t IncrementalRunner::estimateBytes(const ModelConfig& c, int64_t T) {
+  const double square = static_cast<double>(c.n_heads) * T * T * 4;  // one layer's [head, T, T] float32
+  const double held = 2 * c.n_layers * square + static_cast<double>(c.n_layers) * T * c.d_model * 4;
+  return static_cast<uint64_t>(held + 3 * square);  // scores, mask and softmax of the layer being run
+}
+
+int64_t IncrementalRunner::maxPositions(const ModelConfig& c, uint64_t budget) {
+  int64_t lo = 0, hi = c.n_ctx;
+  while (lo < hi) {
+    const int64_t mid = (lo + hi + 1) / 2;
+    if (estimateBytes(c, mid) <= budget) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
+void IncrementalRunner::checkBudget(int64_t T) const {
+  if (m_budget == 0 || !m_capturePatterns) return;
+  const auto& c = m_model.config();
+  const uint64_t need = estimateBytes(c, T);
+  if (need <= m_budget) return;
+  const auto mb = [](uint64_t b) { return std::to_string(b >> 20) + " MB"; };
+  throw InputError("a " + std::to_string(T) + "-token prompt needs about " + mb(need) +
+                   " for the window's attention maps (every layer's [heads, T, T], baseline and current), over the " + mb(m_budget) +
+                   " it may use here; this model takes up to " + std::to_string(maxPositions(c, m_budget)) +
+                   " tokens in the window. Longer prompts: headlab-cli capture --heads/--rows/--cols (tiles computed blockwise)");
+}
 
 std::string IncrementalRunner::signature(const std::vector<Intervention>& ivs, int layer) {
   std::string s;
@@ -24,6 +53,7 @@ std::string IncrementalRunner::signature(const std::vector<Intervention>& ivs, i
 
 void IncrementalRunner::setPrompt(const std::vector<int64_t>& tokens) {
   if (tokens.empty()) throw InputError("empty prompt: nothing to run");
+  checkBudget(static_cast<int64_t>(tokens.size()));
   c10::InferenceMode guard;
   const int L = static_cast<int>(m_model.config().n_layers);
   at::Tensor ids = at::tensor(tokens, at::kLong).unsqueeze(0);
@@ -48,6 +78,7 @@ void IncrementalRunner::setPrompt(const std::vector<int64_t>& tokens, const at::
                      std::to_string(c.d_model) + "]");
   if (T > c.n_ctx)
     throw InputError("prompt of " + std::to_string(T) + " positions is longer than the model's context (" + std::to_string(c.n_ctx) + ")");
+  checkBudget(T);
   c10::InferenceMode guard;
   const int L = static_cast<int>(c.n_layers);
   m_tokens = tokens;

@@ -54,17 +54,6 @@ std::string detectFormat(const std::string& path) {
   return "llama2c";
 }
 
-// MemAvailable of /proc/meminfo in bytes (0 when unknown).
-uint64_t availableMemory() {
-  std::ifstream in("/proc/meminfo");
-  std::string key;
-  uint64_t kb = 0;
-  std::string unit;
-  while (in >> key >> kb >> unit)
-    if (key == "MemAvailable:") return kb * 1024;
-  return 0;
-}
-
 // Before any weight is read: the weights' size once loaded against the budget, and the store set to
 // convert tensor by tensor.
 void prepareStore(TensorStore& store, const LoadOptions& opt, const std::string& source) {

@@ -12,10 +12,21 @@
 namespace headlab {
 
 class HookedTransformer;
+struct ModelConfig;
 
 class IncrementalRunner {
  public:
   explicit IncrementalRunner(HookedTransformer& model, bool capturePatterns = true);
+
+  // Bytes held for a `positions`-long prompt: every layer's [head, T, T] pattern twice (baseline and
+  // current, float32) and input, plus one layer's explicit scores and softmax while it runs.
+  static uint64_t estimateBytes(const ModelConfig& config, int64_t positions);
+  // The longest prompt whose estimate fits in `budget` bytes.
+  static int64_t maxPositions(const ModelConfig& config, uint64_t budget);
+  // The most the runner may hold; a longer prompt is refused before any work (InputError naming the
+  // sizes and the way out). Default: 3/4 of the memory available when the runner is made; 0: no limit.
+  void setMemoryBudget(uint64_t bytes) { m_budget = bytes; }
+  uint64_t memoryBudget() const { return m_budget; }
 
   // Runs the plain forward on tokens ([pos] ids) and caches every layer's input. Throws InputError.
   void setPrompt(const std::vector<int64_t>& tokens);
@@ -36,6 +47,7 @@ class IncrementalRunner {
 
  private:
   int runFrom(int layer, const std::vector<Intervention>& ivs);
+  void checkBudget(int64_t positions) const;
   static std::string signature(const std::vector<Intervention>& ivs, int layer);
 
   HookedTransformer& m_model;
@@ -46,6 +58,7 @@ class IncrementalRunner {
   std::vector<std::string> m_signatures;
   at::Tensor m_baseline, m_logits;
   int m_lastStart = 0;
+  uint64_t m_budget = 0;
 };
 
 }  // namespace headlab

@@ -9,6 +9,7 @@
 
 #include "headlab/core/progress.h"
 #include "headlab/core/hooked_transformer.h"
+#include "headlab/core/system_memory.h"
 #include "headlab/core/tokenizer.h"
 
 namespace headlab {
