@@ -172,6 +172,9 @@ class MainWindow : public QMainWindow {
   QStringList m_hookNames;  // the open model's hook points, in forward order
   views::HeatmapView* m_lens = nullptr;  // the Lens dock's layer x position map
   QLabel* m_lensSummary = nullptr;
+  // Once run, the lens follows the window: it reruns after every edit or prompt (without raising
+  // its dock); a newly opened model stops it until it is run again.
+  bool m_lensLive = false, m_lensQuiet = false;
   struct ProbeInput {
     QString model, prompt;  // prompt: empty when the probe used its own inputs
     qint64 image = 0;       // QImage::cacheKey of the window's image then

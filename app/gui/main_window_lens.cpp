@@ -22,8 +22,8 @@ QWidget* MainWindow::buildLensPanel() {
   auto* lens = new QPushButton(tr("Run the logit lens"));
   lens->setObjectName("runLens");
   lens->setToolTip(tr("The final norm and unembedding on every layer's output: what each layer already predicts at each "
-                      "position (with the window's edits). Hover a cell for its top tokens; click it to select that layer "
-                      "and position."));
+                      "position (with the window's edits; once run, it follows every edit and prompt). Hover a cell for its "
+                      "top tokens; click it to select that layer and position."));
   auto* dla = new QPushButton(tr("Attribute the logit (DLA)"));
   dla->setObjectName("runDla");
   dla->setToolTip(tr("Direct logit attribution of the followed token (else the top prediction) at the logits panel's position: "
@@ -38,7 +38,10 @@ QWidget* MainWindow::buildLensPanel() {
   layout->addWidget(m_lensSummary);
   m_lens = new views::HeatmapView;
   layout->addWidget(m_lens, 1);
-  connect(lens, &QPushButton::clicked, m_session, &SessionController::runLens);
+  connect(lens, &QPushButton::clicked, this, [this] {
+    m_lensLive = true, m_lensQuiet = false;
+    m_session->runLens();
+  });
   connect(dla, &QPushButton::clicked, m_session, &SessionController::runDla);
   return w;
 }
@@ -48,8 +51,16 @@ void MainWindow::connectLens() {
     m_lens->setData(d);
     m_lens->setExportMetadata(figureMetadata());
     m_lensSummary->setText(summary);
-    dock("lensDock")->raise();
+    if (!m_lensQuiet) dock("lensDock")->raise();
+    m_lensQuiet = false;
   });
+  // The lens follows the window's edits and prompts once it has been run (issue #23).
+  connect(m_session, &SessionController::predictionsReady, this, [this](const auto&, const auto&, int from, double) {
+    if (!m_lensLive || from >= m_layers) return;  // nothing recomputed (e.g. the logits panel moved)
+    m_lensQuiet = true;
+    m_session->runLens();
+  });
+  connect(m_session, &SessionController::modelOpened, this, [this] { m_lensLive = false; });
   connect(m_session, &SessionController::dlaReady, this, [this](const views::HeadScores& heads, const QString& summary) {
     m_lensSummary->setText(summary);
     if (heads.layers != m_layers || heads.heads != m_heads) return;

@@ -485,6 +485,46 @@ TEST_F(ModelWindowTest, LensDockShowsTheLogitLensAndDlaColoursTheGrid) {
   EXPECT_TRUE(window.lensSummary()->text().contains(QString("logit('%1') = %2").arg(top).arg(a.logit, 0, 'f', 3))) << window.lensSummary()->text().toStdString();
 }
 
+// Once run, the lens follows the window's edits: an ablation reruns it, and its map is then the
+// core's lens under the same edit (issue #23).
+TEST_F(ModelWindowTest, TheLensFollowsTheWindowsEdits) {
+  QSignalSpy lensDone(window.session(), &SessionController::lensReady);
+  window.findChild<QPushButton*>("runLens")->click();
+  ASSERT_TRUE(QTest::qWaitFor([&] { return lensDone.count() == 1; }, 30000)) << window.statusBar()->currentMessage().toStdString();
+  EXPECT_FALSE(window.lensView()->data().title.contains("edits"));
+  ASSERT_TRUE(window.ablateHead(1, 2));  // zero-ablate L1H2
+  ASSERT_TRUE(QTest::qWaitFor([&] { return lensDone.count() == 2; }, 30000)) << "the lens did not rerun after the edit";
+  const auto& d = window.lensView()->data();
+  EXPECT_TRUE(d.title.contains("with the window's edits")) << d.title.toStdString();
+  LoadedModel m = loadModel(test::sharedPath("models/stories260k/stories260K.bin"));
+  const auto ids = m.tokenizer->encode(kPrompt, true);
+  LogitLens expected;
+  {
+    c10::InferenceMode guard;
+    Intervention zero;
+    zero.kind = InterventionKind::Zero, zero.layer = 1, zero.heads = {2};
+    const auto installed = install(*m.model, {zero});
+    LensOptions o;
+    o.topK = 1;
+    expected = logitLens(*m.model, ids, o);
+  }
+  const int T = static_cast<int>(ids.size());
+  ASSERT_EQ(d.rows * d.cols, 5 * T);
+  double worst = 0;
+  for (int l = 0; l < 5; ++l)
+    for (int t = 0; t < T; ++t) worst = std::max(worst, std::abs(d.at(l, t) - expected.topProbs[l][t][0].item<double>()));
+  EXPECT_LT(worst, 1e-5) << "the rerun lens is the core's lens under the same edit";
+  // The edit changed something the lens shows (a later layer's top probability somewhere).
+  LogitLens plain;
+  {
+    c10::InferenceMode guard;
+    LensOptions o;
+    o.topK = 1;
+    plain = logitLens(*m.model, ids, o);
+  }
+  EXPECT_GT((plain.topProbs - expected.topProbs).abs().max().item<double>(), 1e-4);
+}
+
 TEST_F(ModelWindowTest, TargetTokenIsFollowed) {
   window.logits()->targetEdit()->setText(" the");
   emit window.logits()->targetChanged(" the");
