@@ -1,6 +1,7 @@
 #include "cli_common.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <iostream>
 #include <fstream>
 #include <iterator>
@@ -60,6 +61,37 @@ OpenedModel openAny(const Args& a, bool tokenizerRequired) {
   o.model().setAttentionImpl(attentionImpl(a));
   o.model().clearAttentionUsed();  // the provenance records what this command's forwards ran
   return o;
+}
+
+Shard shardOf(const Args& a) {
+  Shard s;
+  const auto number = [](const std::string& t, const std::string& what) -> int64_t {
+    size_t used = 0;
+    long long v = -1;
+    try {
+      v = std::stoll(t, &used);
+    } catch (const std::exception&) {
+    }
+    if (t.empty() || used != t.size() || v < 0) throw UsageError(what + " must be a non-negative integer, got '" + t + "'");
+    return v;
+  };
+  if (a.has("shard")) {
+    const std::string v = a.get("shard");
+    const size_t slash = v.find('/');
+    if (slash == std::string::npos) throw UsageError("--shard expects i/N (e.g. 0/4), got '" + v + "'");
+    s.index = number(v.substr(0, slash), "--shard's i"), s.count = number(v.substr(slash + 1), "--shard's N");
+    if (s.count < 1 || s.index >= s.count) throw UsageError("--shard " + v + ": i must be in [0, N) and N at least 1");
+    return s;
+  }
+  const char* id = std::getenv("SLURM_ARRAY_TASK_ID");
+  const char* count = std::getenv("SLURM_ARRAY_TASK_COUNT");
+  if (!id || !count) return s;
+  const char* min = std::getenv("SLURM_ARRAY_TASK_MIN");
+  s.index = number(id, "SLURM_ARRAY_TASK_ID") - (min ? number(min, "SLURM_ARRAY_TASK_MIN") : 0), s.count = number(count, "SLURM_ARRAY_TASK_COUNT");
+  if (s.count < 1 || s.index < 0 || s.index >= s.count)
+    throw UsageError("SLURM_ARRAY_TASK_ID " + std::string(id) + " is outside an array of " + count + " tasks (use --array=0-" +
+                     std::to_string(s.count - 1) + ")");
+  return s;
 }
 
 headlab::AttentionImpl attentionImpl(const Args& a) {

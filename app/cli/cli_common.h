@@ -37,6 +37,16 @@ std::string& commandLine();
 // Trace options from the command line: --force, and the provenance inputs (command line, --dtype,
 // --device, --seed, --tokenizer and --image files).
 TraceOptions traceOptions(const Args& a);
+// Which share of a prompt set this process runs: --shard i/N, else Slurm's job-array variables
+// (SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN of SLURM_ARRAY_TASK_COUNT), else 0/1. Items
+// [begin(n), end(n)) of n: contiguous slices, the same for every run (re-running a shard is safe).
+struct Shard {
+  int64_t index = 0, count = 1;
+  int64_t begin(int64_t n) const { return n * index / count; }
+  int64_t end(int64_t n) const { return n * (index + 1) / count; }
+};
+Shard shardOf(const Args& a);
+
 // --attention auto|explicit|blockwise (headlab/core/hooked_transformer.h); UsageError otherwise.
 headlab::AttentionImpl attentionImpl(const Args& a);
 
@@ -56,6 +66,7 @@ InstalledEdits installEdits(const Args& a, HookedTransformer& model);
 int cmdPatch(const Args& a);  // patch_command.cpp
 int cmdLens(const Args& a);   // lens_command.cpp
 int cmdDla(const Args& a);    // lens_command.cpp
+int cmdMerge(const Args& a);  // merge_command.cpp
 int cmdProbe(const Args& a);  // probe_command.cpp
 
 }  // namespace headlab::cli

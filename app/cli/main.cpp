@@ -312,13 +312,15 @@ const std::vector<Command>& commands() {
                 "[--method exact|attribution|both] [--noising] [--json] [--out F.h5] [--format hdf5|safetensors|npz] [--force]\n"
                 "path patching: --sweep path --receiver LAYER.HEAD --input q|k|v\n"
                 "images (LLaVA folder or demo-vlm): --image F [--corrupted-image F]; --corrupted defaults to --clean\n"
-                "prompt pairs: --pairs F.jsonl (lines {\"clean\", \"corrupted\", \"answer\", \"wrong\"}) instead of --clean ...: mean, std, each pair",
+                "prompt pairs: --pairs F.jsonl (lines {\"clean\", \"corrupted\", \"answer\", \"wrong\"}) instead of --clean ...: mean, std, each pair\n"
+                "[--out F.h5] [--shard i/N]   a share of the pairs (or Slurm's SLURM_ARRAY_TASK_ID/COUNT); join with merge",
        cmdPatch},
       {"lens", "--model M (--prompt S | --ids 0,5,7) [--pos P|all] [--top K] [--token S|#id] [--edit SPEC] [--json]\n"
                "what each layer predicts: the final norm and unembedding on every resid_post (logit lens)", cmdLens},
       {"dla", "--model M (--prompt S | --ids 0,5,7) --token S|#id [--wrong S|#id] [--pos P] [--edit SPEC] [--json]\n"
               "direct logit attribution: each head's and MLP's share of the logit (difference), final norm frozen", cmdDla},
       {"check", "--model M [--prompt S | --ids 0,5,7] [--json]   observed hooks, KV cache, determinism, bfloat16/float16 drift", cmdCheck},
+      {"merge", "OUT.h5 IN.h5...   the shards of one run (patch --pairs --shard i/N or a Slurm array) as the unsharded file", cmdMerge},
       {"demo", "[--out DIR]           trains/loads the demo model, runs every probe, writes report.html", cmdDemo},
   };
   return table;
@@ -358,7 +360,7 @@ int main(int argc, char** argv) {
     const std::set<std::string> options = {"edit", "model", "tokenizer", "text", "text-file", "prompt", "max-tokens", "steps",
                                            "temperature", "top-p", "seed", "device", "ids", "dtype", "threads", "out",
                                            "hooks", "gzip", "max-mb", "max-model-mb", "receiver", "input", "params", "pairs", "clean-ids", "corrupted-ids", "prompts-file", "image", "corrupted-image", "clean", "corrupted", "answer", "wrong", "sweep", "method", "pos", "top", "token", "format",
-                                           "ids-file", "prompt-file", "heads", "rows", "cols", "attention"};
+                                           "ids-file", "prompt-file", "heads", "rows", "cols", "attention", "shard"};
     Args a(rest, flags, options);
     headlab::configureThreads(static_cast<int>(a.integer("threads", 0)));
     for (const auto& c : commands())

@@ -5,12 +5,14 @@
 #include <cmath>
 #include <fstream>
 #include <iostream>
+#include <map>
 
 #include <nlohmann/json.hpp>
 
 #include "cli_common.h"
 #include "headlab/core/errors.h"
 #include "headlab/core/patching.h"
+#include "headlab/core/provenance.h"
 #include "headlab/core/tokenizer.h"
 #include "headlab/core/trace.h"
 #include "headlab/core/vision_language.h"
@@ -18,6 +20,10 @@
 namespace headlab::cli {
 
 namespace {
+struct PairStats {
+  at::Tensor mean, std;
+};
+
 // The clean and corrupted runs of `patch`: prompts (and, on a vision-language model, the spliced
 // images: --corrupted defaults to --clean and --corrupted-image to --image, so the picture alone may
 // change), the answer pair and the sweep. imageSpan: the clean prompt's image positions.
@@ -108,6 +114,47 @@ void writePatchTrace(const Args& a, const headlab::ModelConfig& config, const he
   w.commit();
 }
 
+// The mean and standard deviation over pairs, cell by cell (float64). headlab-cli merge computes the
+// same from the shards' grids, so a merged file equals the unsharded one bit for bit.
+PairStats pairStats(const std::vector<at::Tensor>& grids) {
+  const at::Tensor all = at::stack(grids);  // [pairs, ...grid]
+  return {all.mean(0), grids.size() > 1 ? all.std(0) : at::zeros_like(all[0])};
+}
+
+// patch --pairs --out: /probes/patching_pairs holds each pair of this run's share (grids, metrics, lines),
+// the parameters, which share (shard_index / shard_count, pairs [pair_begin, pair_end) of pairs_total)
+// and the experiment's identity (a SHA-256 of the model's files, the pairs file and the parameters);
+// the mean and standard deviation only when the file holds every pair (unsharded, or merged).
+void writePairsTrace(const Args& a, OpenedModel& o, const headlab::PatchingResult& last, const std::vector<at::Tensor>& grids,
+                     const nlohmann::json& perPair, const Shard& shard, int64_t begin, int64_t end, int64_t total) {
+  if (outputFormat(a) != "hdf5") throw headlab::InputError("patch --pairs --out writes HDF5 (drop --format " + outputFormat(a) + ")");
+  headlab::TraceOptions opts = traceOptions(a);
+  opts.provenance.extraFiles.push_back(a.get("pairs"));
+  headlab::TraceWriter w(a.get("out"), opts);
+  w.writeModel(o.model().config(), o.loaded.source, o.loaded.format);
+  const nlohmann::json& record = w.provenanceRecord();
+  nlohmann::json identity = {{"sweep", headlab::toString(last.sweep)}, {"method", last.method}, {"noising", a.has("noising")},
+                             {"pairs_sha256", headlab::sha256File(a.get("pairs"))}, {"pairs_total", total}, {"dtype", record["dtype"]}};
+  for (const auto& f : record["model"]["files"]) identity["model_sha256"].push_back(f["sha256"]);
+  nlohmann::json params = {{"sweep", identity["sweep"]}, {"method", last.method}, {"direction", a.has("noising") ? "noising" : "denoising"},
+                           {"axes", nlohmann::json(last.axes).dump()}, {"shape", nlohmann::json(last.grid.sizes().vec()).dump()},
+                           {"metric", "logit_diff"}, {"normalisation", "0 = corrupted run, 1 = clean run"},
+                           {"pairs_sha256", identity["pairs_sha256"]}, {"pairs_total", total}, {"shard_index", shard.index},
+                           {"shard_count", shard.count}, {"pair_begin", begin}, {"pair_end", end},
+                           {"experiment", headlab::sha256Hex(identity.dump().data(), identity.dump().size())}};
+  std::vector<double> clean, corrupted, lines;
+  for (const auto& p : perPair) clean.push_back(p["clean_metric"]), corrupted.push_back(p["corrupted_metric"]), lines.push_back(p["line"].get<double>());
+  std::map<std::string, at::Tensor> arrays = {{"grids", at::stack(grids)}, {"clean_metric", at::tensor(clean, at::kDouble)},
+                                              {"corrupted_metric", at::tensor(corrupted, at::kDouble)}, {"line", at::tensor(lines, at::kDouble)}};
+  if (shard.count == 1) {
+    const PairStats stats = pairStats(grids);
+    arrays["mean"] = stats.mean, arrays["std"] = stats.std;
+  }
+  w.writeProbe("patching_pairs", params, arrays);
+  w.noteAttention(o.model().attentionUsed());
+  w.commit();
+}
+
 // patch --pairs F.jsonl: one sweep per line ({"clean", "corrupted", "answer", "wrong"}), their mean and
 // standard deviation cell by cell, and each pair's metrics and grid. Sweeps over positions need the
 // pairs to share one length (a position means nothing across lengths); the heads sweep takes any.
@@ -146,29 +193,40 @@ int cmdPatchPairs(const Args& a, OpenedModel& o, const std::string& method) {
     requests.emplace_back(lineNo, std::move(r));
   }
   if (requests.empty()) throw headlab::InputError(a.get("pairs") + ": no pairs");
+  const int64_t total = static_cast<int64_t>(requests.size());
+  const Shard shard = shardOf(a);
+  if (shard.count > total)
+    throw headlab::InputError("--shard " + std::to_string(shard.index) + "/" + std::to_string(shard.count) + ": more shards than the " +
+                              std::to_string(total) + " pairs of " + a.get("pairs"));
+  const int64_t begin = shard.begin(total), end = shard.end(total);
   // Every line was read and checked before the first sweep runs: a bad line fails at once.
-  for (const auto& [line, r] : requests) {
-    std::cerr << "pair " << perPair.size() + 1 << "/" << requests.size() << ": ";
+  for (int64_t i = begin; i < end; ++i) {
+    const auto& [line, r] = requests[static_cast<size_t>(i)];
+    std::cerr << "pair " << i + 1 << "/" << total << (shard.count > 1 ? " (shard " + std::to_string(shard.index) + "/" + std::to_string(shard.count) + ")" : "") << ": ";
     last = runPatch(a, o.model(), r, method);
-    grids.push_back(last.grid.to(at::kDouble));
+    // float32, as the file stores it: a merge of shards then computes the same mean bit for bit.
+    grids.push_back(last.grid.to(at::kFloat).to(at::kDouble));
     perPair.push_back({{"line", line}, {"clean_metric", last.cleanMetric}, {"corrupted_metric", last.corruptedMetric},
                        {"grid", std::vector<double>(grids.back().data_ptr<double>(), grids.back().data_ptr<double>() + grids.back().numel())}});
     if (!last.warnings.empty()) perPair.back()["warnings"] = last.warnings;
   }
-  at::Tensor all = at::stack(grids);  // [pairs, ...grid]
-  at::Tensor mean = all.mean(0), sd = grids.size() > 1 ? all.std(0) : at::zeros_like(mean);
+  const PairStats stats = pairStats(grids);
   auto flat = [](const at::Tensor& t) { at::Tensor c = t.contiguous(); return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel()); };
   nlohmann::json j = {{"pairs", grids.size()}, {"sweep", headlab::toString(last.sweep)}, {"method", last.method}, {"axes", last.axes},
                       {"shape", last.grid.sizes().vec()}, {"metric", "logit_diff"}, {"normalisation", "0 = corrupted run, 1 = clean run"},
-                      {"mean", flat(mean)}, {"std", flat(sd)}, {"per_pair", perPair}, {"parameters", {{"pairs_file", a.get("pairs")}, {"model", o.loaded.source}}}};
+                      {"mean", flat(stats.mean)}, {"std", flat(stats.std)}, {"per_pair", perPair}, {"parameters", {{"pairs_file", a.get("pairs")}, {"model", o.loaded.source}}}};
+  if (shard.count > 1)
+    j["shard"] = {{"index", shard.index}, {"count", shard.count}, {"pair_begin", begin}, {"pair_end", end}, {"pairs_total", total}};
+  if (a.has("out")) writePairsTrace(a, o, last, grids, perPair, shard, begin, end, total);
   if (a.has("json")) {
     std::cout << j.dump() << "\n";
     return 0;
   }
   headlab::PatchingResult summary = last;
-  summary.grid = mean.to(at::kFloat);
+  summary.grid = stats.mean.to(at::kFloat);
   printPatchSummary({{"sweep", j["sweep"]}}, summary, {});
-  std::cout << "(mean over " << grids.size() << " pairs; --json gives the standard deviation and each pair)\n";
+  std::cout << "(mean over " << grids.size() << " pairs" << (shard.count > 1 ? " of this shard" : "") << "; --json gives the standard deviation and each pair)\n";
+  if (a.has("out")) std::cout << a.get("out") << "\n";
   return 0;
 }
 

@@ -76,23 +76,36 @@ TraceWriter::~TraceWriter() {
   }
 }
 
-void TraceWriter::writeModel(const ModelConfig& c, const std::string& source, const std::string& format) {
-  m_file.createGroup("/model");
-  m_file.setAttr("/model", "schema", std::string("headlab.model"));
-  m_file.setAttr("/model", "schema_version", kTraceSchemaVersion);
-  nlohmann::json j = configToJson(c);
-  for (auto& [k, v] : j.items()) {
-    if (v.is_number_integer()) m_file.setAttr("/model", k, v.get<int64_t>());
-    else if (v.is_number()) m_file.setAttr("/model", k, v.get<double>());
-    else if (v.is_boolean()) m_file.setAttr("/model", k, static_cast<int64_t>(v.get<bool>()));
-    else m_file.setAttr("/model", k, v.get<std::string>());
+namespace {
+// /model: schema, every config key, the source and the format.
+void writeModelGroup(h5::File& f, const nlohmann::json& config, const std::string& source, const std::string& format) {
+  f.createGroup("/model");
+  f.setAttr("/model", "schema", std::string("headlab.model"));
+  f.setAttr("/model", "schema_version", kTraceSchemaVersion);
+  for (auto& [k, v] : config.items()) {
+    if (v.is_number_integer()) f.setAttr("/model", k, v.get<int64_t>());
+    else if (v.is_number()) f.setAttr("/model", k, v.get<double>());
+    else if (v.is_boolean()) f.setAttr("/model", k, static_cast<int64_t>(v.get<bool>()));
+    else f.setAttr("/model", k, v.get<std::string>());
   }
-  m_file.setAttr("/model", "source", source);
-  m_file.setAttr("/model", "format", format);
+  f.setAttr("/model", "source", source);
+  f.setAttr("/model", "format", format);
+}
+}  // namespace
+
+void TraceWriter::writeModel(const ModelConfig& c, const std::string& source, const std::string& format) {
+  writeModelGroup(m_file, configToJson(c), source, format);
   ProvenanceInputs in = m_opt.provenance;
   in.modelSource = source, in.modelFormat = format;
   if (in.commandLine.empty()) in.commandLine = "(not recorded)";
   writeProvenance(provenance(c, in));
+}
+
+void TraceWriter::writeModelFromProvenance(const nlohmann::json& record) {
+  if (!record.contains("config") || !record.contains("model"))
+    throw InputError(m_target + ": the provenance to write has no config or model");
+  writeModelGroup(m_file, record["config"], record["model"].value("source", ""), record["model"].value("format", ""));
+  writeProvenance(record);
 }
 
 void TraceWriter::writeInputs(const std::vector<int64_t>& tokens, const std::vector<std::string>& pieces) {

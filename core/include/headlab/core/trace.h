@@ -41,6 +41,10 @@ class TraceWriter {
 
   // The model's config under /model, and the file's provenance (options.provenance, the model's files hashed).
   void writeModel(const ModelConfig& c, const std::string& source, const std::string& format);
+  // The same from a recorded provenance (its "config" and "model"): a file made from other files
+  // (headlab-cli merge) without the model at hand.
+  void writeModelFromProvenance(const nlohmann::json& record);
+  const nlohmann::json& provenanceRecord() const { return m_provenance; }
   void writeInputs(const std::vector<int64_t>& tokens, const std::vector<std::string>& pieces);
   // A vision-language prompt's image: /inputs/image, the pixels as the tower saw them
   // ([batch, channel, y, x], CLIP-normalised), and /inputs/image_span = [begin, end), the

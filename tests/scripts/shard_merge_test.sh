@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Sharded prompt sets (issue #21): patch --pairs over six pairs run whole and as three shards (given
+# by --shard and by Slurm's array variables); merge joins the shards, in any order, into a file whose
+# every dataset equals the unsharded run's bit for bit, and headlab.load reads it. Shards of another
+# experiment, a missing or duplicated shard and bad --shard values are refused with their reason; a
+# shard killed mid-run leaves no file.
+set -eu
+CLI=$(realpath "$1")
+SRC=$(realpath "$2")
+SHARED=${HEADLAB_SHARED:-$(cd "$SRC/.." && pwd)/shared}
+M=$SHARED/models/stories260k/stories260K.gguf
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+cd "$tmp"
+cat > pairs.jsonl <<'PAIRS'
+{"clean": "Lily had a red ball. Lily gave the ball to", "corrupted": "Tim had a red ball. Tim gave the ball to", "answer": "#317", "wrong": "#274"}
+{"clean": "The cat sat on the mat. The cat was", "corrupted": "The dog sat on the mat. The dog was", "answer": "#425", "wrong": "#368"}
+{"clean": "Ben saw a little bird. Ben gave it to", "corrupted": "Sam saw a little bird. Sam gave it to", "answer": "#392", "wrong": "#412"}
+{"clean": "Mia found a shell. Mia showed it to", "corrupted": "Max found a shell. Max showed it to", "answer": "#392", "wrong": "#412"}
+{"clean": "Ben had a big dog. Ben loved the dog", "corrupted": "Sam had a big dog. Sam loved the dog", "answer": "#317", "wrong": "#274"}
+{"clean": "Lily made a cake. Lily gave it to", "corrupted": "Tim made a cake. Tim gave it to", "answer": "#392", "wrong": "#412"}
+PAIRS
+run() { "$CLI" patch --model "$M" --pairs pairs.jsonl --sweep heads "$@" >/dev/null 2>&1; }
+run --out all.h5
+run --out s0.h5 --shard 0/3
+SLURM_ARRAY_TASK_ID=1 SLURM_ARRAY_TASK_COUNT=3 run --out s1.h5
+SLURM_ARRAY_TASK_ID=7 SLURM_ARRAY_TASK_MIN=5 SLURM_ARRAY_TASK_COUNT=3 run --out s2.h5   # --array=5-7
+run --out s2.h5 --shard 2/3 --force   # re-running a shard is safe: the same file again
+"$CLI" merge merged.h5 s2.h5 s0.h5 s1.h5 >/dev/null
+PYTHONPATH="$SRC/python" /usr/bin/python3 - <<'PY'
+import json
+import h5py, numpy as np, headlab
+def datasets(f):
+    out = {}
+    f.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+    return out
+with h5py.File("all.h5", "r") as a, h5py.File("merged.h5", "r") as m, h5py.File("s1.h5", "r") as s1:
+    da, dm = datasets(a), datasets(m)
+    assert sorted(da) == sorted(dm), (sorted(da), sorted(dm))
+    for k in da:
+        assert da[k].dtype == dm[k].dtype and da[k].shape == dm[k].shape and da[k].tobytes() == dm[k].tobytes(), k
+    g = "probes/patching_pairs"
+    for k in a[g].attrs:
+        assert a[g].attrs[k] == m[g].attrs[k], k
+    assert dict(s1[g].attrs)["pair_begin"] == 2 and dict(s1[g].attrs)["pair_end"] == 4 and "mean" not in s1[g]
+    assert json.loads(m.attrs["provenance"])["merged_from"] == ["s0.h5", "s1.h5", "s2.h5"]
+    print("merge of 3 shards = the unsharded run, bit for bit in %d datasets" % len(da))
+t = headlab.load("merged.h5")
+p = t.probes["patching_pairs"]
+assert p["grids"].shape == (6, 5, 8) and np.allclose(p["mean"], p["grids"].astype(np.float64).mean(0), atol=1e-6)
+assert p.params["shard_count"] == 1 and p.params["pairs_total"] == 6
+print("headlab.load reads the merged file")
+PY
+fail() { echo "FAIL $1: $2"; exit 1; }
+err=$("$CLI" merge m.h5 s0.h5 s2.h5 2>&1 >/dev/null) && fail "missing shard" "accepted"
+[[ "$err" == *"shard 1/3 missing"* && ! -e m.h5 ]] || fail "missing shard" "$err"
+err=$("$CLI" merge m.h5 s0.h5 s1.h5 s1.h5 s2.h5 2>&1 >/dev/null) && fail "duplicate" "accepted"
+[[ "$err" == *"shard 1/3 given twice: s1.h5 and s1.h5"* ]] || fail "duplicate" "$err"
+run --out n1.h5 --shard 1/3 --noising
+err=$("$CLI" merge m.h5 s0.h5 n1.h5 s2.h5 2>&1 >/dev/null) && fail "other experiment" "accepted"
+[[ "$err" == *"n1.h5: from another experiment than s0.h5 (direction denoising vs noising)"* ]] || fail "other experiment" "$err"
+run --out h1.h5 --shard 1/2
+err=$("$CLI" merge m.h5 s0.h5 h1.h5 2>&1 >/dev/null) && fail "other count" "accepted"
+[[ "$err" == *"h1.h5: shard of 2, s0.h5 of 3"* ]] || fail "other count" "$err"
+err=$("$CLI" merge m.h5 all.h5.provenance.json 2>&1 >/dev/null) && fail "not a shard" "accepted"
+err=$("$CLI" patch --model "$M" --pairs pairs.jsonl --sweep heads --shard 3/3 2>&1 >/dev/null) && fail "shard 3/3" "accepted"
+[[ "$err" == *"--shard 3/3: i must be in [0, N)"* ]] || fail "shard 3/3" "$err"
+err=$("$CLI" patch --model "$M" --pairs pairs.jsonl --sweep heads --shard 0/7 2>&1 >/dev/null) && fail "7 shards of 6" "accepted"
+[[ "$err" == *"more shards than the 6 pairs"* ]] || fail "7 shards" "$err"
+# A shard stopped mid-run (Slurm sends SIGTERM) leaves no file: its writer opens only after the sweeps.
+"$CLI" patch --model "$M" --pairs pairs.jsonl --sweep head-pos --out killed.h5 --shard 0/1 >/dev/null 2>&1 &
+pid=$!
+sleep 1
+kill -TERM $pid 2>/dev/null || true
+wait $pid 2>/dev/null || true
+[[ -z "$(ls -A | grep killed)" ]] || fail "killed shard" "$(ls -A | grep killed)"
+echo "ok   shards and merge"
