@@ -19,6 +19,8 @@ PACKAGES=(
   # fuzzing (libFuzzer and the sanitizers' runtimes come with clang's runtime package)
   clang-14 libclang-rt-14-dev
   python3 python3-h5py python3-nltk python3-numpy python3-torch
+  # the single-node Slurm cluster of tests/scripts/slurm_test.sh (issue #21)
+  slurm-wlm munge
 )
 
 missing=()

@@ -11,14 +11,7 @@ SHARED=${HEADLAB_SHARED:-$(cd "$SRC/.." && pwd)/shared}
 M=$SHARED/models/stories260k/stories260K.gguf
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 cd "$tmp"
-cat > pairs.jsonl <<'PAIRS'
-{"clean": "Lily had a red ball. Lily gave the ball to", "corrupted": "Tim had a red ball. Tim gave the ball to", "answer": "#317", "wrong": "#274"}
-{"clean": "The cat sat on the mat. The cat was", "corrupted": "The dog sat on the mat. The dog was", "answer": "#425", "wrong": "#368"}
-{"clean": "Ben saw a little bird. Ben gave it to", "corrupted": "Sam saw a little bird. Sam gave it to", "answer": "#392", "wrong": "#412"}
-{"clean": "Mia found a shell. Mia showed it to", "corrupted": "Max found a shell. Max showed it to", "answer": "#392", "wrong": "#412"}
-{"clean": "Ben had a big dog. Ben loved the dog", "corrupted": "Sam had a big dog. Sam loved the dog", "answer": "#317", "wrong": "#274"}
-{"clean": "Lily made a cake. Lily gave it to", "corrupted": "Tim made a cake. Tim gave it to", "answer": "#392", "wrong": "#412"}
-PAIRS
+cp "$SRC/tests/scripts/six_pairs.jsonl" pairs.jsonl   # six IOI-like pairs, the heads sweep takes any lengths
 run() { "$CLI" patch --model "$M" --pairs pairs.jsonl --sweep heads "$@" >/dev/null 2>&1; }
 run --out all.h5
 run --out s0.h5 --shard 0/3
