@@ -33,6 +33,7 @@ set(HEADLAB_CORE_RUNTIME_SOURCES
   src/interp/faithfulness.cpp
   src/interp/logit_lens.cpp
   src/interp/attention_tiles.cpp
+  src/interp/prompt_sets.cpp
   src/patching/sweep_layouts.cpp
   src/patching/patching_common.cpp
   src/patching/batched.cpp

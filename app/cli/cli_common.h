@@ -67,6 +67,7 @@ int cmdPatch(const Args& a);  // patch_command.cpp
 int cmdLens(const Args& a);   // lens_command.cpp
 int cmdDla(const Args& a);    // lens_command.cpp
 int cmdMerge(const Args& a);  // merge_command.cpp
+int cmdPairs(const Args& a);  // pairs_command.cpp
 int cmdProbe(const Args& a);  // probe_command.cpp
 
 }  // namespace headlab::cli

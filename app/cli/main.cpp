@@ -320,6 +320,7 @@ const std::vector<Command>& commands() {
       {"dla", "--model M (--prompt S | --ids 0,5,7) --token S|#id [--wrong S|#id] [--pos P] [--edit SPEC] [--json]\n"
               "direct logit attribution: each head's and MLP's share of the logit (difference), final norm frozen", cmdDla},
       {"check", "--model M [--prompt S | --ids 0,5,7] [--json]   observed hooks, KV cache, determinism, bfloat16/float16 drift", cmdCheck},
+      {"pairs ioi", "--model M [--n 24] [--seed 0] [--variant abba|baba|mixed] [--out F.jsonl]   IOI pairs (ABC corruption) for patch --pairs", cmdPairs},
       {"merge", "OUT.h5 IN.h5...   the shards of one run (patch --pairs --shard i/N or a Slurm array) as the unsharded file", cmdMerge},
       {"demo", "[--out DIR]           trains/loads the demo model, runs every probe, writes report.html", cmdDemo},
   };
@@ -360,7 +361,7 @@ int main(int argc, char** argv) {
     const std::set<std::string> options = {"edit", "model", "tokenizer", "text", "text-file", "prompt", "max-tokens", "steps",
                                            "temperature", "top-p", "seed", "device", "ids", "dtype", "threads", "out",
                                            "hooks", "gzip", "max-mb", "max-model-mb", "receiver", "input", "params", "pairs", "clean-ids", "corrupted-ids", "prompts-file", "image", "corrupted-image", "clean", "corrupted", "answer", "wrong", "sweep", "method", "pos", "top", "token", "format",
-                                           "ids-file", "prompt-file", "heads", "rows", "cols", "attention", "shard"};
+                                           "ids-file", "prompt-file", "heads", "rows", "cols", "attention", "shard", "n", "variant"};
     Args a(rest, flags, options);
     headlab::configureThreads(static_cast<int>(a.integer("threads", 0)));
     for (const auto& c : commands())

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Sharded prompt sets (issue #21): patch --pairs over six pairs run whole and as three shards (given
+# Sharded prompt sets (issue #21): patch --pairs over 24 generated IOI pairs run whole and as three shards (given
 # by --shard and by Slurm's array variables); merge joins the shards, in any order, into a file whose
 # every dataset equals the unsharded run's bit for bit, and headlab.load reads it. Shards of another
 # experiment, a missing or duplicated shard and bad --shard values are refused with their reason; a
@@ -11,7 +11,22 @@ SHARED=${HEADLAB_SHARED:-$(cd "$SRC/.." && pwd)/shared}
 M=$SHARED/models/stories260k/stories260K.gguf
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 cd "$tmp"
-cp "$SRC/tests/scripts/six_pairs.jsonl" pairs.jsonl   # six IOI-like pairs, the heads sweep takes any lengths
+# 24 IOI pairs from the generator (ABBA and BABA alternating, ABC corruption), deterministic per seed.
+"$CLI" pairs ioi --model "$M" --n 24 --seed 3 --out pairs.jsonl >/dev/null 2>&1
+"$CLI" pairs ioi --model "$M" --n 24 --seed 3 > again.jsonl 2>/dev/null
+"$CLI" pairs ioi --model "$M" --n 24 --seed 4 > other.jsonl 2>/dev/null
+cmp -s pairs.jsonl again.jsonl || { echo "FAIL pairs ioi: the same seed gave other pairs"; exit 1; }
+! cmp -s pairs.jsonl other.jsonl || { echo "FAIL pairs ioi: another seed gave the same pairs"; exit 1; }
+/usr/bin/python3 - <<'PY'
+import json, re
+pairs = [json.loads(l) for l in open("pairs.jsonl")]
+assert len(pairs) == 24 and [p["variant"] for p in pairs[:4]] == ["ABBA", "BABA", "ABBA", "BABA"]
+for p in pairs:
+    assert p["answer"] != p["wrong"] and p["clean"] != p["corrupted"]
+    c, k = p["clean"].split(), p["corrupted"].split()
+    assert len(c) == len(k) and sum(a != b for a, b in zip(c, k)) == 1, p   # only the second subject changes
+print("pairs ioi: 24 pairs, ABBA/BABA alternating, one name changed per pair, deterministic per seed")
+PY
 run() { "$CLI" patch --model "$M" --pairs pairs.jsonl --sweep heads "$@" >/dev/null 2>&1; }
 run --out all.h5
 run --out s0.h5 --shard 0/3
@@ -34,13 +49,13 @@ with h5py.File("all.h5", "r") as a, h5py.File("merged.h5", "r") as m, h5py.File(
     g = "probes/patching_pairs"
     for k in a[g].attrs:
         assert a[g].attrs[k] == m[g].attrs[k], k
-    assert dict(s1[g].attrs)["pair_begin"] == 2 and dict(s1[g].attrs)["pair_end"] == 4 and "mean" not in s1[g]
+    assert dict(s1[g].attrs)["pair_begin"] == 8 and dict(s1[g].attrs)["pair_end"] == 16 and "mean" not in s1[g]
     assert json.loads(m.attrs["provenance"])["merged_from"] == ["s0.h5", "s1.h5", "s2.h5"]
     print("merge of 3 shards = the unsharded run, bit for bit in %d datasets" % len(da))
 t = headlab.load("merged.h5")
 p = t.probes["patching_pairs"]
-assert p["grids"].shape == (6, 5, 8) and np.allclose(p["mean"], p["grids"].astype(np.float64).mean(0), atol=1e-6)
-assert p.params["shard_count"] == 1 and p.params["pairs_total"] == 6
+assert p["grids"].shape == (24, 5, 8) and np.allclose(p["mean"], p["grids"].astype(np.float64).mean(0), atol=1e-6)
+assert p.params["shard_count"] == 1 and p.params["pairs_total"] == 24
 print("headlab.load reads the merged file")
 PY
 fail() { echo "FAIL $1: $2"; exit 1; }
@@ -57,8 +72,8 @@ err=$("$CLI" merge m.h5 s0.h5 h1.h5 2>&1 >/dev/null) && fail "other count" "acce
 err=$("$CLI" merge m.h5 all.h5.provenance.json 2>&1 >/dev/null) && fail "not a shard" "accepted"
 err=$("$CLI" patch --model "$M" --pairs pairs.jsonl --sweep heads --shard 3/3 2>&1 >/dev/null) && fail "shard 3/3" "accepted"
 [[ "$err" == *"--shard 3/3: i must be in [0, N)"* ]] || fail "shard 3/3" "$err"
-err=$("$CLI" patch --model "$M" --pairs pairs.jsonl --sweep heads --shard 0/7 2>&1 >/dev/null) && fail "7 shards of 6" "accepted"
-[[ "$err" == *"more shards than the 6 pairs"* ]] || fail "7 shards" "$err"
+err=$("$CLI" patch --model "$M" --pairs pairs.jsonl --sweep heads --shard 0/25 2>&1 >/dev/null) && fail "25 shards of 24" "accepted"
+[[ "$err" == *"more shards than the 24 pairs"* ]] || fail "25 shards" "$err"
 # A shard stopped mid-run (Slurm sends SIGTERM) leaves no file: its writer opens only after the sweeps.
 "$CLI" patch --model "$M" --pairs pairs.jsonl --sweep head-pos --out killed.h5 --shard 0/1 >/dev/null 2>&1 &
 pid=$!
