@@ -81,4 +81,30 @@ sleep 1
 kill -TERM $pid 2>/dev/null || true
 wait $pid 2>/dev/null || true
 [[ -z "$(ls -A | grep killed)" ]] || fail "killed shard" "$(ls -A | grep killed)"
+# probe --prompts-file keeps each prompt's grid and reports the mean with its standard deviation and a
+# 95% t-interval: for sinks, whose grid averages the prompts, the mean over prompts is the grid itself.
+cat > prompts.txt <<'TXT'
+Once upon a time there was a little girl named Lily. She liked to play outside.
+Tim had a big red ball. He played with it every day in the park with his dog.
+The sun was hot and the birds were singing in the tall green trees by the river.
+Ben and Mia went to the shop to buy some milk and a cake for their mother.
+One day a small cat found a box. The cat jumped into the box and went to sleep.
+TXT
+"$CLI" probe sinks --model "$M" --prompts-file prompts.txt --params '{"max_tokens": 16}' --json > sinks.json 2>/dev/null
+"$CLI" probe sinks --model "$M" --prompts-file prompts.txt --params '{"max_tokens": 16}' --out sinks.h5 2>/dev/null | tail -1 | grep -q "± .* (95% interval" || fail "probe summary" "no interval line"
+/usr/bin/python3 - <<'PY'
+import json
+import numpy as np, h5py
+r = json.load(open("sinks.json"))
+per = np.array(r["per_prompt"]["values"])
+assert per.shape == (5, 40) and r["per_prompt"]["prompts"] == [0, 1, 2, 3, 4] and r["per_prompt"]["skipped"] == []
+assert np.abs(per.mean(0) - np.array(r["grid"]["values"])).max() < 1e-9, "sinks' grid is the mean of its prompts"
+sd = per.std(0, ddof=1)
+assert np.abs(sd - np.array(r["grid_std"]["values"])).max() < 1e-12 and sd.max() > 0
+assert np.abs(2.776 * sd / np.sqrt(5) - np.array(r["grid_ci95"]["values"])).max() < 1e-12
+with h5py.File("sinks.h5", "r") as f:
+    assert f["probes/sinks/per_prompt_grid"].shape == (5, 5, 8)
+    assert np.allclose(f["probes/sinks/per_prompt_grid"][()].reshape(5, 40), per, atol=1e-6)
+print("probe --prompts-file: per-prompt grids, mean, std and 95% interval")
+PY
 echo "ok   shards and merge"
