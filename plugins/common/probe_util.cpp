@@ -92,8 +92,10 @@ void forEachPatternBlock(HookedTransformer& model, const std::vector<int64_t>& t
   }
   c10::InferenceMode guard;
   const AttentionTiles tiles(model, at::tensor(tokens, at::kLong).unsqueeze(0));
-  // Row blocks of about 32 MB: [head, rows, T] float32.
-  const int64_t block = std::max<int64_t>(1, (int64_t(32) << 20) / (c.n_heads * T * 4));
+  // Row blocks of about 32 MB: [head, rows, T] float32 (HEADLAB_PATTERN_BLOCK_ROWS: a fixed count, so
+  // tests cross block edges on short prompts).
+  const char* fixed = std::getenv("HEADLAB_PATTERN_BLOCK_ROWS");
+  const int64_t block = fixed && std::atoll(fixed) > 0 ? std::atoll(fixed) : std::max<int64_t>(1, (int64_t(32) << 20) / (c.n_heads * T * 4));
   for (int l = 0; l < c.n_layers; ++l)
     for (int64_t r0 = 0; r0 < T; r0 += block) {
       const int64_t r1 = std::min(T, r0 + block);

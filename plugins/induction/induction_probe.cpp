@@ -36,6 +36,72 @@ struct ScoreOptions {
   bool excludeBos = false, excludeCurrent = false, abs = false;
 };
 
+// Rows [r0, r1) of the three detection patterns: [3, rows, T] (detectionPatterns without [T, T]).
+at::Tensor detectionRows(const std::vector<int64_t>& ids, int64_t r0, int64_t r1) {
+  const int64_t T = static_cast<int64_t>(ids.size());
+  const at::Tensor tok = at::tensor(ids, at::kLong);
+  const at::Tensor i = at::arange(r0, r1, at::kLong).unsqueeze(1), j = at::arange(T, at::kLong).unsqueeze(0);
+  const at::Tensor previous = (j == i - 1).to(at::kFloat);
+  const at::Tensor duplicate = (tok.slice(0, r0, r1).unsqueeze(1) == tok.unsqueeze(0)).logical_and(j < i).to(at::kFloat);
+  // induction[i, j] = duplicate[i, j - 1] for j >= 1, kept where j <= i.
+  at::Tensor induction = at::zeros({r1 - r0, T});
+  if (T > 1) induction.slice(1, 1).copy_(duplicate.slice(1, 0, T - 1));
+  induction = induction * (j <= i).to(at::kFloat);
+  return at::stack({previous, duplicate, induction});
+}
+
+// The scores' sums over row blocks, per layer and head, for patterns too long to hold whole:
+// transformer_lens mul: sum(A * P) and sum(A); abs: sum|A - P|; mean: the targets' sums and counts.
+struct BlockSums {
+  BlockSums(int64_t layers, int64_t heads)
+      : whole(static_cast<size_t>(layers), false), num(at::zeros({layers, 3, heads}, at::kDouble)), den(at::zeros({layers, heads}, at::kDouble)),
+        cells(at::zeros({layers, 3}, at::kDouble)) {}
+  std::vector<bool> whole;
+  at::Tensor num, den, cells;
+
+  void add(int l, int64_t r0, at::Tensor A, const at::Tensor& P, const ScoreOptions& o, bool mean, int64_t n) {
+    const int64_t rows = A.size(1);
+    const at::Tensor i = at::arange(r0, r0 + rows, at::kLong);
+    if (mean) {  // targets: induction (i, i-n+1) and duplicate (i, i-n) for i >= 1+n; previous (i, i-1) for i >= 1
+      const int64_t offsets[3] = {1, n, n - 1};  // previous, duplicate, induction: key = i - offset
+      const int64_t firstRow[3] = {1, 1 + n, 1 + n};
+      for (int k = 0; k < 3; ++k) {
+        const at::Tensor sel = i.masked_select(i >= firstRow[k]);
+        if (sel.numel() == 0) continue;
+        num[l][k] += A.index({at::indexing::Slice(), sel - r0, sel - offsets[k]}).sum(-1).to(at::kDouble);
+        cells[l][k] += static_cast<double>(sel.numel());
+      }
+      return;
+    }
+    A = A.clone();
+    const auto exclude = [&](at::Tensor& x) {
+      if (o.excludeBos) x.select(-1, 0).zero_();
+      if (o.excludeCurrent) x.index_put_({at::indexing::Slice(), i - r0, i}, 0.0);
+    };
+    if (o.abs) {
+      for (int k = 0; k < 3; ++k) {
+        at::Tensor d = (A - P[k]).abs();
+        exclude(d);
+        num[l][k] += d.sum({1, 2}).to(at::kDouble);
+      }
+      return;
+    }
+    exclude(A);
+    for (int k = 0; k < 3; ++k) num[l][k] += (A * P[k]).sum({1, 2}).to(at::kDouble);
+    den[l] += A.sum({1, 2}).to(at::kDouble);
+  }
+
+  void finish(int64_t l, int64_t T, const ScoreOptions& o, bool mean, double count, at::Tensor& prev, at::Tensor& dup, at::Tensor& ind) const {
+    at::Tensor scores[3];
+    for (int k = 0; k < 3; ++k) {
+      if (mean) scores[k] = num[l][k] / cells[l][k];
+      else if (o.abs) scores[k] = 1.0 - at::round(num[l][k] / static_cast<double>(T) * 1000.0) / 1000.0;
+      else scores[k] = num[l][k] / den[l];
+    }
+    prev[l] += scores[0] / count, dup[l] += scores[1] / count, ind[l] += scores[2] / count;
+  }
+};
+
 // Per head: A [head, T, T] against one detection pattern P [T, T] (head_detector's
 // compute_head_attention_similarity_score).
 at::Tensor similarity(at::Tensor A, const at::Tensor& P, const ScoreOptions& o) {
@@ -96,24 +162,32 @@ class InductionProbe : public Probe {
     for (size_t b = 0; b < sequences.size(); ++b) {
       reportProgress(ctx, static_cast<double>(b) / count, "sequence " + std::to_string(b + 1));
       const auto& ids = sequences[b];
-      auto patterns = capturePatterns(ctx.model, ids);
       const int64_t T = static_cast<int64_t>(ids.size());
-      const at::Tensor P = detectionPatterns(ids);
       const bool mean = score == "mean";  // BOS + R + R only (given sequences are refused with it)
-      at::Tensor second = mean ? at::arange(1 + n, T, at::kLong) : at::Tensor();  // positions of the second copy
-      at::Tensor all = mean ? at::arange(1, T, at::kLong) : at::Tensor();
-      for (int64_t l = 0; l < c.n_layers; ++l) {
-        const at::Tensor A = patterns[l].to(at::kFloat);  // [head, q, k]
-        if (score == "transformer_lens") {
-          prev[l] += similarity(A, P[0], opt).to(at::kDouble) / count;
-          dup[l] += similarity(A, P[1], opt).to(at::kDouble) / count;
-          ind[l] += similarity(A, P[2], opt).to(at::kDouble) / count;
-        } else {
-          ind[l] += A.index({at::indexing::Slice(), second, second - n + 1}).mean(-1).to(at::kDouble) / count;
-          dup[l] += A.index({at::indexing::Slice(), second, second - n}).mean(-1).to(at::kDouble) / count;
-          prev[l] += A.index({at::indexing::Slice(), all, all - 1}).mean(-1).to(at::kDouble) / count;
+      // Patterns arrive in row blocks (forEachPatternBlock): a whole layer at once for short sequences,
+      // scored as head_detector does; past a few thousand tokens, blocks of rows whose sums add up.
+      BlockSums sums(c.n_layers, c.n_heads);
+      forEachPatternBlock(ctx.model, ids, [&](int l, int64_t r0, const at::Tensor& rows) {
+        const at::Tensor A = rows.to(at::kFloat);  // [head, rows, k]
+        if (r0 == 0 && A.size(1) == T) {  // the whole layer
+          const at::Tensor P = detectionPatterns(ids);
+          if (score == "transformer_lens") {
+            prev[l] += similarity(A, P[0], opt).to(at::kDouble) / count;
+            dup[l] += similarity(A, P[1], opt).to(at::kDouble) / count;
+            ind[l] += similarity(A, P[2], opt).to(at::kDouble) / count;
+          } else {
+            const at::Tensor second = at::arange(1 + n, T, at::kLong), all = at::arange(1, T, at::kLong);
+            ind[l] += A.index({at::indexing::Slice(), second, second - n + 1}).mean(-1).to(at::kDouble) / count;
+            dup[l] += A.index({at::indexing::Slice(), second, second - n}).mean(-1).to(at::kDouble) / count;
+            prev[l] += A.index({at::indexing::Slice(), all, all - 1}).mean(-1).to(at::kDouble) / count;
+          }
+          sums.whole[l] = true;
+          return;
         }
-      }
+        sums.add(l, r0, A, detectionRows(ids, r0, r0 + A.size(1)), opt, mean, n);
+      });
+      for (int64_t l = 0; l < c.n_layers; ++l)
+        if (!sums.whole[l]) sums.finish(l, T, opt, mean, count, prev, dup, ind);
     }
     reportProgress(ctx, 1.0, "done");
     auto best = [&](const at::Tensor& g) {

@@ -62,19 +62,26 @@ with h5py.File(d + "/explicit.h5", "r") as e, h5py.File(d + "/tiles.h5", "r") as
         print("layer 2 %s tile = the explicit capture's cells (max |difference| %.2g)" % (hook, err))
 PY
 # Probes that read column sums or window masses take the same numbers from tiles: stories260K's sinks,
-# hidden-sinks and streaming with every pattern read blockwise (HEADLAB_EXPLICIT_PATTERN_MB=0).
+# hidden-sinks, streaming and induction (each of its scores) with every pattern read blockwise
+# (HEADLAB_EXPLICIT_PATTERN_MB=0), in blocks of 7 rows so that every sum crosses block edges.
 SHARED=${HEADLAB_SHARED:-$(cd "$SRC/.." && pwd)/shared}
-for p in sinks hidden-sinks streaming; do
-  "$CLI" probe $p --model "$SHARED/models/stories260k/stories260K.gguf" --json > "$tmp/$p-explicit.json" 2>/dev/null
-  HEADLAB_EXPLICIT_PATTERN_MB=0 "$CLI" probe $p --model "$SHARED/models/stories260k/stories260K.gguf" --json > "$tmp/$p-tiles.json" 2>/dev/null
-done
+probe() {  # NAME SUFFIX PARAMS
+  "$CLI" probe $1 --model "$SHARED/models/stories260k/stories260K.gguf" --params "$3" --json > "$tmp/$1$2-explicit.json" 2>/dev/null
+  HEADLAB_EXPLICIT_PATTERN_MB=0 HEADLAB_PATTERN_BLOCK_ROWS=7 "$CLI" probe $1 --model "$SHARED/models/stories260k/stories260K.gguf" --params "$3" --json > "$tmp/$1$2-tiles.json" 2>/dev/null
+}
+for p in sinks hidden-sinks streaming induction; do probe $p "" '{}'; done
+probe induction -abs '{"error_measure": "abs", "exclude_bos": true, "exclude_current_token": true}'
+probe induction -mean '{"score": "mean"}'
 /usr/bin/python3 - "$tmp" <<'PY'
 import json, sys
 d = sys.argv[1]
-for p in ("sinks", "hidden-sinks", "streaming"):
+for p in ("sinks", "hidden-sinks", "streaming", "induction", "induction-abs", "induction-mean"):
     e, t = (json.load(open("%s/%s-%s.json" % (d, p, v))) for v in ("explicit", "tiles"))
     err = max(abs(a - b) for a, b in zip(e["grid"]["values"], t["grid"]["values"]))
-    assert err < 1e-5 and max(e["grid"]["values"]) > 0, (p, err)
+    assert err < 1e-5 and max(abs(v) for v in e["grid"]["values"]) > 0, (p, err)
+    for extra in ("previous_token", "duplicate_token"):
+        if extra in e:
+            assert max(abs(a - b) for a, b in zip(e[extra]["values"], t[extra]["values"])) < 1e-5, (p, extra)
     if p == "sinks":
         assert max(abs(a - b) for a, b in zip(e["sink_k"], t["sink_k"])) < 1e-9
     print("%s from tiles = explicit (max |difference| %.2g over the grid)" % (p, err))
