@@ -175,22 +175,12 @@ at::Tensor HookedTransformer::qkNorm(int l, const at::Tensor& t, bool query) con
   return t;
 }
 
-at::Tensor HookedTransformer::queries(int l, const at::Tensor& x, int64_t off, int64_t length) const {
+at::Tensor HookedTransformer::projectHeads(int l, const at::Tensor& x, int64_t off, int64_t length, bool query) const {
   const auto& w = m_weights.layers[l];
-  at::Tensor q = linear(x, w.wq, w.bq).view({x.size(0), x.size(1), m_config.n_heads, m_config.d_head});
-  q = qkNorm(l, q, true);
-  if (m_config.rope == RopeLayout::None) return q;
-  q = rope(q, off, m_config.slidingWindowAt(l) > 0, length);
-  return q;
-}
-
-at::Tensor HookedTransformer::keys(int l, const at::Tensor& x, int64_t off, int64_t length) const {
-  const auto& w = m_weights.layers[l];
-  at::Tensor k = linear(x, w.wk, w.bk).view({x.size(0), x.size(1), m_config.n_kv_heads, m_config.d_head});
-  k = qkNorm(l, k, false);
-  if (m_config.rope == RopeLayout::None) return k;
-  k = rope(k, off, m_config.slidingWindowAt(l) > 0, length);
-  return k;
+  const int64_t heads = query ? m_config.n_heads : m_config.n_kv_heads;
+  at::Tensor t = linear(x, query ? w.wq : w.wk, query ? w.bq : w.bk).view({x.size(0), x.size(1), heads, m_config.d_head});
+  t = qkNorm(l, t, query);
+  return m_config.rope == RopeLayout::None ? t : rope(t, off, m_config.slidingWindowAt(l) > 0, length);
 }
 
 at::Tensor HookedTransformer::maskBlock(int64_t q0, int64_t q1, int64_t k0, int64_t k1, int64_t window, const at::TensorOptions& o) const {
@@ -348,8 +338,8 @@ at::Tensor HookedTransformer::scoresTile(int l, const at::Tensor& residPre, cons
   const auto& w = m_weights.layers[l];
   const at::Tensor xq = norm(residPre.slice(1, r0, r1), w.ln1_w, w.ln1_b), xk = norm(residPre.slice(1, c0, c1), w.ln1_w, w.ln1_b);
   const auto index = [&](const std::vector<int64_t>& v) { return at::tensor(v, at::kLong).to(residPre.device()); };
-  at::Tensor q = (queries(l, xq, r0, length).transpose(1, 2) * attentionScale()).index_select(1, index(heads));  // [B, h, rows, dh]
-  at::Tensor k = keys(l, xk, c0, length).transpose(1, 2).index_select(1, index(kvHeads));                       // [B, h, cols, dh]
+  at::Tensor q = (projectHeads(l, xq, r0, length, true).transpose(1, 2) * attentionScale()).index_select(1, index(heads));  // [B, h, rows, dh]
+  at::Tensor k = projectHeads(l, xk, c0, length, false).transpose(1, 2).index_select(1, index(kvHeads));                       // [B, h, cols, dh]
   at::Tensor s = at::matmul(q, k.transpose(-1, -2));
   if (m_config.attn_softcap > 0) s = at::tanh(s / m_config.attn_softcap) * m_config.attn_softcap;
   s = s.to(at::kFloat);

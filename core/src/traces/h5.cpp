@@ -267,31 +267,8 @@ double File::attrDouble(const std::string& obj, const std::string& name) const {
 }
 
 void File::writeFloats(const std::string& path, const std::vector<uint64_t>& shape, const float* data, const DatasetOptions& opt) {
-  auto [parent, leaf] = splitPath(path);
-  createGroup(parent);
-  std::vector<hsize_t> dims(shape.begin(), shape.end());
-  Handle space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr));
-  Handle dcpl(H5Pcreate(H5P_DATASET_CREATE));
-  if (!opt.chunk.empty()) {
-    std::vector<hsize_t> chunk(opt.chunk.begin(), opt.chunk.end());
-    H5Pset_chunk(dcpl.id(), static_cast<int>(chunk.size()), chunk.data());
-    if (opt.gzipLevel > 0) H5Pset_deflate(dcpl.id(), static_cast<unsigned>(opt.gzipLevel));
-  }
-  const bool half = opt.storage == Storage::Float16;
-  hid_t fileType = half ? halfType() : H5T_IEEE_F32LE;
-  Handle ds(H5Dcreate2(id(), path.c_str(), fileType, space.id(), H5P_DEFAULT, dcpl.id(), H5P_DEFAULT));
-  if (!ds.valid()) fail(path, "cannot create dataset");
-  herr_t rc;
-  if (half) {
-    size_t n = 1;
-    for (auto d : shape) n *= d;
-    std::vector<uint16_t> h(n);
-    for (size_t i = 0; i < n; ++i) h[i] = floatToHalf(data[i]);
-    rc = H5Dwrite(ds.id(), halfType(), H5S_ALL, H5S_ALL, H5P_DEFAULT, h.data());
-  } else {
-    rc = H5Dwrite(ds.id(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data);
-  }
-  if (rc < 0) fail(path, "write failed (disk full?)");
+  createFloats(path, shape, opt);
+  writeFloatsAt(path, std::vector<uint64_t>(shape.size(), 0), shape, data);
 }
 
 namespace {
@@ -320,14 +297,16 @@ void File::writeFloatsAt(const std::string& path, const std::vector<uint64_t>& s
   Handle space(H5Dget_space(ds.id()));
   const int nd = H5Sget_simple_extent_ndims(space.id());
   if (nd != static_cast<int>(start.size()) || start.size() != count.size()) fail(path, "selection rank mismatch");
+  size_t n = 1;
+  for (auto c : count) n *= c;
+  if (n == 0) return;  // an empty selection: nothing to write
   std::vector<hsize_t> st(start.begin(), start.end()), ct(count.begin(), count.end());
-  if (H5Sselect_hyperslab(space.id(), H5S_SELECT_SET, st.data(), nullptr, ct.data(), nullptr) < 0) fail(path, "selection out of range");
-  Handle mem(H5Screate_simple(nd, ct.data(), nullptr));
+  // A scalar (rank 0) is written whole; any other selection as a hyperslab.
+  if (nd > 0 && H5Sselect_hyperslab(space.id(), H5S_SELECT_SET, st.data(), nullptr, ct.data(), nullptr) < 0) fail(path, "selection out of range");
+  Handle mem(nd > 0 ? H5Screate_simple(nd, ct.data(), nullptr) : H5Screate(H5S_SCALAR));
   Handle type(H5Dget_type(ds.id()));
   herr_t rc;
   if (H5Tget_size(type.id()) == 2) {  // float16 storage
-    size_t n = 1;
-    for (auto c : count) n *= c;
     std::vector<uint16_t> h(n);
     for (size_t i = 0; i < n; ++i) h[i] = floatToHalf(data[i]);
     rc = H5Dwrite(ds.id(), halfType(), mem.id(), space.id(), H5P_DEFAULT, h.data());

@@ -111,10 +111,9 @@ class HookedTransformer {
   // x [batch, pos, head, d_head]; local: a sliding layer (its own RoPE base where the model has one).
   // length: the length the frequencies follow (Dynamic / LongRoPE), 0 for posOffset + T.
   at::Tensor rope(const at::Tensor& x, int64_t posOffset, bool local = false, int64_t length = 0) const;
-  // Queries or keys of rows x ([batch, rows, d_model], ln1-normalised) at absolute positions
+  // Queries (query) or keys of rows x ([batch, rows, d_model], ln1-normalised) at absolute positions
   // posOffset.., after the q/k norms and RoPE: [batch, rows, heads, d_head]. No hook runs.
-  at::Tensor queries(int layer, const at::Tensor& x, int64_t posOffset, int64_t length) const;
-  at::Tensor keys(int layer, const at::Tensor& x, int64_t posOffset, int64_t length) const;
+  at::Tensor projectHeads(int layer, const at::Tensor& x, int64_t posOffset, int64_t length, bool query) const;
   at::Tensor qkNorm(int layer, const at::Tensor& t, bool query) const;
   double attentionScale() const;
   // q [B, H, T, dh] (scaled), kt/vt [B, Hkv, S, dh] -> z [B, H, T, dh] and the row log-sum-exp [B, H, T].
